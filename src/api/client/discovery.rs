@@ -1,0 +1,48 @@
+//! Server discovery, versions and capabilities
+//! (spec: client-server-api/#server-discovery, #api-versions, #capabilities-negotiation).
+
+use serde_json::json;
+
+use crate::error::MatrixError;
+use crate::http::{Reply, Request, json};
+use crate::room::version::RoomVersion;
+use crate::server::App;
+
+/// The spec versions whose client-server API Hearth implements.
+pub const SUPPORTED_VERSIONS: &[&str] = &[
+    "r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8",
+    "v1.9", "v1.10", "v1.11", "v1.12",
+];
+
+/// `GET /_matrix/client/versions`
+pub fn get_versions(_app: &App, _req: &Request) -> Result<Reply, MatrixError> {
+    Ok(json(&json!({
+        "versions": SUPPORTED_VERSIONS,
+        "unstable_features": {},
+    })))
+}
+
+/// `GET /.well-known/matrix/client`: only what is configured. Guessing
+/// `https://<server_name>` breaks LAN and test installs (DESIGN.md).
+pub fn get_well_known_client(app: &App) -> Result<Reply, MatrixError> {
+    match &app.config.public_base_url {
+        Some(url) => Ok(json(&json!({ "m.homeserver": { "base_url": url } }))),
+        None => Err(MatrixError::not_found("No well-known client configuration")),
+    }
+}
+
+/// `GET /_matrix/client/v3/capabilities`
+pub fn get_capabilities(_app: &App, _req: &Request) -> Result<Reply, MatrixError> {
+    let available: serde_json::Map<String, serde_json::Value> =
+        RoomVersion::ALL.iter().map(|v| (v.as_str().to_owned(), json!("stable"))).collect();
+    Ok(json(&json!({
+        "capabilities": {
+            "m.change_password": { "enabled": true },
+            "m.room_versions": { "default": RoomVersion::DEFAULT.as_str(), "available": available },
+            "m.set_displayname": { "enabled": true },
+            "m.set_avatar_url": { "enabled": true },
+            "m.3pid_changes": { "enabled": false },
+            "m.get_login_token": { "enabled": false },
+        }
+    })))
+}

@@ -1,0 +1,122 @@
+//! Login, token refresh and logout (spec: client-server-api/#login,
+//! #refreshing-access-tokens, #post_matrixclientv3logout).
+
+use std::time::Instant;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::account::{self, SessionPlan, check_password, login_localpart};
+use crate::error::{ErrorKind, MatrixError};
+use crate::http::{Reply, Request, json};
+use crate::server::App;
+
+/// `GET /_matrix/client/v3/login`
+pub fn get_login_flows() -> Result<Reply, MatrixError> {
+    Ok(json(&json!({ "flows": [ { "type": "m.login.password" } ] })))
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    #[serde(rename = "type")]
+    kind: String,
+    password: Option<String>,
+    device_id: Option<String>,
+    initial_device_display_name: Option<String>,
+    #[serde(default)]
+    refresh_token: bool,
+}
+
+/// `POST /_matrix/client/v3/login`
+pub async fn login(app: &App, req: &Request) -> Result<Reply, MatrixError> {
+    let map = req.json_object()?;
+    let body: LoginBody = crate::http::from_json(Value::Object(map.clone()))?;
+    if body.kind != "m.login.password" {
+        return Err(MatrixError::new(
+            ErrorKind::Unknown,
+            format!("Login type {:?} is not supported", body.kind),
+        )
+        .with_status(400));
+    }
+    let ip_key = format!("ip:{}", req.remote);
+    if let Err(ms) = app.login_limiter.borrow_mut().check(&ip_key, Instant::now()) {
+        return Err(MatrixError::limit_exceeded(ms));
+    }
+    let localpart = login_localpart(app, &map)?;
+    let password =
+        body.password.ok_or_else(|| MatrixError::missing_param("password is required"))?;
+    if let Err(e) = check_password(app, &localpart, &password).await {
+        if e.kind != ErrorKind::LimitExceeded {
+            app.login_limiter.borrow_mut().record_failure(&ip_key, Instant::now());
+        }
+        return Err(e);
+    }
+    let plan = SessionPlan::new(
+        app,
+        body.device_id,
+        body.initial_device_display_name,
+        body.refresh_token,
+    )?;
+    let lp = localpart.clone();
+    let issued = app
+        .store
+        .write(move |ctx| Ok(Ok::<_, MatrixError>(account::issue_session(ctx, &lp, plan)?)))
+        .await?;
+    let mut out = json!({
+        "user_id": format!("@{localpart}:{}", app.config.server_name),
+        "access_token": issued.access_token,
+        "device_id": issued.device_id,
+        "home_server": app.config.server_name,
+    });
+    if let Some(r) = issued.refresh_token {
+        out["refresh_token"] = json!(r);
+        out["expires_in_ms"] = json!(issued.expires_in_ms);
+    }
+    if let Some(url) = &app.config.public_base_url {
+        out["well_known"] = json!({ "m.homeserver": { "base_url": url } });
+    }
+    Ok(json(&out))
+}
+
+#[derive(Deserialize)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+/// `POST /_matrix/client/v3/refresh`
+pub async fn refresh(app: &App, req: &Request) -> Result<Reply, MatrixError> {
+    let body: RefreshBody = req.json()?;
+    let s = account::refresh_session(app, &body.refresh_token).await?;
+    Ok(json(&json!({
+        "access_token": s.access_token,
+        "refresh_token": s.refresh_token,
+        "expires_in_ms": s.expires_in_ms,
+    })))
+}
+
+/// `POST /_matrix/client/v3/logout`: revokes the token and deletes its device.
+pub async fn logout(app: &App, req: &Request) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?.clone();
+    app.store
+        .write(move |ctx| {
+            account::revoke_device(ctx, caller.user_id.localpart(), caller.device_id.as_str())?;
+            Ok(Ok::<_, MatrixError>(()))
+        })
+        .await?;
+    Ok(json(&json!({})))
+}
+
+/// `POST /_matrix/client/v3/logout/all`: every device of the user.
+pub async fn logout_all(app: &App, req: &Request) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?.clone();
+    app.store
+        .write(move |ctx| {
+            let lp = caller.user_id.localpart();
+            for d in ctx.device_ids(lp)? {
+                account::revoke_device(ctx, lp, &d)?;
+            }
+            Ok(Ok::<_, MatrixError>(()))
+        })
+        .await?;
+    Ok(json(&json!({})))
+}

@@ -1,0 +1,170 @@
+//! Account registration (spec: client-server-api/#account-registration,
+//! "Token-authenticated registration").
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::account::{self, DUMMY, REGISTRATION_TOKEN, SessionPlan, now_ms, require_uia};
+use crate::config::Registration;
+use crate::error::{ErrorKind, MatrixError};
+use crate::http::{Reply, Request, from_json, json};
+use crate::ids::UserId;
+use crate::server::App;
+use crate::store::UserRecord;
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    username: Option<String>,
+    password: Option<String>,
+    device_id: Option<String>,
+    initial_device_display_name: Option<String>,
+    #[serde(default)]
+    inhibit_login: bool,
+    #[serde(default)]
+    refresh_token: bool,
+    auth: Option<Value>,
+}
+
+/// Validates a requested username and returns the localpart.
+fn check_username(app: &App, username: &str) -> Result<String, MatrixError> {
+    let localpart = username.to_ascii_lowercase();
+    UserId::new_local(&localpart, &app.config.server_name)
+        .map_err(|e| MatrixError::new(ErrorKind::InvalidUsername, e.0))?;
+    Ok(localpart)
+}
+
+fn ensure_available(app: &App, localpart: &str) -> Result<(), MatrixError> {
+    if app.store.read()?.user(localpart)?.is_some() {
+        return Err(MatrixError::new(ErrorKind::UserInUse, "User ID already taken"));
+    }
+    Ok(())
+}
+
+/// `POST /_matrix/client/v3/register`
+pub async fn register(app: &App, req: &Request) -> Result<Reply, MatrixError> {
+    if req.query("kind").unwrap_or("user") == "guest" {
+        return Err(MatrixError::new(
+            ErrorKind::GuestAccessForbidden,
+            "Guest access is not enabled on this server",
+        ));
+    }
+    let flows: &[&[&str]] = match app.config.registration {
+        Registration::Closed => {
+            return Err(MatrixError::forbidden("Registration is disabled on this server"));
+        }
+        Registration::Open => &[&[DUMMY]],
+        Registration::Token => &[&[REGISTRATION_TOKEN]],
+    };
+    let body: Map<String, Value> = req.json_object()?;
+    let auth = body.get("auth").cloned();
+    let body: RegisterBody = from_json(Value::Object(body))?;
+    // Check the name before UIA so clients learn early (the spec allows it).
+    let localpart = match &body.username {
+        Some(u) => {
+            let l = check_username(app, u)?;
+            ensure_available(app, &l)?;
+            Some(l)
+        }
+        None => None,
+    };
+    let outcome =
+        require_uia(app, auth.as_ref().or(body.auth.as_ref()), "register", flows, None).await?;
+    let localpart = match localpart {
+        Some(l) => l,
+        None => generated_localpart()?,
+    };
+    let password_hash = match body.password {
+        Some(p) => Some(account::hash_password(app, p).await?),
+        None => None,
+    };
+    let plan = if body.inhibit_login {
+        None
+    } else {
+        Some(SessionPlan::new(
+            app,
+            body.device_id,
+            body.initial_device_display_name,
+            body.refresh_token,
+        )?)
+    };
+    let token = outcome.registration_token.clone();
+    let lp = localpart.clone();
+    let issued = app
+        .store
+        .write(move |ctx| {
+            if ctx.user(&lp)?.is_some() {
+                return Ok(Err(MatrixError::new(ErrorKind::UserInUse, "User ID already taken")));
+            }
+            if let Some(t) = &token {
+                // Re-checked inside the writer: two registrations racing for
+                // the last use of a token cannot both win.
+                let Some(mut record) = ctx.registration_token(t)? else {
+                    return Ok(Err(MatrixError::new(
+                        ErrorKind::Unauthorized,
+                        "Invalid registration token",
+                    )));
+                };
+                if !record.is_usable(now_ms()) {
+                    return Ok(Err(MatrixError::new(
+                        ErrorKind::Unauthorized,
+                        "Registration token is used up or expired",
+                    )));
+                }
+                record.completed += 1;
+                ctx.put_registration_token(t, &record)?;
+            }
+            let record =
+                UserRecord { password_hash, created_ms: now_ms(), ..UserRecord::default() };
+            ctx.put_user(&lp, &record)?;
+            let issued = match plan {
+                Some(plan) => Some(account::issue_session(ctx, &lp, plan)?),
+                None => None,
+            };
+            Ok(Ok(issued))
+        })
+        .await?;
+    app.uia.borrow_mut().consume(&outcome.session);
+    let user_id = format!("@{localpart}:{}", app.config.server_name);
+    tracing::info!("registered {user_id}");
+    let mut out = json!({ "user_id": user_id, "home_server": app.config.server_name });
+    if let Some(s) = issued {
+        out["access_token"] = json!(s.access_token);
+        out["device_id"] = json!(s.device_id);
+        if let Some(r) = s.refresh_token {
+            out["refresh_token"] = json!(r);
+            out["expires_in_ms"] = json!(s.expires_in_ms);
+        }
+    }
+    Ok(json(&out))
+}
+
+/// A random localpart for registrations that did not choose one.
+fn generated_localpart() -> Result<String, MatrixError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| MatrixError::internal("OS randomness", e))?;
+    Ok(format!("u{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+}
+
+/// `GET /_matrix/client/v3/register/available`
+pub fn get_register_available(app: &App, req: &Request) -> Result<Reply, MatrixError> {
+    let username = req
+        .query("username")
+        .ok_or_else(|| MatrixError::missing_param("username query parameter is required"))?;
+    let localpart = check_username(app, username)?;
+    ensure_available(app, &localpart)?;
+    Ok(json(&json!({ "available": true })))
+}
+
+/// `GET /_matrix/client/v1/register/m.login.registration_token/validity`
+pub fn get_registration_token_validity(app: &App, req: &Request) -> Result<Reply, MatrixError> {
+    if app.config.registration != Registration::Token {
+        return Err(MatrixError::forbidden(
+            "Registration tokens are not in use: registration is not token-based here",
+        ));
+    }
+    let token = req
+        .query("token")
+        .ok_or_else(|| MatrixError::missing_param("token query parameter is required"))?;
+    let valid = token.len() <= 64 && account::registration_token_is_valid(app, token)?;
+    Ok(json(&json!({ "valid": valid })))
+}

@@ -1,0 +1,49 @@
+//! The API layer: one function per spec operation, grouped one file per spec
+//! area under `client/`. Handlers stay thin: parse the request, call the
+//! domain, shape the response.
+
+pub mod client;
+
+use std::rc::Rc;
+
+use crate::error::MatrixError;
+use crate::http::router::Endpoint;
+use crate::http::{Reply, Request};
+use crate::server::App;
+
+/// Runs the handler of a routed endpoint.
+pub async fn dispatch(
+    app: &Rc<App>,
+    endpoint: Endpoint,
+    req: &Request,
+) -> Result<Reply, MatrixError> {
+    use Endpoint::*;
+    use client::*;
+    match endpoint {
+        GetVersions => discovery::get_versions(app, req),
+        GetWellKnownClient => discovery::get_well_known_client(app),
+        GetCapabilities => discovery::get_capabilities(app, req),
+        Register => register::register(app, req).await,
+        GetRegisterAvailable => register::get_register_available(app, req),
+        GetRegistrationTokenValidity => register::get_registration_token_validity(app, req),
+        GetLoginFlows => login::get_login_flows(),
+        Login => login::login(app, req).await,
+        Refresh => login::refresh(app, req).await,
+        Logout => login::logout(app, req).await,
+        LogoutAll => login::logout_all(app, req).await,
+        AuthFallback { auth_type, submit } => {
+            fallback::auth_fallback(app, req, &auth_type, submit).await
+        }
+        GetWhoami => account::get_whoami(req),
+        ChangePassword => account::change_password(app, req).await,
+        Deactivate => account::deactivate(app, req).await,
+        GetThreepids => account::get_threepids(),
+        ThreepidUnsupported => account::threepid_unsupported(),
+        ThreepidDelete => account::threepid_delete(),
+        GetDevices => devices::get_devices(app, req),
+        GetDevice { device_id } => devices::get_device(app, req, &device_id),
+        UpdateDevice { device_id } => devices::update_device(app, req, &device_id).await,
+        DeleteDevice { device_id } => devices::delete_device(app, req, &device_id).await,
+        DeleteDevices => devices::delete_devices(app, req).await,
+    }
+}

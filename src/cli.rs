@@ -1,0 +1,424 @@
+//! The command line: `hearth serve` (the default) and the admin commands,
+//! which work on the data directory while the server is stopped. redb locks
+//! its file, so an admin command against a running server is refused with a
+//! clear message instead of racing it.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use crate::account::{hash_password_blocking, now_ms};
+use crate::config::{Config, Overrides};
+use crate::ids::UserId;
+use crate::store::{RegistrationTokenRecord, Store, StoreError, UserRecord};
+
+const USAGE: &str = "\
+usage:
+  hearth [serve] [--config FILE] [--listen ADDR] [--data-dir DIR]
+                 [--server-name NAME] [--registration open|token|closed]
+  hearth user add NAME [--admin] [--password-file FILE]
+  hearth user passwd NAME [--password-file FILE]
+  hearth user list
+  hearth user deactivate NAME
+  hearth registration-token create [TOKEN] [--uses N] [--expires-in-days N]
+  hearth registration-token list
+  hearth registration-token revoke TOKEN
+
+Admin commands take --config / --data-dir / --server-name too, and must run
+while the server is stopped.";
+
+/// Exit codes: 0 success, 1 failure at run time, 2 bad usage or config.
+pub fn main(args: Vec<String>) -> i32 {
+    let mut opts = Options::default();
+    let mut words = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| -> Result<String, String> {
+            it.next().ok_or_else(|| format!("{name} needs a value"))
+        };
+        let r = match a.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return 0;
+            }
+            "-V" | "--version" => {
+                println!("hearth {}", env!("CARGO_PKG_VERSION"));
+                return 0;
+            }
+            "--config" | "-c" => value("--config").map(|v| opts.config = Some(v.into())),
+            "--listen" => value("--listen").map(|v| opts.overrides.listen = Some(v)),
+            "--data-dir" => value("--data-dir").map(|v| opts.overrides.data_dir = Some(v.into())),
+            "--server-name" => value("--server-name").map(|v| opts.overrides.server_name = Some(v)),
+            "--registration" => {
+                value("--registration").map(|v| opts.overrides.registration = Some(v))
+            }
+            "--password-file" => {
+                value("--password-file").map(|v| opts.password_file = Some(v.into()))
+            }
+            "--uses" => value("--uses").and_then(|v| {
+                v.parse()
+                    .map(|n| opts.uses = Some(n))
+                    .map_err(|_| "--uses takes a whole number".into())
+            }),
+            "--expires-in-days" => value("--expires-in-days").and_then(|v| {
+                v.parse()
+                    .map(|n| opts.expires_in_days = Some(n))
+                    .map_err(|_| "--expires-in-days takes a whole number".into())
+            }),
+            "--admin" => {
+                opts.admin = true;
+                Ok(())
+            }
+            s if s.starts_with('-') => Err(format!("unknown option {s}")),
+            _ => {
+                words.push(a);
+                Ok(())
+            }
+        };
+        if let Err(e) = r {
+            eprintln!("hearth: {e}\n{USAGE}");
+            return 2;
+        }
+    }
+    let config = match Config::load(opts.config.as_deref(), &opts.overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            return 2;
+        }
+    };
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let result = match words.as_slice() {
+        [] | ["serve"] => return serve(config),
+        ["user", "add", name] => user_add(&config, name, &opts),
+        ["user", "passwd", name] => user_passwd(&config, name, &opts),
+        ["user", "list"] => user_list(&config),
+        ["user", "deactivate", name] => user_deactivate(&config, name),
+        ["registration-token", "create"] => token_create(&config, None, &opts),
+        ["registration-token", "create", token] => token_create(&config, Some(token), &opts),
+        ["registration-token", "list"] => token_list(&config),
+        ["registration-token", "revoke", token] => token_revoke(&config, token),
+        _ => {
+            eprintln!("hearth: unknown command {:?}\n{USAGE}", words.join(" "));
+            return 2;
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            1
+        }
+    }
+}
+
+#[derive(Default)]
+struct Options {
+    config: Option<PathBuf>,
+    overrides: Overrides,
+    password_file: Option<PathBuf>,
+    admin: bool,
+    uses: Option<u64>,
+    expires_in_days: Option<u64>,
+}
+
+fn init_logging(filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // journald stamps lines itself; a second timestamp is noise.
+    let _ = if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().with_ansi(false).try_init()
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).try_init()
+    };
+}
+
+fn serve(config: Config) -> i32 {
+    init_logging(&config.log);
+    if config.registration_defaulted_closed {
+        tracing::warn!(
+            "listening on {} (beyond loopback) with no `registration` setting: registration is \
+             closed. Create accounts with `hearth user add`, or set registration = \"token\".",
+            config.listen
+        );
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hearth: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let store = match crate::server::open_store(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            return 1;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+
+    local.block_on(&runtime, async move {
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("hearth: cannot listen on {}: {e}", config.listen);
+                store.shutdown();
+                return 1;
+            }
+        };
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(
+            "serving {} on http://{addr} from {} (registration {})",
+            config.server_name,
+            config.data_dir.display(),
+            config.registration.as_str()
+        );
+        crate::server::run(config, store, listener, shutdown_signal()).await;
+        tracing::info!("stopped");
+        0
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutting down");
+}
+
+fn open(config: &Config) -> Result<Store, String> {
+    Store::open(&config.data_dir, config.db_cache_bytes, None).map_err(|e| e.to_string())
+}
+
+fn read_password(opts: &Options, prompt: &str) -> Result<String, String> {
+    if let Some(f) = &opts.password_file {
+        let text =
+            std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        let pw = text.lines().next().unwrap_or("").to_owned();
+        if pw.is_empty() {
+            return Err(format!("{} is empty", f.display()));
+        }
+        return Ok(pw);
+    }
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    let ask = |label: &str| -> Result<String, String> {
+        eprint!("{label}");
+        let _ = std::io::stderr().flush();
+        if tty {
+            let _ = std::process::Command::new("stty").arg("-echo").status();
+        }
+        let mut line = String::new();
+        let r = stdin.lock().read_line(&mut line);
+        if tty {
+            let _ = std::process::Command::new("stty").arg("echo").status();
+            eprintln!();
+        }
+        r.map_err(|e| format!("cannot read the password: {e}"))?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    };
+    let pw = ask(prompt)?;
+    if pw.is_empty() {
+        return Err("the password must not be empty".into());
+    }
+    if tty && ask("Repeat it: ")? != pw {
+        return Err("the passwords differ".into());
+    }
+    Ok(pw)
+}
+
+fn user_add(config: &Config, name: &str, opts: &Options) -> Result<(), String> {
+    let localpart =
+        name.trim_start_matches('@').split(':').next().unwrap_or("").to_ascii_lowercase();
+    let user_id =
+        UserId::new_local(&localpart, &config.server_name).map_err(|e| e.0.to_string())?;
+    let store = open(config)?;
+    if store
+        .read()
+        .map_err(|e| e.to_string())?
+        .user(&localpart)
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        store.shutdown();
+        return Err(format!("{user_id} already exists"));
+    }
+    let password = read_password(opts, &format!("Password for {user_id}: "))?;
+    let hash = hash_password_blocking(&password)?;
+    let admin = opts.admin;
+    let lp = localpart.clone();
+    let r = store.write_blocking(move |ctx| {
+        if ctx.user(&lp)?.is_some() {
+            return Ok(Err(StoreError::Corrupt("exists".into())));
+        }
+        let rec = UserRecord {
+            password_hash: Some(hash),
+            admin,
+            created_ms: now_ms(),
+            ..UserRecord::default()
+        };
+        ctx.put_user(&lp, &rec)?;
+        Ok(Ok(()))
+    });
+    store.shutdown();
+    r.map_err(|e| e.to_string())?;
+    println!("created {user_id}{}", if admin { " (admin)" } else { "" });
+    Ok(())
+}
+
+fn user_passwd(config: &Config, name: &str, opts: &Options) -> Result<(), String> {
+    let localpart = name.trim_start_matches('@').split(':').next().unwrap_or("").to_owned();
+    let store = open(config)?;
+    let exists =
+        store.read().map_err(|e| e.to_string())?.user(&localpart).map_err(|e| e.to_string())?;
+    if exists.is_none() {
+        store.shutdown();
+        return Err(format!("no user {localpart}"));
+    }
+    let password = read_password(opts, "New password: ")?;
+    let hash = hash_password_blocking(&password)?;
+    let r = store.write_blocking(move |ctx| {
+        let Some(mut u) = ctx.user(&localpart)? else {
+            return Ok(Err(StoreError::Corrupt("user vanished".into())));
+        };
+        u.password_hash = Some(hash);
+        u.deactivated = false;
+        ctx.put_user(&localpart, &u)?;
+        Ok(Ok(()))
+    });
+    store.shutdown();
+    r.map_err(|e| e.to_string())?;
+    println!("password changed");
+    Ok(())
+}
+
+fn user_list(config: &Config) -> Result<(), String> {
+    let store = open(config)?;
+    let users = store.read().map_err(|e| e.to_string())?.users().map_err(|e| e.to_string());
+    store.shutdown();
+    for (lp, u) in users? {
+        let mut flags = Vec::new();
+        if u.admin {
+            flags.push("admin");
+        }
+        if u.deactivated {
+            flags.push("deactivated");
+        }
+        println!("@{lp}:{}\t{}", config.server_name, flags.join(","));
+    }
+    Ok(())
+}
+
+fn user_deactivate(config: &Config, name: &str) -> Result<(), String> {
+    let localpart = name.trim_start_matches('@').split(':').next().unwrap_or("").to_owned();
+    let store = open(config)?;
+    let lp = localpart.clone();
+    let r = store.write_blocking(move |ctx| {
+        let Some(mut u) = ctx.user(&lp)? else {
+            return Ok(Err(StoreError::Corrupt(format!("no user {lp}"))));
+        };
+        u.deactivated = true;
+        u.password_hash = None;
+        ctx.put_user(&lp, &u)?;
+        for d in ctx.device_ids(&lp)? {
+            ctx.delete_device(&lp, &d)?;
+        }
+        Ok(Ok(()))
+    });
+    store.shutdown();
+    r.map_err(|e| match e {
+        StoreError::Corrupt(m) => m,
+        other => other.to_string(),
+    })?;
+    println!("deactivated {localpart}");
+    Ok(())
+}
+
+fn token_create(config: &Config, token: Option<&str>, opts: &Options) -> Result<(), String> {
+    let token = match token {
+        Some(t) => {
+            let ok = !t.is_empty()
+                && t.len() <= 64
+                && t.bytes().all(|c| c.is_ascii_alphanumeric() || b"._~-".contains(&c));
+            if !ok {
+                return Err("a registration token is 1-64 characters of A-Z a-z 0-9 . _ ~ -".into());
+            }
+            t.to_owned()
+        }
+        None => {
+            let mut b = [0u8; 12];
+            getrandom::fill(&mut b).map_err(|e| e.to_string())?;
+            const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+            b.iter().map(|x| char::from(ALPHABET[usize::from(*x) % ALPHABET.len()])).collect()
+        }
+    };
+    let now = now_ms();
+    let record = RegistrationTokenRecord {
+        uses_allowed: opts.uses,
+        completed: 0,
+        expiry_ms: opts.expires_in_days.map(|d| now + d * 24 * 3600 * 1000),
+        created_ms: now,
+    };
+    let store = open(config)?;
+    let t = token.clone();
+    let r = store.write_blocking(move |ctx| {
+        if ctx.registration_token(&t)?.is_some() {
+            return Ok(Err(StoreError::Corrupt(format!("token {t} already exists"))));
+        }
+        ctx.put_registration_token(&t, &record)?;
+        Ok(Ok(()))
+    });
+    store.shutdown();
+    r.map_err(|e| match e {
+        StoreError::Corrupt(m) => m,
+        other => other.to_string(),
+    })?;
+    println!("{token}");
+    Ok(())
+}
+
+fn token_list(config: &Config) -> Result<(), String> {
+    let store = open(config)?;
+    let tokens =
+        store.read().map_err(|e| e.to_string())?.registration_tokens().map_err(|e| e.to_string());
+    store.shutdown();
+    let now = now_ms();
+    for (t, r) in tokens? {
+        let uses = match r.uses_allowed {
+            Some(n) => format!("{}/{n} used", r.completed),
+            None => format!("{} used", r.completed),
+        };
+        let state = if r.is_usable(now) { "valid" } else { "spent or expired" };
+        println!("{t}\t{uses}\t{state}");
+    }
+    Ok(())
+}
+
+fn token_revoke(config: &Config, token: &str) -> Result<(), String> {
+    let store = open(config)?;
+    let t = token.to_owned();
+    let r = store
+        .write_blocking(move |ctx| Ok(Ok::<_, StoreError>(ctx.delete_registration_token(&t)?)));
+    store.shutdown();
+    if r.map_err(|e| e.to_string())? {
+        println!("revoked {token}");
+        Ok(())
+    } else {
+        Err(format!("no registration token {token}"))
+    }
+}

@@ -1,0 +1,301 @@
+//! Configuration in two stages: the raw TOML file (and command-line
+//! overrides) → a validated `Config` the rest of the program uses.
+//!
+//! Every option has a default, so `hearth` with no file serves `localhost` on
+//! `127.0.0.1:8008` from `./hearth-data`. `hearth.example.toml` at the top of
+//! the repository documents each key; keep the two in step.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::ids::is_valid_server_name;
+
+/// Who may create accounts through `POST /register`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registration {
+    /// Anyone who can reach the server (completes with `m.login.dummy`).
+    Open,
+    /// Only with a registration token (`m.login.registration_token`).
+    Token,
+    /// No self-service registration; accounts come from `hearth user add`.
+    Closed,
+}
+
+impl Registration {
+    pub fn parse(s: &str) -> Option<Registration> {
+        match s {
+            "open" => Some(Registration::Open),
+            "token" => Some(Registration::Token),
+            "closed" => Some(Registration::Closed),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Registration::Open => "open",
+            Registration::Token => "token",
+            Registration::Closed => "closed",
+        }
+    }
+}
+
+/// The file as written: every field optional, unknown keys rejected so a
+/// typo is reported instead of silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server_name: Option<String>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    public_base_url: Option<String>,
+    registration: Option<String>,
+    max_connections: Option<u64>,
+    max_request_body_bytes: Option<u64>,
+    max_request_header_bytes: Option<u64>,
+    db_cache_mb: Option<u64>,
+    access_token_lifetime_ms: Option<u64>,
+    login_attempts_per_minute: Option<u64>,
+    presence: Option<bool>,
+    log: Option<String>,
+}
+
+/// Values given on the command line; they win over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub server_name: Option<String>,
+    pub registration: Option<String>,
+}
+
+/// The validated settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server_name: String,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Advertised in `/.well-known/matrix/client`; `None` → that answers 404.
+    pub public_base_url: Option<String>,
+    pub registration: Registration,
+    /// True when registration was forced closed because the server listens
+    /// beyond loopback and the config did not choose a mode.
+    pub registration_defaulted_closed: bool,
+    pub max_connections: usize,
+    pub max_request_body_bytes: usize,
+    pub max_request_header_bytes: usize,
+    pub db_cache_bytes: usize,
+    /// Lifetime of access tokens issued to clients that asked for a refresh
+    /// token; others get non-expiring tokens (spec: "Refreshing access tokens").
+    pub access_token_lifetime_ms: u64,
+    pub login_attempts_per_minute: u32,
+    pub presence: bool,
+    /// A `tracing` filter, e.g. `info` or `hearth=debug`.
+    pub log: String,
+}
+
+/// A configuration problem, naming the key and what is wrong.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Loads `path` (if any), applies the overrides and validates.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let raw = match path {
+            None => RawConfig::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    ConfigError(format!("cannot read config file {}: {e}", p.display()))
+                })?;
+                toml::from_str(&text).map_err(|e| {
+                    ConfigError(format!("config file {}: {}", p.display(), e.message().trim()))
+                        .with_span(&text, e.span())
+                })?
+            }
+        };
+        Config::from_raw(raw, overrides)
+    }
+
+    /// Defaults only (plus overrides): what tests and `hearth` with no file use.
+    pub fn with_overrides(overrides: &Overrides) -> Result<Config, ConfigError> {
+        Config::from_raw(RawConfig::default(), overrides)
+    }
+
+    fn from_raw(raw: RawConfig, ov: &Overrides) -> Result<Config, ConfigError> {
+        let server_name =
+            ov.server_name.clone().or(raw.server_name).unwrap_or_else(|| "localhost".into());
+        if !is_valid_server_name(&server_name) {
+            return Err(ConfigError(format!(
+                "server_name: {server_name:?} is not a valid Matrix server name (hostname[:port])"
+            )));
+        }
+        let listen_text =
+            ov.listen.clone().or(raw.listen).unwrap_or_else(|| "127.0.0.1:8008".into());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            ConfigError(format!("listen: {listen_text:?} is not an address like 127.0.0.1:8008"))
+        })?;
+        let data_dir = ov.data_dir.clone().or(raw.data_dir).unwrap_or_else(|| "hearth-data".into());
+        if data_dir.as_os_str().is_empty() {
+            return Err(ConfigError("data_dir: must not be empty".into()));
+        }
+        if let Some(url) = &raw.public_base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError(format!(
+                "public_base_url: {url:?} must start with http:// or https://"
+            )));
+        }
+        let chosen = ov.registration.clone().or(raw.registration);
+        let (registration, registration_defaulted_closed) = match chosen {
+            Some(s) => match Registration::parse(&s) {
+                Some(r) => (r, false),
+                None => {
+                    return Err(ConfigError(format!(
+                        "registration: {s:?} is not one of \"open\", \"token\", \"closed\""
+                    )));
+                }
+            },
+            // Open registration is only a safe default where nobody else can reach us.
+            None if listen.ip().is_loopback() => (Registration::Open, false),
+            None => (Registration::Closed, true),
+        };
+        let bounded = |key: &str, v: Option<u64>, default: u64, min: u64, max: u64| {
+            let v = v.unwrap_or(default);
+            if v < min || v > max {
+                Err(ConfigError(format!("{key}: {v} is out of range ({min} to {max})")))
+            } else {
+                Ok(v)
+            }
+        };
+        let max_connections = bounded("max_connections", raw.max_connections, 1024, 1, 1 << 20)?;
+        let max_request_body_bytes =
+            bounded("max_request_body_bytes", raw.max_request_body_bytes, 1 << 20, 1024, 1 << 30)?;
+        let max_request_header_bytes = bounded(
+            "max_request_header_bytes",
+            raw.max_request_header_bytes,
+            16 * 1024,
+            1024,
+            1 << 20,
+        )?;
+        let db_cache_mb = bounded("db_cache_mb", raw.db_cache_mb, 16, 1, 64 * 1024)?;
+        let access_token_lifetime_ms = bounded(
+            "access_token_lifetime_ms",
+            raw.access_token_lifetime_ms,
+            5 * 60 * 1000,
+            1000,
+            365 * 24 * 3600 * 1000,
+        )?;
+        let login_attempts_per_minute =
+            bounded("login_attempts_per_minute", raw.login_attempts_per_minute, 10, 1, 100_000)?;
+        Ok(Config {
+            server_name,
+            listen,
+            data_dir,
+            public_base_url: raw.public_base_url.map(|u| u.trim_end_matches('/').to_owned()),
+            registration,
+            registration_defaulted_closed,
+            max_connections: max_connections as usize,
+            max_request_body_bytes: max_request_body_bytes as usize,
+            max_request_header_bytes: max_request_header_bytes as usize,
+            db_cache_bytes: (db_cache_mb as usize) << 20,
+            access_token_lifetime_ms,
+            login_attempts_per_minute: login_attempts_per_minute as u32,
+            presence: raw.presence.unwrap_or(true),
+            log: raw.log.unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+impl ConfigError {
+    /// Adds the line number of a TOML error to the message.
+    fn with_span(self, text: &str, span: Option<std::ops::Range<usize>>) -> ConfigError {
+        match span {
+            Some(r) => {
+                let line = text[..r.start.min(text.len())].matches('\n').count() + 1;
+                ConfigError(format!("{} (line {line})", self.0))
+            }
+            None => self,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        Config::from_raw(raw, &Overrides::default())
+    }
+
+    #[test]
+    fn defaults_serve_localhost_on_loopback_with_open_registration() {
+        let c = parse("").expect("defaults are valid");
+        assert_eq!(c.server_name, "localhost");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8008");
+        assert_eq!(c.data_dir, PathBuf::from("hearth-data"));
+        assert_eq!(c.registration, Registration::Open);
+        assert!(c.public_base_url.is_none());
+    }
+
+    #[test]
+    fn listening_beyond_loopback_closes_registration_unless_chosen() {
+        let c = parse("listen = \"0.0.0.0:8008\"").expect("valid");
+        assert_eq!(c.registration, Registration::Closed);
+        assert!(c.registration_defaulted_closed);
+        let c = parse("listen = \"0.0.0.0:8008\"\nregistration = \"token\"").expect("valid");
+        assert_eq!(c.registration, Registration::Token);
+        assert!(!c.registration_defaulted_closed);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = parse("registration = \"sometimes\"").expect_err("invalid");
+        assert!(e.0.starts_with("registration:"), "{e}");
+        let e = parse("listen = \"nowhere\"").expect_err("invalid");
+        assert!(e.0.starts_with("listen:"), "{e}");
+        let e = parse("db_cache_mb = 0").expect_err("invalid");
+        assert!(e.0.starts_with("db_cache_mb:"), "{e}");
+        let e = parse("server_name = \"bad name\"").expect_err("invalid");
+        assert!(e.0.starts_with("server_name:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let e = parse("lisen = \"127.0.0.1:1\"").expect_err("typo");
+        assert!(e.0.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn the_example_file_parses_and_matches_the_defaults() {
+        let example = parse(include_str!("../hearth.example.toml")).expect("example is valid");
+        let defaults = parse("").expect("defaults");
+        assert_eq!(example.server_name, defaults.server_name);
+        assert_eq!(example.listen, defaults.listen);
+        assert_eq!(example.data_dir, defaults.data_dir);
+        assert_eq!(example.max_connections, defaults.max_connections);
+        assert_eq!(example.max_request_body_bytes, defaults.max_request_body_bytes);
+        assert_eq!(example.db_cache_bytes, defaults.db_cache_bytes);
+        assert_eq!(example.access_token_lifetime_ms, defaults.access_token_lifetime_ms);
+        assert_eq!(example.login_attempts_per_minute, defaults.login_attempts_per_minute);
+        assert_eq!(example.log, defaults.log);
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let raw: RawConfig = toml::from_str("server_name = \"a.example\"").expect("toml");
+        let ov = Overrides { server_name: Some("b.example".into()), ..Overrides::default() };
+        assert_eq!(Config::from_raw(raw, &ov).expect("valid").server_name, "b.example");
+    }
+}

@@ -1,0 +1,199 @@
+//! The HTTP layer: listener, connections (hyper HTTP/1.1 with keep-alive),
+//! limits, CORS, access-token extraction, and turning `MatrixError` into
+//! responses. It knows nothing of rooms or accounts beyond calling
+//! `account::authenticate` and `api::dispatch`.
+
+mod request;
+mod response;
+pub mod router;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+pub use request::{Caller, Request, decode_component, from_json, parse_query};
+pub use response::{Body, Reply, error as error_reply, html, json, json_bytes, json_status};
+
+use crate::error::{ErrorKind, MatrixError};
+use crate::server::App;
+use router::AuthNeed;
+
+/// How long shutdown waits for open connections (long-polls are woken and
+/// return at once; this bounds a slow client).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Accepts connections until `shutdown` resolves, then stops accepting,
+/// lets in-flight requests finish and returns.
+pub async fn serve(listener: TcpListener, app: Rc<App>, shutdown: impl Future<Output = ()>) {
+    let max = app.config.max_connections;
+    let slots = Arc::new(Semaphore::new(max));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, remote) = tokio::select! {
+            _ = &mut shutdown => break,
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let mut stop = stop_rx.clone();
+        tokio::task::spawn_local(async move {
+            let _permit = permit;
+            let service = service_fn(move |req| {
+                let app = app.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(&app, req, remote).await) }
+            });
+            let conn = http1::Builder::new()
+                .keep_alive(true)
+                .max_buf_size(app_header_limit())
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => { let _ = r; }
+                _ = stop.wait_for(|s| *s) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    app.begin_shutdown();
+    // Every connection holds a slot; having all of them back means all closed.
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all)).await;
+}
+
+thread_local! {
+    static HEADER_LIMIT: std::cell::Cell<usize> = const { std::cell::Cell::new(16 * 1024) };
+}
+
+/// hyper wants its buffer limit per connection builder; the configured value
+/// is set once at start-up (it must be at least 8 KiB, which config enforces
+/// above 1 KiB, so clamp here).
+fn app_header_limit() -> usize {
+    HEADER_LIMIT.with(|c| c.get()).max(8192)
+}
+
+pub fn set_header_limit(bytes: usize) {
+    HEADER_LIMIT.with(|c| c.set(bytes));
+}
+
+async fn handle(app: &Rc<App>, req: hyper::Request<Incoming>, remote: SocketAddr) -> Reply {
+    let mut reply = if req.method() == hyper::Method::OPTIONS {
+        response::preflight()
+    } else {
+        match handle_inner(app, req, remote).await {
+            Ok(r) => r,
+            Err(e) => response::error(&e),
+        }
+    };
+    response::add_cors(&mut reply);
+    reply
+}
+
+async fn handle_inner(
+    app: &Rc<App>,
+    req: hyper::Request<Incoming>,
+    remote: SocketAddr,
+) -> Result<Reply, MatrixError> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    let decoded: Vec<String> =
+        path.trim_start_matches('/').split('/').map(decode_component).collect::<Result<_, _>>()?;
+    let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    let endpoint = router::route(&parts.method, &segs)?;
+    let query = parse_query(parts.uri.query().unwrap_or(""))?;
+
+    let limit = app.config.max_request_body_bytes;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
+    let body: Bytes = match Limited::new(body, limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(limit)),
+        Err(e) => {
+            return Err(MatrixError::new(ErrorKind::BadJson, format!("could not read body: {e}")));
+        }
+    };
+
+    let mut request = Request {
+        method: parts.method,
+        query,
+        headers: parts.headers,
+        body,
+        remote: remote.ip(),
+        caller: None,
+    };
+    if endpoint.wants_json_body(&request.method) {
+        // Reject non-objects before any endpoint logic (spec: API Standards).
+        request.json_object()?;
+    }
+    let token = access_token(&request)?;
+    match (endpoint.auth(), token) {
+        (AuthNeed::Required, None) => {
+            return Err(MatrixError::new(ErrorKind::MissingToken, "Missing access token"));
+        }
+        (AuthNeed::Required | AuthNeed::Optional, Some(t)) => {
+            request.caller = Some(crate::account::authenticate(app, &t).await?);
+        }
+        _ => {}
+    }
+    crate::api::dispatch(app, endpoint, &request).await
+}
+
+fn too_large(limit: usize) -> MatrixError {
+    MatrixError::new(ErrorKind::TooLarge, format!("Request body is larger than {limit} bytes"))
+}
+
+/// `Authorization: Bearer …`, or the `access_token` query parameter (removed
+/// in spec v1.20, still accepted since we advertise up to v1.19).
+fn access_token(req: &Request) -> Result<Option<String>, MatrixError> {
+    if let Some(h) = req.headers.get(header::AUTHORIZATION) {
+        let v = h.to_str().map_err(|_| {
+            MatrixError::new(ErrorKind::UnknownToken, "Authorization header is not ASCII")
+        })?;
+        let token =
+            v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).ok_or_else(|| {
+                MatrixError::new(
+                    ErrorKind::MissingToken,
+                    "Authorization must use the Bearer scheme",
+                )
+            })?;
+        return Ok(Some(token.trim().to_owned()));
+    }
+    Ok(req.query("access_token").map(str::to_owned))
+}

@@ -1,0 +1,239 @@
+//! Routing: method + decoded path → a typed [`Endpoint`], one variant per
+//! spec operation, named as in the spec. Each endpoint declares the
+//! authentication it needs before dispatch (see [`Endpoint::auth`]).
+//!
+//! Unknown paths are `404 M_UNRECOGNIZED`; a known path with a method it
+//! does not take is `405 M_UNRECOGNIZED`.
+
+use hyper::Method;
+
+use crate::error::{ErrorKind, MatrixError};
+
+/// What an endpoint needs from `Authorization`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthNeed {
+    None,
+    /// Used when present (UIA endpoints such as `/account/password`).
+    Optional,
+    Required,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    // Server discovery and versions
+    GetVersions,
+    GetWellKnownClient,
+    GetCapabilities,
+    // Registration and login
+    Register,
+    GetRegisterAvailable,
+    GetRegistrationTokenValidity,
+    GetLoginFlows,
+    Login,
+    Refresh,
+    Logout,
+    LogoutAll,
+    /// `GET` (page) and `POST` (form) of the UIA fallback for `auth_type`.
+    AuthFallback {
+        auth_type: String,
+        submit: bool,
+    },
+    // Account management
+    GetWhoami,
+    ChangePassword,
+    Deactivate,
+    /// `GET /account/3pid`.
+    GetThreepids,
+    /// Every 3PID write and requestToken: answered that 3PIDs are unsupported.
+    ThreepidUnsupported,
+    /// `POST /account/3pid/delete|unbind`: nothing is bound, so nothing to do.
+    ThreepidDelete,
+    // Devices
+    GetDevices,
+    GetDevice {
+        device_id: String,
+    },
+    UpdateDevice {
+        device_id: String,
+    },
+    DeleteDevice {
+        device_id: String,
+    },
+    DeleteDevices,
+}
+
+impl Endpoint {
+    pub fn auth(&self) -> AuthNeed {
+        use Endpoint::*;
+        match self {
+            GetVersions | ChangePassword | Deactivate => AuthNeed::Optional,
+            GetWellKnownClient
+            | Register
+            | GetRegisterAvailable
+            | GetRegistrationTokenValidity
+            | GetLoginFlows
+            | Login
+            | Refresh
+            | AuthFallback { .. } => AuthNeed::None,
+            ThreepidUnsupported => AuthNeed::Optional,
+            GetCapabilities
+            | Logout
+            | LogoutAll
+            | GetWhoami
+            | GetThreepids
+            | ThreepidDelete
+            | GetDevices
+            | GetDevice { .. }
+            | UpdateDevice { .. }
+            | DeleteDevice { .. }
+            | DeleteDevices => AuthNeed::Required,
+        }
+    }
+
+    /// Whether the request body must be a JSON object (spec: "API Standards":
+    /// every POST/PUT except media upload and logout).
+    pub fn wants_json_body(&self, method: &Method) -> bool {
+        let write = method == Method::POST || method == Method::PUT;
+        write
+            && !matches!(
+                self,
+                Endpoint::Logout | Endpoint::LogoutAll | Endpoint::AuthFallback { .. }
+            )
+    }
+}
+
+/// Which version segments a client path may use for an endpoint family.
+fn is_v3(v: &str) -> bool {
+    v == "v3" || v == "r0"
+}
+
+/// Resolves a request. `segs` are the percent-decoded path segments.
+pub fn route(method: &Method, segs: &[&str]) -> Result<Endpoint, MatrixError> {
+    use Endpoint::*;
+    let m = method;
+    let get = *m == Method::GET;
+    let post = *m == Method::POST;
+    let put = *m == Method::PUT;
+    let delete = *m == Method::DELETE;
+    // `only(cond, endpoint)`: the path is known; the method must match.
+    let only = |ok: bool, e: Endpoint| if ok { Ok(e) } else { Err(wrong_method()) };
+    match segs {
+        [".well-known", "matrix", "client"] => only(get, GetWellKnownClient),
+        ["_matrix", "client", "versions"] => only(get, GetVersions),
+        ["_matrix", "client", "v1", "register", "m.login.registration_token", "validity"] => {
+            only(get, GetRegistrationTokenValidity)
+        }
+        ["_matrix", "client", v, rest @ ..] if is_v3(v) => {
+            route_v3(m, rest, get, post, put, delete)
+        }
+        _ => Err(not_found()),
+    }
+}
+
+fn route_v3(
+    _m: &Method,
+    rest: &[&str],
+    get: bool,
+    post: bool,
+    put: bool,
+    delete: bool,
+) -> Result<Endpoint, MatrixError> {
+    use Endpoint::*;
+    let only = |ok: bool, e: Endpoint| if ok { Ok(e) } else { Err(wrong_method()) };
+    match rest {
+        ["capabilities"] => only(get, GetCapabilities),
+        ["register"] => only(post, Register),
+        ["register", "available"] => only(get, GetRegisterAvailable),
+        ["register", "email" | "msisdn", "requestToken"] => only(post, ThreepidUnsupported),
+        ["login"] => {
+            if get {
+                Ok(GetLoginFlows)
+            } else if post {
+                Ok(Login)
+            } else {
+                Err(wrong_method())
+            }
+        }
+        ["refresh"] => only(post, Refresh),
+        ["logout"] => only(post, Logout),
+        ["logout", "all"] => only(post, LogoutAll),
+        ["auth", auth_type, "fallback", "web"] => {
+            if get || post {
+                Ok(AuthFallback { auth_type: (*auth_type).to_owned(), submit: post })
+            } else {
+                Err(wrong_method())
+            }
+        }
+        ["account", "whoami"] => only(get, GetWhoami),
+        ["account", "password"] => only(post, ChangePassword),
+        ["account", "password", "email" | "msisdn", "requestToken"] => {
+            only(post, ThreepidUnsupported)
+        }
+        ["account", "deactivate"] => only(post, Deactivate),
+        ["account", "3pid"] => {
+            if get {
+                Ok(GetThreepids)
+            } else if post {
+                Ok(ThreepidUnsupported)
+            } else {
+                Err(wrong_method())
+            }
+        }
+        ["account", "3pid", "add" | "bind"] => only(post, ThreepidUnsupported),
+        ["account", "3pid", "delete" | "unbind"] => only(post, ThreepidDelete),
+        ["account", "3pid", "email" | "msisdn", "requestToken"] => only(post, ThreepidUnsupported),
+        ["devices"] => only(get, GetDevices),
+        ["devices", device_id] => {
+            let device_id = (*device_id).to_owned();
+            if get {
+                Ok(GetDevice { device_id })
+            } else if put {
+                Ok(UpdateDevice { device_id })
+            } else if delete {
+                Ok(DeleteDevice { device_id })
+            } else {
+                Err(wrong_method())
+            }
+        }
+        ["delete_devices"] => only(post, DeleteDevices),
+        _ => Err(not_found()),
+    }
+}
+
+fn not_found() -> MatrixError {
+    MatrixError::new(ErrorKind::Unrecognized, "Unrecognized request")
+}
+
+fn wrong_method() -> MatrixError {
+    MatrixError::new(ErrorKind::UnrecognizedMethod, "Method not allowed for this endpoint")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(method: Method, path: &str) -> Result<Endpoint, MatrixError> {
+        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        route(&method, &segs)
+    }
+
+    #[test]
+    fn known_paths_route_to_their_endpoint() {
+        assert_eq!(r(Method::GET, "/_matrix/client/versions").ok(), Some(Endpoint::GetVersions));
+        assert_eq!(r(Method::POST, "/_matrix/client/v3/login").ok(), Some(Endpoint::Login));
+        assert_eq!(r(Method::GET, "/_matrix/client/r0/login").ok(), Some(Endpoint::GetLoginFlows));
+        assert_eq!(
+            r(Method::DELETE, "/_matrix/client/v3/devices/ABC").ok(),
+            Some(Endpoint::DeleteDevice { device_id: "ABC".into() })
+        );
+    }
+
+    #[test]
+    fn unknown_path_is_404_and_wrong_method_is_405() {
+        let e = r(Method::GET, "/_matrix/client/v3/nope").expect_err("unknown");
+        assert_eq!(e.status(), 404);
+        let e = r(Method::DELETE, "/_matrix/client/v3/login").expect_err("wrong method");
+        assert_eq!(e.status(), 405);
+        assert_eq!(e.kind.errcode(), "M_UNRECOGNIZED");
+    }
+}

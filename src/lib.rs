@@ -1,0 +1,33 @@
+//! Hearth: a Matrix homeserver for single-board computers.
+//!
+//! One event-loop thread (tokio `current_thread`) serves HTTP and assembles
+//! responses; one writer thread applies writes to redb in group commits.
+//! See `DESIGN.md` in the shared docs for the architecture.
+//!
+//! # Layout
+//!
+//! - [`config`]: TOML file + command-line overrides → validated [`config::Config`].
+//! - [`server`]: [`server::App`] (what handlers get) and [`server::run`], which
+//!   takes a bound listener so tests can drive the real server.
+//! - [`http`]: listener, connections, limits, CORS, routing into a typed
+//!   endpoint, access-token extraction, errors → responses.
+//! - [`api`]: one handler per spec operation, one file per spec area.
+//! - [`account`]: passwords, tokens and devices, user-interactive auth,
+//!   failed-login rate limiting.
+//! - [`room`]: Matrix room rules (versions, canonical JSON, hashing and
+//!   signing, redaction, power levels, authorization rules).
+//! - [`store`]: every redb table and the writer thread; nothing else names redb.
+//! - [`ids`]: validated identifiers (`UserId`, `RoomId`, …).
+//! - [`error`]: `MatrixError`, the one error type handlers return.
+//! - [`cli`]: the admin command line (`hearth user …`, `hearth registration-token …`).
+
+pub mod account;
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod room;
+pub mod server;
+pub mod store;

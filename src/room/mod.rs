@@ -1,0 +1,10 @@
+//! Matrix room rules, independent of storage and HTTP: room versions,
+//! canonical JSON, event hashing and signing, redaction, power levels and
+//! the authorization rules.
+
+pub mod auth;
+pub mod canonical;
+pub mod pdu;
+pub mod power_levels;
+pub mod redaction;
+pub mod version;

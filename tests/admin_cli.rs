@@ -1,0 +1,118 @@
+//! The `hearth` binary's command line: admin commands, config errors, and
+//! refusing to touch a database a running server holds.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use hearth::config::Registration;
+
+use crate::support::TestServer;
+
+fn hearth(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .expect("run hearth")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test]
+async fn user_add_creates_an_account_the_server_accepts() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let pw = temp.path().join("pw");
+    std::fs::write(&pw, "s3cret-enough\n").expect("write");
+    let data = temp.path().join("data");
+    let out = hearth(
+        &data,
+        &["user", "add", "root", "--admin", "--password-file", pw.to_str().expect("utf8")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("@root:localhost"));
+    let again =
+        hearth(&data, &["user", "add", "root", "--password-file", pw.to_str().expect("utf8")]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("already exists"));
+    let list = hearth(&data, &["user", "list"]);
+    assert!(text(&list.stdout).contains("@root:localhost\tadmin"), "{}", text(&list.stdout));
+
+    let s = TestServer::start_in(&data, |_| {});
+    s.client().login("root", "s3cret-enough").await.ok();
+    // While the server runs, admin commands are refused, not raced.
+    let busy = hearth(&data, &["user", "list"]);
+    assert_eq!(busy.status.code(), Some(1));
+    assert!(text(&busy.stderr).contains("in use"), "{}", text(&busy.stderr));
+    drop(s);
+
+    std::fs::write(&pw, "another-one\n").expect("write");
+    let out =
+        hearth(&data, &["user", "passwd", "root", "--password-file", pw.to_str().expect("utf8")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = hearth(&data, &["user", "deactivate", "root"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = TestServer::start_in(&data, |_| {});
+    s.client().login("root", "another-one").await.expect_err(403, "M_USER_DEACTIVATED");
+}
+
+#[tokio::test]
+async fn registration_tokens_made_on_the_command_line_let_people_register() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path();
+    let out = hearth(data, &["registration-token", "create", "--uses", "2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_owned();
+    assert!(!token.is_empty());
+    let listed = hearth(data, &["registration-token", "list"]);
+    assert!(
+        text(&listed.stdout).contains(&format!("{token}\t0/2 used\tvalid")),
+        "{}",
+        text(&listed.stdout)
+    );
+
+    let s = TestServer::start_in(data, |c| c.registration = Registration::Token);
+    let v = s
+        .client()
+        .get(&format!(
+            "/_matrix/client/v1/register/m.login.registration_token/validity?token={token}"
+        ))
+        .await
+        .ok();
+    assert_eq!(v["valid"], true);
+    drop(s);
+    let out = hearth(data, &["registration-token", "revoke", &token]);
+    assert!(out.status.success());
+    let out = hearth(data, &["registration-token", "revoke", &token]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_bad_config_names_the_key_and_exits_with_2() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let cfg = temp.path().join("hearth.toml");
+    std::fs::write(&cfg, "registration = \"sometimes\"\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["serve", "--config", cfg.to_str().expect("utf8")])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("registration"), "{}", text(&out.stderr));
+    std::fs::write(&cfg, "lisen = \"127.0.0.1:1\"\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["serve", "--config", cfg.to_str().expect("utf8")])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("lisen"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn an_unknown_command_is_a_usage_error() {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_hearth")).args(["frobnicate"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("usage"));
+}

@@ -1,0 +1,14 @@
+//! Integration tests: each starts the real server on `127.0.0.1:0` with a
+//! temporary data directory and talks HTTP to it.
+
+// Items here are shared between test modules of one crate.
+#![allow(unreachable_pub)]
+
+mod support;
+
+mod accounts;
+mod admin_cli;
+mod devices;
+mod durability;
+mod http;
+mod uia;

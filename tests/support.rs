@@ -1,0 +1,203 @@
+//! The test harness: starts the real server (the same `server::run` the
+//! binary uses) on `127.0.0.1:0` with a temporary data directory, and a
+//! small JSON client around reqwest.
+
+use std::path::{Path, PathBuf};
+use std::thread;
+
+use hearth::config::{Config, Overrides};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub struct TestServer {
+    pub base: String,
+    pub dir: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        TestServer::start_with(|_| {})
+    }
+
+    /// Starts with defaults adjusted by `tweak`.
+    pub fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let dir = temp.path().to_path_buf();
+        let mut s = TestServer::start_in(&dir, tweak);
+        s._temp = Some(temp);
+        s
+    }
+
+    /// Starts on an existing data directory (for restarts).
+    pub fn start_in(dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let overrides = Overrides {
+            data_dir: Some(dir.to_path_buf()),
+            listen: Some("127.0.0.1:0".into()),
+            ..Overrides::default()
+        };
+        let mut config = Config::with_overrides(&overrides).expect("config");
+        config.db_cache_bytes = 4 << 20;
+        tweak(&mut config);
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("addr");
+        let store = hearth::server::open_store(&config).expect("open store");
+        let (tx, rx) = oneshot::channel::<()>();
+        let thread = thread::spawn(move || {
+            let rt =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                hearth::server::run(config, store, listener, async {
+                    let _ = rx.await;
+                })
+                .await;
+            });
+        });
+        TestServer {
+            base: format!("http://{addr}"),
+            dir: dir.to_path_buf(),
+            shutdown: Some(tx),
+            thread: Some(thread),
+            _temp: None,
+        }
+    }
+
+    /// Stops the server and waits until the database is closed.
+    pub fn stop(mut self) -> Option<tempfile::TempDir> {
+        self.halt();
+        self._temp.take()
+    }
+
+    fn halt(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client { base: self.base.clone(), http: reqwest::Client::new(), token: None }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub token: Option<String>,
+}
+
+/// A response: status, JSON body (Null when not JSON) and headers.
+pub struct Resp {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Resp {
+    pub fn errcode(&self) -> &str {
+        self.body["errcode"].as_str().unwrap_or("")
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Value {
+        assert_eq!(self.status, 200, "expected 200, got {}: {}", self.status, self.body);
+        self.body
+    }
+
+    #[track_caller]
+    pub fn expect_err(&self, status: u16, errcode: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.errcode(), errcode, "body: {}", self.body);
+    }
+}
+
+impl Client {
+    pub fn with_token(&self, token: &str) -> Client {
+        Client { token: Some(token.to_owned()), ..self.clone() }
+    }
+
+    pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+        let mut rb = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.expect("request");
+        let status = r.status();
+        let headers = r.headers().clone();
+        let bytes = r.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp { status, body, headers }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.request(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.request(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Resp {
+        self.request(Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, body: Value) -> Resp {
+        self.request(Method::DELETE, path, Some(body)).await
+    }
+
+    /// Registers through the open (dummy) flow; returns a client with the
+    /// new access token and the response body.
+    pub async fn register(&self, username: &str, password: &str) -> (Client, Value) {
+        let first = self
+            .post(
+                "/_matrix/client/v3/register",
+                json!({ "username": username, "password": password }),
+            )
+            .await;
+        assert_eq!(first.status, 401, "{}", first.body);
+        let session = first.body["session"].as_str().expect("session").to_owned();
+        let body = self
+            .post(
+                "/_matrix/client/v3/register",
+                json!({
+                    "username": username,
+                    "password": password,
+                    "auth": { "type": "m.login.dummy", "session": session },
+                }),
+            )
+            .await
+            .ok();
+        let token = body["access_token"].as_str().expect("access_token");
+        (self.with_token(token), body)
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Resp {
+        self.post(
+            "/_matrix/client/v3/login",
+            json!({
+                "type": "m.login.password",
+                "identifier": { "type": "m.id.user", "user": username },
+                "password": password,
+            }),
+        )
+        .await
+    }
+}
