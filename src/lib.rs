@@ -31,3 +31,4 @@ pub mod ids;
 pub mod room;
 pub mod server;
 pub mod store;
+pub mod sync;

@@ -3,16 +3,22 @@
 //! the real server.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::account::{RateLimiter, UiaSessions};
 use crate::config::Config;
+use crate::room::build::Signer;
+use crate::room::pdu::ServerKey;
 use crate::store::{Store, StoreError};
+
+const META_SIGNING_SEED: &str = "signing_key_seed";
+const META_SIGNING_KEY_ID: &str = "signing_key_id";
 
 /// Everything a handler may use. Lives on the event-loop thread only, so
 /// its mutable parts are `RefCell`s: no locks on the hot path.
@@ -24,11 +30,18 @@ pub struct App {
     /// Caps concurrent argon2 hashes: each takes ~19 MiB and a core, and a
     /// 512 MB board must not be pushed into swap by a burst of logins.
     pub hash_slots: Arc<Semaphore>,
+    /// The server's ed25519 signing identity (generated on first start).
+    pub signer: Signer,
+    /// Long-polling `/sync` requests wait on their user's `Notify`; the
+    /// waker task pokes exactly the users a commit affected.
+    waiters: RefCell<HashMap<String, Rc<Notify>>>,
+    /// Woken once at shutdown so every long-poll returns.
+    pub shutdown_notify: Rc<Notify>,
     shutting_down: Cell<bool>,
 }
 
 impl App {
-    pub fn new(config: Config, store: Store) -> App {
+    pub fn new(config: Config, store: Store, signer: Signer) -> App {
         let limiter = RateLimiter::new(config.login_attempts_per_minute);
         App {
             config,
@@ -36,13 +49,37 @@ impl App {
             uia: RefCell::new(UiaSessions::default()),
             login_limiter: RefCell::new(limiter),
             hash_slots: Arc::new(Semaphore::new(2)),
+            signer,
+            waiters: RefCell::new(HashMap::new()),
+            shutdown_notify: Rc::new(Notify::new()),
             shutting_down: Cell::new(false),
+        }
+    }
+
+    /// The `Notify` a user's long-polls wait on.
+    pub fn waiter(&self, user_id: &str) -> Rc<Notify> {
+        self.waiters.borrow_mut().entry(user_id.to_owned()).or_default().clone()
+    }
+
+    /// Drops the `Notify` of a user nobody waits for any more, so the map
+    /// stays as small as the set of open long-polls.
+    pub fn release_waiter(&self, user_id: &str) {
+        let mut w = self.waiters.borrow_mut();
+        if w.get(user_id).is_some_and(|n| Rc::strong_count(n) == 1) {
+            w.remove(user_id);
+        }
+    }
+
+    fn wake(&self, user_id: &str) {
+        if let Some(n) = self.waiters.borrow().get(user_id) {
+            n.notify_waiters();
         }
     }
 
     /// Called when the listener stops: long-polls return at once.
     pub fn begin_shutdown(&self) {
         self.shutting_down.set(true);
+        self.shutdown_notify.notify_waiters();
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -65,9 +102,57 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     crate::http::set_header_limit(config.max_request_header_bytes);
-    let app = Rc::new(App::new(config, store.clone()));
+    let signer = match load_signer(&config, &store) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot load the server signing key: {e}");
+            store.shutdown();
+            return;
+        }
+    };
+    let app = Rc::new(App::new(config, store.clone(), signer));
+    let mut commits = store.subscribe();
+    let waker_app = app.clone();
+    let waker = tokio::task::spawn_local(async move {
+        while let Some(notice) = commits.recv().await {
+            for user in &notice.users {
+                waker_app.wake(user);
+            }
+        }
+    });
     crate::http::serve(listener, app, shutdown).await;
+    waker.abort();
     // In-flight writes were awaited by their requests; anything still queued
     // (a client that hung up) is committed before the writer stops.
     store.shutdown();
+}
+
+/// Loads the signing key, generating and storing one on first start.
+fn load_signer(config: &Config, store: &Store) -> Result<Signer, StoreError> {
+    let read = store.read()?;
+    let seed = read.meta(META_SIGNING_SEED)?;
+    let key_id = read.meta(META_SIGNING_KEY_ID)?;
+    drop(read);
+    let key = match (seed, key_id) {
+        (Some(seed), Some(id)) => {
+            let seed: [u8; 32] = seed
+                .as_slice()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("signing key seed is not 32 bytes".into()))?;
+            let id = String::from_utf8(id)
+                .map_err(|_| StoreError::Corrupt("signing key id is not UTF-8".into()))?;
+            ServerKey::from_seed(&seed, id)
+        }
+        _ => {
+            let key = ServerKey::generate();
+            let (seed, id) = (key.seed(), key.key_id().to_owned());
+            store.write_blocking(move |ctx| {
+                ctx.set_meta(META_SIGNING_SEED, &seed)?;
+                ctx.set_meta(META_SIGNING_KEY_ID, id.as_bytes())?;
+                Ok(Ok::<_, StoreError>(()))
+            })?;
+            key
+        }
+    };
+    Ok(Signer { server_name: config.server_name.clone(), key })
 }

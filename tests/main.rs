@@ -11,4 +11,5 @@ mod admin_cli;
 mod devices;
 mod durability;
 mod http;
+mod rooms;
 mod uia;

@@ -45,5 +45,30 @@ pub async fn dispatch(
         UpdateDevice { device_id } => devices::update_device(app, req, &device_id).await,
         DeleteDevice { device_id } => devices::delete_device(app, req, &device_id).await,
         DeleteDevices => devices::delete_devices(app, req).await,
+        CreateRoom => rooms::create_room(app, req).await,
+        JoinRoomIdOrAlias { room } => rooms::join(app, req, &room).await,
+        JoinRoom { room_id } => rooms::join(app, req, &room_id).await,
+        LeaveRoom { room_id } => rooms::leave(app, req, &room_id).await,
+        ChangeMembership { room_id, action } => {
+            rooms::change_membership(app, req, &room_id, &action).await
+        }
+        GetJoinedRooms => rooms::joined_rooms(app, req),
+        SendMessageEvent { room_id, event_type, txn_id } => {
+            rooms::send_message_event(app, req, &room_id, &event_type, &txn_id).await
+        }
+        SetRoomState { room_id, event_type, state_key } => {
+            rooms::set_room_state(app, req, &room_id, &event_type, &state_key).await
+        }
+        GetRoomStateEvent { room_id, event_type, state_key } => {
+            rooms::get_room_state_event(app, req, &room_id, &event_type, &state_key)
+        }
+        GetRoomState { room_id } => rooms::get_room_state(app, req, &room_id),
+        GetEvent { room_id, event_id } => rooms::get_event(app, req, &room_id, &event_id),
+        GetJoinedMembers { room_id } => rooms::joined_members(app, req, &room_id),
+        GetMembers { room_id } => rooms::members(app, req, &room_id),
+        GetMessages { room_id } => rooms::messages(app, req, &room_id),
+        CreateFilter { user_id } => rooms::create_filter(app, req, &user_id).await,
+        GetFilter { user_id, filter_id } => rooms::get_filter(app, req, &user_id, &filter_id),
+        Sync => rooms::sync_events(app, req).await,
     }
 }

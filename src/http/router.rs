@@ -60,6 +60,62 @@ pub enum Endpoint {
         device_id: String,
     },
     DeleteDevices,
+    // Rooms, membership, events, sync
+    CreateRoom,
+    JoinRoomIdOrAlias {
+        room: String,
+    },
+    JoinRoom {
+        room_id: String,
+    },
+    LeaveRoom {
+        room_id: String,
+    },
+    /// invite, kick, ban, unban
+    ChangeMembership {
+        room_id: String,
+        action: String,
+    },
+    GetJoinedRooms,
+    SendMessageEvent {
+        room_id: String,
+        event_type: String,
+        txn_id: String,
+    },
+    SetRoomState {
+        room_id: String,
+        event_type: String,
+        state_key: String,
+    },
+    GetRoomStateEvent {
+        room_id: String,
+        event_type: String,
+        state_key: String,
+    },
+    GetRoomState {
+        room_id: String,
+    },
+    GetEvent {
+        room_id: String,
+        event_id: String,
+    },
+    GetJoinedMembers {
+        room_id: String,
+    },
+    GetMembers {
+        room_id: String,
+    },
+    GetMessages {
+        room_id: String,
+    },
+    CreateFilter {
+        user_id: String,
+    },
+    GetFilter {
+        user_id: String,
+        filter_id: String,
+    },
+    Sync,
 }
 
 impl Endpoint {
@@ -86,7 +142,24 @@ impl Endpoint {
             | GetDevice { .. }
             | UpdateDevice { .. }
             | DeleteDevice { .. }
-            | DeleteDevices => AuthNeed::Required,
+            | DeleteDevices
+            | CreateRoom
+            | JoinRoomIdOrAlias { .. }
+            | JoinRoom { .. }
+            | LeaveRoom { .. }
+            | ChangeMembership { .. }
+            | GetJoinedRooms
+            | SendMessageEvent { .. }
+            | SetRoomState { .. }
+            | GetRoomStateEvent { .. }
+            | GetRoomState { .. }
+            | GetEvent { .. }
+            | GetJoinedMembers { .. }
+            | GetMembers { .. }
+            | GetMessages { .. }
+            | CreateFilter { .. }
+            | GetFilter { .. }
+            | Sync => AuthNeed::Required,
         }
     }
 
@@ -196,7 +269,73 @@ fn route_v3(
             }
         }
         ["delete_devices"] => only(post, DeleteDevices),
+        ["createRoom"] => only(post, CreateRoom),
+        ["join", room] => only(post, JoinRoomIdOrAlias { room: (*room).to_owned() }),
+        ["joined_rooms"] => only(get, GetJoinedRooms),
+        ["sync"] => only(get, Sync),
+        ["user", user_id, "filter"] => only(post, CreateFilter { user_id: (*user_id).to_owned() }),
+        ["user", user_id, "filter", filter_id] => only(
+            get,
+            GetFilter { user_id: (*user_id).to_owned(), filter_id: (*filter_id).to_owned() },
+        ),
+        ["rooms", room_id, rest @ ..] => route_room(room_id, rest, get, post, put),
         _ => Err(not_found()),
+    }
+}
+
+fn route_room(
+    room_id: &str,
+    rest: &[&str],
+    get: bool,
+    post: bool,
+    put: bool,
+) -> Result<Endpoint, MatrixError> {
+    use Endpoint::*;
+    let only = |ok: bool, e: Endpoint| if ok { Ok(e) } else { Err(wrong_method()) };
+    let room_id = room_id.to_owned();
+    match rest {
+        ["join"] => only(post, JoinRoom { room_id }),
+        ["leave"] => only(post, LeaveRoom { room_id }),
+        [action @ ("invite" | "kick" | "ban" | "unban")] => {
+            only(post, ChangeMembership { room_id, action: (*action).to_owned() })
+        }
+        ["send", event_type, txn_id] => only(
+            put,
+            SendMessageEvent {
+                room_id,
+                event_type: (*event_type).to_owned(),
+                txn_id: (*txn_id).to_owned(),
+            },
+        ),
+        ["state"] => only(get, GetRoomState { room_id }),
+        ["state", event_type] | ["state", event_type, ""] => {
+            state_endpoint(room_id, event_type, "", get, put)
+        }
+        ["state", event_type, state_key] => {
+            state_endpoint(room_id, event_type, state_key, get, put)
+        }
+        ["event", event_id] => only(get, GetEvent { room_id, event_id: (*event_id).to_owned() }),
+        ["joined_members"] => only(get, GetJoinedMembers { room_id }),
+        ["members"] => only(get, GetMembers { room_id }),
+        ["messages"] => only(get, GetMessages { room_id }),
+        _ => Err(not_found()),
+    }
+}
+
+fn state_endpoint(
+    room_id: String,
+    event_type: &str,
+    state_key: &str,
+    get: bool,
+    put: bool,
+) -> Result<Endpoint, MatrixError> {
+    let (event_type, state_key) = (event_type.to_owned(), state_key.to_owned());
+    if get {
+        Ok(Endpoint::GetRoomStateEvent { room_id, event_type, state_key })
+    } else if put {
+        Ok(Endpoint::SetRoomState { room_id, event_type, state_key })
+    } else {
+        Err(wrong_method())
     }
 }
 

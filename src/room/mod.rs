@@ -3,8 +3,10 @@
 //! the authorization rules.
 
 pub mod auth;
+pub mod build;
 pub mod canonical;
 pub mod pdu;
 pub mod power_levels;
 pub mod redaction;
+pub mod service;
 pub mod version;

@@ -9,19 +9,22 @@
 //! carried it was committed with fsync.
 
 mod accounts;
+mod rooms;
 mod tables;
 mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use redb::{Database, ReadableDatabase};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 pub use accounts::{
     DeviceRecord, RegistrationTokenRecord, TokenKind, TokenRecord, UserRecord, hash_token,
 };
+pub use rooms::{Membership, RoomRecord, RoomShort, StoredEvent};
 pub use writer::{CommitNotice, WriteCtx};
 
 /// The schema this binary writes. Bump it with a migration in `migrate`.
@@ -44,6 +47,9 @@ pub enum StoreError {
     Corrupt(String),
     /// The writer thread is gone (shutting down).
     WriterGone,
+    /// An operation found its request invalid after it had begun writing;
+    /// its batch is rolled back. Rare by design (ops validate first).
+    Refused(String),
     Io(std::io::Error),
 }
 
@@ -63,6 +69,7 @@ impl fmt::Display for StoreError {
             StoreError::Db(e) => write!(f, "database error: {e}"),
             StoreError::Corrupt(e) => write!(f, "stored data did not decode: {e}"),
             StoreError::WriterGone => f.write_str("the database writer has stopped"),
+            StoreError::Refused(m) => write!(f, "refused: {m}"),
             StoreError::Io(e) => write!(f, "I/O error: {e}"),
         }
     }
@@ -95,7 +102,12 @@ impl From<std::io::Error> for StoreError {
 
 impl From<StoreError> for crate::error::MatrixError {
     fn from(e: StoreError) -> crate::error::MatrixError {
-        crate::error::MatrixError::internal("store", e)
+        match e {
+            StoreError::Refused(m) => {
+                crate::error::MatrixError::new(crate::error::ErrorKind::InvalidRoomState, m)
+            }
+            e => crate::error::MatrixError::internal("store", e),
+        }
     }
 }
 
@@ -110,6 +122,8 @@ pub struct Store {
     writer: writer::WriterHandle,
     /// The highest stream position whose batch has committed.
     committed: Arc<AtomicU64>,
+    /// Where commit notices go (the event loop's waker task), once subscribed.
+    subscriber: Arc<Mutex<Option<UnboundedSender<CommitNotice>>>>,
 }
 
 /// A consistent read snapshot.
@@ -139,8 +153,30 @@ impl Store {
             tables::read_meta_u64(&txn, tables::META_NEXT_POSITION)?.unwrap_or(1)
         };
         let committed = Arc::new(AtomicU64::new(start.saturating_sub(1)));
-        let writer = writer::spawn(db.clone(), start, committed.clone(), on_commit)?;
-        Ok(Store { db, writer, committed })
+        let subscriber: Arc<Mutex<Option<UnboundedSender<CommitNotice>>>> = Arc::default();
+        let slot = subscriber.clone();
+        let callback: Box<dyn Fn(CommitNotice) + Send> = Box::new(move |notice: CommitNotice| {
+            if let Ok(guard) = slot.lock()
+                && let Some(tx) = guard.as_ref()
+            {
+                let _ = tx.send(notice.clone());
+            }
+            if let Some(cb) = &on_commit {
+                cb(notice);
+            }
+        });
+        let writer = writer::spawn(db.clone(), start, committed.clone(), Some(callback))?;
+        Ok(Store { db, writer, committed, subscriber })
+    }
+
+    /// Commit notices from now on arrive on the returned channel (one
+    /// subscriber: the event loop).
+    pub fn subscribe(&self) -> UnboundedReceiver<CommitNotice> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        if let Ok(mut guard) = self.subscriber.lock() {
+            *guard = Some(tx);
+        }
+        rx
     }
 
     /// A read snapshot of everything committed so far.

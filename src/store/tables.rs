@@ -14,6 +14,19 @@
 //! | `token_hash_to_record` | blake3(token) (32 bytes) | JSON [`TokenRecord`](super::TokenRecord) | accounts |
 //! | `user_device_token_to_unit` | (localpart, device_id, blake3(token)) | () — reverse index of the table above, written in the same transaction | accounts |
 //! | `registration_token_to_record` | token | JSON [`RegistrationTokenRecord`](super::RegistrationTokenRecord) | accounts |
+//! | `room_id_to_record` | room_id | JSON [`RoomRecord`](super::RoomRecord) (short id, version, public) | rooms |
+//! | `room_short_to_id` | room short id (u64) | room_id — reverse of the above, same transaction | rooms |
+//! | `room_stream_to_event` | (room short, stream) | client-format event JSON, served as is | rooms |
+//! | `room_stream_to_pdu_fields` | (room short, stream) | JSON of `auth_events`, `prev_events`, `depth`, `hashes`, `signatures` | rooms |
+//! | `event_id_to_position` | event_id | (room short, stream) | rooms |
+//! | `room_state_to_stream` | (room short, type, state_key) | stream of the current state event | rooms |
+//! | `room_stream_to_state_key` | (room short, stream) | (type, state_key) of every state event, for state deltas | rooms |
+//! | `user_room_to_membership` | (user_id, room short) | (membership, stream) | rooms |
+//! | `room_user_to_membership` | (room short, user_id) | membership — reverse of the above, same transaction | rooms |
+//! | `user_stream_to_room` | (user_id, stream) | room short: membership changes, for sync | rooms |
+//! | `alias_to_room_id` | #alias:server | room_id | rooms |
+//! | `txn_to_event_id` | (user_id, device_id, scope, txn_id) | event_id (idempotent sends) | rooms |
+//! | `user_filter_to_json` | (user_id, filter id) | filter JSON | rooms |
 
 use redb::{ReadTransaction, TableDefinition, WriteTransaction};
 
@@ -31,6 +44,33 @@ pub(super) const USER_DEVICE_TOKEN_TO_UNIT: TableDefinition<(&str, &str, &[u8]),
 pub(super) const REGISTRATION_TOKEN_TO_RECORD: TableDefinition<&str, &[u8]> =
     TableDefinition::new("registration_token_to_record");
 
+pub(super) const ROOM_ID_TO_RECORD: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("room_id_to_record");
+pub(super) const ROOM_SHORT_TO_ID: TableDefinition<u64, &str> =
+    TableDefinition::new("room_short_to_id");
+pub(super) const ROOM_STREAM_TO_EVENT: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("room_stream_to_event");
+pub(super) const ROOM_STREAM_TO_PDU_FIELDS: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("room_stream_to_pdu_fields");
+pub(super) const EVENT_ID_TO_POSITION: TableDefinition<&str, (u64, u64)> =
+    TableDefinition::new("event_id_to_position");
+pub(super) const ROOM_STATE_TO_STREAM: TableDefinition<(u64, &str, &str), u64> =
+    TableDefinition::new("room_state_to_stream");
+pub(super) const ROOM_STREAM_TO_STATE_KEY: TableDefinition<(u64, u64), (&str, &str)> =
+    TableDefinition::new("room_stream_to_state_key");
+pub(super) const USER_ROOM_TO_MEMBERSHIP: TableDefinition<(&str, u64), (&str, u64)> =
+    TableDefinition::new("user_room_to_membership");
+pub(super) const ROOM_USER_TO_MEMBERSHIP: TableDefinition<(u64, &str), &str> =
+    TableDefinition::new("room_user_to_membership");
+pub(super) const USER_STREAM_TO_ROOM: TableDefinition<(&str, u64), u64> =
+    TableDefinition::new("user_stream_to_room");
+pub(super) const ALIAS_TO_ROOM_ID: TableDefinition<&str, &str> =
+    TableDefinition::new("alias_to_room_id");
+pub(super) const TXN_TO_EVENT_ID: TableDefinition<(&str, &str, &str, &str), &str> =
+    TableDefinition::new("txn_to_event_id");
+pub(super) const USER_FILTER_TO_JSON: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("user_filter_to_json");
+
 pub(super) const META_SCHEMA_VERSION: &str = "schema_version";
 pub(super) const META_NEXT_POSITION: &str = "next_stream_position";
 
@@ -42,6 +82,19 @@ pub(super) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(TOKEN_HASH_TO_RECORD)?;
     txn.open_table(USER_DEVICE_TOKEN_TO_UNIT)?;
     txn.open_table(REGISTRATION_TOKEN_TO_RECORD)?;
+    txn.open_table(ROOM_ID_TO_RECORD)?;
+    txn.open_table(ROOM_SHORT_TO_ID)?;
+    txn.open_table(ROOM_STREAM_TO_EVENT)?;
+    txn.open_table(ROOM_STREAM_TO_PDU_FIELDS)?;
+    txn.open_table(EVENT_ID_TO_POSITION)?;
+    txn.open_table(ROOM_STATE_TO_STREAM)?;
+    txn.open_table(ROOM_STREAM_TO_STATE_KEY)?;
+    txn.open_table(USER_ROOM_TO_MEMBERSHIP)?;
+    txn.open_table(ROOM_USER_TO_MEMBERSHIP)?;
+    txn.open_table(USER_STREAM_TO_ROOM)?;
+    txn.open_table(ALIAS_TO_ROOM_ID)?;
+    txn.open_table(TXN_TO_EVENT_ID)?;
+    txn.open_table(USER_FILTER_TO_JSON)?;
     Ok(())
 }
 

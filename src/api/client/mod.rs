@@ -6,3 +6,4 @@ pub mod discovery;
 pub mod fallback;
 pub mod login;
 pub mod register;
+pub mod rooms;

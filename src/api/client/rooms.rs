@@ -1,0 +1,648 @@
+//! Rooms: creation, membership, sending and reading events, state, history
+//! and `/sync` (spec: client-server-api/#rooms, #room-membership,
+//! #sending-events-to-a-room, #getting-events-for-a-room, #syncing).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::error::{ErrorKind, MatrixError};
+use crate::http::{Reply, Request, from_json, json};
+use crate::ids::{RoomAlias, RoomId, UserId};
+use crate::room::build::NewEvent;
+use crate::room::service::{self, CreateRoom};
+use crate::room::version::RoomVersion;
+use crate::server::App;
+use crate::store::{ReadTxn, RoomShort, StreamPos};
+use crate::sync::{self, SyncParams};
+
+#[derive(Deserialize)]
+struct CreateRoomBody {
+    visibility: Option<String>,
+    room_alias_name: Option<String>,
+    name: Option<String>,
+    topic: Option<String>,
+    #[serde(default)]
+    invite: Vec<String>,
+    room_version: Option<String>,
+    creation_content: Option<Map<String, Value>>,
+    #[serde(default)]
+    initial_state: Vec<Value>,
+    preset: Option<String>,
+    #[serde(default)]
+    is_direct: bool,
+    power_level_content_override: Option<Map<String, Value>>,
+}
+
+/// `POST /_matrix/client/v3/createRoom`
+pub async fn create_room(app: &App, req: &Request) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let body: CreateRoomBody = req.json()?;
+    let version = match &body.room_version {
+        Some(v) => RoomVersion::parse(v).ok_or_else(|| {
+            MatrixError::new(
+                ErrorKind::UnsupportedRoomVersion,
+                format!("Room version {v} is not supported"),
+            )
+        })?,
+        None => RoomVersion::DEFAULT,
+    };
+    let public = body.visibility.as_deref() == Some("public");
+    let preset = match body.preset.as_deref() {
+        Some(p @ ("private_chat" | "public_chat" | "trusted_private_chat")) => p.to_owned(),
+        Some(other) => return Err(MatrixError::invalid_param(format!("Unknown preset {other}"))),
+        None if public => "public_chat".into(),
+        None => "private_chat".into(),
+    };
+    let creator = caller.user_id.to_string();
+    let mut invite = Vec::new();
+    for u in &body.invite {
+        let id =
+            UserId::parse(u).map_err(|e| MatrixError::invalid_param(format!("invite: {e}")))?;
+        invite.push(id.to_string());
+    }
+    // Power levels: the spec's defaults, then the preset, then the override.
+    let mut users = Map::new();
+    if !version.privileged_creators() {
+        users.insert(creator.clone(), json!(100));
+    }
+    if preset == "trusted_private_chat" {
+        for u in &invite {
+            users.insert(u.clone(), json!(100));
+        }
+    }
+    let mut pl = json!({
+        "users": users, "users_default": 0,
+        "events": {
+            "m.room.name": 50, "m.room.power_levels": 100, "m.room.history_visibility": 100,
+            "m.room.canonical_alias": 50, "m.room.avatar": 50, "m.room.tombstone": 100,
+            "m.room.server_acl": 100, "m.room.encryption": 100,
+        },
+        "events_default": 0, "state_default": 50, "ban": 50, "kick": 50, "redact": 50,
+        "invite": 0,
+        "notifications": { "room": 50 },
+    });
+    if let Some(o) = &body.power_level_content_override {
+        for (k, v) in o {
+            pl[k] = v.clone();
+        }
+    }
+    let mut initial_state = Vec::new();
+    let join_rule = if preset == "public_chat" { "public" } else { "invite" };
+    initial_state.push((
+        "m.room.join_rules".into(),
+        String::new(),
+        json!({ "join_rule": join_rule }),
+    ));
+    initial_state.push((
+        "m.room.history_visibility".into(),
+        String::new(),
+        json!({ "history_visibility": "shared" }),
+    ));
+    let guest = if preset == "public_chat" { "forbidden" } else { "can_join" };
+    initial_state.push((
+        "m.room.guest_access".into(),
+        String::new(),
+        json!({ "guest_access": guest }),
+    ));
+    for ev in &body.initial_state {
+        let t = ev.get("type").and_then(Value::as_str).ok_or_else(|| {
+            MatrixError::new(ErrorKind::InvalidRoomState, "initial_state events need a type")
+        })?;
+        if matches!(t, "m.room.create" | "m.room.member" | "m.room.power_levels") {
+            return Err(MatrixError::new(
+                ErrorKind::InvalidRoomState,
+                format!("{t} cannot be in initial_state"),
+            ));
+        }
+        let k = ev.get("state_key").and_then(Value::as_str).unwrap_or("");
+        let c = ev.get("content").cloned().unwrap_or_else(|| json!({}));
+        if !c.is_object() {
+            return Err(MatrixError::new(
+                ErrorKind::InvalidRoomState,
+                "initial_state content must be an object",
+            ));
+        }
+        initial_state.retain(|(tt, kk, _)| !(tt == t && kk == k));
+        initial_state.push((t.to_owned(), k.to_owned(), c));
+    }
+    if let Some(n) = &body.name {
+        initial_state.push(("m.room.name".into(), String::new(), json!({ "name": n })));
+    }
+    if let Some(t) = &body.topic {
+        initial_state.push(("m.room.topic".into(), String::new(), json!({ "topic": t })));
+    }
+    let alias = match &body.room_alias_name {
+        Some(a) => {
+            let full = format!("#{a}:{}", app.config.server_name);
+            RoomAlias::parse(&full)
+                .map_err(|e| MatrixError::invalid_param(format!("room_alias_name: {e}")))?;
+            Some(full)
+        }
+        None => None,
+    };
+    let profile = app.store.read()?.user(caller.user_id.localpart())?;
+    let creator_profile = profile.map(|p| (p.displayname, p.avatar_url)).unwrap_or_default();
+    let mut creation_content = body.creation_content.unwrap_or_default();
+    creation_content.remove("room_version");
+    let room_id = service::create_room(
+        app,
+        CreateRoom {
+            creator,
+            version,
+            creation_content,
+            power_levels: pl,
+            initial_state,
+            invite,
+            is_direct: body.is_direct,
+            alias,
+            public,
+            creator_profile,
+        },
+    )
+    .await?;
+    Ok(json(&json!({ "room_id": room_id })))
+}
+
+/// Resolves a room ID or alias to a room ID.
+fn resolve_room(app: &App, id_or_alias: &str) -> Result<String, MatrixError> {
+    if id_or_alias.starts_with('#') {
+        RoomAlias::parse(id_or_alias).map_err(|e| MatrixError::invalid_param(e.0))?;
+        app.store
+            .read()?
+            .alias(id_or_alias)?
+            .ok_or_else(|| MatrixError::not_found("Room alias not found"))
+    } else {
+        RoomId::parse(id_or_alias).map_err(|e| MatrixError::invalid_param(e.0))?;
+        Ok(id_or_alias.to_owned())
+    }
+}
+
+fn member_content(
+    app: &App,
+    user: &UserId,
+    membership: &str,
+    reason: Option<&Value>,
+) -> Result<Value, MatrixError> {
+    let mut c = json!({ "membership": membership });
+    if (membership == "join" || membership == "invite")
+        && let Some(p) = app.store.read()?.user(user.localpart())?
+    {
+        if let Some(n) = p.displayname {
+            c["displayname"] = json!(n);
+        }
+        if let Some(a) = p.avatar_url {
+            c["avatar_url"] = json!(a);
+        }
+    }
+    if let Some(r) = reason.filter(|r| r.is_string()) {
+        c["reason"] = r.clone();
+    }
+    Ok(c)
+}
+
+/// `POST /join/{roomIdOrAlias}` and `POST /rooms/{roomId}/join`
+pub async fn join(app: &App, req: &Request, id_or_alias: &str) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let room_id = resolve_room(app, id_or_alias)?;
+    let body = req.json_object()?;
+    let content = member_content(app, &caller.user_id, "join", body.get("reason"))?;
+    let ev = NewEvent {
+        event_type: "m.room.member".into(),
+        state_key: Some(caller.user_id.to_string()),
+        sender: caller.user_id.to_string(),
+        content,
+        redacts: None,
+    };
+    service::send(app, &room_id, ev, None).await?;
+    Ok(json(&json!({ "room_id": room_id })))
+}
+
+/// `POST /rooms/{roomId}/leave`
+pub async fn leave(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let body = req.json_object()?;
+    let content = member_content(app, &caller.user_id, "leave", body.get("reason"))?;
+    let ev = NewEvent {
+        event_type: "m.room.member".into(),
+        state_key: Some(caller.user_id.to_string()),
+        sender: caller.user_id.to_string(),
+        content,
+        redacts: None,
+    };
+    service::send(app, room_id, ev, None).await?;
+    Ok(json(&json!({})))
+}
+
+/// `POST /rooms/{roomId}/invite|kick|ban|unban`: a membership change for
+/// another user.
+pub async fn change_membership(
+    app: &App,
+    req: &Request,
+    room_id: &str,
+    action: &str,
+) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let body = req.json_object()?;
+    let target = body
+        .get("user_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| MatrixError::missing_param("user_id is required"))?;
+    let target = UserId::parse(target).map_err(|e| MatrixError::invalid_param(e.0))?;
+    let read = app.store.read()?;
+    let short = room_short(&read, room_id)?;
+    let current = read.membership(target.as_str(), short)?.map(|m| m.membership);
+    drop(read);
+    let membership = match action {
+        "invite" => {
+            if target.server_name() == app.config.server_name
+                && app.store.read()?.user(target.localpart())?.is_none()
+            {
+                return Err(MatrixError::not_found("No such user on this server"));
+            }
+            "invite"
+        }
+        "kick" => {
+            if !matches!(current.as_deref(), Some("join" | "invite" | "knock")) {
+                return Err(MatrixError::forbidden("The user is not in the room"));
+            }
+            "leave"
+        }
+        "ban" => "ban",
+        _ => {
+            if current.as_deref() != Some("ban") {
+                return Err(MatrixError::new(ErrorKind::BadState, "The user is not banned"));
+            }
+            "leave"
+        }
+    };
+    let content = member_content(app, &target, membership, body.get("reason"))?;
+    let ev = NewEvent {
+        event_type: "m.room.member".into(),
+        state_key: Some(target.to_string()),
+        sender: caller.user_id.to_string(),
+        content,
+        redacts: None,
+    };
+    service::send(app, room_id, ev, None).await?;
+    Ok(json(&json!({})))
+}
+
+fn room_short(read: &ReadTxn, room_id: &str) -> Result<RoomShort, MatrixError> {
+    read.room(room_id)?
+        .map(|r| RoomShort(r.short))
+        .ok_or_else(|| MatrixError::not_found("Room not found"))
+}
+
+/// The caller must be joined (or, for reads, have been joined: then they see
+/// history up to when they left).
+fn visible_upto(read: &ReadTxn, user: &str, room: RoomShort) -> Result<StreamPos, MatrixError> {
+    match read.membership(user, room)? {
+        Some(m) if m.membership == "join" => Ok(StreamPos(u64::MAX)),
+        Some(m) if m.membership == "leave" || m.membership == "ban" => Ok(m.stream),
+        _ => Err(MatrixError::forbidden("You are not a member of this room")),
+    }
+}
+
+/// `GET /_matrix/client/v3/joined_rooms`
+pub fn joined_rooms(app: &App, req: &Request) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let read = app.store.read()?;
+    let mut rooms = Vec::new();
+    for m in read.user_memberships(caller.user_id.as_str())? {
+        if m.membership == "join"
+            && let Some(id) = read.room_id(m.room)?
+        {
+            rooms.push(id);
+        }
+    }
+    Ok(json(&json!({ "joined_rooms": rooms })))
+}
+
+/// `PUT /rooms/{roomId}/send/{eventType}/{txnId}`
+pub async fn send_message_event(
+    app: &App,
+    req: &Request,
+    room_id: &str,
+    event_type: &str,
+    txn_id: &str,
+) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let content = Value::Object(req.json_object()?);
+    let ev = NewEvent {
+        event_type: event_type.to_owned(),
+        state_key: None,
+        sender: caller.user_id.to_string(),
+        content,
+        redacts: None,
+    };
+    let txn = (
+        caller.user_id.to_string(),
+        caller.device_id.to_string(),
+        "send".to_owned(),
+        txn_id.to_owned(),
+    );
+    let event_id = service::send(app, room_id, ev, Some(txn)).await?;
+    Ok(json(&json!({ "event_id": event_id })))
+}
+
+/// `PUT /rooms/{roomId}/state/{eventType}/{stateKey}`
+pub async fn set_room_state(
+    app: &App,
+    req: &Request,
+    room_id: &str,
+    event_type: &str,
+    state_key: &str,
+) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let content = Value::Object(req.json_object()?);
+    if event_type == "m.room.member" {
+        UserId::parse(state_key)
+            .map_err(|e| MatrixError::invalid_param(format!("state_key: {e}")))?;
+    }
+    let ev = NewEvent {
+        event_type: event_type.to_owned(),
+        state_key: Some(state_key.to_owned()),
+        sender: caller.user_id.to_string(),
+        content,
+        redacts: None,
+    };
+    let event_id = service::send(app, room_id, ev, None).await?;
+    Ok(json(&json!({ "event_id": event_id })))
+}
+
+fn parse(e: &crate::store::StoredEvent) -> Result<Value, MatrixError> {
+    serde_json::from_slice(&e.json).map_err(|err| MatrixError::internal("stored event", err))
+}
+
+/// `GET /rooms/{roomId}/state/{eventType}/{stateKey}`
+pub fn get_room_state_event(
+    app: &App,
+    req: &Request,
+    room_id: &str,
+    event_type: &str,
+    state_key: &str,
+) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let read = app.store.read()?;
+    let short = room_short(&read, room_id)?;
+    let upto = visible_upto(&read, caller.user_id.as_str(), short)?;
+    let ev = read
+        .state_event(short, event_type, state_key)?
+        .filter(|e| e.stream <= upto)
+        .ok_or_else(|| MatrixError::not_found("State event not found"))?;
+    let v = parse(&ev)?;
+    if req.query("format") == Some("event") { Ok(json(&v)) } else { Ok(json(&v["content"])) }
+}
+
+/// `GET /rooms/{roomId}/state`
+pub fn get_room_state(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let read = app.store.read()?;
+    let short = room_short(&read, room_id)?;
+    visible_upto(&read, caller.user_id.as_str(), short)?;
+    let mut out = Vec::new();
+    for (t, k, _) in read.room_state(short)? {
+        if let Some(ev) = read.state_event(short, &t, &k)? {
+            out.push(parse(&ev)?);
+        }
+    }
+    Ok(json(&out))
+}
+
+/// `GET /rooms/{roomId}/event/{eventId}`
+pub fn get_event(
+    app: &App,
+    req: &Request,
+    room_id: &str,
+    event_id: &str,
+) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let read = app.store.read()?;
+    let short = room_short(&read, room_id)?;
+    let upto = visible_upto(&read, caller.user_id.as_str(), short)?;
+    let (r, s) =
+        read.event_position(event_id)?.ok_or_else(|| MatrixError::not_found("Event not found"))?;
+    if r != short || s > upto {
+        return Err(MatrixError::not_found("Event not found"));
+    }
+    let ev = read.event_at(r, s)?.ok_or_else(|| MatrixError::not_found("Event not found"))?;
+    Ok(json(&parse(&ev)?))
+}
+
+/// `GET /rooms/{roomId}/joined_members`
+pub fn joined_members(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let read = app.store.read()?;
+    let short = room_short(&read, room_id)?;
+    visible_upto(&read, caller.user_id.as_str(), short)?;
+    let mut joined = Map::new();
+    for u in read.members_with(short, "join")? {
+        let content = match read.state_event(short, "m.room.member", &u)? {
+            Some(ev) => parse(&ev)?["content"].clone(),
+            None => json!({}),
+        };
+        joined.insert(u, json!({ "display_name": content.get("displayname"), "avatar_url": content.get("avatar_url") }));
+    }
+    Ok(json(&json!({ "joined": joined })))
+}
+
+/// `GET /rooms/{roomId}/members`
+pub fn members(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let read = app.store.read()?;
+    let short = room_short(&read, room_id)?;
+    visible_upto(&read, caller.user_id.as_str(), short)?;
+    let only = req.query("membership");
+    let not = req.query("not_membership");
+    let mut chunk = Vec::new();
+    for (t, k, _) in read.room_state(short)? {
+        if t != "m.room.member" {
+            continue;
+        }
+        if let Some(ev) = read.state_event(short, &t, &k)? {
+            let v = parse(&ev)?;
+            let m = v["content"]["membership"].as_str().unwrap_or("");
+            if only.is_some_and(|o| o != m) || not.is_some_and(|n| n == m) {
+                continue;
+            }
+            chunk.push(v);
+        }
+    }
+    Ok(json(&json!({ "chunk": chunk })))
+}
+
+/// `GET /rooms/{roomId}/messages`
+pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let read = app.store.read()?;
+    let short = room_short(&read, room_id)?;
+    let upto = visible_upto(&read, caller.user_id.as_str(), short)?;
+    let dir = req.query("dir").unwrap_or("b");
+    let limit: usize = match req.query("limit") {
+        Some(l) => l.parse().map_err(|_| MatrixError::invalid_param("limit must be an integer"))?,
+        None => 10,
+    };
+    let limit = limit.clamp(1, 1000);
+    let from = match req.query("from") {
+        Some(f) => Some(
+            sync::parse_pagination(f)
+                .ok_or_else(|| MatrixError::invalid_param("from is not a valid token"))?,
+        ),
+        None => None,
+    };
+    let to = match req.query("to") {
+        Some(t) => Some(
+            sync::parse_pagination(t)
+                .ok_or_else(|| MatrixError::invalid_param("to is not a valid token"))?,
+        ),
+        None => None,
+    };
+    let (events, end) = match dir {
+        "b" => {
+            // Tokens mean "between stream positions": `t<n>` paginating
+            // backwards returns events with stream < n.
+            let before = from.unwrap_or(StreamPos(u64::MAX));
+            let before = StreamPos(before.0.min(upto.0.saturating_add(1)));
+            let mut evs = read.events_before(short, before, limit)?;
+            if let Some(t) = to {
+                evs.retain(|e| e.stream >= t);
+            }
+            let end = evs.last().map(|e| e.stream);
+            (evs, end)
+        }
+        "f" => {
+            let start = from.unwrap_or(StreamPos(0));
+            let mut evs = read.events_from(short, start, limit)?;
+            evs.retain(|e| e.stream <= upto);
+            if let Some(t) = to {
+                evs.retain(|e| e.stream < t);
+            }
+            let end = evs.last().map(|e| StreamPos(e.stream.0 + 1));
+            (evs, end)
+        }
+        _ => return Err(MatrixError::invalid_param("dir must be b or f")),
+    };
+    let chunk: Vec<Value> = events.iter().map(parse).collect::<Result<_, _>>()?;
+    let start_token = match from {
+        Some(f) => sync::pagination_token(f),
+        None => sync::pagination_token(if dir == "b" {
+            StreamPos(app.store.current_position().0 + 1)
+        } else {
+            StreamPos(0)
+        }),
+    };
+    let mut out = json!({ "chunk": chunk, "start": start_token });
+    if let Some(e) = end.filter(|_| events.len() == limit) {
+        out["end"] = json!(sync::pagination_token(e));
+    }
+    Ok(json(&out))
+}
+
+/// `POST /user/{userId}/filter`
+pub async fn create_filter(app: &App, req: &Request, user_id: &str) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    if caller.user_id.as_str() != user_id {
+        return Err(MatrixError::forbidden("Cannot create filters for other users"));
+    }
+    let body = req.json_object()?;
+    let bytes = serde_json::to_vec(&body).map_err(|e| MatrixError::internal("filter", e))?;
+    let user = user_id.to_owned();
+    let id = app
+        .store
+        .write(move |ctx| Ok(Ok::<_, MatrixError>(ctx.put_filter(&user, &bytes)?)))
+        .await?;
+    Ok(json(&json!({ "filter_id": id.to_string() })))
+}
+
+/// `GET /user/{userId}/filter/{filterId}`
+pub fn get_filter(
+    app: &App,
+    req: &Request,
+    user_id: &str,
+    filter_id: &str,
+) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    if caller.user_id.as_str() != user_id {
+        return Err(MatrixError::forbidden("Cannot read filters of other users"));
+    }
+    let id: u64 = filter_id.parse().map_err(|_| MatrixError::not_found("No such filter"))?;
+    let bytes = app
+        .store
+        .read()?
+        .filter(user_id, id)?
+        .ok_or_else(|| MatrixError::not_found("No such filter"))?;
+    let v: Value =
+        serde_json::from_slice(&bytes).map_err(|e| MatrixError::internal("filter", e))?;
+    Ok(json(&v))
+}
+
+/// `GET /_matrix/client/v3/sync`
+pub async fn sync_events(app: &App, req: &Request) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let user = caller.user_id.to_string();
+    let since = match req.query("since") {
+        Some(s) => Some(
+            sync::parse_since(s)
+                .ok_or_else(|| MatrixError::invalid_param("since is not a valid sync token"))?,
+        ),
+        None => None,
+    };
+    let filter: Value = match req.query("filter") {
+        None => json!({}),
+        Some(f) if f.trim_start().starts_with('{') => {
+            serde_json::from_str(f).map_err(|e| MatrixError::bad_json(format!("filter: {e}")))?
+        }
+        Some(id) => {
+            let id: u64 =
+                id.parse().map_err(|_| MatrixError::invalid_param("unknown filter id"))?;
+            let bytes = app
+                .store
+                .read()?
+                .filter(&user, id)?
+                .ok_or_else(|| MatrixError::invalid_param("unknown filter id"))?;
+            serde_json::from_slice(&bytes).map_err(|e| MatrixError::internal("filter", e))?
+        }
+    };
+    let filter: Value = from_json::<Value>(filter)?;
+    let params = SyncParams {
+        since,
+        full_state: req.query_bool("full_state", false)?,
+        timeline_limit: filter["room"]["timeline"]["limit"].as_u64().unwrap_or(10).clamp(1, 500)
+            as usize,
+        lazy_load_members: filter["room"]["state"]["lazy_load_members"].as_bool().unwrap_or(false),
+    };
+    let timeout_ms: u64 = match req.query("timeout") {
+        Some(t) => {
+            t.parse().map_err(|_| MatrixError::invalid_param("timeout must be an integer"))?
+        }
+        None => 0,
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms.min(120_000));
+    let notify = app.waiter(&user);
+    let result = loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let upto = app.store.current_position();
+        let read = app.store.read()?;
+        let (body, any) = sync::assemble(&read, &user, &params, upto)?;
+        drop(read);
+        if any || since.is_none() || params.full_state || app.is_shutting_down() {
+            break body;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break body;
+        }
+        let shutdown = app.shutdown_notify.notified();
+        tokio::select! {
+            _ = notified => {}
+            _ = shutdown => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    };
+    drop(notify);
+    app.release_waiter(&user);
+    Ok(json(&result))
+}

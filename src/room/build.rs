@@ -1,0 +1,201 @@
+//! Creating local events: the room version's PDU format, authorised against
+//! current state, hashed, signed and stored — all inside one writer
+//! operation, so the auth check and the write are atomic.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::error::MatrixError;
+use crate::room::auth::{self, AuthEvent};
+use crate::room::pdu::{self, ServerKey};
+use crate::room::version::RoomVersion;
+use crate::store::{RoomShort, StoreError, StreamPos, WriteCtx};
+
+/// An event a local user wants to send.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub event_type: String,
+    pub state_key: Option<String>,
+    pub sender: String,
+    pub content: Value,
+    /// For `m.room.redaction` before v11 (top-level `redacts`).
+    pub redacts: Option<String>,
+}
+
+/// Where an event goes.
+#[derive(Clone, Debug)]
+pub struct RoomTarget {
+    pub room_id: String,
+    pub short: RoomShort,
+    pub version: RoomVersion,
+}
+
+/// The signing identity of this server.
+#[derive(Clone)]
+pub struct Signer {
+    pub server_name: String,
+    pub key: ServerKey,
+}
+
+#[derive(Clone, Debug)]
+pub struct Appended {
+    pub event_id: String,
+    pub stream: StreamPos,
+}
+
+/// Reads a stored client-format event back into what the auth rules need.
+fn to_auth_event(json: &[u8], version: RoomVersion) -> Result<AuthEvent, StoreError> {
+    let v: Value =
+        serde_json::from_slice(json).map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let event_type = s("type");
+    let room_id = if event_type == "m.room.create" && version.room_id_from_create_event() {
+        None
+    } else {
+        Some(s("room_id"))
+    };
+    Ok(AuthEvent {
+        event_id: s("event_id"),
+        room_id,
+        state_key: v.get("state_key").and_then(Value::as_str).map(str::to_owned),
+        event_type,
+        sender: s("sender"),
+        content: v.get("content").cloned().unwrap_or_else(|| json!({})),
+        prev_events: Vec::new(),
+    })
+}
+
+/// Authorises, builds, signs and stores `ev` in `room`. The outer `Err` is a
+/// storage failure; the inner one a refusal (nothing written).
+pub fn append_event(
+    ctx: &mut WriteCtx<'_>,
+    signer: &Signer,
+    room: &RoomTarget,
+    ev: NewEvent,
+    now_ms: u64,
+) -> Result<Result<Appended, MatrixError>, StoreError> {
+    let version = room.version;
+    let is_create = ev.event_type == "m.room.create" && ev.state_key.as_deref() == Some("");
+    let (prev_events, depth) = match ctx.latest_event(room.short)? {
+        Some(latest) => {
+            let id = serde_json::from_slice::<Value>(&latest.json)
+                .ok()
+                .and_then(|v| v.get("event_id").and_then(Value::as_str).map(str::to_owned))
+                .ok_or_else(|| StoreError::Corrupt("stored event without event_id".into()))?;
+            let depth = ctx
+                .pdu_fields(room.short, latest.stream)?
+                .and_then(|f| serde_json::from_slice::<Value>(&f).ok())
+                .and_then(|f| f.get("depth").and_then(Value::as_u64))
+                .unwrap_or(0);
+            (vec![id], depth + 1)
+        }
+        None => (Vec::new(), 1),
+    };
+    let candidate = AuthEvent {
+        event_id: "$pending".into(),
+        room_id: if is_create && version.room_id_from_create_event() {
+            None
+        } else {
+            Some(room.room_id.clone())
+        },
+        event_type: ev.event_type.clone(),
+        state_key: ev.state_key.clone(),
+        sender: ev.sender.clone(),
+        content: ev.content.clone(),
+        prev_events: prev_events.clone(),
+    };
+    // Load the auth events the rules will read, plus the create event.
+    let mut wanted = auth::auth_types_for_event(version, &candidate);
+    let mut loaded: HashMap<(String, String), AuthEvent> = HashMap::new();
+    wanted.push(("m.room.create".into(), String::new()));
+    for (ty, key) in &wanted {
+        if loaded.contains_key(&(ty.clone(), key.clone())) {
+            continue;
+        }
+        if let Some(stored) = ctx.state_event(room.short, ty, key)? {
+            loaded.insert((ty.clone(), key.clone()), to_auth_event(&stored.json, version)?);
+        }
+    }
+    wanted.pop();
+    let lookup = |t: &str, k: &str| loaded.get(&(t.to_owned(), k.to_owned()));
+    if let Err(e) = auth::check(version, &candidate, &lookup) {
+        return Ok(Err(MatrixError::forbidden(e.to_string())));
+    }
+    let mut auth_ids: Vec<String> = wanted
+        .iter()
+        .filter_map(|(t, k)| loaded.get(&(t.clone(), k.clone())).map(|e| e.event_id.clone()))
+        .collect();
+    auth_ids.sort();
+    auth_ids.dedup();
+
+    let mut pdu = Map::new();
+    pdu.insert("auth_events".into(), json!(auth_ids));
+    pdu.insert("content".into(), ev.content.clone());
+    pdu.insert("depth".into(), json!(depth));
+    pdu.insert("origin_server_ts".into(), json!(now_ms));
+    pdu.insert("prev_events".into(), json!(prev_events));
+    if !(is_create && version.room_id_from_create_event()) {
+        pdu.insert("room_id".into(), json!(room.room_id));
+    }
+    pdu.insert("sender".into(), json!(ev.sender));
+    pdu.insert("type".into(), json!(ev.event_type));
+    if let Some(k) = &ev.state_key {
+        pdu.insert("state_key".into(), json!(k));
+    }
+    if let Some(r) = &ev.redacts {
+        pdu.insert("redacts".into(), json!(r));
+    }
+    let mut pdu = Value::Object(pdu);
+    let event_id =
+        match pdu::hash_and_sign_event(&mut pdu, version, &signer.server_name, &signer.key) {
+            Ok(id) => id,
+            Err(e) => {
+                return Ok(Err(MatrixError::bad_json(format!("event cannot be signed: {e}"))));
+            }
+        };
+
+    let mut client = Map::new();
+    client.insert("content".into(), ev.content.clone());
+    client.insert("event_id".into(), json!(event_id));
+    client.insert("origin_server_ts".into(), json!(now_ms));
+    client.insert("room_id".into(), json!(room.room_id));
+    client.insert("sender".into(), json!(ev.sender));
+    client.insert("type".into(), json!(ev.event_type));
+    if let Some(k) = &ev.state_key {
+        client.insert("state_key".into(), json!(k));
+    }
+    if let Some(r) = &ev.redacts {
+        client.insert("redacts".into(), json!(r));
+    }
+    let client_json = serde_json::to_vec(&Value::Object(client))
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let fields = json!({
+        "auth_events": pdu["auth_events"],
+        "prev_events": pdu["prev_events"],
+        "depth": depth,
+        "hashes": pdu["hashes"],
+        "signatures": pdu["signatures"],
+    });
+    let fields = serde_json::to_vec(&fields).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+
+    let membership = if ev.event_type == "m.room.member" {
+        ev.content.get("membership").and_then(Value::as_str).map(str::to_owned)
+    } else {
+        None
+    };
+    let stream = ctx.next_position();
+    let state = ev.state_key.as_deref().map(|k| (ev.event_type.as_str(), k));
+    let member = match (&membership, &ev.state_key) {
+        (Some(m), Some(target)) => Some((target.as_str(), m.as_str())),
+        _ => None,
+    };
+    ctx.put_event(room.short, stream, &event_id, &client_json, &fields, state, member)?;
+    for user in ctx.members_with(room.short, "join")? {
+        ctx.wake_user(&user);
+    }
+    if let (Some(_), Some(target)) = (&membership, &ev.state_key) {
+        ctx.wake_user(target);
+    }
+    Ok(Ok(Appended { event_id, stream }))
+}

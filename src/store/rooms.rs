@@ -1,0 +1,467 @@
+//! Rooms, events, current state, memberships, aliases, transaction IDs and
+//! filters.
+//!
+//! Events are stored once, ready to serve: the client-format JSON keyed by
+//! `(room short id, stream position)`, with the federation-only fields
+//! (`auth_events`, `prev_events`, `depth`, `hashes`, `signatures`) in a
+//! second table under the same key, so the hot path never reads them.
+//! Current state is an index `(room, type, state_key) → stream`; every state
+//! event is also listed in `room_stream_to_state_key` so a gappy sync finds
+//! what changed by a range scan instead of diffing full state.
+
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+use super::tables::{
+    ALIAS_TO_ROOM_ID, EVENT_ID_TO_POSITION, META, ROOM_ID_TO_RECORD, ROOM_SHORT_TO_ID,
+    ROOM_STATE_TO_STREAM, ROOM_STREAM_TO_EVENT, ROOM_STREAM_TO_PDU_FIELDS,
+    ROOM_STREAM_TO_STATE_KEY, ROOM_USER_TO_MEMBERSHIP, TXN_TO_EVENT_ID, USER_FILTER_TO_JSON,
+    USER_ROOM_TO_MEMBERSHIP, USER_STREAM_TO_ROOM,
+};
+use super::{ReadTxn, StoreError, StreamPos, WriteCtx};
+
+/// A room's short id: rooms are named by this integer in every hot key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomShort(pub u64);
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RoomRecord {
+    pub short: u64,
+    pub version: String,
+    #[serde(default)]
+    pub public: bool,
+}
+
+/// One stored event: its position and client-format JSON bytes.
+#[derive(Clone, Debug)]
+pub struct StoredEvent {
+    pub stream: StreamPos,
+    pub json: Vec<u8>,
+}
+
+/// A membership row: `(membership, stream of the member event)`.
+#[derive(Clone, Debug)]
+pub struct Membership {
+    pub room: RoomShort,
+    pub membership: String,
+    pub stream: StreamPos,
+}
+
+const META_NEXT_ROOM_SHORT: &str = "next_room_short";
+
+fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+macro_rules! room_reads {
+    ($t:ty, $txn:tt) => {
+        impl $t {
+            pub fn room(&self, room_id: &str) -> Result<Option<RoomRecord>, StoreError> {
+                let table = self.$txn.open_table(ROOM_ID_TO_RECORD)?;
+                let v = table.get(room_id)?;
+                v.map(|v| decode("room", v.value())).transpose()
+            }
+
+            pub fn room_id(&self, room: RoomShort) -> Result<Option<String>, StoreError> {
+                let table = self.$txn.open_table(ROOM_SHORT_TO_ID)?;
+                let v = table.get(room.0)?;
+                Ok(v.map(|v| v.value().to_owned()))
+            }
+
+            /// The current state event `(type, state_key)` of a room.
+            pub fn state_event(
+                &self,
+                room: RoomShort,
+                event_type: &str,
+                state_key: &str,
+            ) -> Result<Option<StoredEvent>, StoreError> {
+                let state = self.$txn.open_table(ROOM_STATE_TO_STREAM)?;
+                let Some(stream) = state.get((room.0, event_type, state_key))?.map(|v| v.value())
+                else {
+                    return Ok(None);
+                };
+                self.event_at(room, StreamPos(stream))
+            }
+
+            pub fn event_at(
+                &self,
+                room: RoomShort,
+                stream: StreamPos,
+            ) -> Result<Option<StoredEvent>, StoreError> {
+                let events = self.$txn.open_table(ROOM_STREAM_TO_EVENT)?;
+                let v = events.get((room.0, stream.0))?;
+                Ok(v.map(|v| StoredEvent { stream, json: v.value().to_vec() }))
+            }
+
+            /// The newest event of a room.
+            pub fn latest_event(&self, room: RoomShort) -> Result<Option<StoredEvent>, StoreError> {
+                let events = self.$txn.open_table(ROOM_STREAM_TO_EVENT)?;
+                let mut range = events.range((room.0, 0)..=(room.0, u64::MAX))?;
+                match range.next_back() {
+                    Some(row) => {
+                        let (k, v) = row?;
+                        Ok(Some(StoredEvent {
+                            stream: StreamPos(k.value().1),
+                            json: v.value().to_vec(),
+                        }))
+                    }
+                    None => Ok(None),
+                }
+            }
+
+            /// The federation-only fields of an event (JSON object).
+            pub fn pdu_fields(
+                &self,
+                room: RoomShort,
+                stream: StreamPos,
+            ) -> Result<Option<Vec<u8>>, StoreError> {
+                let t = self.$txn.open_table(ROOM_STREAM_TO_PDU_FIELDS)?;
+                let v = t.get((room.0, stream.0))?;
+                Ok(v.map(|v| v.value().to_vec()))
+            }
+
+            /// Every current state entry: `(type, state_key, stream)`.
+            pub fn room_state(
+                &self,
+                room: RoomShort,
+            ) -> Result<Vec<(String, String, StreamPos)>, StoreError> {
+                let state = self.$txn.open_table(ROOM_STATE_TO_STREAM)?;
+                let mut out = Vec::new();
+                for row in state.range((room.0, "", "")..)? {
+                    let (k, v) = row?;
+                    let (r, t, s) = k.value();
+                    if r != room.0 {
+                        break;
+                    }
+                    out.push((t.to_owned(), s.to_owned(), StreamPos(v.value())));
+                }
+                Ok(out)
+            }
+
+            pub fn event_position(
+                &self,
+                event_id: &str,
+            ) -> Result<Option<(RoomShort, StreamPos)>, StoreError> {
+                let t = self.$txn.open_table(EVENT_ID_TO_POSITION)?;
+                let v = t.get(event_id)?;
+                Ok(v.map(|v| {
+                    let (r, s) = v.value();
+                    (RoomShort(r), StreamPos(s))
+                }))
+            }
+
+            /// A user's membership in a room, if any.
+            pub fn membership(
+                &self,
+                user_id: &str,
+                room: RoomShort,
+            ) -> Result<Option<Membership>, StoreError> {
+                let t = self.$txn.open_table(USER_ROOM_TO_MEMBERSHIP)?;
+                let v = t.get((user_id, room.0))?;
+                Ok(v.map(|v| {
+                    let (m, s) = v.value();
+                    Membership { room, membership: m.to_owned(), stream: StreamPos(s) }
+                }))
+            }
+
+            /// Users with membership `membership` in a room.
+            pub fn members_with(
+                &self,
+                room: RoomShort,
+                membership: &str,
+            ) -> Result<Vec<String>, StoreError> {
+                let t = self.$txn.open_table(ROOM_USER_TO_MEMBERSHIP)?;
+                let mut out = Vec::new();
+                for row in t.range((room.0, "")..)? {
+                    let (k, v) = row?;
+                    let (r, u) = k.value();
+                    if r != room.0 {
+                        break;
+                    }
+                    if v.value() == membership {
+                        out.push(u.to_owned());
+                    }
+                }
+                Ok(out)
+            }
+
+            pub fn alias(&self, alias: &str) -> Result<Option<String>, StoreError> {
+                let t = self.$txn.open_table(ALIAS_TO_ROOM_ID)?;
+                let v = t.get(alias)?;
+                Ok(v.map(|v| v.value().to_owned()))
+            }
+
+            pub fn txn_event(
+                &self,
+                user_id: &str,
+                device_id: &str,
+                scope: &str,
+                txn_id: &str,
+            ) -> Result<Option<String>, StoreError> {
+                let t = self.$txn.open_table(TXN_TO_EVENT_ID)?;
+                let v = t.get((user_id, device_id, scope, txn_id))?;
+                Ok(v.map(|v| v.value().to_owned()))
+            }
+        }
+    };
+}
+
+room_reads!(ReadTxn, 0);
+room_reads!(WriteCtx<'_>, txn);
+
+impl ReadTxn {
+    /// Events of a room with `after < stream <= upto`, newest `limit` of
+    /// them, oldest first; and whether older ones in the range were left out.
+    pub fn events_after(
+        &self,
+        room: RoomShort,
+        after: StreamPos,
+        upto: StreamPos,
+        limit: usize,
+    ) -> Result<(Vec<StoredEvent>, bool), StoreError> {
+        let events = self.0.open_table(ROOM_STREAM_TO_EVENT)?;
+        let mut out = Vec::new();
+        let mut limited = false;
+        if after >= upto {
+            return Ok((out, false));
+        }
+        for row in events.range((room.0, after.0 + 1)..=(room.0, upto.0))?.rev() {
+            let (k, v) = row?;
+            if out.len() == limit {
+                limited = true;
+                break;
+            }
+            out.push(StoredEvent { stream: StreamPos(k.value().1), json: v.value().to_vec() });
+        }
+        out.reverse();
+        Ok((out, limited))
+    }
+
+    /// Up to `limit` events before `before` (exclusive), newest first.
+    pub fn events_before(
+        &self,
+        room: RoomShort,
+        before: StreamPos,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let events = self.0.open_table(ROOM_STREAM_TO_EVENT)?;
+        let mut out = Vec::new();
+        if before.0 == 0 {
+            return Ok(out);
+        }
+        for row in events.range((room.0, 0)..(room.0, before.0))?.rev().take(limit) {
+            let (k, v) = row?;
+            out.push(StoredEvent { stream: StreamPos(k.value().1), json: v.value().to_vec() });
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` events from `from` (inclusive) forwards, oldest first.
+    pub fn events_from(
+        &self,
+        room: RoomShort,
+        from: StreamPos,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let events = self.0.open_table(ROOM_STREAM_TO_EVENT)?;
+        let mut out = Vec::new();
+        for row in events.range((room.0, from.0)..=(room.0, u64::MAX))?.take(limit) {
+            let (k, v) = row?;
+            out.push(StoredEvent { stream: StreamPos(k.value().1), json: v.value().to_vec() });
+        }
+        Ok(out)
+    }
+
+    /// State keys changed in a room with `after < stream <= upto`.
+    pub fn state_changes(
+        &self,
+        room: RoomShort,
+        after: StreamPos,
+        upto: StreamPos,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let t = self.0.open_table(ROOM_STREAM_TO_STATE_KEY)?;
+        let mut out = Vec::new();
+        if after >= upto {
+            return Ok(out);
+        }
+        for row in t.range((room.0, after.0 + 1)..=(room.0, upto.0))? {
+            let (_, v) = row?;
+            let (ty, key) = v.value();
+            out.push((ty.to_owned(), key.to_owned()));
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Every room a user has a membership in.
+    pub fn user_memberships(&self, user_id: &str) -> Result<Vec<Membership>, StoreError> {
+        let t = self.0.open_table(USER_ROOM_TO_MEMBERSHIP)?;
+        let mut out = Vec::new();
+        for row in t.range((user_id, 0)..=(user_id, u64::MAX))? {
+            let (k, v) = row?;
+            let (m, s) = v.value();
+            out.push(Membership {
+                room: RoomShort(k.value().1),
+                membership: m.to_owned(),
+                stream: StreamPos(s),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Rooms whose membership for `user_id` changed with `after < stream`.
+    pub fn membership_changes(
+        &self,
+        user_id: &str,
+        after: StreamPos,
+    ) -> Result<Vec<RoomShort>, StoreError> {
+        let t = self.0.open_table(USER_STREAM_TO_ROOM)?;
+        let mut out = Vec::new();
+        for row in t.range((user_id, after.0 + 1)..=(user_id, u64::MAX))? {
+            let (_, v) = row?;
+            out.push(RoomShort(v.value()));
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    pub fn filter(&self, user_id: &str, filter_id: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.0.open_table(USER_FILTER_TO_JSON)?;
+        let v = t.get((user_id, filter_id))?;
+        Ok(v.map(|v| v.value().to_vec()))
+    }
+
+    /// Public rooms (for the directory).
+    pub fn public_rooms(&self) -> Result<Vec<(String, RoomShort)>, StoreError> {
+        let t = self.0.open_table(ROOM_ID_TO_RECORD)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let r: RoomRecord = decode("room", v.value())?;
+            if r.public {
+                out.push((k.value().to_owned(), RoomShort(r.short)));
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl WriteCtx<'_> {
+    /// Registers a new room and returns its short id.
+    pub fn create_room_record(
+        &mut self,
+        room_id: &str,
+        version: &str,
+        public: bool,
+    ) -> Result<RoomShort, StoreError> {
+        let short = {
+            let mut meta = self.txn.open_table(META)?;
+            let next = meta
+                .get(META_NEXT_ROOM_SHORT)?
+                .map(|v| <[u8; 8]>::try_from(v.value()).map(u64::from_be_bytes).unwrap_or(1))
+                .unwrap_or(1);
+            meta.insert(META_NEXT_ROOM_SHORT, (next + 1).to_be_bytes().as_slice())?;
+            next
+        };
+        let record = RoomRecord { short, version: version.to_owned(), public };
+        let bytes = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.txn.open_table(ROOM_ID_TO_RECORD)?.insert(room_id, bytes.as_slice())?;
+        self.txn.open_table(ROOM_SHORT_TO_ID)?.insert(short, room_id)?;
+        Ok(RoomShort(short))
+    }
+
+    pub fn set_room_public(&mut self, room_id: &str, public: bool) -> Result<(), StoreError> {
+        let Some(mut r) = self.room(room_id)? else { return Ok(()) };
+        r.public = public;
+        let bytes = serde_json::to_vec(&r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.txn.open_table(ROOM_ID_TO_RECORD)?.insert(room_id, bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Stores an event with its indexes. `state` is `(type, state_key)` for
+    /// state events; `member` is `(user_id, membership)` for member events.
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_event(
+        &mut self,
+        room: RoomShort,
+        stream: StreamPos,
+        event_id: &str,
+        client_json: &[u8],
+        pdu_fields: &[u8],
+        state: Option<(&str, &str)>,
+        member: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        self.txn.open_table(ROOM_STREAM_TO_EVENT)?.insert((room.0, stream.0), client_json)?;
+        self.txn.open_table(ROOM_STREAM_TO_PDU_FIELDS)?.insert((room.0, stream.0), pdu_fields)?;
+        self.txn.open_table(EVENT_ID_TO_POSITION)?.insert(event_id, (room.0, stream.0))?;
+        if let Some((ty, key)) = state {
+            self.txn.open_table(ROOM_STATE_TO_STREAM)?.insert((room.0, ty, key), stream.0)?;
+            self.txn.open_table(ROOM_STREAM_TO_STATE_KEY)?.insert((room.0, stream.0), (ty, key))?;
+        }
+        if let Some((user, membership)) = member {
+            self.txn
+                .open_table(USER_ROOM_TO_MEMBERSHIP)?
+                .insert((user, room.0), (membership, stream.0))?;
+            self.txn.open_table(ROOM_USER_TO_MEMBERSHIP)?.insert((room.0, user), membership)?;
+            self.txn.open_table(USER_STREAM_TO_ROOM)?.insert((user, stream.0), room.0)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the stored client JSON of an event (redaction).
+    pub fn rewrite_event(
+        &mut self,
+        room: RoomShort,
+        stream: StreamPos,
+        client_json: &[u8],
+    ) -> Result<(), StoreError> {
+        self.txn.open_table(ROOM_STREAM_TO_EVENT)?.insert((room.0, stream.0), client_json)?;
+        Ok(())
+    }
+
+    /// Maps an alias to a room; false if the alias was taken.
+    pub fn put_alias(&mut self, alias: &str, room_id: &str) -> Result<bool, StoreError> {
+        let mut t = self.txn.open_table(ALIAS_TO_ROOM_ID)?;
+        if t.get(alias)?.is_some() {
+            return Ok(false);
+        }
+        t.insert(alias, room_id)?;
+        Ok(true)
+    }
+
+    pub fn delete_alias(&mut self, alias: &str) -> Result<bool, StoreError> {
+        let mut t = self.txn.open_table(ALIAS_TO_ROOM_ID)?;
+        let existed = t.remove(alias)?.is_some();
+        Ok(existed)
+    }
+
+    pub fn put_txn_event(
+        &mut self,
+        user_id: &str,
+        device_id: &str,
+        scope: &str,
+        txn_id: &str,
+        event_id: &str,
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(TXN_TO_EVENT_ID)?
+            .insert((user_id, device_id, scope, txn_id), event_id)?;
+        Ok(())
+    }
+
+    /// Stores a filter and returns its id (per user, counting up).
+    pub fn put_filter(&mut self, user_id: &str, json: &[u8]) -> Result<u64, StoreError> {
+        let mut t = self.txn.open_table(USER_FILTER_TO_JSON)?;
+        let next = {
+            let mut range = t.range((user_id, 0)..=(user_id, u64::MAX))?;
+            match range.next_back() {
+                Some(row) => row?.0.value().1 + 1,
+                None => 0,
+            }
+        };
+        t.insert((user_id, next), json)?;
+        Ok(next)
+    }
+}
