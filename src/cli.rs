@@ -176,7 +176,27 @@ fn serve(config: Config) -> i32 {
             config.data_dir.display(),
             config.registration.as_str()
         );
-        crate::server::run(config, store, listener, shutdown_signal()).await;
+        // systemd (Type=notify): ready once the socket accepts connections,
+        // and a watchdog ping from the event loop itself, so a wedged loop
+        // gets the service restarted.
+        let _ = crate::notify::notify("READY=1");
+        let watchdog = crate::notify::watchdog_interval().map(|every| {
+            tokio::task::spawn_local(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    let _ = crate::notify::notify("WATCHDOG=1");
+                }
+            })
+        });
+        crate::server::run(config, store, listener, async {
+            shutdown_signal().await;
+            let _ = crate::notify::notify("STOPPING=1");
+        })
+        .await;
+        if let Some(w) = watchdog {
+            w.abort();
+        }
         tracing::info!("stopped");
         0
     })

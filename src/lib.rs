@@ -28,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod notify;
 pub mod room;
 pub mod server;
 pub mod store;
