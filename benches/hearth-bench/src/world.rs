@@ -312,6 +312,8 @@ pub(crate) async fn set_up(ctx: &Ctx, rec: &mut Recorder<'_>) -> World {
             }
             sync_speakers.push(speakers);
         }
+    }
+    if let Ok(crowd) = &crowd {
         if let Some(poller) = crowd.first() {
             for room in rooms_of(Use::Wake) {
                 joins.push((Arc::clone(poller), room, Use::Wake));
