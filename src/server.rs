@@ -17,6 +17,9 @@ use crate::room::build::Signer;
 use crate::room::pdu::ServerKey;
 use crate::store::{Store, StoreError};
 
+/// A user's presence: (state, status message, last active in ms).
+pub type Presence = (String, Option<String>, u64);
+
 const META_SIGNING_SEED: &str = "signing_key_seed";
 const META_SIGNING_KEY_ID: &str = "signing_key_id";
 
@@ -35,6 +38,11 @@ pub struct App {
     /// Long-polling `/sync` requests wait on their user's `Notify`; the
     /// waker task pokes exactly the users a commit affected.
     waiters: RefCell<HashMap<String, Rc<Notify>>>,
+    /// Who is typing where (in memory; spec: typing is ephemeral).
+    pub typing: RefCell<crate::sync::typing::Typing>,
+    /// Presence by user: (presence, status_msg, last active ms). In memory:
+    /// cheap, and a restart resetting everyone to offline is right.
+    pub presence: RefCell<HashMap<String, Presence>>,
     /// Woken once at shutdown so every long-poll returns.
     pub shutdown_notify: Rc<Notify>,
     shutting_down: Cell<bool>,
@@ -51,6 +59,8 @@ impl App {
             hash_slots: Arc::new(Semaphore::new(2)),
             signer,
             waiters: RefCell::new(HashMap::new()),
+            typing: RefCell::new(crate::sync::typing::Typing::default()),
+            presence: RefCell::new(HashMap::new()),
             shutdown_notify: Rc::new(Notify::new()),
             shutting_down: Cell::new(false),
         }
@@ -70,7 +80,7 @@ impl App {
         }
     }
 
-    fn wake(&self, user_id: &str) {
+    pub fn wake(&self, user_id: &str) {
         if let Some(n) = self.waiters.borrow().get(user_id) {
             n.notify_waiters();
         }
@@ -120,8 +130,17 @@ pub async fn run(
             }
         }
     });
+    let typing_app = app.clone();
+    let typing_expiry = tokio::task::spawn_local(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            crate::api::client::userdata::expire_typing(&typing_app);
+        }
+    });
     crate::http::serve(listener, app, shutdown).await;
     waker.abort();
+    typing_expiry.abort();
     // In-flight writes were awaited by their requests; anything still queued
     // (a client that hung up) is committed before the writer stops.
     store.shutdown();

@@ -274,3 +274,90 @@ fn urlencode(s: &str) -> String {
         )
         .collect()
 }
+
+#[tokio::test]
+async fn redaction_strips_content_and_says_why() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    for v in ["10", "11", "12"] {
+        let r = room(&alice, json!({ "preset": "public_chat", "room_version": v })).await;
+        bob.post(&format!("/_matrix/client/v3/join/{r}"), json!({})).await.ok();
+        let ev = send(&bob, &r, "t", "oops").await;
+        let red = alice
+            .put(
+                &format!("/_matrix/client/v3/rooms/{r}/redact/{ev}/r1"),
+                json!({ "reason": "spam" }),
+            )
+            .await
+            .ok();
+        let red_id = red["event_id"].as_str().expect("id").to_owned();
+        let again = alice
+            .put(
+                &format!("/_matrix/client/v3/rooms/{r}/redact/{ev}/r1"),
+                json!({ "reason": "spam" }),
+            )
+            .await
+            .ok();
+        assert_eq!(again["event_id"], red_id.as_str(), "txn ids make redactions idempotent");
+        let got = bob.get(&format!("/_matrix/client/v3/rooms/{r}/event/{ev}")).await.ok();
+        assert_eq!(got["content"], json!({}), "v{v}: {got}");
+        assert_eq!(got["unsigned"]["redacted_because"]["event_id"], red_id.as_str());
+        assert_eq!(got["unsigned"]["redacted_because"]["content"]["reason"], "spam");
+        // Bob (power 0) cannot redact Alice's events.
+        let mine = send(&alice, &r, "t2", "keep").await;
+        bob.put(&format!("/_matrix/client/v3/rooms/{r}/redact/{mine}/r2"), json!({}))
+            .await
+            .expect_err(403, "M_FORBIDDEN");
+    }
+}
+
+#[tokio::test]
+async fn context_returns_events_around_an_event() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let r = room(&alice, json!({})).await;
+    let mut ids = Vec::new();
+    for i in 0..9 {
+        ids.push(send(&alice, &r, &format!("c{i}"), &format!("c{i}")).await);
+    }
+    let ctx =
+        alice.get(&format!("/_matrix/client/v3/rooms/{r}/context/{}?limit=4", ids[4])).await.ok();
+    assert_eq!(ctx["event"]["content"]["body"], "c4");
+    assert_eq!(ctx["events_before"][0]["content"]["body"], "c3");
+    assert_eq!(ctx["events_after"][0]["content"]["body"], "c5");
+    assert_eq!(ctx["events_before"].as_array().map(Vec::len), Some(2));
+    assert!(
+        ctx["state"].as_array().is_some_and(|s| s.iter().any(|e| e["type"] == "m.room.create"))
+    );
+    let end = ctx["end"].as_str().expect("end");
+    let fwd = alice
+        .get(&format!("/_matrix/client/v3/rooms/{r}/messages?dir=f&from={end}&limit=10"))
+        .await
+        .ok();
+    assert_eq!(fwd["chunk"][0]["content"]["body"], "c7");
+}
+
+#[tokio::test]
+async fn forgetting_requires_having_left() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let r = room(&alice, json!({})).await;
+    let e = alice.post(&format!("/_matrix/client/v3/rooms/{r}/forget"), json!({})).await;
+    assert_eq!(e.status, 400);
+    alice.post(&format!("/_matrix/client/v3/rooms/{r}/leave"), json!({})).await.ok();
+    alice.post(&format!("/_matrix/client/v3/rooms/{r}/forget"), json!({})).await.ok();
+}
+
+#[tokio::test]
+async fn the_same_txn_id_in_another_room_is_a_new_event() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let a = room(&alice, json!({})).await;
+    let b = room(&alice, json!({})).await;
+    let in_a = send(&alice, &a, "same", "one").await;
+    let in_b = send(&alice, &b, "same", "two").await;
+    assert_ne!(in_a, in_b);
+    let got = alice.get(&format!("/_matrix/client/v3/rooms/{b}/event/{in_b}")).await.ok();
+    assert_eq!(got["content"]["body"], "two");
+}

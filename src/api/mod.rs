@@ -67,8 +67,44 @@ pub async fn dispatch(
         GetJoinedMembers { room_id } => rooms::joined_members(app, req, &room_id),
         GetMembers { room_id } => rooms::members(app, req, &room_id),
         GetMessages { room_id } => rooms::messages(app, req, &room_id),
-        CreateFilter { user_id } => rooms::create_filter(app, req, &user_id).await,
-        GetFilter { user_id, filter_id } => rooms::get_filter(app, req, &user_id, &filter_id),
-        Sync => rooms::sync_events(app, req).await,
+        CreateFilter { user_id } => sync::create_filter(app, req, &user_id).await,
+        GetFilter { user_id, filter_id } => sync::get_filter(app, req, &user_id, &filter_id),
+        Sync => sync::sync_events(app, req).await,
+        RedactEvent { room_id, event_id, txn_id } => {
+            rooms::redact_event(app, req, &room_id, &event_id, &txn_id).await
+        }
+        ForgetRoom { room_id } => rooms::forget_room(app, req, &room_id),
+        GetEventContext { room_id, event_id } => {
+            rooms::get_event_context(app, req, &room_id, &event_id)
+        }
+        GetAccountData { user_id, room_id, data_type } => {
+            userdata::get_account_data(app, req, &user_id, &room_id, &data_type)
+        }
+        SetAccountData { user_id, room_id, data_type } => {
+            userdata::set_account_data(app, req, &user_id, &room_id, &data_type).await
+        }
+        GetTags { user_id, room_id } => userdata::get_tags(app, req, &user_id, &room_id),
+        ChangeTag { user_id, room_id, tag, add } => {
+            userdata::change_tag(app, req, &user_id, &room_id, &tag, add).await
+        }
+        SetTyping { room_id, user_id } => userdata::set_typing(app, req, &room_id, &user_id).await,
+        PostReceipt { room_id, receipt_type, event_id } => {
+            userdata::post_receipt(app, req, &room_id, &receipt_type, &event_id).await
+        }
+        SetReadMarkers { room_id } => userdata::set_read_markers(app, req, &room_id).await,
+        GetProfile { user_id } => userdata::get_profile(app, &user_id),
+        GetProfileField { user_id, key } => userdata::get_profile_field(app, &user_id, &key),
+        SetProfileField { user_id, key, delete } => {
+            userdata::set_profile_field(app, req, &user_id, &key, delete).await
+        }
+        GetPresence { user_id } => userdata::get_presence(app, req, &user_id),
+        SetPresence { user_id } => userdata::set_presence(app, req, &user_id),
+        GetRoomAlias { alias } => directory::get_room_alias(app, &alias),
+        SetRoomAlias { alias } => directory::set_room_alias(app, req, &alias).await,
+        DeleteRoomAlias { alias } => directory::delete_room_alias(app, req, &alias).await,
+        GetLocalAliases { room_id } => directory::get_local_aliases(app, req, &room_id),
+        GetRoomVisibility { room_id } => directory::get_room_visibility(app, &room_id),
+        SetRoomVisibility { room_id } => directory::set_room_visibility(app, req, &room_id).await,
+        PublicRooms { post } => directory::public_rooms(app, req, post),
     }
 }

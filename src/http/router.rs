@@ -116,6 +116,89 @@ pub enum Endpoint {
         filter_id: String,
     },
     Sync,
+    RedactEvent {
+        room_id: String,
+        event_id: String,
+        txn_id: String,
+    },
+    ForgetRoom {
+        room_id: String,
+    },
+    GetEventContext {
+        room_id: String,
+        event_id: String,
+    },
+    GetAccountData {
+        user_id: String,
+        room_id: String,
+        data_type: String,
+    },
+    SetAccountData {
+        user_id: String,
+        room_id: String,
+        data_type: String,
+    },
+    GetTags {
+        user_id: String,
+        room_id: String,
+    },
+    ChangeTag {
+        user_id: String,
+        room_id: String,
+        tag: String,
+        add: bool,
+    },
+    SetTyping {
+        room_id: String,
+        user_id: String,
+    },
+    PostReceipt {
+        room_id: String,
+        receipt_type: String,
+        event_id: String,
+    },
+    SetReadMarkers {
+        room_id: String,
+    },
+    GetProfile {
+        user_id: String,
+    },
+    GetProfileField {
+        user_id: String,
+        key: String,
+    },
+    SetProfileField {
+        user_id: String,
+        key: String,
+        delete: bool,
+    },
+    GetPresence {
+        user_id: String,
+    },
+    SetPresence {
+        user_id: String,
+    },
+    GetRoomAlias {
+        alias: String,
+    },
+    SetRoomAlias {
+        alias: String,
+    },
+    DeleteRoomAlias {
+        alias: String,
+    },
+    GetLocalAliases {
+        room_id: String,
+    },
+    GetRoomVisibility {
+        room_id: String,
+    },
+    SetRoomVisibility {
+        room_id: String,
+    },
+    PublicRooms {
+        post: bool,
+    },
 }
 
 impl Endpoint {
@@ -159,7 +242,37 @@ impl Endpoint {
             | GetMessages { .. }
             | CreateFilter { .. }
             | GetFilter { .. }
-            | Sync => AuthNeed::Required,
+            | Sync
+            | RedactEvent { .. }
+            | ForgetRoom { .. }
+            | GetEventContext { .. }
+            | GetAccountData { .. }
+            | SetAccountData { .. }
+            | GetTags { .. }
+            | ChangeTag { .. }
+            | SetTyping { .. }
+            | PostReceipt { .. }
+            | SetReadMarkers { .. }
+            | SetProfileField { .. }
+            | GetPresence { .. }
+            | SetPresence { .. }
+            | SetRoomAlias { .. }
+            | DeleteRoomAlias { .. }
+            | GetLocalAliases { .. }
+            | SetRoomVisibility { .. } => AuthNeed::Required,
+            // Readable without a token (spec: auth "no"); the public room
+            // list is POST-able only with one.
+            GetProfile { .. }
+            | GetProfileField { .. }
+            | GetRoomAlias { .. }
+            | GetRoomVisibility { .. } => AuthNeed::None,
+            PublicRooms { post } => {
+                if *post {
+                    AuthNeed::Required
+                } else {
+                    AuthNeed::Optional
+                }
+            }
         }
     }
 
@@ -279,6 +392,93 @@ fn route_v3(
             GetFilter { user_id: (*user_id).to_owned(), filter_id: (*filter_id).to_owned() },
         ),
         ["rooms", room_id, rest @ ..] => route_room(room_id, rest, get, post, put),
+        ["user", user_id, "account_data", data_type] => {
+            let (user_id, room_id, data_type) =
+                ((*user_id).to_owned(), String::new(), (*data_type).to_owned());
+            if get {
+                Ok(GetAccountData { user_id, room_id, data_type })
+            } else if put {
+                Ok(SetAccountData { user_id, room_id, data_type })
+            } else {
+                Err(wrong_method())
+            }
+        }
+        ["user", user_id, "rooms", room_id, "account_data", data_type] => {
+            let (user_id, room_id, data_type) =
+                ((*user_id).to_owned(), (*room_id).to_owned(), (*data_type).to_owned());
+            if get {
+                Ok(GetAccountData { user_id, room_id, data_type })
+            } else if put {
+                Ok(SetAccountData { user_id, room_id, data_type })
+            } else {
+                Err(wrong_method())
+            }
+        }
+        ["user", user_id, "rooms", room_id, "tags"] => {
+            only(get, GetTags { user_id: (*user_id).to_owned(), room_id: (*room_id).to_owned() })
+        }
+        ["user", user_id, "rooms", room_id, "tags", tag] => {
+            if put || delete {
+                Ok(ChangeTag {
+                    user_id: (*user_id).to_owned(),
+                    room_id: (*room_id).to_owned(),
+                    tag: (*tag).to_owned(),
+                    add: put,
+                })
+            } else {
+                Err(wrong_method())
+            }
+        }
+        ["profile", user_id] => only(get, GetProfile { user_id: (*user_id).to_owned() }),
+        ["profile", user_id, key] => {
+            let (user_id, key) = ((*user_id).to_owned(), (*key).to_owned());
+            if get {
+                Ok(GetProfileField { user_id, key })
+            } else if put || delete {
+                Ok(SetProfileField { user_id, key, delete })
+            } else {
+                Err(wrong_method())
+            }
+        }
+        ["presence", user_id, "status"] => {
+            let user_id = (*user_id).to_owned();
+            if get {
+                Ok(GetPresence { user_id })
+            } else if put {
+                Ok(SetPresence { user_id })
+            } else {
+                Err(wrong_method())
+            }
+        }
+        ["directory", "room", alias] => {
+            let alias = (*alias).to_owned();
+            if get {
+                Ok(GetRoomAlias { alias })
+            } else if put {
+                Ok(SetRoomAlias { alias })
+            } else if delete {
+                Ok(DeleteRoomAlias { alias })
+            } else {
+                Err(wrong_method())
+            }
+        }
+        ["directory", "list", "room", room_id] => {
+            let room_id = (*room_id).to_owned();
+            if get {
+                Ok(GetRoomVisibility { room_id })
+            } else if put {
+                Ok(SetRoomVisibility { room_id })
+            } else {
+                Err(wrong_method())
+            }
+        }
+        ["publicRooms"] => {
+            if get || post {
+                Ok(PublicRooms { post })
+            } else {
+                Err(wrong_method())
+            }
+        }
         _ => Err(not_found()),
     }
 }
@@ -318,6 +518,25 @@ fn route_room(
         ["joined_members"] => only(get, GetJoinedMembers { room_id }),
         ["members"] => only(get, GetMembers { room_id }),
         ["messages"] => only(get, GetMessages { room_id }),
+        ["redact", event_id, txn_id] => only(
+            put,
+            RedactEvent { room_id, event_id: (*event_id).to_owned(), txn_id: (*txn_id).to_owned() },
+        ),
+        ["forget"] => only(post, ForgetRoom { room_id }),
+        ["context", event_id] => {
+            only(get, GetEventContext { room_id, event_id: (*event_id).to_owned() })
+        }
+        ["typing", user_id] => only(put, SetTyping { room_id, user_id: (*user_id).to_owned() }),
+        ["receipt", receipt_type, event_id] => only(
+            post,
+            PostReceipt {
+                room_id,
+                receipt_type: (*receipt_type).to_owned(),
+                event_id: (*event_id).to_owned(),
+            },
+        ),
+        ["read_markers"] => only(post, SetReadMarkers { room_id }),
+        ["aliases"] => only(get, GetLocalAliases { room_id }),
         _ => Err(not_found()),
     }
 }

@@ -66,6 +66,24 @@ fn to_auth_event(json: &[u8], version: RoomVersion) -> Result<AuthEvent, StoreEr
     })
 }
 
+/// The room's current power levels (with the version's creator rules).
+pub fn power_levels(
+    ctx: &WriteCtx<'_>,
+    room: &RoomTarget,
+) -> Result<Option<crate::room::power_levels::PowerLevels>, StoreError> {
+    let mut loaded: HashMap<(String, String), AuthEvent> = HashMap::new();
+    for key in ["m.room.create", "m.room.power_levels"] {
+        if let Some(stored) = ctx.state_event(room.short, key, "")? {
+            loaded.insert(
+                (key.to_owned(), String::new()),
+                to_auth_event(&stored.json, room.version)?,
+            );
+        }
+    }
+    let lookup = |t: &str, k: &str| loaded.get(&(t.to_owned(), k.to_owned()));
+    Ok(auth::current_power_levels(room.version, &lookup).ok())
+}
+
 /// Authorises, builds, signs and stores `ev` in `room`. The outer `Err` is a
 /// storage failure; the inner one a refusal (nothing written).
 pub fn append_event(

@@ -11,7 +11,7 @@ use crate::room::version::RoomVersion;
 use crate::server::App;
 use crate::store::{StoreError, WriteCtx};
 
-fn target(ctx: &WriteCtx<'_>, room_id: &str) -> Result<Option<RoomTarget>, StoreError> {
+pub(crate) fn target(ctx: &WriteCtx<'_>, room_id: &str) -> Result<Option<RoomTarget>, StoreError> {
     let Some(record) = ctx.room(room_id)? else { return Ok(None) };
     let Some(version) = RoomVersion::parse(&record.version) else { return Ok(None) };
     Ok(Some(RoomTarget {
@@ -53,6 +53,83 @@ pub async fn send(
         })
         .await?;
     Ok(appended.event_id)
+}
+
+/// Redacts `event_id` in `room_id` on behalf of `sender`: sends the
+/// `m.room.redaction` event and rewrites the stored event to its redacted
+/// form (with `unsigned.redacted_because`), in one transaction.
+pub async fn redact(
+    app: &App,
+    room_id: &str,
+    event_id: &str,
+    sender: &str,
+    reason: Option<String>,
+    txn: (String, String, String, String),
+) -> Result<String, MatrixError> {
+    let signer = app.signer.clone();
+    let (room_id, event_id, sender) = (room_id.to_owned(), event_id.to_owned(), sender.to_owned());
+    app.store
+        .write(move |ctx| {
+            let (u, d, s, t) = &txn;
+            if let Some(id) = ctx.txn_event(u, d, s, t)? {
+                return Ok(Ok(id));
+            }
+            let Some(room) = target(ctx, &room_id)? else {
+                return Ok(Err(MatrixError::not_found("Room not found")));
+            };
+            let Some((r, pos)) = ctx.event_position(&event_id)? else {
+                return Ok(Err(MatrixError::not_found("Event not found")));
+            };
+            if r != room.short {
+                return Ok(Err(MatrixError::not_found("Event not found in this room")));
+            }
+            let Some(original) = ctx.event_at(r, pos)? else {
+                return Ok(Err(MatrixError::not_found("Event not found")));
+            };
+            let original: Value = serde_json::from_slice(&original.json)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let original_sender = original.get("sender").and_then(Value::as_str).unwrap_or("");
+            let allowed = match crate::room::build::power_levels(ctx, &room)? {
+                Some(pl) => pl.can_redact(&sender, original_sender),
+                None => sender == original_sender,
+            };
+            if !allowed {
+                return Ok(Err(MatrixError::forbidden("You may not redact this event")));
+            }
+            let mut content = json!({});
+            if let Some(r) = &reason {
+                content["reason"] = json!(r);
+            }
+            let top_level = if room.version.redacts_in_content() {
+                content["redacts"] = json!(event_id);
+                None
+            } else {
+                Some(event_id.clone())
+            };
+            let ev = NewEvent {
+                event_type: "m.room.redaction".into(),
+                state_key: None,
+                sender: sender.clone(),
+                content,
+                redacts: top_level,
+            };
+            let appended = match append_event(ctx, &signer, &room, ev, now_ms())? {
+                Ok(a) => a,
+                Err(e) => return Ok(Err(e)),
+            };
+            let because = ctx
+                .event_at(room.short, appended.stream)?
+                .and_then(|e| serde_json::from_slice::<Value>(&e.json).ok())
+                .unwrap_or(Value::Null);
+            let mut redacted = crate::room::redaction::redact(&original, room.version);
+            redacted["unsigned"] = json!({ "redacted_because": because });
+            let bytes =
+                serde_json::to_vec(&redacted).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            ctx.rewrite_event(r, pos, &bytes)?;
+            ctx.put_txn_event(u, d, s, t, &appended.event_id)?;
+            Ok(Ok(appended.event_id))
+        })
+        .await
 }
 
 /// What `createRoom` asked for, validated by the handler.

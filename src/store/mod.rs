@@ -11,6 +11,7 @@
 mod accounts;
 mod rooms;
 mod tables;
+mod userdata;
 mod writer;
 
 use std::fmt;
@@ -25,6 +26,7 @@ pub use accounts::{
     DeviceRecord, RegistrationTokenRecord, TokenKind, TokenRecord, UserRecord, hash_token,
 };
 pub use rooms::{Membership, RoomRecord, RoomShort, StoredEvent};
+pub use userdata::Receipt;
 pub use writer::{CommitNotice, WriteCtx};
 
 /// The schema this binary writes. Bump it with a migration in `migrate`.

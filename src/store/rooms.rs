@@ -333,6 +333,19 @@ impl ReadTxn {
         Ok(v.map(|v| v.value().to_vec()))
     }
 
+    /// Aliases that point at `room_id` (a scan: the alias table is small).
+    pub fn aliases_of(&self, room_id: &str) -> Result<Vec<String>, StoreError> {
+        let t = self.0.open_table(ALIAS_TO_ROOM_ID)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            if v.value() == room_id {
+                out.push(k.value().to_owned());
+            }
+        }
+        Ok(out)
+    }
+
     /// Public rooms (for the directory).
     pub fn public_rooms(&self) -> Result<Vec<(String, RoomShort)>, StoreError> {
         let t = self.0.open_table(ROOM_ID_TO_RECORD)?;

@@ -27,6 +27,10 @@
 //! | `alias_to_room_id` | #alias:server | room_id | rooms |
 //! | `txn_to_event_id` | (user_id, device_id, scope, txn_id) | event_id (idempotent sends) | rooms |
 //! | `user_filter_to_json` | (user_id, filter id) | filter JSON | rooms |
+//! | `user_account_data_to_json` | (user_id, room_id or "", type) | content JSON | userdata |
+//! | `user_stream_to_account_data` | (user_id, stream) | (room_id or "", type): changes, for sync | userdata |
+//! | `receipt_to_event` | (room short, receipt type, user_id, thread_id or "") | (event_id, ts) | userdata |
+//! | `room_stream_to_receipt` | (room short, stream) | (receipt type, user_id, thread_id): changes, for sync | userdata |
 
 use redb::{ReadTransaction, TableDefinition, WriteTransaction};
 
@@ -71,6 +75,15 @@ pub(super) const TXN_TO_EVENT_ID: TableDefinition<(&str, &str, &str, &str), &str
 pub(super) const USER_FILTER_TO_JSON: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("user_filter_to_json");
 
+pub(super) const USER_ACCOUNT_DATA_TO_JSON: TableDefinition<(&str, &str, &str), &[u8]> =
+    TableDefinition::new("user_account_data_to_json");
+pub(super) const USER_STREAM_TO_ACCOUNT_DATA: TableDefinition<(&str, u64), (&str, &str)> =
+    TableDefinition::new("user_stream_to_account_data");
+pub(super) const RECEIPT_TO_EVENT: TableDefinition<(u64, &str, &str, &str), (&str, u64)> =
+    TableDefinition::new("receipt_to_event");
+pub(super) const ROOM_STREAM_TO_RECEIPT: TableDefinition<(u64, u64), (&str, &str, &str)> =
+    TableDefinition::new("room_stream_to_receipt");
+
 pub(super) const META_SCHEMA_VERSION: &str = "schema_version";
 pub(super) const META_NEXT_POSITION: &str = "next_stream_position";
 
@@ -95,6 +108,10 @@ pub(super) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(ALIAS_TO_ROOM_ID)?;
     txn.open_table(TXN_TO_EVENT_ID)?;
     txn.open_table(USER_FILTER_TO_JSON)?;
+    txn.open_table(USER_ACCOUNT_DATA_TO_JSON)?;
+    txn.open_table(USER_STREAM_TO_ACCOUNT_DATA)?;
+    txn.open_table(RECEIPT_TO_EVENT)?;
+    txn.open_table(ROOM_STREAM_TO_RECEIPT)?;
     Ok(())
 }
 

@@ -8,39 +8,50 @@
 //! events, `room_stream_to_state_key` for state deltas. An incremental sync
 //! with nothing new costs one index lookup per joined room.
 
-use std::collections::HashSet;
+pub mod typing;
+
+use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
 use crate::error::MatrixError;
 use crate::store::{Membership, ReadTxn, RoomShort, StoredEvent, StreamPos};
+use typing::Typing;
 
 /// What the filter and query ask for.
 #[derive(Clone, Debug)]
 pub struct SyncParams {
     pub since: Option<StreamPos>,
+    /// The typing serial the client last saw.
+    pub since_typing: Option<u64>,
     pub full_state: bool,
     pub timeline_limit: usize,
     pub lazy_load_members: bool,
 }
 
-/// A sync token: `s<stream position>`.
-pub fn parse_since(token: &str) -> Option<StreamPos> {
-    token.strip_prefix('s').and_then(|n| n.parse().ok()).map(StreamPos)
+/// A sync token: `s<stream position>_<typing serial>`. The typing part is
+/// in memory and restarts from zero; a token from before a restart still
+/// works (its stream position is persistent).
+pub fn parse_since(token: &str) -> Option<(StreamPos, u64)> {
+    let rest = token.strip_prefix('s')?;
+    let (pos, typing) = match rest.split_once('_') {
+        Some((p, t)) => (p.parse().ok()?, t.parse().ok()?),
+        None => (rest.parse().ok()?, 0),
+    };
+    Some((StreamPos(pos), typing))
 }
 
-pub fn since_token(p: StreamPos) -> String {
-    format!("s{}", p.0)
+pub fn since_token(p: StreamPos, typing: u64) -> String {
+    format!("s{}_{typing}", p.0)
 }
 
 /// A pagination token for `/messages`: `t<stream>` = "before/after this
 /// position". Sync tokens are accepted too.
 pub fn parse_pagination(token: &str) -> Option<StreamPos> {
-    token
-        .strip_prefix('t')
-        .or_else(|| token.strip_prefix('s'))
-        .and_then(|n| n.parse().ok())
-        .map(StreamPos)
+    if let Some(n) = token.strip_prefix('t') {
+        return n.parse().ok().map(StreamPos);
+    }
+    parse_since(token).map(|(p, _)| StreamPos(p.0 + 1))
 }
 
 pub fn pagination_token(p: StreamPos) -> String {
@@ -65,6 +76,7 @@ fn sender_of(v: &Value) -> Option<&str> {
 /// Builds the response. Returns it and whether any room had something.
 pub fn assemble(
     read: &ReadTxn,
+    typing: &Typing,
     user_id: &str,
     params: &SyncParams,
     upto: StreamPos,
@@ -85,7 +97,7 @@ pub fn assemble(
         let fresh = params.since.is_none() || changed.contains(&m.room) || params.full_state;
         match m.membership.as_str() {
             "join" => {
-                if let Some(room) = joined_room(read, user_id, &m, params, upto, fresh)? {
+                if let Some(room) = joined_room(read, typing, user_id, &m, params, upto, fresh)? {
                     join.insert(room_id, room);
                 }
             }
@@ -114,11 +126,22 @@ pub fn assemble(
             _ => {}
         }
     }
-    let any = !join.is_empty() || !invite.is_empty() || !leave.is_empty();
+    let mut global_data = Vec::new();
+    for (room_id, ty) in read.account_data_changes(user_id, params.since)? {
+        if room_id.is_empty()
+            && let Some(bytes) = read.account_data(user_id, "", &ty)?
+        {
+            let content: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| MatrixError::internal("account data", e))?;
+            global_data.push(json!({ "type": ty, "content": content }));
+        }
+    }
+    let any =
+        !join.is_empty() || !invite.is_empty() || !leave.is_empty() || !global_data.is_empty();
     let body = json!({
-        "next_batch": since_token(upto),
+        "next_batch": since_token(upto, typing.serial()),
         "rooms": { "join": join, "invite": invite, "leave": leave, "knock": {} },
-        "account_data": { "events": [] },
+        "account_data": { "events": global_data },
         "presence": { "events": [] },
         "to_device": { "events": [] },
         "device_lists": { "changed": [], "left": [] },
@@ -127,8 +150,10 @@ pub fn assemble(
     Ok((body, any))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn joined_room(
     read: &ReadTxn,
+    typing: &Typing,
     user_id: &str,
     m: &Membership,
     params: &SyncParams,
@@ -137,7 +162,8 @@ fn joined_room(
 ) -> Result<Option<Value>, MatrixError> {
     let since = if fresh { StreamPos(0) } else { params.since.unwrap_or_default() };
     let (events, limited) = read.events_after(m.room, since, upto, params.timeline_limit)?;
-    if events.is_empty() && !fresh {
+    let (ephemeral, room_data) = room_extras(read, typing, user_id, m, params, fresh)?;
+    if events.is_empty() && !fresh && ephemeral.is_empty() && room_data.is_empty() {
         return Ok(None);
     }
     let timeline: Vec<Value> =
@@ -189,8 +215,8 @@ fn joined_room(
             "prev_batch": pagination_token(first),
         },
         "state": { "events": state },
-        "ephemeral": { "events": [] },
-        "account_data": { "events": [] },
+        "ephemeral": { "events": ephemeral },
+        "account_data": { "events": room_data },
         "summary": {
             "m.heroes": heroes,
             "m.joined_member_count": joined.len(),
@@ -198,6 +224,53 @@ fn joined_room(
         },
         "unread_notifications": { "notification_count": 0, "highlight_count": 0 },
     })))
+}
+
+/// Typing, receipts and room account data of a joined room that changed
+/// since the token (all of it for a fresh room).
+fn room_extras(
+    read: &ReadTxn,
+    typing: &Typing,
+    user_id: &str,
+    m: &Membership,
+    params: &SyncParams,
+    fresh: bool,
+) -> Result<(Vec<Value>, Vec<Value>), MatrixError> {
+    let mut ephemeral = Vec::new();
+    let typing_since = if fresh { None } else { params.since_typing };
+    if let Some(users) = typing.changed_since(m.room, typing_since) {
+        ephemeral.push(json!({ "type": "m.typing", "content": { "user_ids": users } }));
+    }
+    let since = if fresh { None } else { params.since };
+    let mut content: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    for r in read.receipts(m.room, since)? {
+        // Private receipts are shown to their owner only.
+        if r.receipt_type == "m.read.private" && r.user_id != user_id {
+            continue;
+        }
+        let mut entry = json!({ "ts": r.ts });
+        if !r.thread_id.is_empty() {
+            entry["thread_id"] = json!(r.thread_id);
+        }
+        let by_type = content.entry(r.event_id).or_default();
+        let users = by_type.entry(r.receipt_type).or_insert_with(|| json!({}));
+        users[r.user_id.as_str()] = entry;
+    }
+    if !content.is_empty() {
+        ephemeral.push(json!({ "type": "m.receipt", "content": content }));
+    }
+    let mut room_data = Vec::new();
+    let Some(room_id) = read.room_id(m.room)? else { return Ok((ephemeral, room_data)) };
+    for (r, ty) in read.account_data_changes(user_id, since)? {
+        if r == room_id
+            && let Some(bytes) = read.account_data(user_id, &r, &ty)?
+        {
+            let c: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| MatrixError::internal("account data", e))?;
+            room_data.push(json!({ "type": ty, "content": c }));
+        }
+    }
+    Ok((ephemeral, room_data))
 }
 
 /// Stripped state for an invite (spec: "Stripped state").

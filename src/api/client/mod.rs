@@ -2,8 +2,11 @@
 
 pub mod account;
 pub mod devices;
+pub mod directory;
 pub mod discovery;
 pub mod fallback;
 pub mod login;
 pub mod register;
 pub mod rooms;
+pub mod sync;
+pub mod userdata;

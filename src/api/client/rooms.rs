@@ -2,20 +2,18 @@
 //! and `/sync` (spec: client-server-api/#rooms, #room-membership,
 //! #sending-events-to-a-room, #getting-events-for-a-room, #syncing).
 
-use std::time::Duration;
-
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, from_json, json};
+use crate::http::{Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId, UserId};
 use crate::room::build::NewEvent;
 use crate::room::service::{self, CreateRoom};
 use crate::room::version::RoomVersion;
 use crate::server::App;
 use crate::store::{ReadTxn, RoomShort, StreamPos};
-use crate::sync::{self, SyncParams};
+use crate::sync;
 
 #[derive(Deserialize)]
 struct CreateRoomBody {
@@ -289,7 +287,7 @@ pub async fn change_membership(
     Ok(json(&json!({})))
 }
 
-fn room_short(read: &ReadTxn, room_id: &str) -> Result<RoomShort, MatrixError> {
+pub(crate) fn room_short(read: &ReadTxn, room_id: &str) -> Result<RoomShort, MatrixError> {
     read.room(room_id)?
         .map(|r| RoomShort(r.short))
         .ok_or_else(|| MatrixError::not_found("Room not found"))
@@ -297,7 +295,11 @@ fn room_short(read: &ReadTxn, room_id: &str) -> Result<RoomShort, MatrixError> {
 
 /// The caller must be joined (or, for reads, have been joined: then they see
 /// history up to when they left).
-fn visible_upto(read: &ReadTxn, user: &str, room: RoomShort) -> Result<StreamPos, MatrixError> {
+pub(crate) fn visible_upto(
+    read: &ReadTxn,
+    user: &str,
+    room: RoomShort,
+) -> Result<StreamPos, MatrixError> {
     match read.membership(user, room)? {
         Some(m) if m.membership == "join" => Ok(StreamPos(u64::MAX)),
         Some(m) if m.membership == "leave" || m.membership == "ban" => Ok(m.stream),
@@ -337,10 +339,12 @@ pub async fn send_message_event(
         content,
         redacts: None,
     };
+    // spec: a retransmission is the same txn ID on the same path, so the
+    // scope names the room and event type too.
     let txn = (
         caller.user_id.to_string(),
         caller.device_id.to_string(),
-        "send".to_owned(),
+        format!("send/{room_id}/{event_type}"),
         txn_id.to_owned(),
     );
     let event_id = service::send(app, room_id, ev, Some(txn)).await?;
@@ -372,7 +376,7 @@ pub async fn set_room_state(
     Ok(json(&json!({ "event_id": event_id })))
 }
 
-fn parse(e: &crate::store::StoredEvent) -> Result<Value, MatrixError> {
+pub(crate) fn parse(e: &crate::store::StoredEvent) -> Result<Value, MatrixError> {
     serde_json::from_slice(&e.json).map_err(|err| MatrixError::internal("stored event", err))
 }
 
@@ -540,109 +544,89 @@ pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, Matrix
     Ok(json(&out))
 }
 
-/// `POST /user/{userId}/filter`
-pub async fn create_filter(app: &App, req: &Request, user_id: &str) -> Result<Reply, MatrixError> {
-    let caller = req.caller()?;
-    if caller.user_id.as_str() != user_id {
-        return Err(MatrixError::forbidden("Cannot create filters for other users"));
-    }
-    let body = req.json_object()?;
-    let bytes = serde_json::to_vec(&body).map_err(|e| MatrixError::internal("filter", e))?;
-    let user = user_id.to_owned();
-    let id = app
-        .store
-        .write(move |ctx| Ok(Ok::<_, MatrixError>(ctx.put_filter(&user, &bytes)?)))
-        .await?;
-    Ok(json(&json!({ "filter_id": id.to_string() })))
-}
-
-/// `GET /user/{userId}/filter/{filterId}`
-pub fn get_filter(
+/// `PUT /rooms/{roomId}/redact/{eventId}/{txnId}`
+pub async fn redact_event(
     app: &App,
     req: &Request,
-    user_id: &str,
-    filter_id: &str,
+    room_id: &str,
+    event_id: &str,
+    txn_id: &str,
 ) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
-    if caller.user_id.as_str() != user_id {
-        return Err(MatrixError::forbidden("Cannot read filters of other users"));
-    }
-    let id: u64 = filter_id.parse().map_err(|_| MatrixError::not_found("No such filter"))?;
-    let bytes = app
-        .store
-        .read()?
-        .filter(user_id, id)?
-        .ok_or_else(|| MatrixError::not_found("No such filter"))?;
-    let v: Value =
-        serde_json::from_slice(&bytes).map_err(|e| MatrixError::internal("filter", e))?;
-    Ok(json(&v))
+    let body = req.json_object()?;
+    let reason = match body.get("reason") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) => Some(r.clone()),
+        Some(_) => return Err(MatrixError::bad_json("reason must be a string")),
+    };
+    let txn = (
+        caller.user_id.to_string(),
+        caller.device_id.to_string(),
+        format!("redact/{room_id}/{event_id}"),
+        txn_id.to_owned(),
+    );
+    let event_id =
+        service::redact(app, room_id, event_id, caller.user_id.as_str(), reason, txn).await?;
+    Ok(json(&json!({ "event_id": event_id })))
 }
 
-/// `GET /_matrix/client/v3/sync`
-pub async fn sync_events(app: &App, req: &Request) -> Result<Reply, MatrixError> {
+/// `POST /rooms/{roomId}/forget`: only rooms the caller has left.
+pub fn forget_room(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
-    let user = caller.user_id.to_string();
-    let since = match req.query("since") {
-        Some(s) => Some(
-            sync::parse_since(s)
-                .ok_or_else(|| MatrixError::invalid_param("since is not a valid sync token"))?,
-        ),
-        None => None,
+    let read = app.store.read()?;
+    let short = room_short(&read, room_id)?;
+    match read.membership(caller.user_id.as_str(), short)? {
+        Some(m) if m.membership == "join" || m.membership == "invite" => Err(MatrixError::new(
+            ErrorKind::Unknown,
+            "You must leave the room before forgetting it",
+        )
+        .with_status(400)),
+        _ => Ok(json(&json!({}))),
+    }
+}
+
+/// `GET /rooms/{roomId}/context/{eventId}`
+pub fn get_event_context(
+    app: &App,
+    req: &Request,
+    room_id: &str,
+    event_id: &str,
+) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let read = app.store.read()?;
+    let short = room_short(&read, room_id)?;
+    let upto = visible_upto(&read, caller.user_id.as_str(), short)?;
+    let (r, pos) =
+        read.event_position(event_id)?.ok_or_else(|| MatrixError::not_found("Event not found"))?;
+    if r != short || pos > upto {
+        return Err(MatrixError::not_found("Event not found"));
+    }
+    let limit: usize = match req.query("limit") {
+        Some(l) => l.parse().map_err(|_| MatrixError::invalid_param("limit must be an integer"))?,
+        None => 10,
     };
-    let filter: Value = match req.query("filter") {
-        None => json!({}),
-        Some(f) if f.trim_start().starts_with('{') => {
-            serde_json::from_str(f).map_err(|e| MatrixError::bad_json(format!("filter: {e}")))?
+    let limit = limit.min(100);
+    let before_n = limit / 2;
+    let after_n = limit - before_n;
+    let event =
+        read.event_at(short, pos)?.ok_or_else(|| MatrixError::not_found("Event not found"))?;
+    let before = read.events_before(short, pos, before_n)?;
+    let mut after = read.events_from(short, StreamPos(pos.0 + 1), after_n)?;
+    after.retain(|e| e.stream <= upto);
+    let start = before.last().map(|e| e.stream).unwrap_or(pos);
+    let end = after.last().map(|e| StreamPos(e.stream.0 + 1)).unwrap_or(StreamPos(pos.0 + 1));
+    let mut state = Vec::new();
+    for (t, k, _) in read.room_state(short)? {
+        if let Some(ev) = read.state_event(short, &t, &k)? {
+            state.push(parse(&ev)?);
         }
-        Some(id) => {
-            let id: u64 =
-                id.parse().map_err(|_| MatrixError::invalid_param("unknown filter id"))?;
-            let bytes = app
-                .store
-                .read()?
-                .filter(&user, id)?
-                .ok_or_else(|| MatrixError::invalid_param("unknown filter id"))?;
-            serde_json::from_slice(&bytes).map_err(|e| MatrixError::internal("filter", e))?
-        }
-    };
-    let filter: Value = from_json::<Value>(filter)?;
-    let params = SyncParams {
-        since,
-        full_state: req.query_bool("full_state", false)?,
-        timeline_limit: filter["room"]["timeline"]["limit"].as_u64().unwrap_or(10).clamp(1, 500)
-            as usize,
-        lazy_load_members: filter["room"]["state"]["lazy_load_members"].as_bool().unwrap_or(false),
-    };
-    let timeout_ms: u64 = match req.query("timeout") {
-        Some(t) => {
-            t.parse().map_err(|_| MatrixError::invalid_param("timeout must be an integer"))?
-        }
-        None => 0,
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms.min(120_000));
-    let notify = app.waiter(&user);
-    let result = loop {
-        let notified = notify.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let upto = app.store.current_position();
-        let read = app.store.read()?;
-        let (body, any) = sync::assemble(&read, &user, &params, upto)?;
-        drop(read);
-        if any || since.is_none() || params.full_state || app.is_shutting_down() {
-            break body;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            break body;
-        }
-        let shutdown = app.shutdown_notify.notified();
-        tokio::select! {
-            _ = notified => {}
-            _ = shutdown => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-        }
-    };
-    drop(notify);
-    app.release_waiter(&user);
-    Ok(json(&result))
+    }
+    Ok(json(&json!({
+        "event": parse(&event)?,
+        "events_before": before.iter().map(parse).collect::<Result<Vec<_>, _>>()?,
+        "events_after": after.iter().map(parse).collect::<Result<Vec<_>, _>>()?,
+        "start": sync::pagination_token(start),
+        "end": sync::pagination_token(end),
+        "state": state,
+    })))
 }

@@ -1,0 +1,155 @@
+//! Per-user data that syncs: account data (global and per room) and read
+//! receipts. Each write takes a stream position and leaves a row in a
+//! "changes" index, so an incremental sync finds what changed by a range
+//! scan from its `since`.
+
+use redb::ReadableTable;
+
+use super::tables::{
+    RECEIPT_TO_EVENT, ROOM_STREAM_TO_RECEIPT, USER_ACCOUNT_DATA_TO_JSON,
+    USER_STREAM_TO_ACCOUNT_DATA,
+};
+use super::{ReadTxn, RoomShort, StoreError, StreamPos, WriteCtx};
+
+/// One receipt: who read up to which event, when.
+#[derive(Clone, Debug)]
+pub struct Receipt {
+    pub receipt_type: String,
+    pub user_id: String,
+    pub thread_id: String,
+    pub event_id: String,
+    pub ts: u64,
+}
+
+impl ReadTxn {
+    /// Account data of `user_id`; `room_id` is "" for global data.
+    pub fn account_data(
+        &self,
+        user_id: &str,
+        room_id: &str,
+        data_type: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.0.open_table(USER_ACCOUNT_DATA_TO_JSON)?;
+        let v = t.get((user_id, room_id, data_type))?;
+        Ok(v.map(|v| v.value().to_vec()))
+    }
+
+    /// `(room_id, type)` pairs changed with `after < stream`; all of them
+    /// when `after` is `None`.
+    pub fn account_data_changes(
+        &self,
+        user_id: &str,
+        after: Option<StreamPos>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        match after {
+            None => {
+                let t = self.0.open_table(USER_ACCOUNT_DATA_TO_JSON)?;
+                for row in t.range((user_id, "", "")..)? {
+                    let (k, _) = row?;
+                    let (u, r, ty) = k.value();
+                    if u != user_id {
+                        break;
+                    }
+                    out.push((r.to_owned(), ty.to_owned()));
+                }
+            }
+            Some(after) => {
+                let t = self.0.open_table(USER_STREAM_TO_ACCOUNT_DATA)?;
+                for row in t.range((user_id, after.0 + 1)..=(user_id, u64::MAX))? {
+                    let (_, v) = row?;
+                    let (r, ty) = v.value();
+                    out.push((r.to_owned(), ty.to_owned()));
+                }
+                out.sort();
+                out.dedup();
+            }
+        }
+        Ok(out)
+    }
+
+    /// Receipts in a room changed with `after < stream` (all when `None`).
+    pub fn receipts(
+        &self,
+        room: RoomShort,
+        after: Option<StreamPos>,
+    ) -> Result<Vec<Receipt>, StoreError> {
+        let changes = self.0.open_table(ROOM_STREAM_TO_RECEIPT)?;
+        let receipts = self.0.open_table(RECEIPT_TO_EVENT)?;
+        let from = after.map(|a| a.0 + 1).unwrap_or(0);
+        let mut keys = Vec::new();
+        for row in changes.range((room.0, from)..=(room.0, u64::MAX))? {
+            let (_, v) = row?;
+            let (ty, user, thread) = v.value();
+            keys.push((ty.to_owned(), user.to_owned(), thread.to_owned()));
+        }
+        keys.sort();
+        keys.dedup();
+        let mut out = Vec::new();
+        for (ty, user, thread) in keys {
+            if let Some(v) = receipts.get((room.0, ty.as_str(), user.as_str(), thread.as_str()))? {
+                let (event_id, ts) = v.value();
+                out.push(Receipt {
+                    receipt_type: ty,
+                    user_id: user,
+                    thread_id: thread,
+                    event_id: event_id.to_owned(),
+                    ts,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether anything in a room's receipts changed after `after`.
+    pub fn receipts_changed(&self, room: RoomShort, after: StreamPos) -> Result<bool, StoreError> {
+        let changes = self.0.open_table(ROOM_STREAM_TO_RECEIPT)?;
+        let mut r = changes.range((room.0, after.0 + 1)..=(room.0, u64::MAX))?;
+        Ok(r.next().is_some())
+    }
+}
+
+impl WriteCtx<'_> {
+    pub fn put_account_data(
+        &mut self,
+        user_id: &str,
+        room_id: &str,
+        data_type: &str,
+        json: &[u8],
+    ) -> Result<StreamPos, StoreError> {
+        let pos = self.next_position();
+        self.txn
+            .open_table(USER_ACCOUNT_DATA_TO_JSON)?
+            .insert((user_id, room_id, data_type), json)?;
+        self.txn
+            .open_table(USER_STREAM_TO_ACCOUNT_DATA)?
+            .insert((user_id, pos.0), (room_id, data_type))?;
+        self.wake_user(user_id);
+        Ok(pos)
+    }
+
+    pub fn account_data(
+        &self,
+        user_id: &str,
+        room_id: &str,
+        data_type: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.txn.open_table(USER_ACCOUNT_DATA_TO_JSON)?;
+        let v = t.get((user_id, room_id, data_type))?;
+        Ok(v.map(|v| v.value().to_vec()))
+    }
+
+    /// Stores (replaces) a user's receipt of one type in a room.
+    pub fn put_receipt(&mut self, room: RoomShort, r: &Receipt) -> Result<StreamPos, StoreError> {
+        let pos = self.next_position();
+        self.txn.open_table(RECEIPT_TO_EVENT)?.insert(
+            (room.0, r.receipt_type.as_str(), r.user_id.as_str(), r.thread_id.as_str()),
+            (r.event_id.as_str(), r.ts),
+        )?;
+        self.txn.open_table(ROOM_STREAM_TO_RECEIPT)?.insert(
+            (room.0, pos.0),
+            (r.receipt_type.as_str(), r.user_id.as_str(), r.thread_id.as_str()),
+        )?;
+        Ok(pos)
+    }
+}

@@ -1,0 +1,112 @@
+//! Typing notifications: in memory only (spec: they are ephemeral), with a
+//! serial that sync tokens carry so an incremental sync knows whether a
+//! room's typing set changed since the client last saw it.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::store::RoomShort;
+
+/// The longest a client may claim to be typing for.
+pub const MAX_TYPING: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+pub struct Typing {
+    serial: u64,
+    rooms: HashMap<RoomShort, RoomTyping>,
+}
+
+#[derive(Default)]
+struct RoomTyping {
+    changed: u64,
+    users: HashMap<String, Instant>,
+}
+
+impl Typing {
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// Sets or clears `user` typing in `room`; returns whether the set changed.
+    pub fn set(&mut self, room: RoomShort, user: &str, until: Option<Instant>) -> bool {
+        let now = Instant::now();
+        let r = self.rooms.entry(room).or_default();
+        r.users.retain(|_, t| *t > now);
+        let changed = match until {
+            Some(t) => r.users.insert(user.to_owned(), t).is_none(),
+            None => r.users.remove(user).is_some(),
+        };
+        if changed {
+            self.serial += 1;
+            r.changed = self.serial;
+        }
+        if r.users.is_empty() && !changed {
+            self.rooms.remove(&room);
+        }
+        changed
+    }
+
+    /// Drops expired entries; returns the rooms whose set changed.
+    pub fn expire(&mut self) -> Vec<RoomShort> {
+        let now = Instant::now();
+        let mut changed = Vec::new();
+        for (room, r) in self.rooms.iter_mut() {
+            let before = r.users.len();
+            r.users.retain(|_, t| *t > now);
+            if r.users.len() != before {
+                changed.push(*room);
+            }
+        }
+        for room in &changed {
+            self.serial += 1;
+            if let Some(r) = self.rooms.get_mut(room) {
+                r.changed = self.serial;
+            }
+        }
+        changed
+    }
+
+    /// The users typing in `room` if its set changed after `since`
+    /// (always when `since` is `None`).
+    pub fn changed_since(&self, room: RoomShort, since: Option<u64>) -> Option<Vec<String>> {
+        let r = self.rooms.get(&room)?;
+        if since.is_some_and(|s| r.changed <= s) {
+            return None;
+        }
+        let now = Instant::now();
+        let mut users: Vec<String> =
+            r.users.iter().filter(|(_, t)| **t > now).map(|(u, _)| u.clone()).collect();
+        users.sort();
+        if since.is_none() && users.is_empty() {
+            return None;
+        }
+        Some(users)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starting_and_stopping_bumps_the_serial_and_shows_since() {
+        let mut t = Typing::default();
+        let room = RoomShort(1);
+        assert!(t.set(room, "@a:x", Some(Instant::now() + Duration::from_secs(5))));
+        let s1 = t.serial();
+        assert_eq!(t.changed_since(room, Some(0)), Some(vec!["@a:x".to_owned()]));
+        assert_eq!(t.changed_since(room, Some(s1)), None);
+        assert!(t.set(room, "@a:x", None));
+        assert_eq!(t.changed_since(room, Some(s1)), Some(vec![]));
+        assert!(!t.set(room, "@a:x", None), "stopping twice changes nothing");
+    }
+
+    #[test]
+    fn expired_typers_disappear() {
+        let mut t = Typing::default();
+        let room = RoomShort(2);
+        t.set(room, "@a:x", Some(Instant::now() - Duration::from_millis(1)));
+        assert_eq!(t.expire(), vec![room]);
+        assert_eq!(t.changed_since(room, Some(0)), Some(vec![]));
+    }
+}
