@@ -20,17 +20,17 @@ case "$target" in
   aarch64-unknown-linux-gnu)
     cross_gcc=aarch64-linux-gnu-gcc
     debs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
-    qemu=qemu-aarch64-static; sysroot=/usr/aarch64-linux-gnu ;;
+    qemu="qemu-aarch64-static"; sysroot=/usr/aarch64-linux-gnu ;;
   armv7-unknown-linux-gnueabihf)
     cross_gcc=arm-linux-gnueabihf-gcc
     debs=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross)
-    qemu=qemu-arm-static; sysroot=/usr/arm-linux-gnueabihf ;;
+    qemu="qemu-arm-static"; sysroot=/usr/arm-linux-gnueabihf ;;
   aarch64-unknown-linux-musl)
     # musl's libc and start files come with the rustup target; the glibc
     # cross gcc only drives the link and compiles blake3's C parts.
     cross_gcc=aarch64-linux-gnu-gcc
     debs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
-    qemu=qemu-aarch64-static; sysroot= ;;
+    qemu="qemu-aarch64-static"; sysroot= ;;
   -h|--help)
     sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *)

@@ -180,15 +180,8 @@ fn serve(config: Config) -> i32 {
         // and a watchdog ping from the event loop itself, so a wedged loop
         // gets the service restarted.
         let _ = crate::notify::notify("READY=1");
-        let watchdog = crate::notify::watchdog_interval().map(|every| {
-            tokio::task::spawn_local(async move {
-                let mut tick = tokio::time::interval(every);
-                loop {
-                    tick.tick().await;
-                    let _ = crate::notify::notify("WATCHDOG=1");
-                }
-            })
-        });
+        let watchdog = crate::notify::watchdog_interval()
+            .map(|every| tokio::task::spawn_local(crate::notify::watchdog_pings(every)));
         crate::server::run(config, store, listener, async {
             shutdown_signal().await;
             let _ = crate::notify::notify("STOPPING=1");

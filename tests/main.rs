@@ -11,6 +11,7 @@ mod admin_cli;
 mod devices;
 mod directory;
 mod durability;
+mod e2ee;
 mod http;
 mod rooms;
 mod uia;

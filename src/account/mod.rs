@@ -13,7 +13,7 @@ pub use password::{hash_password, hash_password_blocking, verify_password};
 pub use ratelimit::RateLimiter;
 pub use session::{
     IssuedSession, SessionPlan, authenticate, generate_token, issue_session, refresh_session,
-    revoke_device,
+    revoke_device, wake_room_mates,
 };
 pub use uia::{
     DUMMY, PASSWORD, REGISTRATION_TOKEN, UiaOutcome, UiaSessions, check_password, login_localpart,

@@ -290,13 +290,32 @@ fn retire_unused_children(
     Ok(())
 }
 
-/// Deletes a device with its tokens. Returns whether it existed.
+/// Deletes a device with its tokens, keys and to-device inbox, and tells
+/// the user's room-mates that the device list changed. Returns whether it
+/// existed.
 pub fn revoke_device(
     ctx: &mut WriteCtx<'_>,
-    localpart: &str,
+    user_id: &UserId,
     device_id: &str,
 ) -> Result<bool, StoreError> {
-    ctx.delete_device(localpart, device_id)
+    let existed = ctx.delete_device(user_id.localpart(), device_id)?;
+    ctx.delete_device_e2ee(user_id.as_str(), device_id)?;
+    if existed {
+        ctx.key_changed(user_id.as_str())?;
+        wake_room_mates(ctx, user_id.as_str())?;
+    }
+    Ok(existed)
+}
+
+/// Wakes everyone who shares a room with `user_id` (and the user).
+pub fn wake_room_mates(ctx: &mut WriteCtx<'_>, user_id: &str) -> Result<(), StoreError> {
+    ctx.wake_user(user_id);
+    for room in ctx.joined_room_shorts(user_id)? {
+        for m in ctx.members_with(room, "join")? {
+            ctx.wake_user(&m);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ pub mod client;
 use std::rc::Rc;
 
 use crate::error::MatrixError;
-use crate::http::router::Endpoint;
+use crate::http::router::{Endpoint, KeysMethod};
 use crate::http::{Reply, Request};
 use crate::server::App;
 
@@ -106,5 +106,26 @@ pub async fn dispatch(
         GetRoomVisibility { room_id } => directory::get_room_visibility(app, &room_id),
         SetRoomVisibility { room_id } => directory::set_room_visibility(app, req, &room_id).await,
         PublicRooms { post } => directory::public_rooms(app, req, post),
+        UploadKeys => keys::upload_keys(app, req).await,
+        QueryKeys => keys::query_keys(app, req),
+        ClaimKeys => keys::claim_keys(app, req).await,
+        GetKeyChanges => keys::key_changes(app, req),
+        UploadCrossSigningKeys => keys::upload_cross_signing_keys(app, req).await,
+        UploadSignatures => keys::upload_signatures(app, req).await,
+        SendToDevice { event_type, txn_id } => {
+            keys::send_to_device(app, req, &event_type, &txn_id).await
+        }
+        CreateBackupVersion => backup::create_version(app, req).await,
+        GetBackupVersion { version } => backup::get_version(app, req, version.as_deref()),
+        UpdateBackupVersion { version } => backup::update_version(app, req, &version).await,
+        DeleteBackupVersion { version } => backup::delete_version(app, req, &version).await,
+        BackupKeys { room, session, method } => {
+            let scope = backup::Scope { room, session };
+            match method {
+                KeysMethod::Get => backup::get_keys(app, req, scope),
+                KeysMethod::Put => backup::put_keys(app, req, scope).await,
+                KeysMethod::Delete => backup::delete_keys(app, req, scope).await,
+            }
+        }
     }
 }

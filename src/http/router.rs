@@ -199,6 +199,41 @@ pub enum Endpoint {
     PublicRooms {
         post: bool,
     },
+    // End-to-end encryption
+    UploadKeys,
+    QueryKeys,
+    ClaimKeys,
+    GetKeyChanges,
+    UploadCrossSigningKeys,
+    UploadSignatures,
+    SendToDevice {
+        event_type: String,
+        txn_id: String,
+    },
+    CreateBackupVersion,
+    GetBackupVersion {
+        version: Option<String>,
+    },
+    UpdateBackupVersion {
+        version: String,
+    },
+    DeleteBackupVersion {
+        version: String,
+    },
+    /// `GET|PUT|DELETE /room_keys/keys[/{roomId}[/{sessionId}]]`
+    BackupKeys {
+        room: Option<String>,
+        session: Option<String>,
+        method: KeysMethod,
+    },
+}
+
+/// The method of a `/room_keys/keys` request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeysMethod {
+    Get,
+    Put,
+    Delete,
 }
 
 impl Endpoint {
@@ -259,7 +294,19 @@ impl Endpoint {
             | SetRoomAlias { .. }
             | DeleteRoomAlias { .. }
             | GetLocalAliases { .. }
-            | SetRoomVisibility { .. } => AuthNeed::Required,
+            | SetRoomVisibility { .. }
+            | UploadKeys
+            | QueryKeys
+            | ClaimKeys
+            | GetKeyChanges
+            | UploadCrossSigningKeys
+            | UploadSignatures
+            | SendToDevice { .. }
+            | CreateBackupVersion
+            | GetBackupVersion { .. }
+            | UpdateBackupVersion { .. }
+            | DeleteBackupVersion { .. }
+            | BackupKeys { .. } => AuthNeed::Required,
             // Readable without a token (spec: auth "no"); the public room
             // list is POST-able only with one.
             GetProfile { .. }
@@ -471,6 +518,53 @@ fn route_v3(
             } else {
                 Err(wrong_method())
             }
+        }
+        ["keys", "upload"] => only(post, UploadKeys),
+        ["keys", "query"] => only(post, QueryKeys),
+        ["keys", "claim"] => only(post, ClaimKeys),
+        ["keys", "changes"] => only(get, GetKeyChanges),
+        ["keys", "device_signing", "upload"] => only(post, UploadCrossSigningKeys),
+        ["keys", "signatures", "upload"] => only(post, UploadSignatures),
+        ["sendToDevice", event_type, txn_id] => only(
+            put,
+            SendToDevice { event_type: (*event_type).to_owned(), txn_id: (*txn_id).to_owned() },
+        ),
+        ["room_keys", "version"] => {
+            if get {
+                Ok(GetBackupVersion { version: None })
+            } else if post {
+                Ok(CreateBackupVersion)
+            } else {
+                Err(wrong_method())
+            }
+        }
+        ["room_keys", "version", version] => {
+            let version = (*version).to_owned();
+            if get {
+                Ok(GetBackupVersion { version: Some(version) })
+            } else if put {
+                Ok(UpdateBackupVersion { version })
+            } else if delete {
+                Ok(DeleteBackupVersion { version })
+            } else {
+                Err(wrong_method())
+            }
+        }
+        ["room_keys", "keys", rest @ ..] if rest.len() <= 2 => {
+            let method = if get {
+                KeysMethod::Get
+            } else if put {
+                KeysMethod::Put
+            } else if delete {
+                KeysMethod::Delete
+            } else {
+                return Err(wrong_method());
+            };
+            Ok(BackupKeys {
+                room: rest.first().map(|r| (*r).to_owned()),
+                session: rest.get(1).map(|s| (*s).to_owned()),
+                method,
+            })
         }
         ["publicRooms"] => {
             if get || post {

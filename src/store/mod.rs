@@ -9,6 +9,7 @@
 //! carried it was committed with fsync.
 
 mod accounts;
+mod e2ee;
 mod rooms;
 mod tables;
 mod userdata;
@@ -25,6 +26,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 pub use accounts::{
     DeviceRecord, RegistrationTokenRecord, TokenKind, TokenRecord, UserRecord, hash_token,
 };
+pub use e2ee::KeyEntry;
 pub use rooms::{Membership, RoomRecord, RoomShort, StoredEvent};
 pub use userdata::Receipt;
 pub use writer::{CommitNotice, WriteCtx};

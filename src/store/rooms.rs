@@ -434,6 +434,19 @@ impl WriteCtx<'_> {
         Ok(())
     }
 
+    /// Rooms `user_id` is joined to.
+    pub fn joined_room_shorts(&self, user_id: &str) -> Result<Vec<RoomShort>, StoreError> {
+        let t = self.txn.open_table(USER_ROOM_TO_MEMBERSHIP)?;
+        let mut out = Vec::new();
+        for row in t.range((user_id, 0)..=(user_id, u64::MAX))? {
+            let (k, v) = row?;
+            if v.value().0 == "join" {
+                out.push(RoomShort(k.value().1));
+            }
+        }
+        Ok(out)
+    }
+
     /// Maps an alias to a room; false if the alias was taken.
     pub fn put_alias(&mut self, alias: &str, room_id: &str) -> Result<bool, StoreError> {
         let mut t = self.txn.open_table(ALIAS_TO_ROOM_ID)?;

@@ -30,6 +30,14 @@
 //! | `user_account_data_to_json` | (user_id, room_id or "", type) | content JSON | userdata |
 //! | `user_stream_to_account_data` | (user_id, stream) | (room_id or "", type): changes, for sync | userdata |
 //! | `receipt_to_event` | (room short, receipt type, user_id, thread_id or "") | (event_id, ts) | userdata |
+//! | `device_keys_to_json` | (user_id, device_id) | signed device keys JSON | e2ee |
+//! | `one_time_key_to_json` | (user_id, device_id, algorithm, key_id) | key JSON (string or signed object) | e2ee |
+//! | `fallback_key_to_json` | (user_id, device_id, algorithm) | `{key_id, key, used}` | e2ee |
+//! | `cross_signing_to_json` | (user_id, "master"/"self_signing"/"user_signing") | key JSON | e2ee |
+//! | `stream_to_key_change` | stream | user_id whose keys or devices changed | e2ee |
+//! | `to_device_to_json` | (user_id, device_id, stream) | `{type, sender, content}` | e2ee |
+//! | `backup_version_to_json` | (user_id, version) | `{algorithm, auth_data, etag, deleted}` | e2ee |
+//! | `backup_key_to_json` | (user_id, version, room_id, session_id) | KeyBackupData JSON | e2ee |
 //! | `room_stream_to_receipt` | (room short, stream) | (receipt type, user_id, thread_id): changes, for sync | userdata |
 
 use redb::{ReadTransaction, TableDefinition, WriteTransaction};
@@ -84,6 +92,23 @@ pub(super) const RECEIPT_TO_EVENT: TableDefinition<(u64, &str, &str, &str), (&st
 pub(super) const ROOM_STREAM_TO_RECEIPT: TableDefinition<(u64, u64), (&str, &str, &str)> =
     TableDefinition::new("room_stream_to_receipt");
 
+pub(super) const DEVICE_KEYS_TO_JSON: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("device_keys_to_json");
+pub(super) const ONE_TIME_KEY_TO_JSON: TableDefinition<(&str, &str, &str, &str), &[u8]> =
+    TableDefinition::new("one_time_key_to_json");
+pub(super) const FALLBACK_KEY_TO_JSON: TableDefinition<(&str, &str, &str), &[u8]> =
+    TableDefinition::new("fallback_key_to_json");
+pub(super) const CROSS_SIGNING_TO_JSON: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("cross_signing_to_json");
+pub(super) const STREAM_TO_KEY_CHANGE: TableDefinition<u64, &str> =
+    TableDefinition::new("stream_to_key_change");
+pub(super) const TO_DEVICE_TO_JSON: TableDefinition<(&str, &str, u64), &[u8]> =
+    TableDefinition::new("to_device_to_json");
+pub(super) const BACKUP_VERSION_TO_JSON: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("backup_version_to_json");
+pub(super) const BACKUP_KEY_TO_JSON: TableDefinition<(&str, u64, &str, &str), &[u8]> =
+    TableDefinition::new("backup_key_to_json");
+
 pub(super) const META_SCHEMA_VERSION: &str = "schema_version";
 pub(super) const META_NEXT_POSITION: &str = "next_stream_position";
 
@@ -112,6 +137,14 @@ pub(super) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(USER_STREAM_TO_ACCOUNT_DATA)?;
     txn.open_table(RECEIPT_TO_EVENT)?;
     txn.open_table(ROOM_STREAM_TO_RECEIPT)?;
+    txn.open_table(DEVICE_KEYS_TO_JSON)?;
+    txn.open_table(ONE_TIME_KEY_TO_JSON)?;
+    txn.open_table(FALLBACK_KEY_TO_JSON)?;
+    txn.open_table(CROSS_SIGNING_TO_JSON)?;
+    txn.open_table(STREAM_TO_KEY_CHANGE)?;
+    txn.open_table(TO_DEVICE_TO_JSON)?;
+    txn.open_table(BACKUP_VERSION_TO_JSON)?;
+    txn.open_table(BACKUP_KEY_TO_JSON)?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 //! events, `room_stream_to_state_key` for state deltas. An incremental sync
 //! with nothing new costs one index lookup per joined room.
 
+pub mod devices;
 pub mod typing;
 
 use std::collections::{BTreeMap, HashSet};
@@ -18,10 +19,15 @@ use crate::error::MatrixError;
 use crate::store::{Membership, ReadTxn, RoomShort, StoredEvent, StreamPos};
 use typing::Typing;
 
+/// The most to-device messages one response carries.
+const TO_DEVICE_LIMIT: usize = 100;
+
 /// What the filter and query ask for.
 #[derive(Clone, Debug)]
 pub struct SyncParams {
     pub since: Option<StreamPos>,
+    /// The syncing device (for its to-device inbox and key counts).
+    pub device_id: String,
     /// The typing serial the client last saw.
     pub since_typing: Option<u64>,
     pub full_state: bool,
@@ -81,6 +87,33 @@ pub fn assemble(
     params: &SyncParams,
     upto: StreamPos,
 ) -> Result<(Value, bool), MatrixError> {
+    // To-device first: if the inbox holds more than one response carries,
+    // the whole response stops at the last message sent, so the next
+    // `since` acknowledges exactly what was delivered.
+    let mut upto = upto;
+    let inbox_from = params.since.unwrap_or_default();
+    let mut inbox =
+        read.to_device(user_id, &params.device_id, inbox_from, upto, TO_DEVICE_LIMIT + 1)?;
+    if inbox.len() > TO_DEVICE_LIMIT {
+        inbox.truncate(TO_DEVICE_LIMIT);
+        if let Some((last, _)) = inbox.last() {
+            upto = *last;
+        }
+    }
+    let to_device: Vec<Value> = inbox
+        .iter()
+        .map(|(_, b)| serde_json::from_slice(b).map_err(|e| MatrixError::internal("to-device", e)))
+        .collect::<Result<_, _>>()?;
+    let (changed_devices, left_devices) = match params.since {
+        Some(since) => devices::device_list_changes(read, user_id, since, upto)?,
+        None => (Vec::new(), Vec::new()),
+    };
+    let otk_counts: Map<String, Value> = read
+        .one_time_key_counts(user_id, &params.device_id)?
+        .into_iter()
+        .map(|(a, n)| (a, json!(n)))
+        .collect();
+    let fallback_types = read.unused_fallback_types(user_id, &params.device_id)?;
     let memberships = read.user_memberships(user_id)?;
     let changed: HashSet<RoomShort> = match params.since {
         Some(s) => read.membership_changes(user_id, s)?.into_iter().collect(),
@@ -143,9 +176,10 @@ pub fn assemble(
         "rooms": { "join": join, "invite": invite, "leave": leave, "knock": {} },
         "account_data": { "events": global_data },
         "presence": { "events": [] },
-        "to_device": { "events": [] },
-        "device_lists": { "changed": [], "left": [] },
-        "device_one_time_keys_count": {},
+        "to_device": { "events": to_device },
+        "device_lists": { "changed": changed_devices, "left": left_devices },
+        "device_one_time_keys_count": otk_counts,
+        "device_unused_fallback_key_types": fallback_types,
     });
     Ok((body, any))
 }

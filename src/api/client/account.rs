@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::account::{self, PASSWORD, require_uia};
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, from_json, json};
+use crate::ids::UserId;
 use crate::server::App;
 
 /// `GET /_matrix/client/v3/account/whoami`
@@ -45,6 +46,7 @@ pub async fn change_password(app: &App, req: &Request) -> Result<Reply, MatrixEr
         .ok_or_else(|| MatrixError::forbidden("Could not tell whose password to change"))?;
     let hash = account::hash_password(app, body.new_password).await?;
     let keep_device = req.caller.as_ref().map(|c| c.device_id.as_str().to_owned());
+    let user_id = local_user_id(app, &localpart)?;
     let logout = body.logout_devices;
     app.store
         .write(move |ctx| {
@@ -56,7 +58,7 @@ pub async fn change_password(app: &App, req: &Request) -> Result<Reply, MatrixEr
             if logout {
                 for d in ctx.device_ids(&localpart)? {
                     if keep_device.as_deref() != Some(d.as_str()) {
-                        account::revoke_device(ctx, &localpart, &d)?;
+                        account::revoke_device(ctx, &user_id, &d)?;
                     }
                 }
             }
@@ -77,6 +79,7 @@ pub async fn deactivate(app: &App, req: &Request) -> Result<Reply, MatrixError> 
     let localpart = me
         .or(outcome.user.clone())
         .ok_or_else(|| MatrixError::forbidden("Could not tell which account to deactivate"))?;
+    let user_id = local_user_id(app, &localpart)?;
     app.store
         .write(move |ctx| {
             let Some(mut user) = ctx.user(&localpart)? else {
@@ -86,13 +89,19 @@ pub async fn deactivate(app: &App, req: &Request) -> Result<Reply, MatrixError> 
             user.password_hash = None;
             ctx.put_user(&localpart, &user)?;
             for d in ctx.device_ids(&localpart)? {
-                account::revoke_device(ctx, &localpart, &d)?;
+                account::revoke_device(ctx, &user_id, &d)?;
             }
             Ok(Ok(()))
         })
         .await?;
     app.uia.borrow_mut().consume(&outcome.session);
     Ok(json(&json!({ "id_server_unbind_result": "no-support" })))
+}
+
+/// The full user ID of a local account.
+fn local_user_id(app: &App, localpart: &str) -> Result<UserId, MatrixError> {
+    UserId::parse(&format!("@{localpart}:{}", app.config.server_name))
+        .map_err(|e| MatrixError::internal("local user id", e))
 }
 
 /// `GET /_matrix/client/v3/account/3pid`: Hearth keeps no 3PIDs.

@@ -94,13 +94,14 @@ async fn delete_some(
 ) -> Result<Reply, MatrixError> {
     let c = req.caller()?;
     let lp = c.user_id.localpart().to_owned();
+    let user_id = c.user_id.clone();
     let map = req.json_object()?;
     let purpose = format!("{what}:{lp}:{}", devices.join(","));
     let outcome = require_uia(app, map.get("auth"), &purpose, &[&[PASSWORD]], Some(&lp)).await?;
     app.store
         .write(move |ctx| {
             for d in &devices {
-                account::revoke_device(ctx, &lp, d)?;
+                account::revoke_device(ctx, &user_id, d)?;
             }
             Ok(Ok::<_, MatrixError>(()))
         })

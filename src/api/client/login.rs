@@ -99,7 +99,7 @@ pub async fn logout(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let caller = req.caller()?.clone();
     app.store
         .write(move |ctx| {
-            account::revoke_device(ctx, caller.user_id.localpart(), caller.device_id.as_str())?;
+            account::revoke_device(ctx, &caller.user_id, caller.device_id.as_str())?;
             Ok(Ok::<_, MatrixError>(()))
         })
         .await?;
@@ -113,7 +113,7 @@ pub async fn logout_all(app: &App, req: &Request) -> Result<Reply, MatrixError> 
         .write(move |ctx| {
             let lp = caller.user_id.localpart();
             for d in ctx.device_ids(lp)? {
-                account::revoke_device(ctx, lp, &d)?;
+                account::revoke_device(ctx, &caller.user_id, &d)?;
             }
             Ok(Ok::<_, MatrixError>(()))
         })

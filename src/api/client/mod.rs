@@ -1,10 +1,12 @@
 //! Client-server API handlers, one file per spec area.
 
 pub mod account;
+pub mod backup;
 pub mod devices;
 pub mod directory;
 pub mod discovery;
 pub mod fallback;
+pub mod keys;
 pub mod login;
 pub mod register;
 pub mod rooms;

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, from_json, json};
 use crate::server::App;
+use crate::store::StreamPos;
 use crate::sync::{self, SyncParams};
 
 /// `POST /user/{userId}/filter`
@@ -77,6 +78,7 @@ pub async fn sync_events(app: &App, req: &Request) -> Result<Reply, MatrixError>
     let filter: Value = from_json::<Value>(filter)?;
     let params = SyncParams {
         since: since.map(|(p, _)| p),
+        device_id: caller.device_id.to_string(),
         since_typing: since.map(|(_, t)| t),
         full_state: req.query_bool("full_state", false)?,
         timeline_limit: filter["room"]["timeline"]["limit"].as_u64().unwrap_or(10).clamp(1, 500)
@@ -90,6 +92,22 @@ pub async fn sync_events(app: &App, req: &Request) -> Result<Reply, MatrixError>
         None => 0,
     };
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms.min(120_000));
+    // A sync with `since` acknowledges the to-device messages delivered up
+    // to that position: delete them now (never before the client confirmed).
+    if let Some((pos, _)) = since {
+        let device = caller.device_id.to_string();
+        let pending =
+            !app.store.read()?.to_device(&user, &device, StreamPos(0), pos, 1)?.is_empty();
+        if pending {
+            let u = user.clone();
+            app.store
+                .write(move |ctx| {
+                    ctx.delete_to_device_upto(&u, &device, pos)?;
+                    Ok(Ok::<_, MatrixError>(()))
+                })
+                .await?;
+        }
+    }
     let notify = app.waiter(&user);
     let result = loop {
         let notified = notify.notified();

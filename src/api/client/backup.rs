@@ -1,0 +1,332 @@
+//! Server-side room key backup (spec: end_to_end_encryption, "Server-side
+//! key backups"). Versions are numbered per user; only the newest is
+//! writable; `etag` changes whenever the stored keys change.
+
+use serde_json::{Map, Value, json};
+
+use crate::error::{ErrorKind, MatrixError};
+use crate::http::{Reply, Request, json};
+use crate::server::App;
+use crate::store::{StoreError, WriteCtx};
+
+fn parse(bytes: &[u8]) -> Result<Value, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn to_vec(v: &Value) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn version_param(req: &Request) -> Result<u64, MatrixError> {
+    let v =
+        req.query("version").ok_or_else(|| MatrixError::missing_param("version is required"))?;
+    v.parse().map_err(|_| MatrixError::not_found("Unknown backup version"))
+}
+
+/// The current (newest, not deleted) version: `(version, record)`.
+fn current(read: &crate::store::ReadTxn, user: &str) -> Result<Option<(u64, Value)>, MatrixError> {
+    match read.latest_backup_version(user)? {
+        Some((v, b)) => {
+            let rec = parse(&b)?;
+            if rec["deleted"] == true { Ok(None) } else { Ok(Some((v, rec))) }
+        }
+        None => Ok(None),
+    }
+}
+
+fn version_json(
+    read: &crate::store::ReadTxn,
+    user: &str,
+    v: u64,
+    rec: &Value,
+) -> Result<Value, MatrixError> {
+    let count = read.backup_keys(user, v, None, None)?.len();
+    Ok(json!({
+        "algorithm": rec["algorithm"],
+        "auth_data": rec["auth_data"],
+        "count": count,
+        "etag": rec["etag"].as_u64().unwrap_or(0).to_string(),
+        "version": v.to_string(),
+    }))
+}
+
+/// `POST /room_keys/version`
+pub async fn create_version(app: &App, req: &Request) -> Result<Reply, MatrixError> {
+    let user = req.caller()?.user_id.to_string();
+    let body = req.json_object()?;
+    let algorithm = body
+        .get("algorithm")
+        .and_then(Value::as_str)
+        .ok_or_else(|| MatrixError::bad_json("algorithm is required"))?
+        .to_owned();
+    let auth_data = body
+        .get("auth_data")
+        .filter(|a| a.is_object())
+        .cloned()
+        .ok_or_else(|| MatrixError::bad_json("auth_data must be an object"))?;
+    let v = app
+        .store
+        .write(move |ctx| {
+            let next = ctx.latest_backup_version(&user)?.map(|(v, _)| v + 1).unwrap_or(1);
+            let rec = json!({ "algorithm": algorithm, "auth_data": auth_data, "etag": 0, "deleted": false });
+            ctx.put_backup_version(&user, next, &to_vec(&rec)?)?;
+            Ok(Ok::<_, MatrixError>(next))
+        })
+        .await?;
+    Ok(json(&json!({ "version": v.to_string() })))
+}
+
+/// `GET /room_keys/version[/{version}]`
+pub fn get_version(app: &App, req: &Request, version: Option<&str>) -> Result<Reply, MatrixError> {
+    let user = req.caller()?.user_id.to_string();
+    let read = app.store.read()?;
+    let found = match version {
+        None => current(&read, &user)?,
+        Some(v) => {
+            let v: u64 = v.parse().map_err(|_| MatrixError::not_found("Unknown backup version"))?;
+            match read.backup_version(&user, v)? {
+                Some(b) => Some((v, parse(&b)?)).filter(|(_, r)| r["deleted"] != true),
+                None => None,
+            }
+        }
+    };
+    let (v, rec) = found.ok_or_else(|| MatrixError::not_found("No current backup version"))?;
+    Ok(json(&version_json(&read, &user, v, &rec)?))
+}
+
+/// `PUT /room_keys/version/{version}`: only `auth_data` may change.
+pub async fn update_version(app: &App, req: &Request, version: &str) -> Result<Reply, MatrixError> {
+    let user = req.caller()?.user_id.to_string();
+    let v: u64 = version.parse().map_err(|_| MatrixError::not_found("Unknown backup version"))?;
+    let body = req.json_object()?;
+    if let Some(bv) = body.get("version")
+        && bv.as_str() != Some(version)
+    {
+        return Err(MatrixError::invalid_param("version in the body does not match the path"));
+    }
+    let algorithm = body
+        .get("algorithm")
+        .and_then(Value::as_str)
+        .ok_or_else(|| MatrixError::bad_json("algorithm is required"))?
+        .to_owned();
+    let auth_data = body
+        .get("auth_data")
+        .filter(|a| a.is_object())
+        .cloned()
+        .ok_or_else(|| MatrixError::bad_json("auth_data must be an object"))?;
+    app.store
+        .write(move |ctx| {
+            let Some(b) = ctx.backup_version(&user, v)? else {
+                return Ok(Err(MatrixError::not_found("Unknown backup version")));
+            };
+            let mut rec = parse(&b)?;
+            if rec["deleted"] == true {
+                return Ok(Err(MatrixError::not_found("Unknown backup version")));
+            }
+            if rec["algorithm"] != algorithm.as_str() {
+                return Ok(Err(MatrixError::invalid_param(
+                    "the algorithm of a backup version cannot change",
+                )));
+            }
+            rec["auth_data"] = auth_data;
+            ctx.put_backup_version(&user, v, &to_vec(&rec)?)?;
+            Ok(Ok(()))
+        })
+        .await?;
+    Ok(json(&json!({})))
+}
+
+/// `DELETE /room_keys/version/{version}`
+pub async fn delete_version(app: &App, req: &Request, version: &str) -> Result<Reply, MatrixError> {
+    let user = req.caller()?.user_id.to_string();
+    let v: u64 = version.parse().map_err(|_| MatrixError::not_found("Unknown backup version"))?;
+    app.store
+        .write(move |ctx| {
+            let Some(b) = ctx.backup_version(&user, v)? else {
+                return Ok(Err(MatrixError::not_found("Unknown backup version")));
+            };
+            let mut rec = parse(&b)?;
+            if rec["deleted"] == true {
+                return Ok(Err(MatrixError::not_found("Unknown backup version")));
+            }
+            rec["deleted"] = json!(true);
+            ctx.put_backup_version(&user, v, &to_vec(&rec)?)?;
+            ctx.delete_backup_keys(&user, v, None, None)?;
+            Ok(Ok(()))
+        })
+        .await?;
+    Ok(json(&json!({})))
+}
+
+/// Is `new` a better copy of a session than `old`? (spec: "the new key
+/// replaces the old one if …" verified beats unverified, then lower
+/// `first_message_index`, then lower `forwarded_count`).
+fn better(new: &Value, old: &Value) -> bool {
+    let ver = |v: &Value| v["is_verified"].as_bool().unwrap_or(false);
+    let idx = |v: &Value| v["first_message_index"].as_u64().unwrap_or(u64::MAX);
+    let fwd = |v: &Value| v["forwarded_count"].as_u64().unwrap_or(u64::MAX);
+    if ver(new) != ver(old) {
+        return ver(new);
+    }
+    if idx(new) != idx(old) {
+        return idx(new) < idx(old);
+    }
+    fwd(new) < fwd(old)
+}
+
+/// Which part of the backup a `/room_keys/keys` request addresses.
+#[derive(Clone)]
+pub struct Scope {
+    pub room: Option<String>,
+    pub session: Option<String>,
+}
+
+fn etag_and_count(ctx: &WriteCtx<'_>, user: &str, v: u64) -> Result<Value, StoreError> {
+    let rec = ctx.backup_version(user, v)?.map(|b| parse(&b)).transpose()?.unwrap_or(Value::Null);
+    let count = ctx.backup_keys(user, v, None, None)?.len();
+    Ok(json!({ "etag": rec["etag"].as_u64().unwrap_or(0).to_string(), "count": count }))
+}
+
+fn bump_etag(ctx: &mut WriteCtx<'_>, user: &str, v: u64) -> Result<(), StoreError> {
+    if let Some(b) = ctx.backup_version(user, v)? {
+        let mut rec = parse(&b)?;
+        rec["etag"] = json!(rec["etag"].as_u64().unwrap_or(0) + 1);
+        ctx.put_backup_version(user, v, &to_vec(&rec)?)?;
+    }
+    Ok(())
+}
+
+/// `PUT /room_keys/keys[/{roomId}[/{sessionId}]]?version=`
+pub async fn put_keys(app: &App, req: &Request, scope: Scope) -> Result<Reply, MatrixError> {
+    let user = req.caller()?.user_id.to_string();
+    let v = version_param(req)?;
+    let body = req.json_object()?;
+    // Normalise every form to (room, session, data).
+    let mut entries: Vec<(String, String, Value)> = Vec::new();
+    let sessions_of = |room: &str,
+                       obj: &Map<String, Value>,
+                       out: &mut Vec<(String, String, Value)>|
+     -> Result<(), MatrixError> {
+        let sessions = obj
+            .get("sessions")
+            .and_then(Value::as_object)
+            .ok_or_else(|| MatrixError::bad_json("sessions is required"))?;
+        for (sid, data) in sessions {
+            if !data.is_object() {
+                return Err(MatrixError::bad_json("session data must be an object"));
+            }
+            out.push((room.to_owned(), sid.clone(), data.clone()));
+        }
+        Ok(())
+    };
+    match (&scope.room, &scope.session) {
+        (Some(r), Some(s)) => entries.push((r.clone(), s.clone(), Value::Object(body))),
+        (Some(r), None) => sessions_of(r, &body, &mut entries)?,
+        _ => {
+            let rooms = body
+                .get("rooms")
+                .and_then(Value::as_object)
+                .ok_or_else(|| MatrixError::bad_json("rooms is required"))?;
+            for (r, obj) in rooms {
+                let obj = obj
+                    .as_object()
+                    .ok_or_else(|| MatrixError::bad_json("room entry must be an object"))?;
+                sessions_of(r, obj, &mut entries)?;
+            }
+        }
+    }
+    let out = app
+        .store
+        .write(move |ctx| {
+            let cur = match ctx.latest_backup_version(&user)? {
+                Some((cv, b)) if parse(&b)?["deleted"] != true => Some(cv),
+                _ => None,
+            };
+            match cur {
+                Some(cv) if cv == v => {}
+                Some(cv) => {
+                    return Ok(Err(MatrixError::new(
+                        ErrorKind::WrongRoomKeysVersion,
+                        "Wrong backup version",
+                    )
+                    .with_extra("current_version", json!(cv.to_string()))));
+                }
+                None => return Ok(Err(MatrixError::not_found("Unknown backup version"))),
+            }
+            let mut changed = false;
+            for (room, session, data) in &entries {
+                let old = ctx.backup_keys(&user, v, Some(room), Some(session))?;
+                let keep_old = match old.first() {
+                    Some((_, _, b)) => !better(data, &parse(b)?),
+                    None => false,
+                };
+                if !keep_old {
+                    ctx.put_backup_key(&user, v, room, session, &to_vec(data)?)?;
+                    changed = true;
+                }
+            }
+            if changed {
+                bump_etag(ctx, &user, v)?;
+            }
+            Ok(Ok(etag_and_count(ctx, &user, v)?))
+        })
+        .await?;
+    Ok(json(&out))
+}
+
+/// `GET /room_keys/keys[/{roomId}[/{sessionId}]]?version=`
+pub fn get_keys(app: &App, req: &Request, scope: Scope) -> Result<Reply, MatrixError> {
+    let user = req.caller()?.user_id.to_string();
+    let v = version_param(req)?;
+    let read = app.store.read()?;
+    let rec = read.backup_version(&user, v)?.map(|b| parse(&b)).transpose()?;
+    if rec.is_none_or(|r| r["deleted"] == true) {
+        return Err(MatrixError::not_found("Unknown backup version"));
+    }
+    let keys = read.backup_keys(&user, v, scope.room.as_deref(), scope.session.as_deref())?;
+    match (&scope.room, &scope.session) {
+        (Some(_), Some(_)) => {
+            let (_, _, b) = keys
+                .first()
+                .ok_or_else(|| MatrixError::not_found("No such session in the backup"))?;
+            Ok(json(&parse(b)?))
+        }
+        (Some(_), None) => {
+            let mut sessions = Map::new();
+            for (_, s, b) in keys {
+                sessions.insert(s, parse(&b)?);
+            }
+            Ok(json(&json!({ "sessions": sessions })))
+        }
+        _ => {
+            let mut rooms: Map<String, Value> = Map::new();
+            for (r, s, b) in keys {
+                let entry = rooms.entry(r).or_insert_with(|| json!({ "sessions": {} }));
+                entry["sessions"][s.as_str()] = parse(&b)?;
+            }
+            Ok(json(&json!({ "rooms": rooms })))
+        }
+    }
+}
+
+/// `DELETE /room_keys/keys[/{roomId}[/{sessionId}]]?version=`
+pub async fn delete_keys(app: &App, req: &Request, scope: Scope) -> Result<Reply, MatrixError> {
+    let user = req.caller()?.user_id.to_string();
+    let v = version_param(req)?;
+    let out = app
+        .store
+        .write(move |ctx| {
+            let rec = ctx.backup_version(&user, v)?.map(|b| parse(&b)).transpose()?;
+            if rec.is_none_or(|r| r["deleted"] == true) {
+                return Ok(Err(MatrixError::not_found("Unknown backup version")));
+            }
+            let n =
+                ctx.delete_backup_keys(&user, v, scope.room.as_deref(), scope.session.as_deref())?;
+            if n > 0 {
+                bump_etag(ctx, &user, v)?;
+            }
+            Ok(Ok(etag_and_count(ctx, &user, v)?))
+        })
+        .await?;
+    Ok(json(&out))
+}

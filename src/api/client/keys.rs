@@ -1,0 +1,471 @@
+//! End-to-end encryption key distribution and send-to-device
+//! (spec: modules end_to_end_encryption, send_to_device).
+//!
+//! The server stores and relays what clients sign; it checks only what the
+//! spec asks it to (the uploader owns the keys it uploads) and keeps the
+//! JSON byte-for-byte so signatures stay valid.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::{Map, Value, json};
+
+use crate::account::{PASSWORD, require_uia, wake_room_mates};
+use crate::error::MatrixError;
+use crate::http::{Reply, Request, json};
+use crate::ids::UserId;
+use crate::server::App;
+use crate::store::{ReadTxn, StoreError};
+use crate::sync;
+
+fn to_vec(v: &Value) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn parse(bytes: &[u8]) -> Result<Value, MatrixError> {
+    serde_json::from_slice(bytes).map_err(|e| MatrixError::internal("stored key", e))
+}
+
+/// `POST /keys/upload`
+pub async fn upload_keys(app: &App, req: &Request) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let body = req.json_object()?;
+    let user = caller.user_id.to_string();
+    let device = caller.device_id.to_string();
+    let device_keys = match body.get("device_keys") {
+        None | Some(Value::Null) => None,
+        Some(k @ Value::Object(_)) => {
+            if k["user_id"] != user.as_str() || k["device_id"] != device.as_str() {
+                return Err(MatrixError::bad_json(
+                    "device_keys.user_id and device_id must be the caller's",
+                ));
+            }
+            if !k["algorithms"].is_array() || !k["keys"].is_object() {
+                return Err(MatrixError::bad_json("device_keys needs algorithms and keys"));
+            }
+            Some(k.clone())
+        }
+        Some(_) => return Err(MatrixError::bad_json("device_keys must be an object")),
+    };
+    let mut otks = Vec::new();
+    if let Some(v) = body.get("one_time_keys").filter(|v| !v.is_null()) {
+        let map = v
+            .as_object()
+            .ok_or_else(|| MatrixError::bad_json("one_time_keys must be an object"))?;
+        for (id, key) in map {
+            let (alg, _) = id.split_once(':').ok_or_else(|| {
+                MatrixError::bad_json(format!("one-time key ID {id} has no algorithm"))
+            })?;
+            otks.push((alg.to_owned(), id.clone(), key.clone()));
+        }
+    }
+    let mut fallbacks = Vec::new();
+    if let Some(v) = body.get("fallback_keys").filter(|v| !v.is_null()) {
+        let map = v
+            .as_object()
+            .ok_or_else(|| MatrixError::bad_json("fallback_keys must be an object"))?;
+        for (id, key) in map {
+            let (alg, _) = id.split_once(':').ok_or_else(|| {
+                MatrixError::bad_json(format!("fallback key ID {id} has no algorithm"))
+            })?;
+            fallbacks.push((alg.to_owned(), id.clone(), key.clone()));
+        }
+    }
+    let (u, d) = (user.clone(), device.clone());
+    let counts = app
+        .store
+        .write(move |ctx| {
+            // Check first: a reused one-time key ID with other content is
+            // refused before anything is written.
+            for (alg, id, key) in &otks {
+                if let Some(old) = ctx.one_time_key(&u, &d, alg, id)?
+                    && old != to_vec(key)?
+                {
+                    return Ok(Err(MatrixError::bad_json(format!(
+                        "one-time key {id} already exists with different content"
+                    ))));
+                }
+            }
+            if let Some(k) = &device_keys {
+                let old = ctx.device_keys(&u, &d)?;
+                let new = to_vec(k)?;
+                if old.as_deref() != Some(new.as_slice()) {
+                    ctx.put_device_keys(&u, &d, &new)?;
+                    ctx.key_changed(&u)?;
+                    wake_room_mates(ctx, &u)?;
+                }
+            }
+            for (alg, id, key) in &otks {
+                ctx.put_one_time_key(&u, &d, alg, id, &to_vec(key)?)?;
+            }
+            for (alg, id, key) in &fallbacks {
+                let entry = json!({ "key_id": id, "key": key, "used": false });
+                ctx.put_fallback_key(&u, &d, alg, &to_vec(&entry)?)?;
+            }
+            Ok(Ok(ctx.one_time_key_counts(&u, &d)?))
+        })
+        .await?;
+    let counts: Map<String, Value> = counts.into_iter().map(|(a, n)| (a, json!(n))).collect();
+    Ok(json(&json!({ "one_time_key_counts": counts })))
+}
+
+fn with_display_name(
+    read: &ReadTxn,
+    user: &UserId,
+    device: &str,
+    keys: &[u8],
+) -> Result<Value, MatrixError> {
+    let mut v = parse(keys)?;
+    let name = read.device(user.localpart(), device)?.and_then(|d| d.display_name);
+    if let Some(o) = v.as_object_mut() {
+        let unsigned = o.entry("unsigned").or_insert_with(|| json!({}));
+        if let Some(n) = name {
+            unsigned["device_display_name"] = json!(n);
+        }
+    }
+    Ok(v)
+}
+
+/// `POST /keys/query`
+pub fn query_keys(app: &App, req: &Request) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let body = req.json_object()?;
+    let wanted = body
+        .get("device_keys")
+        .and_then(Value::as_object)
+        .ok_or_else(|| MatrixError::bad_json("device_keys is required"))?;
+    let read = app.store.read()?;
+    let mut device_keys = Map::new();
+    let mut master = Map::new();
+    let mut self_signing = Map::new();
+    let mut user_signing = Map::new();
+    let mut failures = Map::new();
+    for (user, devices) in wanted {
+        let Ok(uid) = UserId::parse(user) else { continue };
+        if uid.server_name() != app.config.server_name {
+            failures.insert(
+                uid.server_name().to_owned(),
+                json!({ "errcode": "M_UNAVAILABLE", "error": "This server does not federate" }),
+            );
+            continue;
+        }
+        let only: Option<HashSet<&str>> = devices
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .map(|a| a.iter().filter_map(Value::as_str).collect());
+        let mut per_user = Map::new();
+        for (device, keys) in read.all_device_keys(user)? {
+            if only.as_ref().is_some_and(|o| !o.contains(device.as_str())) {
+                continue;
+            }
+            per_user.insert(device.clone(), with_display_name(&read, &uid, &device, &keys)?);
+        }
+        device_keys.insert(user.clone(), Value::Object(per_user));
+        if let Some(k) = read.cross_signing_key(user, "master")? {
+            master.insert(user.clone(), parse(&k)?);
+        }
+        if let Some(k) = read.cross_signing_key(user, "self_signing")? {
+            self_signing.insert(user.clone(), parse(&k)?);
+        }
+        if user == caller.user_id.as_str()
+            && let Some(k) = read.cross_signing_key(user, "user_signing")?
+        {
+            user_signing.insert(user.clone(), parse(&k)?);
+        }
+    }
+    Ok(json(&json!({
+        "device_keys": device_keys,
+        "master_keys": master,
+        "self_signing_keys": self_signing,
+        "user_signing_keys": user_signing,
+        "failures": failures,
+    })))
+}
+
+/// `POST /keys/claim`: one key per device, atomically (inside the writer, so
+/// two claims never get the same key); the fallback key when none are left.
+pub async fn claim_keys(app: &App, req: &Request) -> Result<Reply, MatrixError> {
+    req.caller()?;
+    let body = req.json_object()?;
+    let wanted = body
+        .get("one_time_keys")
+        .and_then(Value::as_object)
+        .ok_or_else(|| MatrixError::bad_json("one_time_keys is required"))?
+        .clone();
+    let server = app.config.server_name.clone();
+    let (claimed, failures) = app
+        .store
+        .write(move |ctx| {
+            let mut out: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+            let mut failures = Map::new();
+            for (user, devices) in &wanted {
+                let Ok(uid) = UserId::parse(user) else { continue };
+                if uid.server_name() != server {
+                    failures.insert(uid.server_name().to_owned(), json!({ "errcode": "M_UNAVAILABLE", "error": "This server does not federate" }));
+                    continue;
+                }
+                let Some(devices) = devices.as_object() else { continue };
+                for (device, alg) in devices {
+                    let Some(alg) = alg.as_str() else { continue };
+                    let key = match ctx.claim_one_time_key(user, device, alg)? {
+                        Some((id, k)) => Some((id, parse_store(&k)?)),
+                        None => match ctx.fallback_key(user, device, alg)? {
+                            Some(f) => {
+                                let mut f: Value = parse_store(&f)?;
+                                let id = f["key_id"].as_str().unwrap_or_default().to_owned();
+                                let key = f["key"].clone();
+                                if f["used"] != true {
+                                    f["used"] = json!(true);
+                                    ctx.put_fallback_key(user, device, alg, &to_vec(&f)?)?;
+                                }
+                                Some((id, key))
+                            }
+                            None => None,
+                        },
+                    };
+                    if let Some((id, key)) = key {
+                        let mut one = Map::new();
+                        one.insert(id, key);
+                        out.entry(user.clone()).or_default().insert(device.clone(), Value::Object(one));
+                    }
+                    // The owner's sync must show the new count.
+                    ctx.wake_user(user);
+                }
+            }
+            Ok(Ok::<_, MatrixError>((out, failures)))
+        })
+        .await?;
+    Ok(json(&json!({ "one_time_keys": claimed, "failures": failures })))
+}
+
+fn parse_store(bytes: &[u8]) -> Result<Value, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// `GET /keys/changes?from=&to=`
+pub fn key_changes(app: &App, req: &Request) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let from = req.query("from").and_then(sync::parse_since).map(|(p, _)| p);
+    let to = req.query("to").and_then(sync::parse_since).map(|(p, _)| p);
+    let from = from.ok_or_else(|| MatrixError::invalid_param("from must be a sync token"))?;
+    let to = to.ok_or_else(|| MatrixError::invalid_param("to must be a sync token"))?;
+    let read = app.store.read()?;
+    let (changed, left) =
+        sync::devices::device_list_changes(&read, caller.user_id.as_str(), from, to)?;
+    Ok(json(&json!({ "changed": changed, "left": left })))
+}
+
+/// `POST /keys/device_signing/upload`: the first upload needs no UIA;
+/// replacing an existing master key does.
+pub async fn upload_cross_signing_keys(app: &App, req: &Request) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let body = req.json_object()?;
+    let user = caller.user_id.to_string();
+    let existing = app.store.read()?.cross_signing_key(&user, "master")?;
+    let replacing = match (&existing, body.get("master_key")) {
+        (Some(old), Some(new)) => parse(old)? != *new,
+        _ => false,
+    };
+    if replacing {
+        let lp = caller.user_id.localpart().to_owned();
+        let purpose = format!("cross_signing:{lp}");
+        let outcome =
+            require_uia(app, body.get("auth"), &purpose, &[&[PASSWORD]], Some(&lp)).await?;
+        app.uia.borrow_mut().consume(&outcome.session);
+    }
+    let mut puts = Vec::new();
+    for (field, kind, usage) in [
+        ("master_key", "master", "master"),
+        ("self_signing_key", "self_signing", "self_signing"),
+        ("user_signing_key", "user_signing", "user_signing"),
+    ] {
+        if let Some(k) = body.get(field).filter(|k| !k.is_null()) {
+            if k["user_id"] != user.as_str() {
+                return Err(MatrixError::bad_json(format!("{field}.user_id must be the caller")));
+            }
+            let ok_usage = k["usage"].as_array().is_some_and(|u| u.iter().any(|x| x == usage));
+            if !ok_usage || !k["keys"].is_object() {
+                return Err(MatrixError::bad_json(format!(
+                    "{field} needs usage [{usage}] and keys"
+                )));
+            }
+            puts.push((kind, k.clone()));
+        }
+    }
+    if existing.is_none() && puts.iter().all(|(k, _)| *k != "master") && !puts.is_empty() {
+        return Err(MatrixError::bad_json("upload a master key first"));
+    }
+    let u = user.clone();
+    app.store
+        .write(move |ctx| {
+            for (kind, k) in &puts {
+                ctx.put_cross_signing_key(&u, kind, &to_vec(k)?)?;
+            }
+            ctx.key_changed(&u)?;
+            wake_room_mates(ctx, &u)?;
+            Ok(Ok::<_, MatrixError>(()))
+        })
+        .await?;
+    Ok(json(&json!({})))
+}
+
+/// Merges the signatures of `signed` into `stored` (both JSON objects).
+fn merge_signatures(stored: &mut Value, signed: &Value) {
+    let Some(sigs) = signed.get("signatures").and_then(Value::as_object) else { return };
+    let Some(obj) = stored.as_object_mut() else { return };
+    let target = obj.entry("signatures").or_insert_with(|| json!({}));
+    for (signer, by_key) in sigs {
+        let Some(by_key) = by_key.as_object() else { continue };
+        let slot =
+            target.as_object_mut().map(|t| t.entry(signer.clone()).or_insert_with(|| json!({})));
+        if let Some(Value::Object(slot)) = slot {
+            for (k, v) in by_key {
+                slot.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// The object without `signatures` and `unsigned`: what a signature covers.
+fn signed_part(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("signatures");
+        o.remove("unsigned");
+    }
+    v
+}
+
+/// `POST /keys/signatures/upload`: signatures of the caller's own devices
+/// and master key, and of other users' master keys.
+pub async fn upload_signatures(app: &App, req: &Request) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let body = req.json_object()?;
+    let me = caller.user_id.to_string();
+    let result = app
+        .store
+        .write(move |ctx| {
+            let mut failures: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+            let mut touched = Vec::new();
+            for (user, keys) in &body {
+                let Some(keys) = keys.as_object() else { continue };
+                for (key_id, signed) in keys {
+                    let fail =
+                        |msg: &str| json!({ "errcode": "M_INVALID_SIGNATURE", "error": msg });
+                    // A device of the user, or their master key (by public key).
+                    let target = if let Some(dk) = ctx.device_keys(user, key_id)? {
+                        Some(("device", dk))
+                    } else {
+                        ctx.cross_signing_key(user, "master")?
+                            .filter(|mk| {
+                                serde_json::from_slice::<Value>(mk).ok().is_some_and(|v| {
+                                    v["keys"]
+                                        .as_object()
+                                        .is_some_and(|k| k.values().any(|x| x == key_id.as_str()))
+                                })
+                            })
+                            .map(|mk| ("master", mk))
+                            .or(ctx
+                                .cross_signing_key(user, "self_signing")?
+                                .filter(|sk| {
+                                    serde_json::from_slice::<Value>(sk).ok().is_some_and(|v| {
+                                        v["keys"].as_object().is_some_and(|k| {
+                                            k.values().any(|x| x == key_id.as_str())
+                                        })
+                                    })
+                                })
+                                .map(|sk| ("self_signing", sk)))
+                    };
+                    let Some((kind, stored)) = target else {
+                        failures
+                            .entry(user.clone())
+                            .or_default()
+                            .insert(key_id.clone(), fail("unknown key"));
+                        continue;
+                    };
+                    if user != &me && kind != "master" {
+                        failures.entry(user.clone()).or_default().insert(
+                            key_id.clone(),
+                            fail("only other users' master keys can be signed"),
+                        );
+                        continue;
+                    }
+                    let mut stored: Value = parse_store(&stored)?;
+                    if signed_part(&stored) != signed_part(signed) {
+                        failures.entry(user.clone()).or_default().insert(
+                            key_id.clone(),
+                            fail("the signed object differs from the stored key"),
+                        );
+                        continue;
+                    }
+                    merge_signatures(&mut stored, signed);
+                    let bytes = to_vec(&stored)?;
+                    match kind {
+                        "device" => ctx.put_device_keys(user, key_id, &bytes)?,
+                        k => ctx.put_cross_signing_key(user, k, &bytes)?,
+                    }
+                    touched.push(user.clone());
+                }
+            }
+            touched.sort();
+            touched.dedup();
+            for u in &touched {
+                ctx.key_changed(u)?;
+                wake_room_mates(ctx, u)?;
+            }
+            Ok(Ok::<_, MatrixError>(failures))
+        })
+        .await?;
+    Ok(json(&json!({ "failures": result })))
+}
+
+/// `PUT /sendToDevice/{eventType}/{txnId}`: idempotent per device + txn ID.
+pub async fn send_to_device(
+    app: &App,
+    req: &Request,
+    event_type: &str,
+    txn_id: &str,
+) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let body = req.json_object()?;
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_object)
+        .ok_or_else(|| MatrixError::bad_json("messages is required"))?
+        .clone();
+    let sender = caller.user_id.to_string();
+    let device = caller.device_id.to_string();
+    let server = app.config.server_name.clone();
+    let (ty, txn) = (event_type.to_owned(), txn_id.to_owned());
+    app.store
+        .write(move |ctx| {
+            let scope = format!("sendToDevice/{ty}");
+            if ctx.txn_event(&sender, &device, &scope, &txn)?.is_some() {
+                return Ok(Ok(()));
+            }
+            for (user, per_device) in &messages {
+                let Ok(uid) = UserId::parse(user) else { continue };
+                if uid.server_name() != server {
+                    continue;
+                }
+                let Some(per_device) = per_device.as_object() else { continue };
+                for (target, content) in per_device {
+                    let devices: Vec<String> = if target == "*" {
+                        ctx.device_ids(uid.localpart())?
+                    } else {
+                        vec![target.clone()]
+                    };
+                    let msg = json!({ "type": ty, "sender": sender, "content": content });
+                    let bytes = to_vec(&msg)?;
+                    for d in devices {
+                        if ctx.device(uid.localpart(), &d)?.is_some() {
+                            ctx.put_to_device(user, &d, &bytes)?;
+                        }
+                    }
+                }
+            }
+            ctx.put_txn_event(&sender, &device, &scope, &txn, "")?;
+            Ok(Ok::<_, MatrixError>(()))
+        })
+        .await?;
+    Ok(json(&json!({})))
+}

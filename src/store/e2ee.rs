@@ -1,0 +1,429 @@
+//! End-to-end encryption support data: device keys, one-time and fallback
+//! keys, cross-signing keys, the key-change stream, to-device inboxes and
+//! room-key backups. The server never reads inside any of it; it stores and
+//! serves the JSON the clients sign.
+
+use redb::ReadableTable;
+
+use super::tables::{
+    BACKUP_KEY_TO_JSON, BACKUP_VERSION_TO_JSON, CROSS_SIGNING_TO_JSON, DEVICE_KEYS_TO_JSON,
+    FALLBACK_KEY_TO_JSON, ONE_TIME_KEY_TO_JSON, STREAM_TO_KEY_CHANGE, TO_DEVICE_TO_JSON,
+};
+use super::{ReadTxn, StoreError, StreamPos, WriteCtx};
+
+/// A one-time key: `(key_id, JSON)`.
+pub type KeyEntry = (String, Vec<u8>);
+
+macro_rules! e2ee_reads {
+    ($t:ty, $txn:tt) => {
+        impl $t {
+            pub fn device_keys(
+                &self,
+                user: &str,
+                device: &str,
+            ) -> Result<Option<Vec<u8>>, StoreError> {
+                let t = self.$txn.open_table(DEVICE_KEYS_TO_JSON)?;
+                let v = t.get((user, device))?;
+                Ok(v.map(|v| v.value().to_vec()))
+            }
+
+            /// Every device's keys of a user: `(device_id, JSON)`.
+            pub fn all_device_keys(
+                &self,
+                user: &str,
+            ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+                let t = self.$txn.open_table(DEVICE_KEYS_TO_JSON)?;
+                let mut out = Vec::new();
+                for row in t.range((user, "")..)? {
+                    let (k, v) = row?;
+                    let (u, d) = k.value();
+                    if u != user {
+                        break;
+                    }
+                    out.push((d.to_owned(), v.value().to_vec()));
+                }
+                Ok(out)
+            }
+
+            pub fn cross_signing_key(
+                &self,
+                user: &str,
+                kind: &str,
+            ) -> Result<Option<Vec<u8>>, StoreError> {
+                let t = self.$txn.open_table(CROSS_SIGNING_TO_JSON)?;
+                let v = t.get((user, kind))?;
+                Ok(v.map(|v| v.value().to_vec()))
+            }
+
+            /// Unclaimed one-time keys per algorithm.
+            pub fn one_time_key_counts(
+                &self,
+                user: &str,
+                device: &str,
+            ) -> Result<Vec<(String, u64)>, StoreError> {
+                let t = self.$txn.open_table(ONE_TIME_KEY_TO_JSON)?;
+                let mut out: Vec<(String, u64)> = Vec::new();
+                for row in t.range((user, device, "", "")..)? {
+                    let (k, _) = row?;
+                    let (u, d, alg, _) = k.value();
+                    if u != user || d != device {
+                        break;
+                    }
+                    match out.last_mut() {
+                        Some((a, n)) if a == alg => *n += 1,
+                        _ => out.push((alg.to_owned(), 1)),
+                    }
+                }
+                Ok(out)
+            }
+
+            /// Algorithms with an unused fallback key.
+            pub fn unused_fallback_types(
+                &self,
+                user: &str,
+                device: &str,
+            ) -> Result<Vec<String>, StoreError> {
+                let t = self.$txn.open_table(FALLBACK_KEY_TO_JSON)?;
+                let mut out = Vec::new();
+                for row in t.range((user, device, "")..)? {
+                    let (k, v) = row?;
+                    let (u, d, alg) = k.value();
+                    if u != user || d != device {
+                        break;
+                    }
+                    let used = serde_json::from_slice::<serde_json::Value>(v.value())
+                        .ok()
+                        .and_then(|j| j.get("used").and_then(serde_json::Value::as_bool))
+                        .unwrap_or(false);
+                    if !used {
+                        out.push(alg.to_owned());
+                    }
+                }
+                Ok(out)
+            }
+
+            pub fn backup_version(
+                &self,
+                user: &str,
+                version: u64,
+            ) -> Result<Option<Vec<u8>>, StoreError> {
+                let t = self.$txn.open_table(BACKUP_VERSION_TO_JSON)?;
+                let v = t.get((user, version))?;
+                Ok(v.map(|v| v.value().to_vec()))
+            }
+
+            /// The newest backup version of a user: `(version, JSON)`.
+            pub fn latest_backup_version(
+                &self,
+                user: &str,
+            ) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+                let t = self.$txn.open_table(BACKUP_VERSION_TO_JSON)?;
+                let mut r = t.range((user, 0)..=(user, u64::MAX))?;
+                match r.next_back() {
+                    Some(row) => {
+                        let (k, v) = row?;
+                        Ok(Some((k.value().1, v.value().to_vec())))
+                    }
+                    None => Ok(None),
+                }
+            }
+
+            /// Backed-up sessions of a version, optionally of one room / session:
+            /// `(room_id, session_id, JSON)`.
+            pub fn backup_keys(
+                &self,
+                user: &str,
+                version: u64,
+                room: Option<&str>,
+                session: Option<&str>,
+            ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
+                let t = self.$txn.open_table(BACKUP_KEY_TO_JSON)?;
+                let mut out = Vec::new();
+                let start = (user, version, room.unwrap_or(""), session.unwrap_or(""));
+                for row in t.range(start..)? {
+                    let (k, v) = row?;
+                    let (u, ver, r, s) = k.value();
+                    if u != user || ver != version {
+                        break;
+                    }
+                    if room.is_some_and(|x| x != r) {
+                        break;
+                    }
+                    if session.is_some_and(|x| x != s) {
+                        break;
+                    }
+                    out.push((r.to_owned(), s.to_owned(), v.value().to_vec()));
+                }
+                Ok(out)
+            }
+        }
+    };
+}
+
+e2ee_reads!(ReadTxn, 0);
+e2ee_reads!(WriteCtx<'_>, txn);
+
+impl ReadTxn {
+    /// Users whose keys changed with `after < stream <= upto`.
+    pub fn key_changes(
+        &self,
+        after: StreamPos,
+        upto: StreamPos,
+    ) -> Result<Vec<String>, StoreError> {
+        let t = self.0.open_table(STREAM_TO_KEY_CHANGE)?;
+        let mut out = Vec::new();
+        if after >= upto {
+            return Ok(out);
+        }
+        for row in t.range(after.0 + 1..=upto.0)? {
+            let (_, v) = row?;
+            out.push(v.value().to_owned());
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// To-device messages for a device with `after < stream <= upto`, oldest
+    /// first, at most `limit`.
+    pub fn to_device(
+        &self,
+        user: &str,
+        device: &str,
+        after: StreamPos,
+        upto: StreamPos,
+        limit: usize,
+    ) -> Result<Vec<(StreamPos, Vec<u8>)>, StoreError> {
+        let t = self.0.open_table(TO_DEVICE_TO_JSON)?;
+        let mut out = Vec::new();
+        for row in t.range((user, device, after.0 + 1)..=(user, device, upto.0))?.take(limit) {
+            let (k, v) = row?;
+            out.push((StreamPos(k.value().2), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+impl WriteCtx<'_> {
+    /// Records that `user`'s keys (or device list) changed.
+    pub fn key_changed(&mut self, user: &str) -> Result<StreamPos, StoreError> {
+        let pos = self.next_position();
+        self.txn.open_table(STREAM_TO_KEY_CHANGE)?.insert(pos.0, user)?;
+        Ok(pos)
+    }
+
+    pub fn put_device_keys(
+        &mut self,
+        user: &str,
+        device: &str,
+        json: &[u8],
+    ) -> Result<(), StoreError> {
+        self.txn.open_table(DEVICE_KEYS_TO_JSON)?.insert((user, device), json)?;
+        Ok(())
+    }
+
+    pub fn put_cross_signing_key(
+        &mut self,
+        user: &str,
+        kind: &str,
+        json: &[u8],
+    ) -> Result<(), StoreError> {
+        self.txn.open_table(CROSS_SIGNING_TO_JSON)?.insert((user, kind), json)?;
+        Ok(())
+    }
+
+    pub fn one_time_key(
+        &self,
+        user: &str,
+        device: &str,
+        alg: &str,
+        key_id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.txn.open_table(ONE_TIME_KEY_TO_JSON)?;
+        let v = t.get((user, device, alg, key_id))?;
+        Ok(v.map(|v| v.value().to_vec()))
+    }
+
+    pub fn put_one_time_key(
+        &mut self,
+        user: &str,
+        device: &str,
+        alg: &str,
+        key_id: &str,
+        json: &[u8],
+    ) -> Result<(), StoreError> {
+        self.txn.open_table(ONE_TIME_KEY_TO_JSON)?.insert((user, device, alg, key_id), json)?;
+        Ok(())
+    }
+
+    /// Removes and returns one unclaimed key of `alg` (the lowest key ID).
+    pub fn claim_one_time_key(
+        &mut self,
+        user: &str,
+        device: &str,
+        alg: &str,
+    ) -> Result<Option<KeyEntry>, StoreError> {
+        let mut t = self.txn.open_table(ONE_TIME_KEY_TO_JSON)?;
+        let found = {
+            let mut r = t.range((user, device, alg, "")..)?;
+            match r.next() {
+                Some(row) => {
+                    let (k, v) = row?;
+                    let (u, d, a, id) = k.value();
+                    if u == user && d == device && a == alg {
+                        Some((id.to_owned(), v.value().to_vec()))
+                    } else {
+                        None
+                    }
+                }
+                None => None,
+            }
+        };
+        if let Some((id, _)) = &found {
+            t.remove((user, device, alg, id.as_str()))?;
+        }
+        Ok(found)
+    }
+
+    pub fn fallback_key(
+        &self,
+        user: &str,
+        device: &str,
+        alg: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.txn.open_table(FALLBACK_KEY_TO_JSON)?;
+        let v = t.get((user, device, alg))?;
+        Ok(v.map(|v| v.value().to_vec()))
+    }
+
+    /// Stores `{key_id, key, used}` for an algorithm.
+    pub fn put_fallback_key(
+        &mut self,
+        user: &str,
+        device: &str,
+        alg: &str,
+        json: &[u8],
+    ) -> Result<(), StoreError> {
+        self.txn.open_table(FALLBACK_KEY_TO_JSON)?.insert((user, device, alg), json)?;
+        Ok(())
+    }
+
+    /// Removes every key and inbox message of a device.
+    pub fn delete_device_e2ee(&mut self, user: &str, device: &str) -> Result<(), StoreError> {
+        self.txn.open_table(DEVICE_KEYS_TO_JSON)?.remove((user, device))?;
+        {
+            let mut t = self.txn.open_table(ONE_TIME_KEY_TO_JSON)?;
+            let keys: Vec<(String, String)> = {
+                let mut v = Vec::new();
+                for row in t.range((user, device, "", "")..)? {
+                    let (k, _) = row?;
+                    let (u, d, a, id) = k.value();
+                    if u != user || d != device {
+                        break;
+                    }
+                    v.push((a.to_owned(), id.to_owned()));
+                }
+                v
+            };
+            for (a, id) in keys {
+                t.remove((user, device, a.as_str(), id.as_str()))?;
+            }
+        }
+        {
+            let mut t = self.txn.open_table(FALLBACK_KEY_TO_JSON)?;
+            let algs: Vec<String> = {
+                let mut v = Vec::new();
+                for row in t.range((user, device, "")..)? {
+                    let (k, _) = row?;
+                    let (u, d, a) = k.value();
+                    if u != user || d != device {
+                        break;
+                    }
+                    v.push(a.to_owned());
+                }
+                v
+            };
+            for a in algs {
+                t.remove((user, device, a.as_str()))?;
+            }
+        }
+        self.delete_to_device_upto(user, device, StreamPos(u64::MAX))?;
+        Ok(())
+    }
+
+    pub fn put_to_device(
+        &mut self,
+        user: &str,
+        device: &str,
+        json: &[u8],
+    ) -> Result<StreamPos, StoreError> {
+        let pos = self.next_position();
+        self.txn.open_table(TO_DEVICE_TO_JSON)?.insert((user, device, pos.0), json)?;
+        self.wake_user(user);
+        Ok(pos)
+    }
+
+    /// Deletes a device's to-device messages with `stream <= upto` (the
+    /// client acknowledged them by syncing with a later `since`).
+    pub fn delete_to_device_upto(
+        &mut self,
+        user: &str,
+        device: &str,
+        upto: StreamPos,
+    ) -> Result<usize, StoreError> {
+        let mut t = self.txn.open_table(TO_DEVICE_TO_JSON)?;
+        let keys: Vec<u64> = {
+            let mut v = Vec::new();
+            for row in t.range((user, device, 0)..=(user, device, upto.0))? {
+                let (k, _) = row?;
+                v.push(k.value().2);
+            }
+            v
+        };
+        for k in &keys {
+            t.remove((user, device, *k))?;
+        }
+        Ok(keys.len())
+    }
+
+    pub fn put_backup_version(
+        &mut self,
+        user: &str,
+        version: u64,
+        json: &[u8],
+    ) -> Result<(), StoreError> {
+        self.txn.open_table(BACKUP_VERSION_TO_JSON)?.insert((user, version), json)?;
+        Ok(())
+    }
+
+    pub fn put_backup_key(
+        &mut self,
+        user: &str,
+        version: u64,
+        room: &str,
+        session: &str,
+        json: &[u8],
+    ) -> Result<(), StoreError> {
+        self.txn.open_table(BACKUP_KEY_TO_JSON)?.insert((user, version, room, session), json)?;
+        Ok(())
+    }
+
+    pub fn delete_backup_keys(
+        &mut self,
+        user: &str,
+        version: u64,
+        room: Option<&str>,
+        session: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let victims: Vec<(String, String)> = self
+            .backup_keys(user, version, room, session)?
+            .into_iter()
+            .map(|(r, s, _)| (r, s))
+            .collect();
+        let mut t = self.txn.open_table(BACKUP_KEY_TO_JSON)?;
+        for (r, s) in &victims {
+            t.remove((user, version, r.as_str(), s.as_str()))?;
+        }
+        Ok(victims.len())
+    }
+}

@@ -1,0 +1,71 @@
+//! Device-list tracking for end-to-end encryption: which users' devices a
+//! syncing client must re-fetch (`device_lists.changed`) or may forget
+//! (`device_lists.left`).
+
+use std::collections::HashSet;
+
+use crate::error::MatrixError;
+use crate::store::{ReadTxn, StreamPos};
+
+/// Users sharing at least one joined room with `user_id` (including itself).
+pub fn room_mates(read: &ReadTxn, user_id: &str) -> Result<HashSet<String>, MatrixError> {
+    let mut out = HashSet::new();
+    out.insert(user_id.to_owned());
+    for m in read.user_memberships(user_id)? {
+        if m.membership == "join" {
+            out.extend(read.members_with(m.room, "join")?);
+        }
+    }
+    Ok(out)
+}
+
+/// Device-list changes between two positions for the users `user_id`
+/// shares rooms with: keys changed, or membership in a shared room changed
+/// (joined → `changed`; no longer sharing any room → `left`).
+pub fn device_list_changes(
+    read: &ReadTxn,
+    user_id: &str,
+    from: StreamPos,
+    to: StreamPos,
+) -> Result<(Vec<String>, Vec<String>), MatrixError> {
+    if from >= to {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let mates = room_mates(read, user_id)?;
+    let mut changed: HashSet<String> = HashSet::new();
+    let mut left: HashSet<String> = HashSet::new();
+    for u in read.key_changes(from, to)? {
+        if mates.contains(&u) {
+            changed.insert(u);
+        }
+    }
+    let rooms_changed: HashSet<_> = read.membership_changes(user_id, from)?.into_iter().collect();
+    for m in read.user_memberships(user_id)? {
+        if rooms_changed.contains(&m.room) && m.membership == "join" {
+            // We joined: everyone there is new to us.
+            for u in read.members_with(m.room, "join")? {
+                changed.insert(u);
+            }
+            continue;
+        }
+        if m.membership != "join" {
+            continue;
+        }
+        for (t, k) in read.state_changes(m.room, from, to)? {
+            if t != "m.room.member" || k == user_id {
+                continue;
+            }
+            if mates.contains(&k) {
+                changed.insert(k);
+            } else {
+                left.insert(k);
+            }
+        }
+    }
+    changed.remove(user_id);
+    let mut changed: Vec<String> = changed.into_iter().collect();
+    let mut left: Vec<String> = left.into_iter().filter(|u| !mates.contains(u)).collect();
+    changed.sort();
+    left.sort();
+    Ok((changed, left))
+}

@@ -1,0 +1,385 @@
+//! End-to-end encryption support: keys, claims, cross-signing, to-device,
+//! device lists, key backup.
+
+use serde_json::{Value, json};
+
+use crate::support::{Client, TestServer};
+
+fn device_keys(user: &str, device: &str) -> Value {
+    json!({
+        "user_id": user, "device_id": device,
+        "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+        "keys": { format!("curve25519:{device}"): "curvekey", format!("ed25519:{device}"): "edkey" },
+        "signatures": { user: { format!("ed25519:{device}"): "sig" } },
+    })
+}
+
+async fn whoami(c: &Client) -> (String, String) {
+    let w = c.get("/_matrix/client/v3/account/whoami").await.ok();
+    (w["user_id"].as_str().expect("u").to_owned(), w["device_id"].as_str().expect("d").to_owned())
+}
+
+#[tokio::test]
+async fn keys_upload_query_and_counts() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (uid, did) = whoami(&alice).await;
+    alice
+        .post(
+            "/_matrix/client/v3/keys/upload",
+            json!({ "device_keys": device_keys("@mallory:localhost", &did) }),
+        )
+        .await
+        .expect_err(400, "M_BAD_JSON");
+    let up = alice
+        .post("/_matrix/client/v3/keys/upload", json!({
+            "device_keys": device_keys(&uid, &did),
+            "one_time_keys": { "signed_curve25519:AAAA": { "key": "k1" }, "signed_curve25519:AAAB": { "key": "k2" } },
+            "fallback_keys": { "signed_curve25519:FFFF": { "key": "fb", "fallback": true } },
+        }))
+        .await
+        .ok();
+    assert_eq!(up["one_time_key_counts"]["signed_curve25519"], 2);
+    alice
+        .post(
+            "/_matrix/client/v3/keys/upload",
+            json!({ "one_time_keys": { "signed_curve25519:AAAA": { "key": "other" } } }),
+        )
+        .await
+        .expect_err(400, "M_BAD_JSON");
+    alice
+        .put(&format!("/_matrix/client/v3/devices/{did}"), json!({ "display_name": "Laptop" }))
+        .await
+        .ok();
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    let q = bob
+        .post("/_matrix/client/v3/keys/query", json!({ "device_keys": { uid.clone(): [] } }))
+        .await
+        .ok();
+    let got = &q["device_keys"][uid.as_str()][did.as_str()];
+    assert_eq!(got["keys"][format!("ed25519:{did}")], "edkey");
+    assert_eq!(
+        got["signatures"][uid.as_str()][format!("ed25519:{did}")],
+        "sig",
+        "signatures kept as uploaded"
+    );
+    assert_eq!(got["unsigned"]["device_display_name"], "Laptop");
+    let sync = alice.get("/_matrix/client/v3/sync").await.ok();
+    assert_eq!(sync["device_one_time_keys_count"]["signed_curve25519"], 2);
+    assert_eq!(sync["device_unused_fallback_key_types"], json!(["signed_curve25519"]));
+}
+
+#[tokio::test]
+async fn concurrent_claims_never_get_the_same_key_and_fall_back_when_empty() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (uid, did) = whoami(&alice).await;
+    let mut otks = serde_json::Map::new();
+    for i in 0..5 {
+        otks.insert(format!("signed_curve25519:K{i}"), json!({ "key": format!("k{i}") }));
+    }
+    alice
+        .post(
+            "/_matrix/client/v3/keys/upload",
+            json!({
+                "one_time_keys": otks,
+                "fallback_keys": { "signed_curve25519:FB": { "key": "fb", "fallback": true } },
+            }),
+        )
+        .await
+        .ok();
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    let claim = json!({ "one_time_keys": { uid.clone(): { did.clone(): "signed_curve25519" } } });
+    let mut handles = Vec::new();
+    for _ in 0..7 {
+        let bob = bob.clone();
+        let claim = claim.clone();
+        handles.push(tokio::spawn(async move {
+            bob.post("/_matrix/client/v3/keys/claim", claim).await.ok()
+        }));
+    }
+    let mut ids = Vec::new();
+    for h in handles {
+        let r = h.await.expect("join");
+        let keys =
+            r["one_time_keys"][uid.as_str()][did.as_str()].as_object().expect("a key").clone();
+        ids.extend(keys.keys().cloned());
+    }
+    let otk_ids: Vec<&String> =
+        ids.iter().filter(|i| i.as_str() != "signed_curve25519:FB").collect();
+    let mut unique = otk_ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(otk_ids.len(), 5, "{ids:?}");
+    assert_eq!(unique.len(), 5, "no key handed out twice: {ids:?}");
+    assert_eq!(ids.iter().filter(|i| i.as_str() == "signed_curve25519:FB").count(), 2);
+    let sync = alice.get("/_matrix/client/v3/sync").await.ok();
+    assert_eq!(sync["device_unused_fallback_key_types"], json!([]), "fallback marked used");
+}
+
+#[tokio::test]
+async fn cross_signing_upload_needs_uia_only_to_replace_and_signatures_merge() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (uid, did) = whoami(&alice).await;
+    alice
+        .post("/_matrix/client/v3/keys/upload", json!({ "device_keys": device_keys(&uid, &did) }))
+        .await
+        .ok();
+    let master =
+        json!({ "user_id": uid, "usage": ["master"], "keys": { "ed25519:MASTER": "MASTER" } });
+    let ssk = json!({ "user_id": uid, "usage": ["self_signing"], "keys": { "ed25519:SSK": "SSK" },
+                      "signatures": { uid.clone(): { "ed25519:MASTER": "m-sig" } } });
+    alice
+        .post(
+            "/_matrix/client/v3/keys/device_signing/upload",
+            json!({ "master_key": master, "self_signing_key": ssk }),
+        )
+        .await
+        .ok();
+    let new_master = json!({ "user_id": uid, "usage": ["master"], "keys": { "ed25519:M2": "M2" } });
+    let r = alice
+        .post("/_matrix/client/v3/keys/device_signing/upload", json!({ "master_key": new_master }))
+        .await;
+    assert_eq!(r.status, 401, "replacing the master key needs UIA: {}", r.body);
+    // Sign the device with the self-signing key.
+    let mut signed = device_keys(&uid, &did);
+    signed["signatures"][uid.as_str()]["ed25519:SSK"] = json!("ssk-sig");
+    let out = alice
+        .post(
+            "/_matrix/client/v3/keys/signatures/upload",
+            json!({ uid.clone(): { did.clone(): signed } }),
+        )
+        .await
+        .ok();
+    assert_eq!(out["failures"], json!({}));
+    let q = alice
+        .post("/_matrix/client/v3/keys/query", json!({ "device_keys": { uid.clone(): [] } }))
+        .await
+        .ok();
+    let sigs = &q["device_keys"][uid.as_str()][did.as_str()]["signatures"][uid.as_str()];
+    assert_eq!(sigs["ed25519:SSK"], "ssk-sig");
+    assert_eq!(sigs[format!("ed25519:{did}")], "sig");
+    assert_eq!(q["master_keys"][uid.as_str()]["keys"]["ed25519:MASTER"], "MASTER");
+    assert!(q["self_signing_keys"][uid.as_str()].is_object());
+    // A signature over content that differs from the stored key fails.
+    let mut forged = device_keys(&uid, &did);
+    forged["keys"]["curve25519:".to_owned() + &did] = json!("evil");
+    let out = alice
+        .post(
+            "/_matrix/client/v3/keys/signatures/upload",
+            json!({ uid.clone(): { did.clone(): forged } }),
+        )
+        .await
+        .ok();
+    assert!(out["failures"][uid.as_str()][did.as_str()].is_object(), "{out}");
+}
+
+#[tokio::test]
+async fn to_device_messages_arrive_once_in_order_and_survive_a_restart() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    let (bob_id, bob_dev) = whoami(&bob).await;
+    let first = bob.get("/_matrix/client/v3/sync").await.ok();
+    let since = first["next_batch"].as_str().expect("nb").to_owned();
+    for i in 0..3 {
+        alice
+            .put(
+                &format!("/_matrix/client/v3/sendToDevice/m.test/t{i}"),
+                json!({ "messages": { bob_id.clone(): { bob_dev.clone(): { "n": i } } } }),
+            )
+            .await
+            .ok();
+    }
+    // A retransmission is not delivered twice.
+    alice
+        .put(
+            "/_matrix/client/v3/sendToDevice/m.test/t2",
+            json!({ "messages": { bob_id.clone(): { bob_dev.clone(): { "n": 2 } } } }),
+        )
+        .await
+        .ok();
+    let dir = s.dir.clone();
+    let token = bob.token.clone().expect("token");
+    let temp = s.stop();
+    let s = TestServer::start_in(&dir, |_| {});
+    let bob = s.client().with_token(&token);
+    let got = bob.get(&format!("/_matrix/client/v3/sync?since={since}")).await.ok();
+    let events = got["to_device"]["events"].as_array().expect("events");
+    let ns: Vec<i64> = events.iter().filter_map(|e| e["content"]["n"].as_i64()).collect();
+    assert_eq!(ns, vec![0, 1, 2]);
+    assert_eq!(events[0]["sender"], "@alice:localhost");
+    assert_eq!(events[0]["type"], "m.test");
+    // Repeating the same since (the client lost the response) delivers again.
+    let again = bob.get(&format!("/_matrix/client/v3/sync?since={since}")).await.ok();
+    assert_eq!(again["to_device"]["events"].as_array().map(Vec::len), Some(3));
+    // Acknowledged by the next since: gone.
+    let nb = again["next_batch"].as_str().expect("nb").to_owned();
+    let after = bob.get(&format!("/_matrix/client/v3/sync?since={nb}")).await.ok();
+    assert_eq!(after["to_device"]["events"], json!([]));
+    drop(s);
+    drop(temp);
+}
+
+#[tokio::test]
+async fn device_lists_report_room_mates_changes_and_departures() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    let (bob_id, bob_dev) = whoami(&bob).await;
+    let r =
+        alice.post("/_matrix/client/v3/createRoom", json!({ "preset": "public_chat" })).await.ok()
+            ["room_id"]
+            .as_str()
+            .expect("r")
+            .to_owned();
+    let since = alice.get("/_matrix/client/v3/sync").await.ok()["next_batch"]
+        .as_str()
+        .expect("nb")
+        .to_owned();
+    bob.post(&format!("/_matrix/client/v3/join/{r}"), json!({})).await.ok();
+    let out = alice.get(&format!("/_matrix/client/v3/sync?since={since}")).await.ok();
+    assert!(
+        out["device_lists"]["changed"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|u| u == bob_id.as_str())),
+        "joined: {out}"
+    );
+    let since = out["next_batch"].as_str().expect("nb").to_owned();
+    bob.post(
+        "/_matrix/client/v3/keys/upload",
+        json!({ "device_keys": device_keys(&bob_id, &bob_dev) }),
+    )
+    .await
+    .ok();
+    let out = alice.get(&format!("/_matrix/client/v3/sync?since={since}")).await.ok();
+    assert!(
+        out["device_lists"]["changed"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|u| u == bob_id.as_str())),
+        "keys: {out}"
+    );
+    let changes = alice
+        .get(&format!(
+            "/_matrix/client/v3/keys/changes?from={since}&to={}",
+            out["next_batch"].as_str().expect("nb")
+        ))
+        .await
+        .ok();
+    assert!(changes["changed"].as_array().is_some_and(|a| a.iter().any(|u| u == bob_id.as_str())));
+    let since = out["next_batch"].as_str().expect("nb").to_owned();
+    bob.post(&format!("/_matrix/client/v3/rooms/{r}/leave"), json!({})).await.ok();
+    let out = alice.get(&format!("/_matrix/client/v3/sync?since={since}")).await.ok();
+    assert!(
+        out["device_lists"]["left"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|u| u == bob_id.as_str())),
+        "left: {out}"
+    );
+}
+
+#[tokio::test]
+async fn key_backup_versions_and_sessions() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    alice.get("/_matrix/client/v3/room_keys/version").await.expect_err(404, "M_NOT_FOUND");
+    let v1 = alice
+        .post("/_matrix/client/v3/room_keys/version", json!({ "algorithm": "m.megolm_backup.v1.curve25519-aes-sha2", "auth_data": { "public_key": "pk" } }))
+        .await
+        .ok()["version"]
+        .as_str()
+        .expect("v")
+        .to_owned();
+    let session = |idx: u64| json!({ "first_message_index": idx, "forwarded_count": 0, "is_verified": false, "session_data": { "ciphertext": format!("c{idx}") } });
+    let put = alice
+        .put(&format!("/_matrix/client/v3/room_keys/keys/!r:localhost/S1?version={v1}"), session(5))
+        .await
+        .ok();
+    assert_eq!(put["count"], 1);
+    let etag1 = put["etag"].as_str().expect("etag").to_owned();
+    // A worse copy (higher first index) does not replace the stored one.
+    let put = alice
+        .put(&format!("/_matrix/client/v3/room_keys/keys/!r:localhost/S1?version={v1}"), session(9))
+        .await
+        .ok();
+    assert_eq!(put["etag"], etag1.as_str());
+    let got = alice
+        .get(&format!("/_matrix/client/v3/room_keys/keys/!r:localhost/S1?version={v1}"))
+        .await
+        .ok();
+    assert_eq!(got["first_message_index"], 5);
+    // A better one does.
+    let put = alice
+        .put(&format!("/_matrix/client/v3/room_keys/keys/!r:localhost/S1?version={v1}"), session(1))
+        .await
+        .ok();
+    assert_ne!(put["etag"], etag1.as_str());
+    alice
+        .put(
+            &format!("/_matrix/client/v3/room_keys/keys?version={v1}"),
+            json!({ "rooms": { "!q:localhost": { "sessions": { "S2": session(0) } } } }),
+        )
+        .await
+        .ok();
+    let all = alice.get(&format!("/_matrix/client/v3/room_keys/keys?version={v1}")).await.ok();
+    assert_eq!(all["rooms"]["!q:localhost"]["sessions"]["S2"]["first_message_index"], 0);
+    let cur = alice.get("/_matrix/client/v3/room_keys/version").await.ok();
+    assert_eq!(cur["version"], v1.as_str());
+    assert_eq!(cur["count"], 2);
+    // A new version makes the old one stale for writes.
+    let v2 = alice
+        .post(
+            "/_matrix/client/v3/room_keys/version",
+            json!({ "algorithm": "m.megolm_backup.v1.curve25519-aes-sha2", "auth_data": {} }),
+        )
+        .await
+        .ok()["version"]
+        .as_str()
+        .expect("v")
+        .to_owned();
+    let stale = alice
+        .put(&format!("/_matrix/client/v3/room_keys/keys/!r:localhost/S3?version={v1}"), session(0))
+        .await;
+    stale.expect_err(403, "M_WRONG_ROOM_KEYS_VERSION");
+    assert_eq!(stale.body["current_version"], v2.as_str());
+    let del = alice
+        .delete(&format!("/_matrix/client/v3/room_keys/keys/!q:localhost?version={v1}"), json!({}))
+        .await
+        .ok();
+    assert_eq!(del["count"], 1);
+    alice.delete(&format!("/_matrix/client/v3/room_keys/version/{v2}"), json!({})).await.ok();
+    alice
+        .get(&format!("/_matrix/client/v3/room_keys/version/{v2}"))
+        .await
+        .expect_err(404, "M_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn deleting_a_device_removes_its_keys() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (uid, did) = whoami(&alice).await;
+    alice
+        .post("/_matrix/client/v3/keys/upload", json!({ "device_keys": device_keys(&uid, &did) }))
+        .await
+        .ok();
+    let other = s.client().with_token(
+        s.client().login("alice", "pw-alice-1").await.ok()["access_token"].as_str().expect("t"),
+    );
+    let first = other.delete(&format!("/_matrix/client/v3/devices/{did}"), json!({})).await;
+    let session = first.body["session"].as_str().expect("session");
+    other
+        .delete(
+            &format!("/_matrix/client/v3/devices/{did}"),
+            json!({ "auth": { "type": "m.login.password", "session": session,
+            "password": "pw-alice-1", "identifier": { "type": "m.id.user", "user": "alice" } } }),
+        )
+        .await
+        .ok();
+    let q = other
+        .post("/_matrix/client/v3/keys/query", json!({ "device_keys": { uid.clone(): [] } }))
+        .await
+        .ok();
+    assert!(q["device_keys"][uid.as_str()].get(did.as_str()).is_none(), "{q}");
+}
