@@ -361,3 +361,127 @@ async fn the_same_txn_id_in_another_room_is_a_new_event() {
     let got = alice.get(&format!("/_matrix/client/v3/rooms/{b}/event/{in_b}")).await.ok();
     assert_eq!(got["content"]["body"], "two");
 }
+
+#[tokio::test]
+async fn joined_history_visibility_hides_what_came_before_the_join() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    let r = room(&alice, json!({ "preset": "public_chat" })).await;
+    alice
+        .put(
+            &format!("/_matrix/client/v3/rooms/{r}/state/m.room.history_visibility/"),
+            json!({ "history_visibility": "joined" }),
+        )
+        .await
+        .ok();
+    let secret = send(&alice, &r, "t1", "before bob").await;
+    bob.post(&format!("/_matrix/client/v3/join/{r}"), json!({})).await.ok();
+    send(&alice, &r, "t2", "after bob").await;
+    let page = bob.get(&format!("/_matrix/client/v3/rooms/{r}/messages?dir=b&limit=50")).await.ok();
+    let bodies: Vec<&str> = page["chunk"]
+        .as_array()
+        .expect("chunk")
+        .iter()
+        .filter_map(|e| e["content"]["body"].as_str())
+        .collect();
+    assert_eq!(bodies, vec!["after bob"], "{page}");
+    bob.get(&format!("/_matrix/client/v3/rooms/{r}/event/{secret}"))
+        .await
+        .expect_err(404, "M_NOT_FOUND");
+    let sync = bob.get("/_matrix/client/v3/sync").await.ok();
+    assert!(!timeline_bodies(&sync, &r).contains(&"before bob".to_owned()), "{sync}");
+    assert!(timeline_bodies(&sync, &r).contains(&"after bob".to_owned()), "{sync}");
+    // Under the default `shared`, a newcomer sees earlier history.
+    let r2 = room(&alice, json!({ "preset": "public_chat" })).await;
+    send(&alice, &r2, "t3", "old news").await;
+    bob.post(&format!("/_matrix/client/v3/join/{r2}"), json!({})).await.ok();
+    let page =
+        bob.get(&format!("/_matrix/client/v3/rooms/{r2}/messages?dir=b&limit=50")).await.ok();
+    assert!(page.to_string().contains("old news"));
+}
+
+#[tokio::test]
+async fn a_world_readable_room_can_be_read_without_joining() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    let r = room(&alice, json!({ "preset": "public_chat" })).await;
+    alice
+        .put(
+            &format!("/_matrix/client/v3/rooms/{r}/state/m.room.history_visibility/"),
+            json!({ "history_visibility": "world_readable" }),
+        )
+        .await
+        .ok();
+    send(&alice, &r, "t", "open to all").await;
+    let page = bob.get(&format!("/_matrix/client/v3/rooms/{r}/messages?dir=b&limit=10")).await.ok();
+    assert!(page.to_string().contains("open to all"));
+}
+
+#[tokio::test]
+async fn knocking_asks_to_join_and_the_knocker_sees_it_in_sync() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    let r = room(&alice, json!({ "room_version": "11", "name": "Knock knock",
+        "initial_state": [{ "type": "m.room.join_rules", "state_key": "", "content": { "join_rule": "knock" } }] })).await;
+    bob.post(&format!("/_matrix/client/v3/knock/{r}"), json!({ "reason": "let me in" })).await.ok();
+    let sync = bob.get("/_matrix/client/v3/sync").await.ok();
+    let state = &sync["rooms"]["knock"][r.as_str()]["knock_state"]["events"];
+    assert!(
+        state.as_array().is_some_and(|a| a.iter().any(|e| e["type"] == "m.room.name")),
+        "{sync}"
+    );
+    let member = alice
+        .get(&format!("/_matrix/client/v3/rooms/{r}/state/m.room.member/@bob:localhost"))
+        .await
+        .ok();
+    assert_eq!(member["membership"], "knock");
+    assert_eq!(member["reason"], "let me in");
+    alice
+        .post(
+            &format!("/_matrix/client/v3/rooms/{r}/invite"),
+            json!({ "user_id": "@bob:localhost" }),
+        )
+        .await
+        .ok();
+    bob.post(&format!("/_matrix/client/v3/join/{r}"), json!({})).await.ok();
+    // A public room refuses knocks (auth rules: join rule must be knock).
+    let open = room(&alice, json!({ "preset": "public_chat" })).await;
+    let (carol, _) = s.client().register("carol", "pw-carol-1").await;
+    carol
+        .post(&format!("/_matrix/client/v3/knock/{open}"), json!({}))
+        .await
+        .expect_err(403, "M_FORBIDDEN");
+}
+
+#[tokio::test]
+async fn timestamp_to_event_finds_the_nearest_event() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let r = room(&alice, json!({})).await;
+    let first = send(&alice, &r, "a", "first").await;
+    let ts = alice.get(&format!("/_matrix/client/v3/rooms/{r}/event/{first}")).await.ok()["origin_server_ts"].as_u64().expect("ts");
+    let f = alice
+        .get(&format!("/_matrix/client/v1/rooms/{r}/timestamp_to_event?ts={ts}&dir=f"))
+        .await
+        .ok();
+    assert_eq!(f["origin_server_ts"].as_u64(), Some(ts));
+    let b = alice
+        .get(&format!(
+            "/_matrix/client/v1/rooms/{r}/timestamp_to_event?ts={}&dir=b",
+            ts + 3_600_000
+        ))
+        .await
+        .ok();
+    assert!(b["event_id"].is_string());
+    alice
+        .get(&format!("/_matrix/client/v1/rooms/{r}/timestamp_to_event?ts=1&dir=b"))
+        .await
+        .expect_err(404, "M_NOT_FOUND");
+    alice
+        .get(&format!("/_matrix/client/v1/rooms/{r}/timestamp_to_event?ts=1&dir=x"))
+        .await
+        .expect_err(400, "M_INVALID_PARAM");
+}

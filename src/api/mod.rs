@@ -106,6 +106,8 @@ pub async fn dispatch(
         GetRoomVisibility { room_id } => directory::get_room_visibility(app, &room_id),
         SetRoomVisibility { room_id } => directory::set_room_visibility(app, req, &room_id).await,
         PublicRooms { post } => directory::public_rooms(app, req, post),
+        KnockRoom { room } => rooms::knock(app, req, &room).await,
+        TimestampToEvent { room_id } => rooms::timestamp_to_event(app, req, &room_id),
         UploadKeys => keys::upload_keys(app, req).await,
         QueryKeys => keys::query_keys(app, req),
         ClaimKeys => keys::claim_keys(app, req).await,

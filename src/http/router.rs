@@ -199,6 +199,12 @@ pub enum Endpoint {
     PublicRooms {
         post: bool,
     },
+    KnockRoom {
+        room: String,
+    },
+    TimestampToEvent {
+        room_id: String,
+    },
     // End-to-end encryption
     UploadKeys,
     QueryKeys,
@@ -295,6 +301,8 @@ impl Endpoint {
             | DeleteRoomAlias { .. }
             | GetLocalAliases { .. }
             | SetRoomVisibility { .. }
+            | KnockRoom { .. }
+            | TimestampToEvent { .. }
             | UploadKeys
             | QueryKeys
             | ClaimKeys
@@ -355,6 +363,9 @@ pub fn route(method: &Method, segs: &[&str]) -> Result<Endpoint, MatrixError> {
         ["_matrix", "client", "versions"] => only(get, GetVersions),
         ["_matrix", "client", "v1", "register", "m.login.registration_token", "validity"] => {
             only(get, GetRegistrationTokenValidity)
+        }
+        ["_matrix", "client", "v1", "rooms", room_id, "timestamp_to_event"] => {
+            only(get, TimestampToEvent { room_id: (*room_id).to_owned() })
         }
         ["_matrix", "client", v, rest @ ..] if is_v3(v) => {
             route_v3(m, rest, get, post, put, delete)
@@ -431,6 +442,7 @@ fn route_v3(
         ["delete_devices"] => only(post, DeleteDevices),
         ["createRoom"] => only(post, CreateRoom),
         ["join", room] => only(post, JoinRoomIdOrAlias { room: (*room).to_owned() }),
+        ["knock", room] => only(post, KnockRoom { room: (*room).to_owned() }),
         ["joined_rooms"] => only(get, GetJoinedRooms),
         ["sync"] => only(get, Sync),
         ["user", user_id, "filter"] => only(post, CreateFilter { user_id: (*user_id).to_owned() }),

@@ -10,3 +10,4 @@ pub mod power_levels;
 pub mod redaction;
 pub mod service;
 pub mod version;
+pub mod visibility;

@@ -310,6 +310,43 @@ impl ReadTxn {
         Ok(out)
     }
 
+    /// Positions of `user_id`'s member events in `room`, oldest first.
+    pub fn membership_positions(
+        &self,
+        user_id: &str,
+        room: RoomShort,
+    ) -> Result<Vec<StreamPos>, StoreError> {
+        let t = self.0.open_table(USER_STREAM_TO_ROOM)?;
+        let mut out = Vec::new();
+        for row in t.range((user_id, 0)..=(user_id, u64::MAX))? {
+            let (k, v) = row?;
+            if v.value() == room.0 {
+                out.push(StreamPos(k.value().1));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Positions of every state event `(event_type, state_key)` in `room`,
+    /// oldest first.
+    pub fn state_positions(
+        &self,
+        room: RoomShort,
+        event_type: &str,
+        state_key: &str,
+    ) -> Result<Vec<StreamPos>, StoreError> {
+        let t = self.0.open_table(ROOM_STREAM_TO_STATE_KEY)?;
+        let mut out = Vec::new();
+        for row in t.range((room.0, 0)..=(room.0, u64::MAX))? {
+            let (k, v) = row?;
+            let (ty, key) = v.value();
+            if ty == event_type && key == state_key {
+                out.push(StreamPos(k.value().1));
+            }
+        }
+        Ok(out)
+    }
+
     /// Rooms whose membership for `user_id` changed with `after < stream`.
     pub fn membership_changes(
         &self,

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Map, Value, json};
 
 use crate::error::MatrixError;
+use crate::room::visibility::Visibility;
 use crate::store::{Membership, ReadTxn, RoomShort, StoredEvent, StreamPos};
 use typing::Typing;
 
@@ -122,6 +123,7 @@ pub fn assemble(
     let mut join = Map::new();
     let mut invite = Map::new();
     let mut leave = Map::new();
+    let mut knock = Map::new();
     for m in memberships {
         if m.stream > upto {
             continue;
@@ -133,6 +135,10 @@ pub fn assemble(
                 if let Some(room) = joined_room(read, typing, user_id, &m, params, upto, fresh)? {
                     join.insert(room_id, room);
                 }
+            }
+            "knock" if fresh => {
+                let state = stripped_state(read, m.room, user_id)?;
+                knock.insert(room_id, json!({ "knock_state": { "events": state } }));
             }
             "invite" if fresh => {
                 invite.insert(
@@ -173,7 +179,7 @@ pub fn assemble(
         !join.is_empty() || !invite.is_empty() || !leave.is_empty() || !global_data.is_empty();
     let body = json!({
         "next_batch": since_token(upto, typing.serial()),
-        "rooms": { "join": join, "invite": invite, "leave": leave, "knock": {} },
+        "rooms": { "join": join, "invite": invite, "leave": leave, "knock": knock },
         "account_data": { "events": global_data },
         "presence": { "events": [] },
         "to_device": { "events": to_device },
@@ -195,7 +201,13 @@ fn joined_room(
     fresh: bool,
 ) -> Result<Option<Value>, MatrixError> {
     let since = if fresh { StreamPos(0) } else { params.since.unwrap_or_default() };
-    let (events, limited) = read.events_after(m.room, since, upto, params.timeline_limit)?;
+    let (mut events, limited) = read.events_after(m.room, since, upto, params.timeline_limit)?;
+    if fresh && restricted_history(read, m.room)? {
+        // A newly joined room under `joined`/`invited` visibility: drop what
+        // the user may not see (older events are already the client's).
+        let vis = Visibility::load(read, user_id, m.room)?;
+        events.retain(|e| vis.can_see(e));
+    }
     let (ephemeral, room_data) = room_extras(read, typing, user_id, m, params, fresh)?;
     if events.is_empty() && !fresh && ephemeral.is_empty() && room_data.is_empty() {
         return Ok(None);
@@ -258,6 +270,18 @@ fn joined_room(
         },
         "unread_notifications": { "notification_count": 0, "highlight_count": 0 },
     })))
+}
+
+/// Whether the room's current history visibility hides history from new
+/// members (`joined` or `invited`).
+fn restricted_history(read: &ReadTxn, room: RoomShort) -> Result<bool, MatrixError> {
+    Ok(match read.state_event(room, "m.room.history_visibility", "")? {
+        Some(ev) => {
+            let v = event_value(&ev, false)?;
+            matches!(v["content"]["history_visibility"].as_str(), Some("joined" | "invited"))
+        }
+        None => false,
+    })
 }
 
 /// Typing, receipts and room account data of a joined room that changed

@@ -11,6 +11,7 @@ use crate::ids::{RoomAlias, RoomId, UserId};
 use crate::room::build::NewEvent;
 use crate::room::service::{self, CreateRoom};
 use crate::room::version::RoomVersion;
+use crate::room::visibility::Visibility;
 use crate::server::App;
 use crate::store::{ReadTxn, RoomShort, StreamPos};
 use crate::sync;
@@ -293,8 +294,10 @@ pub(crate) fn room_short(read: &ReadTxn, room_id: &str) -> Result<RoomShort, Mat
         .ok_or_else(|| MatrixError::not_found("Room not found"))
 }
 
-/// The caller must be joined (or, for reads, have been joined: then they see
-/// history up to when they left).
+/// How far into a room's stream the caller may read: everything while
+/// joined (or while the room is world-readable), up to their departure once
+/// they left. Which events inside that range they may see is decided per
+/// event by [`Visibility`].
 pub(crate) fn visible_upto(
     read: &ReadTxn,
     user: &str,
@@ -302,9 +305,17 @@ pub(crate) fn visible_upto(
 ) -> Result<StreamPos, MatrixError> {
     match read.membership(user, room)? {
         Some(m) if m.membership == "join" => Ok(StreamPos(u64::MAX)),
+        _ if world_readable_now(read, room)? => Ok(StreamPos(u64::MAX)),
         Some(m) if m.membership == "leave" || m.membership == "ban" => Ok(m.stream),
         _ => Err(MatrixError::forbidden("You are not a member of this room")),
     }
+}
+
+fn world_readable_now(read: &ReadTxn, room: RoomShort) -> Result<bool, MatrixError> {
+    Ok(match read.state_event(room, "m.room.history_visibility", "")? {
+        Some(ev) => parse(&ev)?["content"]["history_visibility"] == "world_readable",
+        None => false,
+    })
 }
 
 /// `GET /_matrix/client/v3/joined_rooms`
@@ -432,6 +443,9 @@ pub fn get_event(
         return Err(MatrixError::not_found("Event not found"));
     }
     let ev = read.event_at(r, s)?.ok_or_else(|| MatrixError::not_found("Event not found"))?;
+    if !Visibility::load(&read, caller.user_id.as_str(), short)?.can_see(&ev) {
+        return Err(MatrixError::not_found("Event not found"));
+    }
     Ok(json(&parse(&ev)?))
 }
 
@@ -528,7 +542,9 @@ pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, Matrix
         }
         _ => return Err(MatrixError::invalid_param("dir must be b or f")),
     };
-    let chunk: Vec<Value> = events.iter().map(parse).collect::<Result<_, _>>()?;
+    let vis = Visibility::load(&read, caller.user_id.as_str(), short)?;
+    let chunk: Vec<Value> =
+        events.iter().filter(|e| vis.can_see(e)).map(parse).collect::<Result<_, _>>()?;
     let start_token = match from {
         Some(f) => sync::pagination_token(f),
         None => sync::pagination_token(if dir == "b" {
@@ -610,6 +626,10 @@ pub fn get_event_context(
     let after_n = limit - before_n;
     let event =
         read.event_at(short, pos)?.ok_or_else(|| MatrixError::not_found("Event not found"))?;
+    let vis = Visibility::load(&read, caller.user_id.as_str(), short)?;
+    if !vis.can_see(&event) {
+        return Err(MatrixError::not_found("Event not found"));
+    }
     let before = read.events_before(short, pos, before_n)?;
     let mut after = read.events_from(short, StreamPos(pos.0 + 1), after_n)?;
     after.retain(|e| e.stream <= upto);
@@ -623,10 +643,76 @@ pub fn get_event_context(
     }
     Ok(json(&json!({
         "event": parse(&event)?,
-        "events_before": before.iter().map(parse).collect::<Result<Vec<_>, _>>()?,
-        "events_after": after.iter().map(parse).collect::<Result<Vec<_>, _>>()?,
+        "events_before": before.iter().filter(|e| vis.can_see(e)).map(parse).collect::<Result<Vec<_>, _>>()?,
+        "events_after": after.iter().filter(|e| vis.can_see(e)).map(parse).collect::<Result<Vec<_>, _>>()?,
         "start": sync::pagination_token(start),
         "end": sync::pagination_token(end),
         "state": state,
     })))
+}
+
+/// `POST /knock/{roomIdOrAlias}`
+pub async fn knock(app: &App, req: &Request, id_or_alias: &str) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let room_id = resolve_room(app, id_or_alias)?;
+    let body = req.json_object()?;
+    let content = member_content(app, &caller.user_id, "knock", body.get("reason"))?;
+    let ev = NewEvent {
+        event_type: "m.room.member".into(),
+        state_key: Some(caller.user_id.to_string()),
+        sender: caller.user_id.to_string(),
+        content,
+        redacts: None,
+    };
+    service::send(app, &room_id, ev, None).await?;
+    Ok(json(&json!({ "room_id": room_id })))
+}
+
+/// `GET /_matrix/client/v1/rooms/{roomId}/timestamp_to_event`: the event
+/// closest to `ts` in direction `dir` that the caller may see.
+pub fn timestamp_to_event(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let ts: u64 = req
+        .query("ts")
+        .ok_or_else(|| MatrixError::missing_param("ts is required"))?
+        .parse()
+        .map_err(|_| MatrixError::invalid_param("ts must be an integer"))?;
+    let forward = match req.query("dir") {
+        Some("f") => true,
+        Some("b") => false,
+        _ => return Err(MatrixError::invalid_param("dir must be f or b")),
+    };
+    let read = app.store.read()?;
+    let short = room_short(&read, room_id)?;
+    let upto = visible_upto(&read, caller.user_id.as_str(), short)?;
+    let vis = Visibility::load(&read, caller.user_id.as_str(), short)?;
+    // Local events are appended in time order, so stream order is time
+    // order; walk in pages from the right end.
+    let mut best: Option<(String, u64)> = None;
+    let mut cursor = StreamPos(0);
+    loop {
+        let page = read.events_from(short, cursor, 256)?;
+        let Some(last) = page.last() else { break };
+        cursor = StreamPos(last.stream.0 + 1);
+        for e in &page {
+            if e.stream > upto || !vis.can_see(e) {
+                continue;
+            }
+            let v = parse(e)?;
+            let t = v["origin_server_ts"].as_u64().unwrap_or(0);
+            let id = v["event_id"].as_str().unwrap_or_default().to_owned();
+            // Forward: the first at or after `ts`; backward: the last at or
+            // before it.
+            let fits = if forward { t >= ts && best.is_none() } else { t <= ts };
+            if fits {
+                best = Some((id, t));
+            }
+        }
+        if (forward && best.is_some()) || page.len() < 256 {
+            break;
+        }
+    }
+    let (event_id, origin_server_ts) =
+        best.ok_or_else(|| MatrixError::not_found("No event found in that direction"))?;
+    Ok(json(&json!({ "event_id": event_id, "origin_server_ts": origin_server_ts })))
 }
