@@ -22,6 +22,7 @@ usage:
   hearth registration-token create [TOKEN] [--uses N] [--expires-in-days N]
   hearth registration-token list
   hearth registration-token revoke TOKEN
+  hearth reports list
 
 Admin commands take --config / --data-dir / --server-name too, and must run
 while the server is stopped.";
@@ -97,6 +98,7 @@ pub fn main(args: Vec<String>) -> i32 {
         ["registration-token", "create", token] => token_create(&config, Some(token), &opts),
         ["registration-token", "list"] => token_list(&config),
         ["registration-token", "revoke", token] => token_revoke(&config, token),
+        ["reports", "list"] => reports_list(&config),
         _ => {
             eprintln!("hearth: unknown command {:?}\n{USAGE}", words.join(" "));
             return 2;
@@ -434,4 +436,28 @@ fn token_revoke(config: &Config, token: &str) -> Result<(), String> {
     } else {
         Err(format!("no registration token {token}"))
     }
+}
+
+fn reports_list(config: &Config) -> Result<(), String> {
+    let store = open(config)?;
+    let reports = store.read().map_err(|e| e.to_string())?.reports().map_err(|e| e.to_string());
+    store.shutdown();
+    for (id, json) in reports? {
+        let v: serde_json::Value = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+        let target = match v["kind"].as_str() {
+            Some("event") => format!(
+                "event {} in {}",
+                v["event_id"].as_str().unwrap_or("?"),
+                v["room_id"].as_str().unwrap_or("?")
+            ),
+            Some("room") => format!("room {}", v["room_id"].as_str().unwrap_or("?")),
+            _ => format!("user {}", v["user_id"].as_str().unwrap_or("?")),
+        };
+        println!(
+            "#{id}\t{}\t{target}\t{}",
+            v["reporter"].as_str().unwrap_or("?"),
+            v["reason"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ mod directory;
 mod durability;
 mod e2ee;
 mod http;
+mod misc;
 mod rooms;
 mod uia;
 mod userdata;

@@ -107,6 +107,17 @@ pub async fn dispatch(
         SetRoomVisibility { room_id } => directory::set_room_visibility(app, req, &room_id).await,
         PublicRooms { post } => directory::public_rooms(app, req, post),
         KnockRoom { room } => rooms::knock(app, req, &room).await,
+        GetMutualRooms => misc::mutual_rooms(app, req),
+        SearchUserDirectory => misc::search_user_directory(app, req),
+        ReportEvent { room_id, event_id } => {
+            misc::report_event(app, req, &room_id, &event_id).await
+        }
+        ReportRoom { room_id } => misc::report_room(app, req, &room_id).await,
+        ReportUser { user_id } => misc::report_user(app, req, &user_id).await,
+        GetTurnServer => misc::turn_server(req),
+        GetThirdpartyProtocols => misc::thirdparty_protocols(req),
+        ThirdpartyUnknown => misc::thirdparty_unknown(req),
+        Whois { user_id } => misc::whois(app, req, &user_id),
         TimestampToEvent { room_id } => rooms::timestamp_to_event(app, req, &room_id),
         UploadKeys => keys::upload_keys(app, req).await,
         QueryKeys => keys::query_keys(app, req),

@@ -202,6 +202,25 @@ pub enum Endpoint {
     KnockRoom {
         room: String,
     },
+    GetMutualRooms,
+    SearchUserDirectory,
+    ReportEvent {
+        room_id: String,
+        event_id: String,
+    },
+    ReportRoom {
+        room_id: String,
+    },
+    ReportUser {
+        user_id: String,
+    },
+    GetTurnServer,
+    GetThirdpartyProtocols,
+    /// Lookups for a third-party protocol (none exist).
+    ThirdpartyUnknown,
+    Whois {
+        user_id: String,
+    },
     TimestampToEvent {
         room_id: String,
     },
@@ -302,6 +321,15 @@ impl Endpoint {
             | GetLocalAliases { .. }
             | SetRoomVisibility { .. }
             | KnockRoom { .. }
+            | GetMutualRooms
+            | SearchUserDirectory
+            | ReportEvent { .. }
+            | ReportRoom { .. }
+            | ReportUser { .. }
+            | GetTurnServer
+            | GetThirdpartyProtocols
+            | ThirdpartyUnknown
+            | Whois { .. }
             | TimestampToEvent { .. }
             | UploadKeys
             | QueryKeys
@@ -364,6 +392,7 @@ pub fn route(method: &Method, segs: &[&str]) -> Result<Endpoint, MatrixError> {
         ["_matrix", "client", "v1", "register", "m.login.registration_token", "validity"] => {
             only(get, GetRegistrationTokenValidity)
         }
+        ["_matrix", "client", "v1", "mutual_rooms"] => only(get, GetMutualRooms),
         ["_matrix", "client", "v1", "rooms", room_id, "timestamp_to_event"] => {
             only(get, TimestampToEvent { room_id: (*room_id).to_owned() })
         }
@@ -443,6 +472,12 @@ fn route_v3(
         ["createRoom"] => only(post, CreateRoom),
         ["join", room] => only(post, JoinRoomIdOrAlias { room: (*room).to_owned() }),
         ["knock", room] => only(post, KnockRoom { room: (*room).to_owned() }),
+        ["user_directory", "search"] => only(post, SearchUserDirectory),
+        ["users", user_id, "report"] => only(post, ReportUser { user_id: (*user_id).to_owned() }),
+        ["voip", "turnServer"] => only(get, GetTurnServer),
+        ["thirdparty", "protocols"] => only(get, GetThirdpartyProtocols),
+        ["thirdparty", "protocol" | "location" | "user", ..] => only(get, ThirdpartyUnknown),
+        ["admin", "whois", user_id] => only(get, Whois { user_id: (*user_id).to_owned() }),
         ["joined_rooms"] => only(get, GetJoinedRooms),
         ["sync"] => only(get, Sync),
         ["user", user_id, "filter"] => only(post, CreateFilter { user_id: (*user_id).to_owned() }),
@@ -642,6 +677,10 @@ fn route_room(
             },
         ),
         ["read_markers"] => only(post, SetReadMarkers { room_id }),
+        ["report"] => only(post, ReportRoom { room_id }),
+        ["report", event_id] => {
+            only(post, ReportEvent { room_id, event_id: (*event_id).to_owned() })
+        }
         ["aliases"] => only(get, GetLocalAliases { room_id }),
         _ => Err(not_found()),
     }

@@ -38,6 +38,7 @@
 //! | `to_device_to_json` | (user_id, device_id, stream) | `{type, sender, content}` | e2ee |
 //! | `backup_version_to_json` | (user_id, version) | `{algorithm, auth_data, etag, deleted}` | e2ee |
 //! | `backup_key_to_json` | (user_id, version, room_id, session_id) | KeyBackupData JSON | e2ee |
+//! | `report_to_json` | stream | content report JSON (reporter, target, reason, ts) | userdata |
 //! | `room_stream_to_receipt` | (room short, stream) | (receipt type, user_id, thread_id): changes, for sync | userdata |
 
 use redb::{ReadTransaction, TableDefinition, WriteTransaction};
@@ -109,6 +110,9 @@ pub(super) const BACKUP_VERSION_TO_JSON: TableDefinition<(&str, u64), &[u8]> =
 pub(super) const BACKUP_KEY_TO_JSON: TableDefinition<(&str, u64, &str, &str), &[u8]> =
     TableDefinition::new("backup_key_to_json");
 
+pub(super) const REPORT_TO_JSON: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("report_to_json");
+
 pub(super) const META_SCHEMA_VERSION: &str = "schema_version";
 pub(super) const META_NEXT_POSITION: &str = "next_stream_position";
 
@@ -145,6 +149,7 @@ pub(super) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(TO_DEVICE_TO_JSON)?;
     txn.open_table(BACKUP_VERSION_TO_JSON)?;
     txn.open_table(BACKUP_KEY_TO_JSON)?;
+    txn.open_table(REPORT_TO_JSON)?;
     Ok(())
 }
 

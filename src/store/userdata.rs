@@ -6,7 +6,7 @@
 use redb::ReadableTable;
 
 use super::tables::{
-    RECEIPT_TO_EVENT, ROOM_STREAM_TO_RECEIPT, USER_ACCOUNT_DATA_TO_JSON,
+    RECEIPT_TO_EVENT, REPORT_TO_JSON, ROOM_STREAM_TO_RECEIPT, USER_ACCOUNT_DATA_TO_JSON,
     USER_STREAM_TO_ACCOUNT_DATA,
 };
 use super::{ReadTxn, RoomShort, StoreError, StreamPos, WriteCtx};
@@ -109,7 +109,27 @@ impl ReadTxn {
     }
 }
 
+impl ReadTxn {
+    /// Every content report, oldest first: `(id, JSON)`.
+    pub fn reports(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let t = self.0.open_table(REPORT_TO_JSON)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+}
+
 impl WriteCtx<'_> {
+    /// Files a content report; returns its id.
+    pub fn put_report(&mut self, json: &[u8]) -> Result<u64, StoreError> {
+        let id = self.next_position().0;
+        self.txn.open_table(REPORT_TO_JSON)?.insert(id, json)?;
+        Ok(id)
+    }
+
     pub fn put_account_data(
         &mut self,
         user_id: &str,

@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod fallback;
 pub mod keys;
 pub mod login;
+pub mod misc;
 pub mod register;
 pub mod rooms;
 pub mod sync;
