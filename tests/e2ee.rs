@@ -164,7 +164,7 @@ async fn cross_signing_upload_needs_uia_only_to_replace_and_signatures_merge() {
     assert!(q["self_signing_keys"][uid.as_str()].is_object());
     // A signature over content that differs from the stored key fails.
     let mut forged = device_keys(&uid, &did);
-    forged["keys"]["curve25519:".to_owned() + &did] = json!("evil");
+    forged["keys"][format!("curve25519:{did}")] = json!("evil");
     let out = alice
         .post(
             "/_matrix/client/v3/keys/signatures/upload",

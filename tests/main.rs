@@ -15,5 +15,6 @@ mod e2ee;
 mod http;
 mod misc;
 mod rooms;
+mod sdk;
 mod uia;
 mod userdata;

@@ -1,0 +1,200 @@
+//! A real client against the real server: `matrix-sdk`, the library under
+//! Element X, registers, logs in, creates a room, invites, joins and chats
+//! through Hearth, and each side learns of the other's messages only through
+//! the SDK's own `/sync` processing.
+//!
+//! The SDK is built without end-to-end encryption and without its sqlite
+//! store (see Cargo.toml): this is plain, unencrypted chat, and the
+//! in-memory store is all a test needs.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::deserialized_responses::TimelineEvent;
+use matrix_sdk::room::MessagesOptions;
+use matrix_sdk::ruma::api::client::account::register;
+use matrix_sdk::ruma::api::client::room::create_room;
+use matrix_sdk::ruma::api::client::uiaa;
+use matrix_sdk::ruma::events::room::message::{
+    MessageType, OriginalSyncRoomMessageEvent, RoomMessageEventContent,
+};
+use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId, RoomId};
+use matrix_sdk::{Client, Room, RoomState};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::support::TestServer;
+
+/// How long any one awaited condition may take before the test fails.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The server may hold each `/sync` this long when nothing is new; short
+/// enough that a missed wake-up shows as a slow test, not a hung one.
+const LONG_POLL: Duration = Duration::from_secs(2);
+
+/// A text message as the SDK's event handler delivered it.
+#[derive(Clone, Debug, PartialEq)]
+struct Seen {
+    room_id: OwnedRoomId,
+    sender: OwnedUserId,
+    body: String,
+}
+
+/// An SDK client with the in-memory store, pointed at the test server.
+async fn sdk_client(s: &TestServer) -> Client {
+    Client::builder().homeserver_url(&s.base).build().await.expect("build matrix-sdk client")
+}
+
+/// Registers through the SDK the way a client does user-interactive auth:
+/// the first request is refused with the flows and a session, the second
+/// completes the `m.login.dummy` stage in that session. Logs the client in.
+async fn register_with_sdk(client: &Client, username: &str, password: &str) {
+    let mut request = register::v3::Request::new();
+    request.username = Some(username.to_owned());
+    request.password = Some(password.to_owned());
+    let refusal = client
+        .matrix_auth()
+        .register(request.clone())
+        .await
+        .expect_err("registration without auth must ask for user-interactive auth");
+    let uiaa = refusal.as_uiaa_response().expect("a 401 with UIA flows");
+    assert!(
+        uiaa.flows.iter().any(|f| f.stages == [uiaa::AuthType::Dummy]),
+        "expected an m.login.dummy flow, got {:?}",
+        uiaa.flows
+    );
+    let mut dummy = uiaa::Dummy::new();
+    dummy.session = uiaa.session.clone();
+    request.auth = Some(uiaa::AuthData::Dummy(dummy));
+    client.matrix_auth().register(request).await.expect("register with m.login.dummy");
+}
+
+/// Records every plain-text message the client's sync hands to handlers.
+fn record_messages(client: &Client) -> Arc<Mutex<Vec<Seen>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    client.add_event_handler(move |ev: OriginalSyncRoomMessageEvent, room: Room| {
+        let sink = sink.clone();
+        async move {
+            if let MessageType::Text(text) = ev.content.msgtype {
+                sink.lock().expect("not poisoned").push(Seen {
+                    room_id: room.room_id().to_owned(),
+                    sender: ev.sender,
+                    body: text.body,
+                });
+            }
+        }
+    });
+    seen
+}
+
+/// Syncs (long-polling) until `done` holds, failing after [`DEADLINE`].
+async fn sync_until(client: &Client, what: &str, mut done: impl FnMut(&Client) -> bool) {
+    let start = Instant::now();
+    while !done(client) {
+        assert!(start.elapsed() < DEADLINE, "{what}: not seen within {DEADLINE:?}");
+        client.sync_once(SyncSettings::new().timeout(LONG_POLL)).await.expect("sync");
+    }
+}
+
+fn has_room(client: &Client, room_id: &RoomId, state: RoomState) -> bool {
+    client.get_room(room_id).is_some_and(|r| r.state() == state)
+}
+
+fn saw(seen: &Mutex<Vec<Seen>>, room_id: &RoomId, sender: &OwnedUserId, body: &str) -> bool {
+    seen.lock()
+        .expect("not poisoned")
+        .iter()
+        .any(|m| m.room_id == room_id && &m.sender == sender && m.body == body)
+}
+
+/// `(sender, body)` of an `m.room.message` from `/messages`, read from the
+/// raw JSON so the assertion does not depend on the SDK's own event types.
+fn sender_and_text(event: &TimelineEvent) -> Option<(String, String)> {
+    let json: Value = serde_json::from_str(event.raw().json().get()).ok()?;
+    (json["type"] == "m.room.message").then(|| {
+        let field = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        (field(&json["sender"]), field(&json["content"]["body"]))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sdk_clients_chat_through_hearth() {
+    let s = TestServer::start();
+
+    // Alice signs up from the SDK; Bob already has an account and logs in.
+    let alice = sdk_client(&s).await;
+    register_with_sdk(&alice, "alice", "pw-alice-1").await;
+    s.client().register("bob", "pw-bob-1").await;
+    let bob = sdk_client(&s).await;
+    bob.matrix_auth()
+        .login_username("bob", "pw-bob-1")
+        .initial_device_display_name("hearth sdk test")
+        .send()
+        .await
+        .expect("bob logs in");
+    let alice_id = alice.user_id().expect("alice is logged in").to_owned();
+    let bob_id = bob.user_id().expect("bob is logged in").to_owned();
+    assert_eq!(alice_id.localpart(), "alice");
+    assert_eq!(bob_id.localpart(), "bob");
+
+    let alice_seen = record_messages(&alice);
+    let bob_seen = record_messages(&bob);
+    alice.sync_once(SyncSettings::new()).await.expect("alice's initial sync");
+    bob.sync_once(SyncSettings::new()).await.expect("bob's initial sync");
+    assert!(bob.joined_rooms().is_empty() && bob.invited_rooms().is_empty());
+
+    // Alice creates a named private room with Bob invited.
+    let mut create = create_room::v3::Request::new();
+    create.name = Some("Hearth test".to_owned());
+    create.preset = Some(create_room::v3::RoomPreset::PrivateChat);
+    create.invite = vec![bob_id.clone()];
+    let room_id = alice.create_room(create).await.expect("create room").room_id().to_owned();
+
+    // Bob's sync shows the invite, named from its stripped state, and he joins.
+    sync_until(&bob, "bob's invite", |c| has_room(c, &room_id, RoomState::Invited)).await;
+    let invited = bob.get_room(&room_id).expect("invited room");
+    assert_eq!(invited.name().as_deref(), Some("Hearth test"));
+    bob.join_room_by_id(&room_id).await.expect("bob joins");
+    sync_until(&bob, "bob's joined room", |c| has_room(c, &room_id, RoomState::Joined)).await;
+
+    // Alice sees Bob's join through her sync before she talks.
+    sync_until(&alice, "bob in alice's member list", |c| {
+        c.get_room(&room_id).is_some_and(|r| r.joined_members_count() == 2)
+    })
+    .await;
+
+    let alice_room = alice.get_room(&room_id).expect("alice's room");
+    alice_room.send(RoomMessageEventContent::text_plain("hello bob")).await.expect("alice sends");
+    sync_until(&bob, "alice's message at bob", |_| {
+        saw(&bob_seen, &room_id, &alice_id, "hello bob")
+    })
+    .await;
+
+    let bob_room = bob.get_room(&room_id).expect("bob's room");
+    bob_room.send(RoomMessageEventContent::text_plain("hi alice")).await.expect("bob sends");
+    sync_until(&alice, "bob's message at alice", |_| {
+        saw(&alice_seen, &room_id, &bob_id, "hi alice")
+    })
+    .await;
+
+    // Each client's own message also came back to it through sync, once.
+    sync_until(&bob, "bob's own message at bob", |_| saw(&bob_seen, &room_id, &bob_id, "hi alice"))
+        .await;
+    assert!(saw(&alice_seen, &room_id, &alice_id, "hello bob"));
+    let alice_hellos =
+        alice_seen.lock().expect("not poisoned").iter().filter(|m| m.body == "hello bob").count();
+    assert_eq!(alice_hellos, 1, "a message is delivered to handlers once");
+
+    // History through /messages has both, newest first.
+    let history = bob_room.messages(MessagesOptions::backward()).await.expect("/messages");
+    let texts: Vec<(String, String)> = history.chunk.iter().filter_map(sender_and_text).collect();
+    assert_eq!(
+        texts,
+        [
+            (bob_id.to_string(), "hi alice".to_owned()),
+            (alice_id.to_string(), "hello bob".to_owned()),
+        ]
+    );
+}
