@@ -16,6 +16,8 @@
 //!   failed-login rate limiting.
 //! - [`room`]: Matrix room rules (versions, canonical JSON, hashing and
 //!   signing, redaction, power levels, authorization rules).
+//! - [`push`]: push rules (defaults, the /pushrules operations, evaluation).
+//! - [`sync`]: sync assembly, typing, device-list tracking.
 //! - [`store`]: every redb table and the writer thread; nothing else names redb.
 //! - [`ids`]: validated identifiers (`UserId`, `RoomId`, …).
 //! - [`error`]: `MatrixError`, the one error type handlers return.
@@ -29,6 +31,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod notify;
+pub mod push;
 pub mod room;
 pub mod server;
 pub mod store;

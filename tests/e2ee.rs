@@ -383,3 +383,35 @@ async fn deleting_a_device_removes_its_keys() {
         .ok();
     assert!(q["device_keys"][uid.as_str()].get(did.as_str()).is_none(), "{q}");
 }
+
+#[tokio::test]
+async fn a_long_poll_wakes_for_a_to_device_message() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    let (bob_id, bob_dev) = whoami(&bob).await;
+    let since = bob.get("/_matrix/client/v3/sync").await.ok()["next_batch"]
+        .as_str()
+        .expect("nb")
+        .to_owned();
+    let poll = {
+        let bob = bob.clone();
+        tokio::spawn(async move {
+            bob.get(&format!("/_matrix/client/v3/sync?since={since}&timeout=30000")).await
+        })
+    };
+    alice
+        .put(
+            "/_matrix/client/v3/sendToDevice/m.test/w1",
+            json!({ "messages": { bob_id.clone(): { bob_dev.clone(): { "hi": 1 } } } }),
+        )
+        .await
+        .ok();
+    // Well under the 30 s long-poll: only a wake-up returns this fast.
+    let woke = tokio::time::timeout(std::time::Duration::from_secs(10), poll)
+        .await
+        .expect("woke")
+        .expect("join")
+        .ok();
+    assert_eq!(woke["to_device"]["events"][0]["content"]["hi"], 1, "{woke}");
+}

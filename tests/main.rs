@@ -14,6 +14,7 @@ mod durability;
 mod e2ee;
 mod http;
 mod misc;
+mod push;
 mod rooms;
 mod sdk;
 mod uia;

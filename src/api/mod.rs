@@ -108,6 +108,15 @@ pub async fn dispatch(
         PublicRooms { post } => directory::public_rooms(app, req, post),
         KnockRoom { room } => rooms::knock(app, req, &room).await,
         GetMutualRooms => misc::mutual_rooms(app, req),
+        GetPushRules { global_only } => push::get_push_rules(app, req, global_only),
+        GetPushRule { kind, rule_id, part } => push::get_push_rule(app, req, &kind, &rule_id, part),
+        SetPushRule { kind, rule_id, part } => {
+            push::set_push_rule(app, req, &kind, &rule_id, part).await
+        }
+        DeletePushRule { kind, rule_id } => push::delete_push_rule(app, req, &kind, &rule_id).await,
+        GetPushers => push::get_pushers(app, req),
+        SetPusher => push::set_pusher(app, req).await,
+        GetNotifications => push::get_notifications(app, req),
         SearchUserDirectory => misc::search_user_directory(app, req),
         ReportEvent { room_id, event_id } => {
             misc::report_event(app, req, &room_id, &event_id).await

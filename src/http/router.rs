@@ -7,6 +7,7 @@
 
 use hyper::Method;
 
+pub use crate::api::client::push::RulePart;
 use crate::error::{ErrorKind, MatrixError};
 
 /// What an endpoint needs from `Authorization`.
@@ -203,6 +204,27 @@ pub enum Endpoint {
         room: String,
     },
     GetMutualRooms,
+    // Push
+    GetPushRules {
+        global_only: bool,
+    },
+    GetPushRule {
+        kind: String,
+        rule_id: String,
+        part: RulePart,
+    },
+    SetPushRule {
+        kind: String,
+        rule_id: String,
+        part: RulePart,
+    },
+    DeletePushRule {
+        kind: String,
+        rule_id: String,
+    },
+    GetPushers,
+    SetPusher,
+    GetNotifications,
     SearchUserDirectory,
     ReportEvent {
         room_id: String,
@@ -322,6 +344,13 @@ impl Endpoint {
             | SetRoomVisibility { .. }
             | KnockRoom { .. }
             | GetMutualRooms
+            | GetPushRules { .. }
+            | GetPushRule { .. }
+            | SetPushRule { .. }
+            | DeletePushRule { .. }
+            | GetPushers
+            | SetPusher
+            | GetNotifications
             | SearchUserDirectory
             | ReportEvent { .. }
             | ReportRoom { .. }
@@ -473,6 +502,31 @@ fn route_v3(
         ["join", room] => only(post, JoinRoomIdOrAlias { room: (*room).to_owned() }),
         ["knock", room] => only(post, KnockRoom { room: (*room).to_owned() }),
         ["user_directory", "search"] => only(post, SearchUserDirectory),
+        ["pushrules"] | ["pushrules", ""] => only(get, GetPushRules { global_only: false }),
+        ["pushrules", "global"] | ["pushrules", "global", ""] => {
+            only(get, GetPushRules { global_only: true })
+        }
+        ["pushrules", "global", kind, rule_id, rest @ ..] if rest.len() <= 1 => {
+            let part = match rest {
+                [] => RulePart::Rule,
+                ["enabled"] => RulePart::Enabled,
+                ["actions"] => RulePart::Actions,
+                _ => return Err(not_found()),
+            };
+            let (kind, rule_id) = ((*kind).to_owned(), (*rule_id).to_owned());
+            if get {
+                Ok(GetPushRule { kind, rule_id, part })
+            } else if put {
+                Ok(SetPushRule { kind, rule_id, part })
+            } else if delete && part == RulePart::Rule {
+                Ok(DeletePushRule { kind, rule_id })
+            } else {
+                Err(wrong_method())
+            }
+        }
+        ["pushers"] => only(get, GetPushers),
+        ["pushers", "set"] => only(post, SetPusher),
+        ["notifications"] => only(get, GetNotifications),
         ["users", user_id, "report"] => only(post, ReportUser { user_id: (*user_id).to_owned() }),
         ["voip", "turnServer"] => only(get, GetTurnServer),
         ["thirdparty", "protocols"] => only(get, GetThirdpartyProtocols),

@@ -5,8 +5,9 @@
 //! spec: client-server-api/#push-rules, client-server-api/#push-rules-api,
 //! appendices/#glob-style-matching, appendices/#dot-separated-property-paths.
 //!
-//! This module is pure: it owns no storage, sends nothing to push gateways and
-//! does not read room state. Callers load the user's stored customisation
+//! The rules themselves are pure: they own no storage, send nothing to push
+//! gateways and do not read room state; `apply` runs them over new events
+//! inside the writer. Callers load the user's stored customisation
 //! ([`Ruleset::from_json`]), supply the room facts evaluation needs
 //! ([`EvalContext`]) and persist the result of a change ([`Ruleset::to_json`]).
 //!
@@ -31,6 +32,7 @@
 //! | `BadRule` | `M_BAD_JSON` | 400 |
 //! | `BeforeAfterNotFound` | `M_UNKNOWN` | 400 (as in the spec's example) |
 
+pub mod apply;
 mod defaults;
 mod eval;
 mod rule;

@@ -209,6 +209,9 @@ pub fn append_event(
         _ => None,
     };
     ctx.put_event(room.short, stream, &event_id, &client_json, &fields, state, member)?;
+    let client_value: Value =
+        serde_json::from_slice(&client_json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    crate::push::apply::notify_members(ctx, &signer.server_name, room, &client_value, stream)?;
     for user in ctx.members_with(room.short, "join")? {
         ctx.wake_user(&user);
     }

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod e2ee;
+mod push;
 mod rooms;
 mod tables;
 mod userdata;

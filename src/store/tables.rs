@@ -39,6 +39,10 @@
 //! | `backup_version_to_json` | (user_id, version) | `{algorithm, auth_data, etag, deleted}` | e2ee |
 //! | `backup_key_to_json` | (user_id, version, room_id, session_id) | KeyBackupData JSON | e2ee |
 //! | `report_to_json` | stream | content report JSON (reporter, target, reason, ts) | userdata |
+//! | `user_push_rules_to_json` | user_id | the user's push-rule customisation (compact JSON) | push |
+//! | `user_room_stream_to_highlight` | (user_id, room short, stream) | 1 = highlight, 0 = plain notification | push |
+//! | `user_stream_to_notification` | (user_id, stream) | `{room_id, event_id, actions, ts}` for GET /notifications | push |
+//! | `pusher_to_json` | (user_id, app_id, pushkey) | pusher JSON | push |
 //! | `room_stream_to_receipt` | (room short, stream) | (receipt type, user_id, thread_id): changes, for sync | userdata |
 
 use redb::{ReadTransaction, TableDefinition, WriteTransaction};
@@ -113,6 +117,15 @@ pub(super) const BACKUP_KEY_TO_JSON: TableDefinition<(&str, u64, &str, &str), &[
 pub(super) const REPORT_TO_JSON: TableDefinition<u64, &[u8]> =
     TableDefinition::new("report_to_json");
 
+pub(super) const USER_PUSH_RULES_TO_JSON: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("user_push_rules_to_json");
+pub(super) const USER_ROOM_STREAM_TO_HIGHLIGHT: TableDefinition<(&str, u64, u64), u8> =
+    TableDefinition::new("user_room_stream_to_highlight");
+pub(super) const USER_STREAM_TO_NOTIFICATION: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("user_stream_to_notification");
+pub(super) const PUSHER_TO_JSON: TableDefinition<(&str, &str, &str), &[u8]> =
+    TableDefinition::new("pusher_to_json");
+
 pub(super) const META_SCHEMA_VERSION: &str = "schema_version";
 pub(super) const META_NEXT_POSITION: &str = "next_stream_position";
 
@@ -150,6 +163,10 @@ pub(super) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(BACKUP_VERSION_TO_JSON)?;
     txn.open_table(BACKUP_KEY_TO_JSON)?;
     txn.open_table(REPORT_TO_JSON)?;
+    txn.open_table(USER_PUSH_RULES_TO_JSON)?;
+    txn.open_table(USER_ROOM_STREAM_TO_HIGHLIGHT)?;
+    txn.open_table(USER_STREAM_TO_NOTIFICATION)?;
+    txn.open_table(PUSHER_TO_JSON)?;
     Ok(())
 }
 

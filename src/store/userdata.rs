@@ -101,6 +101,18 @@ impl ReadTxn {
         Ok(out)
     }
 
+    /// The event a user's receipt of `receipt_type` points at (unthreaded).
+    pub fn receipt_event(
+        &self,
+        room: RoomShort,
+        receipt_type: &str,
+        user_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let receipts = self.0.open_table(RECEIPT_TO_EVENT)?;
+        let v = receipts.get((room.0, receipt_type, user_id, ""))?;
+        Ok(v.map(|v| v.value().0.to_owned()))
+    }
+
     /// Whether anything in a room's receipts changed after `after`.
     pub fn receipts_changed(&self, room: RoomShort, after: StreamPos) -> Result<bool, StoreError> {
         let changes = self.0.open_table(ROOM_STREAM_TO_RECEIPT)?;

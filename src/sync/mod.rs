@@ -175,8 +175,21 @@ pub fn assemble(
             global_data.push(json!({ "type": ty, "content": content }));
         }
     }
-    let any =
-        !join.is_empty() || !invite.is_empty() || !leave.is_empty() || !global_data.is_empty();
+    if params.since.is_none() && !global_data.iter().any(|e| e["type"] == "m.push_rules") {
+        // Clients read their push rules from account data; until a user
+        // changes them, serve the defaults there.
+        let rules = serde_json::to_value(crate::push::default_ruleset(user_id))
+            .map_err(|e| MatrixError::internal("push rules", e))?;
+        global_data.push(json!({ "type": "m.push_rules", "content": rules }));
+    }
+    let any = !join.is_empty()
+        || !invite.is_empty()
+        || !leave.is_empty()
+        || !knock.is_empty()
+        || !global_data.is_empty()
+        || !to_device.is_empty()
+        || !changed_devices.is_empty()
+        || !left_devices.is_empty();
     let body = json!({
         "next_batch": since_token(upto, typing.serial()),
         "rooms": { "join": join, "invite": invite, "leave": leave, "knock": knock },
@@ -252,6 +265,7 @@ fn joined_room(
     }
     let joined = read.members_with(m.room, "join")?;
     let invited = read.members_with(m.room, "invite")?;
+    let unread = read.unread_counts(user_id, m.room, read_position(read, user_id, m.room)?)?;
     let heroes: Vec<&String> =
         joined.iter().chain(invited.iter()).filter(|u| *u != user_id).take(5).collect();
     Ok(Some(json!({
@@ -268,8 +282,28 @@ fn joined_room(
             "m.joined_member_count": joined.len(),
             "m.invited_member_count": invited.len(),
         },
-        "unread_notifications": { "notification_count": 0, "highlight_count": 0 },
+        "unread_notifications": { "notification_count": unread.0, "highlight_count": unread.1 },
     })))
+}
+
+/// The stream position up to which `user` has read `room`: their newest
+/// public or private read receipt.
+pub fn read_position(
+    read: &ReadTxn,
+    user: &str,
+    room: RoomShort,
+) -> Result<StreamPos, MatrixError> {
+    let mut best = StreamPos(0);
+    for ty in ["m.read", "m.read.private"] {
+        if let Some(id) = read.receipt_event(room, ty, user)?
+            && let Some((r, p)) = read.event_position(&id)?
+            && r == room
+            && p > best
+        {
+            best = p;
+        }
+    }
+    Ok(best)
 }
 
 /// Whether the room's current history visibility hides history from new

@@ -9,6 +9,7 @@ pub mod fallback;
 pub mod keys;
 pub mod login;
 pub mod misc;
+pub mod push;
 pub mod register;
 pub mod rooms;
 pub mod sync;

@@ -1,0 +1,94 @@
+//! Running push rules over a new event for every local member of its room,
+//! inside the writer transaction that stores the event: a message is
+//! counted as unread (and listed in `/notifications`) in the same commit
+//! that makes it visible.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::{EvalContext, Ruleset, default_ruleset, evaluate};
+use crate::room::build::{RoomTarget, power_levels};
+use crate::room::power_levels::{PowerLevel, integer_map};
+use crate::store::{StoreError, StreamPos, WriteCtx};
+
+/// The ruleset of `user`: stored customisation on top of the defaults.
+pub fn load_ruleset(ctx: &WriteCtx<'_>, user: &str) -> Result<Ruleset, StoreError> {
+    Ok(match ctx.push_rules(user)? {
+        Some(bytes) => Ruleset::from_json(user, &bytes).unwrap_or_else(|e| {
+            tracing::warn!("push rules of {user} did not decode ({e}); using defaults");
+            default_ruleset(user)
+        }),
+        None => default_ruleset(user),
+    })
+}
+
+fn content_of(
+    ctx: &WriteCtx<'_>,
+    room: &RoomTarget,
+    ty: &str,
+    key: &str,
+) -> Result<Value, StoreError> {
+    Ok(ctx
+        .state_event(room.short, ty, key)?
+        .and_then(|e| serde_json::from_slice::<Value>(&e.json).ok())
+        .map(|v| v["content"].clone())
+        .unwrap_or(Value::Null))
+}
+
+/// Evaluates `event` (client format, just stored at `stream`) for every
+/// joined member but the sender, and for the invitee of an invite.
+pub fn notify_members(
+    ctx: &mut WriteCtx<'_>,
+    server_name: &str,
+    room: &RoomTarget,
+    event: &Value,
+    stream: StreamPos,
+) -> Result<(), StoreError> {
+    let sender = event["sender"].as_str().unwrap_or_default().to_owned();
+    let mut targets = ctx.members_with(room.short, "join")?;
+    let member_count = targets.len() as u64;
+    if event["type"] == "m.room.member"
+        && event["content"]["membership"] == "invite"
+        && let Some(invitee) = event["state_key"].as_str()
+    {
+        targets.push(invitee.to_owned());
+    }
+    let suffix = format!(":{server_name}");
+    targets.retain(|u| *u != sender && u.ends_with(&suffix));
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let pl_content = content_of(ctx, room, "m.room.power_levels", "")?;
+    let notification_levels: BTreeMap<String, i64> = integer_map(&pl_content, "notifications");
+    let sender_level = match power_levels(ctx, room)?.map(|pl| pl.user_level(&sender)) {
+        Some(PowerLevel::Int(n)) => n,
+        Some(PowerLevel::Infinite) => i64::MAX,
+        None => 0,
+    };
+    let event_id = event["event_id"].as_str().unwrap_or_default();
+    let ts = event["origin_server_ts"].as_u64().unwrap_or(0);
+    for user in targets {
+        let ruleset = load_ruleset(ctx, &user)?;
+        let member = content_of(ctx, room, "m.room.member", &user)?;
+        let display_name = member["displayname"].as_str();
+        let eval_ctx = EvalContext {
+            user_id: &user,
+            display_name,
+            member_count,
+            sender_power_level: sender_level,
+            notification_power_levels: &notification_levels,
+        };
+        let Some(actions) = evaluate(&ruleset, event, &eval_ctx) else { continue };
+        if !actions.notify {
+            continue;
+        }
+        let list: Vec<Value> = actions.actions.iter().map(|a| a.to_value()).collect();
+        let row =
+            json!({ "room_id": room.room_id, "event_id": event_id, "actions": list, "ts": ts });
+        let bytes = serde_json::to_vec(&row).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        ctx.put_notification(&user, room.short, stream, actions.highlight, &bytes)?;
+        ctx.wake_user(&user);
+    }
+    Ok(())
+}
