@@ -23,6 +23,9 @@ usage:
   hearth registration-token list
   hearth registration-token revoke TOKEN
   hearth reports list
+  hearth media usage
+  hearth media delete mxc://SERVER/MEDIA_ID
+  hearth media purge --older-than-days N
 
 Admin commands take --config / --data-dir / --server-name too, and must run
 while the server is stopped.";
@@ -65,6 +68,11 @@ pub fn main(args: Vec<String>) -> i32 {
                     .map(|n| opts.expires_in_days = Some(n))
                     .map_err(|_| "--expires-in-days takes a whole number".into())
             }),
+            "--older-than-days" => value("--older-than-days").and_then(|v| {
+                v.parse()
+                    .map(|n| opts.older_than_days = Some(n))
+                    .map_err(|_| "--older-than-days takes a whole number".into())
+            }),
             "--admin" => {
                 opts.admin = true;
                 Ok(())
@@ -99,6 +107,15 @@ pub fn main(args: Vec<String>) -> i32 {
         ["registration-token", "list"] => token_list(&config),
         ["registration-token", "revoke", token] => token_revoke(&config, token),
         ["reports", "list"] => reports_list(&config),
+        ["media", "usage"] => media_usage(&config),
+        ["media", "delete", uri] => media_delete(&config, uri),
+        ["media", "purge"] => match opts.older_than_days {
+            Some(days) => media_purge(&config, days),
+            None => {
+                eprintln!("hearth: media purge needs --older-than-days N\n{USAGE}");
+                return 2;
+            }
+        },
         _ => {
             eprintln!("hearth: unknown command {:?}\n{USAGE}", words.join(" "));
             return 2;
@@ -121,6 +138,7 @@ struct Options {
     admin: bool,
     uses: Option<u64>,
     expires_in_days: Option<u64>,
+    older_than_days: Option<u64>,
 }
 
 fn init_logging(filter: &str) {
@@ -146,7 +164,13 @@ fn serve(config: Config) -> i32 {
             config.listen
         );
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // The blocking pool runs argon2, thumbnails and file I/O; a few threads
+    // are plenty on a board and each one costs a stack and an arena.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("hearth: cannot start the runtime: {e}");
@@ -459,5 +483,95 @@ fn reports_list(config: &Config) -> Result<(), String> {
             v["reason"].as_str().unwrap_or("")
         );
     }
+    Ok(())
+}
+
+fn media_files(config: &Config) -> Result<crate::media::MediaFiles, String> {
+    crate::media::MediaFiles::open(&config.data_dir).map_err(|e| e.to_string())
+}
+
+fn media_usage(config: &Config) -> Result<(), String> {
+    let store = open(config)?;
+    let usage =
+        store.read().map_err(|e| e.to_string())?.media_usage_all().map_err(|e| e.to_string());
+    store.shutdown();
+    for (user, bytes) in usage? {
+        println!("{user}\t{bytes}");
+    }
+    println!("on disk\t{}", media_files(config)?.disk_usage());
+    Ok(())
+}
+
+/// Deletes the record, then every file no remaining record names.
+fn drop_media(
+    store: &Store,
+    files: &crate::media::MediaFiles,
+    victims: Vec<(String, String)>,
+) -> Result<usize, String> {
+    let removed = store
+        .write_blocking(move |ctx| {
+            let mut hashes = Vec::new();
+            for (s, m) in &victims {
+                if let Some((rec, thumbs)) = ctx.delete_media(s, m)? {
+                    hashes.extend(rec.hash);
+                    hashes.extend(thumbs);
+                }
+            }
+            Ok(Ok::<_, StoreError>(hashes))
+        })
+        .map_err(|e| e.to_string())?;
+    let read = store.read().map_err(|e| e.to_string())?;
+    let mut n = 0;
+    for h in removed {
+        if !read.hash_in_use(&h).map_err(|e| e.to_string())? {
+            files.remove(&h).map_err(|e| e.to_string())?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+fn media_delete(config: &Config, uri: &str) -> Result<(), String> {
+    let rest = uri.strip_prefix("mxc://").ok_or("give the media as mxc://SERVER/MEDIA_ID")?;
+    let (server, media_id) =
+        rest.split_once('/').ok_or("give the media as mxc://SERVER/MEDIA_ID")?;
+    let files = media_files(config)?;
+    let store = open(config)?;
+    let exists = store
+        .read()
+        .map_err(|e| e.to_string())?
+        .media(server, media_id)
+        .map_err(|e| e.to_string())?;
+    let r = match exists {
+        Some(_) => drop_media(&store, &files, vec![(server.to_owned(), media_id.to_owned())]),
+        None => Err(format!("no media {uri}")),
+    };
+    store.shutdown();
+    let n = r?;
+    println!("deleted {uri} ({n} files removed)");
+    Ok(())
+}
+
+fn media_purge(config: &Config, days: u64) -> Result<(), String> {
+    let cutoff = now_ms().saturating_sub(days * 24 * 3600 * 1000);
+    let files = media_files(config)?;
+    let store = open(config)?;
+    let victims: Result<Vec<(String, String)>, String> = store
+        .read()
+        .and_then(|r| r.all_media())
+        .map(|all| {
+            all.into_iter()
+                .filter(|(_, _, r)| r.last_access_ms.unwrap_or(r.created_ms) < cutoff)
+                .map(|(s, m, _)| (s, m))
+                .collect()
+        })
+        .map_err(|e| e.to_string());
+    let r = victims.and_then(|v| {
+        let count = v.len();
+        drop_media(&store, &files, v).map(|n| (count, n))
+    });
+    store.shutdown();
+    let (count, n) = r?;
+    println!("purged {count} media not used for {days} days ({n} files removed)");
     Ok(())
 }

@@ -61,6 +61,10 @@ struct RawConfig {
     login_attempts_per_minute: Option<u64>,
     presence: Option<bool>,
     log: Option<String>,
+    max_upload_mb: Option<u64>,
+    media_quota_mb: Option<u64>,
+    legacy_media: Option<bool>,
+    max_thumbnail_megapixels: Option<u64>,
 }
 
 /// Values given on the command line; they win over the file.
@@ -95,6 +99,15 @@ pub struct Config {
     pub presence: bool,
     /// A `tracing` filter, e.g. `info` or `hearth=debug`.
     pub log: String,
+    /// Largest upload in bytes (`m.upload.size`).
+    pub max_upload_bytes: u64,
+    /// Media bytes each user may store; 0 = no quota.
+    pub media_quota_bytes: u64,
+    /// Serve the deprecated unauthenticated `/_matrix/media/v3/download`
+    /// and `/thumbnail` for older clients.
+    pub legacy_media: bool,
+    /// Images with more pixels are not thumbnailed (decompression bombs).
+    pub max_thumbnail_pixels: u64,
 }
 
 /// A configuration problem, naming the key and what is wrong.
@@ -198,6 +211,10 @@ impl Config {
         )?;
         let login_attempts_per_minute =
             bounded("login_attempts_per_minute", raw.login_attempts_per_minute, 10, 1, 100_000)?;
+        let max_upload_mb = bounded("max_upload_mb", raw.max_upload_mb, 100, 1, 64 * 1024)?;
+        let media_quota_mb = bounded("media_quota_mb", raw.media_quota_mb, 0, 0, 1 << 30)?;
+        let max_thumbnail_megapixels =
+            bounded("max_thumbnail_megapixels", raw.max_thumbnail_megapixels, 40, 1, 1000)?;
         Ok(Config {
             server_name,
             listen,
@@ -213,6 +230,10 @@ impl Config {
             login_attempts_per_minute: login_attempts_per_minute as u32,
             presence: raw.presence.unwrap_or(true),
             log: raw.log.unwrap_or_else(|| "info".into()),
+            max_upload_bytes: max_upload_mb << 20,
+            media_quota_bytes: media_quota_mb << 20,
+            legacy_media: raw.legacy_media.unwrap_or(true),
+            max_thumbnail_pixels: max_thumbnail_megapixels * 1_000_000,
         })
     }
 }
@@ -290,6 +311,10 @@ mod tests {
         assert_eq!(example.access_token_lifetime_ms, defaults.access_token_lifetime_ms);
         assert_eq!(example.login_attempts_per_minute, defaults.login_attempts_per_minute);
         assert_eq!(example.log, defaults.log);
+        assert_eq!(example.max_upload_bytes, defaults.max_upload_bytes);
+        assert_eq!(example.media_quota_bytes, defaults.media_quota_bytes);
+        assert_eq!(example.legacy_media, defaults.legacy_media);
+        assert_eq!(example.max_thumbnail_pixels, defaults.max_thumbnail_pixels);
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub enum ErrorKind {
     MissingToken,
     NotFound,
     NotJson,
+    NotYetUploaded,
     ResourceLimitExceeded,
     RoomInUse,
     ThreepidDenied,
@@ -68,6 +69,7 @@ impl ErrorKind {
             ErrorKind::MissingToken => "M_MISSING_TOKEN",
             ErrorKind::NotFound => "M_NOT_FOUND",
             ErrorKind::NotJson => "M_NOT_JSON",
+            ErrorKind::NotYetUploaded => "M_NOT_YET_UPLOADED",
             ErrorKind::ResourceLimitExceeded => "M_RESOURCE_LIMIT_EXCEEDED",
             ErrorKind::RoomInUse => "M_ROOM_IN_USE",
             ErrorKind::ThreepidDenied => "M_THREEPID_DENIED",
@@ -102,8 +104,7 @@ impl ErrorKind {
             | ErrorKind::UnknownPos
             | ErrorKind::UserInUse => 400,
             ErrorKind::MissingToken | ErrorKind::UnknownToken | ErrorKind::Unauthorized => 401,
-            ErrorKind::CannotOverwriteMedia
-            | ErrorKind::Exclusive
+            ErrorKind::Exclusive
             | ErrorKind::Forbidden
             | ErrorKind::GuestAccessForbidden
             | ErrorKind::ThreepidDenied
@@ -111,9 +112,11 @@ impl ErrorKind {
             | ErrorKind::WrongRoomKeysVersion => 403,
             ErrorKind::NotFound | ErrorKind::ThreepidNotFound | ErrorKind::Unrecognized => 404,
             ErrorKind::UnrecognizedMethod => 405,
+            ErrorKind::CannotOverwriteMedia => 409,
             ErrorKind::TooLarge => 413,
             ErrorKind::LimitExceeded => 429,
             ErrorKind::Unknown | ErrorKind::ResourceLimitExceeded => 500,
+            ErrorKind::NotYetUploaded => 504,
         }
     }
 }

@@ -18,6 +18,7 @@
 //!   signing, redaction, power levels, authorization rules).
 //! - [`push`]: push rules (defaults, the /pushrules operations, evaluation).
 //! - [`sync`]: sync assembly, typing, device-list tracking.
+//! - [`media`]: content-addressed media files, thumbnails.
 //! - [`store`]: every redb table and the writer thread; nothing else names redb.
 //! - [`ids`]: validated identifiers (`UserId`, `RoomId`, …).
 //! - [`error`]: `MatrixError`, the one error type handlers return.
@@ -30,6 +31,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod media;
 pub mod notify;
 pub mod push;
 pub mod room;

@@ -43,13 +43,22 @@ pub struct App {
     /// Presence by user: (presence, status_msg, last active ms). In memory:
     /// cheap, and a restart resetting everyone to offline is right.
     pub presence: RefCell<HashMap<String, Presence>>,
+    /// Media files on disk.
+    pub media: crate::media::MediaFiles,
+    /// Woken when an upload completes (downloads wait for async uploads).
+    pub media_uploaded: Rc<Notify>,
     /// Woken once at shutdown so every long-poll returns.
     pub shutdown_notify: Rc<Notify>,
     shutting_down: Cell<bool>,
 }
 
 impl App {
-    pub fn new(config: Config, store: Store, signer: Signer) -> App {
+    pub fn new(
+        config: Config,
+        store: Store,
+        signer: Signer,
+        media: crate::media::MediaFiles,
+    ) -> App {
         let limiter = RateLimiter::new(config.login_attempts_per_minute);
         App {
             config,
@@ -61,6 +70,8 @@ impl App {
             waiters: RefCell::new(HashMap::new()),
             typing: RefCell::new(crate::sync::typing::Typing::default()),
             presence: RefCell::new(HashMap::new()),
+            media,
+            media_uploaded: Rc::new(Notify::new()),
             shutdown_notify: Rc::new(Notify::new()),
             shutting_down: Cell::new(false),
         }
@@ -120,7 +131,15 @@ pub async fn run(
             return;
         }
     };
-    let app = Rc::new(App::new(config, store.clone(), signer));
+    let media = match crate::media::MediaFiles::open(&config.data_dir) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!("cannot prepare the media directory: {e}");
+            store.shutdown();
+            return;
+        }
+    };
+    let app = Rc::new(App::new(config, store.clone(), signer, media));
     let mut commits = store.subscribe();
     let waker_app = app.clone();
     let waker = tokio::task::spawn_local(async move {

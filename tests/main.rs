@@ -13,6 +13,7 @@ mod directory;
 mod durability;
 mod e2ee;
 mod http;
+mod media;
 mod misc;
 mod push;
 mod rooms;

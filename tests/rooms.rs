@@ -485,3 +485,28 @@ async fn timestamp_to_event_finds_the_nearest_event() {
         .await
         .expect_err(400, "M_INVALID_PARAM");
 }
+
+#[tokio::test]
+async fn rooms_created_in_parallel_get_distinct_ids() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    // Identical requests in one instant would give identical v12 create
+    // events (and room IDs) unless the server keeps them apart.
+    let mut handles = Vec::new();
+    for _ in 0..32 {
+        let a = alice.clone();
+        handles
+            .push(tokio::spawn(async move { room(&a, json!({ "preset": "public_chat" })).await }));
+    }
+    let mut ids = Vec::new();
+    for h in handles {
+        ids.push(h.await.expect("join"));
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 32, "{ids:?}");
+    let joined = alice.get("/_matrix/client/v3/joined_rooms").await.ok();
+    assert_eq!(joined["joined_rooms"].as_array().map(Vec::len), Some(32));
+    let sync = alice.get("/_matrix/client/v3/sync").await.ok();
+    assert_eq!(sync["rooms"]["join"].as_object().map(|o| o.len()), Some(32));
+}

@@ -108,6 +108,16 @@ pub async fn dispatch(
         PublicRooms { post } => directory::public_rooms(app, req, post),
         KnockRoom { room } => rooms::knock(app, req, &room).await,
         GetMutualRooms => misc::mutual_rooms(app, req),
+        UploadMedia => media::upload(app, req).await,
+        CreateMedia => media::create(app, req).await,
+        UploadMediaTo { server, media_id } => media::upload_to(app, req, &server, &media_id).await,
+        DownloadMedia { server, media_id, file_name, legacy } => {
+            media::download(app, req, &server, &media_id, file_name.as_deref(), legacy).await
+        }
+        ThumbnailMedia { server, media_id, legacy } => {
+            media::thumbnail(app, req, &server, &media_id, legacy).await
+        }
+        MediaConfig => media::config(app, req),
         GetPushRules { global_only } => push::get_push_rules(app, req, global_only),
         GetPushRule { kind, rule_id, part } => push::get_push_rule(app, req, &kind, &rule_id, part),
         SetPushRule { kind, rule_id, part } => {

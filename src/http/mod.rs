@@ -23,8 +23,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-pub use request::{Caller, Request, decode_component, from_json, parse_query};
-pub use response::{Body, Reply, error as error_reply, html, json, json_bytes, json_status};
+pub use request::{BodyStream, Caller, Request, decode_component, from_json, parse_query};
+pub use response::{
+    Body, Reply, bytes_reply, error as error_reply, html, json, json_bytes, json_status,
+};
 
 use crate::error::{ErrorKind, MatrixError};
 use crate::server::App;
@@ -133,6 +135,23 @@ async fn handle_inner(
     let endpoint = router::route(&parts.method, &segs)?;
     let query = parse_query(parts.uri.query().unwrap_or(""))?;
 
+    if endpoint.streams_body() {
+        let mut request = Request {
+            body_stream: std::cell::RefCell::new(Some(body)),
+            method: parts.method,
+            query,
+            headers: parts.headers,
+            body: Bytes::new(),
+            remote: remote.ip(),
+            caller: None,
+        };
+        if let Some(t) = access_token(&request)? {
+            request.caller = Some(crate::account::authenticate(app, &t).await?);
+        } else if endpoint.auth() == AuthNeed::Required {
+            return Err(MatrixError::new(ErrorKind::MissingToken, "Missing access token"));
+        }
+        return crate::api::dispatch(app, endpoint, &request).await;
+    }
     let limit = app.config.max_request_body_bytes;
     let declared = parts
         .headers
@@ -151,6 +170,7 @@ async fn handle_inner(
     };
 
     let mut request = Request {
+        body_stream: std::cell::RefCell::new(None),
         method: parts.method,
         query,
         headers: parts.headers,

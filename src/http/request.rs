@@ -23,6 +23,9 @@ pub struct Caller {
 }
 
 pub struct Request {
+    /// The unread body of streaming endpoints (media uploads); `None` for
+    /// the rest, whose body is read into `body` before dispatch.
+    pub body_stream: std::cell::RefCell<Option<hyper::body::Incoming>>,
     pub method: Method,
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
@@ -32,6 +35,11 @@ pub struct Request {
 }
 
 impl Request {
+    /// Takes the streaming body (once).
+    pub fn take_body_stream(&self) -> Option<hyper::body::Incoming> {
+        self.body_stream.borrow_mut().take()
+    }
+
     /// The first value of a query parameter.
     pub fn query(&self, key: &str) -> Option<&str> {
         self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
@@ -105,4 +113,23 @@ pub fn decode_component(s: &str) -> Result<String, MatrixError> {
         .decode_utf8()
         .map(|c| c.into_owned())
         .map_err(|_| MatrixError::invalid_param("URL is not valid UTF-8 after percent-decoding"))
+}
+
+/// A streaming request body as the media store reads it.
+pub struct BodyStream(pub hyper::body::Incoming);
+
+impl crate::media::ChunkSource for BodyStream {
+    /// The next data chunk (trailers are skipped).
+    async fn next_chunk(&mut self) -> Option<std::io::Result<Bytes>> {
+        use http_body_util::BodyExt;
+        loop {
+            match self.0.frame().await? {
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) => return Some(Ok(data)),
+                    Err(_) => continue,
+                },
+                Err(e) => return Some(Err(std::io::Error::other(e))),
+            }
+        }
+    }
 }

@@ -35,6 +35,14 @@ pub fn json_bytes(bytes: Vec<u8>) -> Reply {
     with_type(200, "application/json", bytes)
 }
 
+/// Raw bytes (media), without copying them.
+pub fn bytes_reply(status: u16, content_type: &'static str, bytes: Bytes) -> Reply {
+    let mut r = Response::new(full(bytes));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
 pub fn html(status: u16, page: String) -> Reply {
     with_type(status, "text/html; charset=utf-8", page.into_bytes())
 }

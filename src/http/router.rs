@@ -200,6 +200,25 @@ pub enum Endpoint {
     PublicRooms {
         post: bool,
     },
+    // Content repository
+    UploadMedia,
+    CreateMedia,
+    UploadMediaTo {
+        server: String,
+        media_id: String,
+    },
+    DownloadMedia {
+        server: String,
+        media_id: String,
+        file_name: Option<String>,
+        legacy: bool,
+    },
+    ThumbnailMedia {
+        server: String,
+        media_id: String,
+        legacy: bool,
+    },
+    MediaConfig,
     KnockRoom {
         room: String,
     },
@@ -343,6 +362,10 @@ impl Endpoint {
             | GetLocalAliases { .. }
             | SetRoomVisibility { .. }
             | KnockRoom { .. }
+            | UploadMedia
+            | CreateMedia
+            | UploadMediaTo { .. }
+            | MediaConfig
             | GetMutualRooms
             | GetPushRules { .. }
             | GetPushRule { .. }
@@ -378,6 +401,13 @@ impl Endpoint {
             | GetProfileField { .. }
             | GetRoomAlias { .. }
             | GetRoomVisibility { .. } => AuthNeed::None,
+            DownloadMedia { legacy, .. } | ThumbnailMedia { legacy, .. } => {
+                if *legacy {
+                    AuthNeed::Optional
+                } else {
+                    AuthNeed::Required
+                }
+            }
             PublicRooms { post } => {
                 if *post {
                     AuthNeed::Required
@@ -388,6 +418,12 @@ impl Endpoint {
         }
     }
 
+    /// Whether the body is streamed to the handler instead of read first
+    /// (media uploads: large, and not JSON).
+    pub fn streams_body(&self) -> bool {
+        matches!(self, Endpoint::UploadMedia | Endpoint::UploadMediaTo { .. })
+    }
+
     /// Whether the request body must be a JSON object (spec: "API Standards":
     /// every POST/PUT except media upload and logout).
     pub fn wants_json_body(&self, method: &Method) -> bool {
@@ -395,7 +431,11 @@ impl Endpoint {
         write
             && !matches!(
                 self,
-                Endpoint::Logout | Endpoint::LogoutAll | Endpoint::AuthFallback { .. }
+                Endpoint::Logout
+                    | Endpoint::LogoutAll
+                    | Endpoint::AuthFallback { .. }
+                    | Endpoint::UploadMedia
+                    | Endpoint::UploadMediaTo { .. }
             )
     }
 }
@@ -422,6 +462,9 @@ pub fn route(method: &Method, segs: &[&str]) -> Result<Endpoint, MatrixError> {
             only(get, GetRegistrationTokenValidity)
         }
         ["_matrix", "client", "v1", "mutual_rooms"] => only(get, GetMutualRooms),
+        ["_matrix", "client", "v1", "media", rest @ ..] => route_media(rest, get, post, put, false),
+        ["_matrix", "media", "v3" | "r0", rest @ ..] => route_media(rest, get, post, put, true),
+        ["_matrix", "media", "v1", "create"] => only(post, CreateMedia),
         ["_matrix", "client", "v1", "rooms", room_id, "timestamp_to_event"] => {
             only(get, TimestampToEvent { room_id: (*room_id).to_owned() })
         }
@@ -736,6 +779,45 @@ fn route_room(
             only(post, ReportEvent { room_id, event_id: (*event_id).to_owned() })
         }
         ["aliases"] => only(get, GetLocalAliases { room_id }),
+        _ => Err(not_found()),
+    }
+}
+
+/// `/_matrix/client/v1/media/…` (authenticated) and `/_matrix/media/v3/…`
+/// (uploads, and the deprecated unauthenticated downloads).
+fn route_media(
+    rest: &[&str],
+    get: bool,
+    post: bool,
+    put: bool,
+    legacy: bool,
+) -> Result<Endpoint, MatrixError> {
+    use Endpoint::*;
+    let only = |ok: bool, e: Endpoint| if ok { Ok(e) } else { Err(wrong_method()) };
+    match rest {
+        ["config"] => only(get, MediaConfig),
+        ["upload"] if legacy => only(post, UploadMedia),
+        ["upload", server, media_id] if legacy => only(
+            put,
+            UploadMediaTo { server: (*server).to_owned(), media_id: (*media_id).to_owned() },
+        ),
+        ["download", server, media_id, name @ ..] if name.len() <= 1 => only(
+            get,
+            DownloadMedia {
+                server: (*server).to_owned(),
+                media_id: (*media_id).to_owned(),
+                file_name: name.first().map(|n| (*n).to_owned()),
+                legacy,
+            },
+        ),
+        ["thumbnail", server, media_id] => only(
+            get,
+            ThumbnailMedia {
+                server: (*server).to_owned(),
+                media_id: (*media_id).to_owned(),
+                legacy,
+            },
+        ),
         _ => Err(not_found()),
     }
 }

@@ -154,7 +154,7 @@ pub async fn create_room(app: &App, req: CreateRoom) -> Result<String, MatrixErr
     let random_id = format!("!{}:{}", random_opaque()?, server_name);
     app.store
         .write(move |ctx| {
-            let now = now_ms();
+            let mut now = now_ms();
             let v = req.version;
             let mut create_content = req.creation_content.clone();
             create_content.insert("room_version".into(), json!(v.as_str()));
@@ -164,23 +164,31 @@ pub async fn create_room(app: &App, req: CreateRoom) -> Result<String, MatrixErr
             let create_content = Value::Object(create_content);
             let room_id = if v.room_id_from_create_event() {
                 // The ID is the reference hash of the create event; build the
-                // same PDU append_event will build to learn it first.
-                let probe = json!({
-                    "auth_events": [], "content": create_content, "depth": 1,
-                    "origin_server_ts": now, "prev_events": [], "sender": req.creator,
-                    "state_key": "", "type": "m.room.create",
-                });
-                let mut probe = probe;
-                if pdu::hash_and_sign_event(&mut probe, v, &signer.server_name, &signer.key)
-                    .is_err()
-                {
-                    return Ok(Err(MatrixError::bad_json(
-                        "creation_content is not valid canonical JSON",
-                    )));
-                }
-                match pdu::room_id_from_create_event(&probe, v) {
-                    Ok(id) => id,
-                    Err(e) => return Ok(Err(MatrixError::bad_json(e.to_string()))),
+                // same PDU append_event will build to learn it first. Two
+                // identical create events (same creator, content and
+                // millisecond: a client creating rooms in parallel) would
+                // share an ID, so step the timestamp until the ID is new.
+                loop {
+                    let mut probe = json!({
+                        "auth_events": [], "content": create_content, "depth": 1,
+                        "origin_server_ts": now, "prev_events": [], "sender": req.creator,
+                        "state_key": "", "type": "m.room.create",
+                    });
+                    if pdu::hash_and_sign_event(&mut probe, v, &signer.server_name, &signer.key)
+                        .is_err()
+                    {
+                        return Ok(Err(MatrixError::bad_json(
+                            "creation_content is not valid canonical JSON",
+                        )));
+                    }
+                    let id = match pdu::room_id_from_create_event(&probe, v) {
+                        Ok(id) => id,
+                        Err(e) => return Ok(Err(MatrixError::bad_json(e.to_string()))),
+                    };
+                    if ctx.room(&id)?.is_none() {
+                        break id;
+                    }
+                    now += 1;
                 }
             } else {
                 random_id

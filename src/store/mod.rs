@@ -10,6 +10,7 @@
 
 mod accounts;
 mod e2ee;
+mod media;
 mod push;
 mod rooms;
 mod tables;
@@ -28,6 +29,7 @@ pub use accounts::{
     DeviceRecord, RegistrationTokenRecord, TokenKind, TokenRecord, UserRecord, hash_token,
 };
 pub use e2ee::KeyEntry;
+pub use media::MediaRecord;
 pub use rooms::{Membership, RoomRecord, RoomShort, StoredEvent};
 pub use userdata::Receipt;
 pub use writer::{CommitNotice, WriteCtx};

@@ -43,6 +43,9 @@
 //! | `user_room_stream_to_highlight` | (user_id, room short, stream) | 1 = highlight, 0 = plain notification | push |
 //! | `user_stream_to_notification` | (user_id, stream) | `{room_id, event_id, actions, ts}` for GET /notifications | push |
 //! | `pusher_to_json` | (user_id, app_id, pushkey) | pusher JSON | push |
+//! | `media_to_record` | (server_name, media_id) | JSON [`MediaRecord`](super::MediaRecord) | media |
+//! | `thumbnail_to_hash` | (server_name, media_id, width, height, method) | blake3 hex of the thumbnail file | media |
+//! | `user_to_media_bytes` | user_id | bytes uploaded (quota) | media |
 //! | `room_stream_to_receipt` | (room short, stream) | (receipt type, user_id, thread_id): changes, for sync | userdata |
 
 use redb::{ReadTransaction, TableDefinition, WriteTransaction};
@@ -126,6 +129,13 @@ pub(super) const USER_STREAM_TO_NOTIFICATION: TableDefinition<(&str, u64), &[u8]
 pub(super) const PUSHER_TO_JSON: TableDefinition<(&str, &str, &str), &[u8]> =
     TableDefinition::new("pusher_to_json");
 
+pub(super) const MEDIA_TO_RECORD: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("media_to_record");
+pub(super) const THUMBNAIL_TO_HASH: TableDefinition<(&str, &str, u32, u32, &str), &str> =
+    TableDefinition::new("thumbnail_to_hash");
+pub(super) const USER_TO_MEDIA_BYTES: TableDefinition<&str, u64> =
+    TableDefinition::new("user_to_media_bytes");
+
 pub(super) const META_SCHEMA_VERSION: &str = "schema_version";
 pub(super) const META_NEXT_POSITION: &str = "next_stream_position";
 
@@ -167,6 +177,9 @@ pub(super) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(USER_ROOM_STREAM_TO_HIGHLIGHT)?;
     txn.open_table(USER_STREAM_TO_NOTIFICATION)?;
     txn.open_table(PUSHER_TO_JSON)?;
+    txn.open_table(MEDIA_TO_RECORD)?;
+    txn.open_table(THUMBNAIL_TO_HASH)?;
+    txn.open_table(USER_TO_MEDIA_BYTES)?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod fallback;
 pub mod keys;
 pub mod login;
+pub mod media;
 pub mod misc;
 pub mod push;
 pub mod register;
