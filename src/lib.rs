@@ -19,6 +19,7 @@
 //! - [`push`]: push rules (defaults, the /pushrules operations, evaluation).
 //! - [`sync`]: sync assembly, typing, device-list tracking.
 //! - [`media`]: content-addressed media files, thumbnails.
+//! - [`search`]: server-side search: tokenizer, word index walk, ranking.
 //! - [`store`]: every redb table and the writer thread; nothing else names redb.
 //! - [`ids`]: validated identifiers (`UserId`, `RoomId`, …).
 //! - [`error`]: `MatrixError`, the one error type handlers return.
@@ -35,6 +36,7 @@ pub mod media;
 pub mod notify;
 pub mod push;
 pub mod room;
+pub mod search;
 pub mod server;
 pub mod store;
 pub mod sync;

@@ -40,6 +40,8 @@ pub struct App {
     waiters: RefCell<HashMap<String, Rc<Notify>>>,
     /// Who is typing where (in memory; spec: typing is ephemeral).
     pub typing: RefCell<crate::sync::typing::Typing>,
+    /// Sliding sync connections (MSC4186): what each was sent, bounded.
+    pub sliding: RefCell<crate::sync::sliding::Connections>,
     /// Presence by user: (presence, status_msg, last active ms). In memory:
     /// cheap, and a restart resetting everyone to offline is right.
     pub presence: RefCell<HashMap<String, Presence>>,
@@ -47,6 +49,8 @@ pub struct App {
     pub media: crate::media::MediaFiles,
     /// Woken when an upload completes (downloads wait for async uploads).
     pub media_uploaded: Rc<Notify>,
+    /// Woken when a push-gateway delivery is queued.
+    pub push_wake: Rc<Notify>,
     /// Woken once at shutdown so every long-poll returns.
     pub shutdown_notify: Rc<Notify>,
     shutting_down: Cell<bool>,
@@ -69,9 +73,11 @@ impl App {
             signer,
             waiters: RefCell::new(HashMap::new()),
             typing: RefCell::new(crate::sync::typing::Typing::default()),
+            sliding: RefCell::new(crate::sync::sliding::Connections::new()),
             presence: RefCell::new(HashMap::new()),
             media,
             media_uploaded: Rc::new(Notify::new()),
+            push_wake: Rc::new(Notify::new()),
             shutdown_notify: Rc::new(Notify::new()),
             shutting_down: Cell::new(false),
         }
@@ -145,7 +151,11 @@ pub async fn run(
     let waker = tokio::task::spawn_local(async move {
         while let Some(notice) = commits.recv().await {
             for user in &notice.users {
-                waker_app.wake(user);
+                if user == crate::store::PUSH_WAKE {
+                    waker_app.push_wake.notify_one();
+                } else {
+                    waker_app.wake(user);
+                }
             }
         }
     });
@@ -157,7 +167,9 @@ pub async fn run(
             crate::api::client::userdata::expire_typing(&typing_app);
         }
     });
+    let pusher = tokio::task::spawn_local(crate::push::gateway::run(app.clone()));
     crate::http::serve(listener, app, shutdown).await;
+    pusher.abort();
     waker.abort();
     typing_expiry.abort();
     // In-flight writes were awaited by their requests; anything still queued

@@ -168,3 +168,110 @@ async fn pushers_are_set_listed_moved_and_deleted() {
     bob.post("/_matrix/client/v3/pushers/set", del).await.ok();
     assert_eq!(bob.get("/_matrix/client/v3/pushers").await.ok()["pushers"], json!([]));
 }
+
+/// A push gateway on loopback: answers the first request with 500, then
+/// 200, rejecting the pushkey "BAD"; records what it received.
+async fn fake_gateway() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::sync::{Arc, Mutex};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let log = log.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let log = log.clone();
+                        async move {
+                            use http_body_util::BodyExt;
+                            let body = req.into_body().collect().await.expect("body").to_bytes();
+                            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                            let n = {
+                                let mut l = log.lock().expect("lock");
+                                l.push(v.clone());
+                                l.len()
+                            };
+                            let (status, reply) = if n == 1 {
+                                (500, json!({}))
+                            } else {
+                                let keys: Vec<Value> = v["notification"]["devices"]
+                                    .as_array()
+                                    .map(|d| {
+                                        d.iter()
+                                            .filter(|x| x["pushkey"] == "BAD")
+                                            .map(|x| x["pushkey"].clone())
+                                            .collect()
+                                    })
+                                    .unwrap_or_default();
+                                (200, json!({ "rejected": keys }))
+                            };
+                            let mut r = hyper::Response::new(http_body_util::Full::new(
+                                bytes::Bytes::from(reply.to_string()),
+                            ));
+                            *r.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
+                            Ok::<_, std::convert::Infallible>(r)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (format!("http://{addr}/_matrix/push/v1/notify"), seen)
+}
+
+#[tokio::test]
+async fn notifications_reach_the_push_gateway_with_retry_and_rejected_keys_are_dropped() {
+    let (url, seen) = fake_gateway().await;
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    let r = room_with(&alice, &bob).await;
+    for key in ["GOOD", "BAD"] {
+        bob.post("/_matrix/client/v3/pushers/set", json!({ "kind": "http", "app_id": "org.example.app", "pushkey": key,
+            "app_display_name": "App", "device_display_name": "Phone", "lang": "en", "append": true,
+            "data": { "url": url, "format": if key == "BAD" { "event_id_only" } else { "full" } } }))
+            .await
+            .ok();
+    }
+    let ev = send(&alice, &r, "t1", json!({ "msgtype": "m.text", "body": "wake up" })).await;
+    // Await the deliveries (one failed first try, then one per pusher).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let n = seen.lock().expect("lock").len();
+        let pushers = bob.get("/_matrix/client/v3/pushers").await.ok()["pushers"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0);
+        if n >= 3 && pushers == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "deliveries: {n}, pushers left: {pushers}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let got = seen.lock().expect("lock").clone();
+    let full = got
+        .iter()
+        .find(|v| v["notification"]["devices"][0]["pushkey"] == "GOOD")
+        .expect("GOOD delivered");
+    let n = &full["notification"];
+    assert_eq!(n["event_id"], ev.as_str());
+    assert_eq!(n["room_id"], r.as_str());
+    assert_eq!(n["sender"], "@alice:localhost");
+    assert_eq!(n["content"]["body"], "wake up");
+    assert_eq!(n["counts"]["unread"], 1);
+    assert_eq!(n["devices"][0]["app_id"], "org.example.app");
+    assert!(n["devices"][0]["data"].get("url").is_none(), "the URL is not sent to the gateway");
+    let bare = got
+        .iter()
+        .find(|v| v["notification"]["devices"][0]["pushkey"] == "BAD")
+        .expect("BAD delivered");
+    assert!(bare["notification"].get("content").is_none(), "event_id_only carries no content");
+    let left = bob.get("/_matrix/client/v3/pushers").await.ok();
+    assert_eq!(left["pushers"][0]["pushkey"], "GOOD", "the rejected pushkey was removed");
+}

@@ -70,6 +70,8 @@ pub async fn dispatch(
         CreateFilter { user_id } => sync::create_filter(app, req, &user_id).await,
         GetFilter { user_id, filter_id } => sync::get_filter(app, req, &user_id, &filter_id),
         Sync => sync::sync_events(app, req).await,
+        SlidingSync => sliding::sliding_sync(app, req).await,
+        GetRoomSummary { room } => summary::get_room_summary(app, req, &room),
         RedactEvent { room_id, event_id, txn_id } => {
             rooms::redact_event(app, req, &room_id, &event_id, &txn_id).await
         }
@@ -108,6 +110,17 @@ pub async fn dispatch(
         PublicRooms { post } => directory::public_rooms(app, req, post),
         KnockRoom { room } => rooms::knock(app, req, &room).await,
         GetMutualRooms => misc::mutual_rooms(app, req),
+        GetRelations { room_id, event_id, rel_type, event_type } => relations::get_relations(
+            app,
+            req,
+            &room_id,
+            &event_id,
+            rel_type.as_deref(),
+            event_type.as_deref(),
+        ),
+        GetThreads { room_id } => relations::get_threads(app, req, &room_id),
+        GetHierarchy { room_id } => spaces::get_hierarchy(app, req, &room_id),
+        UpgradeRoom { room_id } => rooms::upgrade_room(app, req, &room_id).await,
         UploadMedia => media::upload(app, req).await,
         CreateMedia => media::create(app, req).await,
         UploadMediaTo { server, media_id } => media::upload_to(app, req, &server, &media_id).await,
@@ -128,6 +141,7 @@ pub async fn dispatch(
         SetPusher => push::set_pusher(app, req).await,
         GetNotifications => push::get_notifications(app, req),
         SearchUserDirectory => misc::search_user_directory(app, req),
+        Search => search::search(app, req),
         ReportEvent { room_id, event_id } => {
             misc::report_event(app, req, &room_id, &event_id).await
         }

@@ -117,6 +117,12 @@ pub enum Endpoint {
         filter_id: String,
     },
     Sync,
+    /// MSC4186 simplified sliding sync.
+    SlidingSync,
+    /// MSC3266 room summary (stable and unstable paths).
+    GetRoomSummary {
+        room: String,
+    },
     RedactEvent {
         room_id: String,
         event_id: String,
@@ -200,6 +206,21 @@ pub enum Endpoint {
     PublicRooms {
         post: bool,
     },
+    GetRelations {
+        room_id: String,
+        event_id: String,
+        rel_type: Option<String>,
+        event_type: Option<String>,
+    },
+    GetThreads {
+        room_id: String,
+    },
+    GetHierarchy {
+        room_id: String,
+    },
+    UpgradeRoom {
+        room_id: String,
+    },
     // Content repository
     UploadMedia,
     CreateMedia,
@@ -245,6 +266,8 @@ pub enum Endpoint {
     SetPusher,
     GetNotifications,
     SearchUserDirectory,
+    /// `POST /search` (server-side search).
+    Search,
     ReportEvent {
         room_id: String,
         event_id: String,
@@ -307,6 +330,8 @@ impl Endpoint {
         use Endpoint::*;
         match self {
             GetVersions | ChangePassword | Deactivate => AuthNeed::Optional,
+            // Public and world-readable rooms are previewable without a token.
+            GetRoomSummary { .. } => AuthNeed::Optional,
             GetWellKnownClient
             | Register
             | GetRegisterAvailable
@@ -344,6 +369,7 @@ impl Endpoint {
             | CreateFilter { .. }
             | GetFilter { .. }
             | Sync
+            | SlidingSync
             | RedactEvent { .. }
             | ForgetRoom { .. }
             | GetEventContext { .. }
@@ -362,6 +388,10 @@ impl Endpoint {
             | GetLocalAliases { .. }
             | SetRoomVisibility { .. }
             | KnockRoom { .. }
+            | GetRelations { .. }
+            | GetThreads { .. }
+            | GetHierarchy { .. }
+            | UpgradeRoom { .. }
             | UploadMedia
             | CreateMedia
             | UploadMediaTo { .. }
@@ -375,6 +405,7 @@ impl Endpoint {
             | SetPusher
             | GetNotifications
             | SearchUserDirectory
+            | Search
             | ReportEvent { .. }
             | ReportRoom { .. }
             | ReportUser { .. }
@@ -462,6 +493,33 @@ pub fn route(method: &Method, segs: &[&str]) -> Result<Endpoint, MatrixError> {
             only(get, GetRegistrationTokenValidity)
         }
         ["_matrix", "client", "v1", "mutual_rooms"] => only(get, GetMutualRooms),
+        ["_matrix", "client", "unstable", "org.matrix.simplified_msc3575", "sync"] => {
+            only(post, SlidingSync)
+        }
+        ["_matrix", "client", "v1", "room_summary", room]
+        | ["_matrix", "client", "unstable", "im.nheko.summary", "summary", room]
+        | ["_matrix", "client", "unstable", "im.nheko.summary", "rooms", room, "summary"] => {
+            only(get, GetRoomSummary { room: (*room).to_owned() })
+        }
+        ["_matrix", "client", "v1", "rooms", room_id, "relations", event_id, rest @ ..]
+            if rest.len() <= 2 =>
+        {
+            only(
+                get,
+                GetRelations {
+                    room_id: (*room_id).to_owned(),
+                    event_id: (*event_id).to_owned(),
+                    rel_type: rest.first().map(|r| (*r).to_owned()),
+                    event_type: rest.get(1).map(|t| (*t).to_owned()),
+                },
+            )
+        }
+        ["_matrix", "client", "v1", "rooms", room_id, "hierarchy"] => {
+            only(get, GetHierarchy { room_id: (*room_id).to_owned() })
+        }
+        ["_matrix", "client", "v1", "rooms", room_id, "threads"] => {
+            only(get, GetThreads { room_id: (*room_id).to_owned() })
+        }
         ["_matrix", "client", "v1", "media", rest @ ..] => route_media(rest, get, post, put, false),
         ["_matrix", "media", "v3" | "r0", rest @ ..] => route_media(rest, get, post, put, true),
         ["_matrix", "media", "v1", "create"] => only(post, CreateMedia),
@@ -545,6 +603,7 @@ fn route_v3(
         ["join", room] => only(post, JoinRoomIdOrAlias { room: (*room).to_owned() }),
         ["knock", room] => only(post, KnockRoom { room: (*room).to_owned() }),
         ["user_directory", "search"] => only(post, SearchUserDirectory),
+        ["search"] => only(post, Search),
         ["pushrules"] | ["pushrules", ""] => only(get, GetPushRules { global_only: false }),
         ["pushrules", "global"] | ["pushrules", "global", ""] => {
             only(get, GetPushRules { global_only: true })
@@ -761,6 +820,7 @@ fn route_room(
             RedactEvent { room_id, event_id: (*event_id).to_owned(), txn_id: (*txn_id).to_owned() },
         ),
         ["forget"] => only(post, ForgetRoom { room_id }),
+        ["upgrade"] => only(post, UpgradeRoom { room_id }),
         ["context", event_id] => {
             only(get, GetEventContext { room_id, event_id: (*event_id).to_owned() })
         }

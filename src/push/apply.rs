@@ -89,6 +89,79 @@ pub fn notify_members(
         let bytes = serde_json::to_vec(&row).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         ctx.put_notification(&user, room.short, stream, actions.highlight, &bytes)?;
         ctx.wake_user(&user);
+        queue_pushes(ctx, room, event, &user, &actions)?;
     }
     Ok(())
+}
+
+/// Queues a Push Gateway API notification for each of `user`'s HTTP
+/// pushers (spec: push-gateway-api, `POST /_matrix/push/v1/notify`).
+fn queue_pushes(
+    ctx: &mut WriteCtx<'_>,
+    room: &RoomTarget,
+    event: &Value,
+    user: &str,
+    actions: &super::Actions,
+) -> Result<(), StoreError> {
+    let pushers = ctx.pushers(user)?;
+    if pushers.is_empty() {
+        return Ok(());
+    }
+    let unread = ctx.unread_in_room(user, room.short)?;
+    let sender = event["sender"].as_str().unwrap_or_default();
+    let sender_name = content_of(ctx, room, "m.room.member", sender)?["displayname"].clone();
+    let room_name = content_of(ctx, room, "m.room.name", "")?["name"].clone();
+    for (_, _, bytes) in pushers {
+        let pusher: Value =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if pusher["kind"] != "http" {
+            continue;
+        }
+        let Some(url) = pusher["data"]["url"].as_str() else { continue };
+        let mut data = pusher["data"].clone();
+        if let Some(d) = data.as_object_mut() {
+            d.remove("url");
+        }
+        let device = json!({
+            "app_id": pusher["app_id"], "pushkey": pusher["pushkey"], "pushkey_ts": ctx_now(),
+            "data": data, "tweaks": actions.tweaks(),
+        });
+        let prio = if event["type"] == "m.room.message"
+            || event["type"] == "m.room.encrypted"
+            || actions.highlight
+        {
+            "high"
+        } else {
+            "low"
+        };
+        let mut notification = json!({
+            "event_id": event["event_id"], "room_id": room.room_id, "prio": prio,
+            "counts": { "unread": unread }, "devices": [device],
+        });
+        if pusher["data"]["format"] != "event_id_only" {
+            notification["type"] = event["type"].clone();
+            notification["sender"] = json!(sender);
+            notification["content"] = event["content"].clone();
+            if !sender_name.is_null() {
+                notification["sender_display_name"] = sender_name.clone();
+            }
+            if !room_name.is_null() {
+                notification["room_name"] = room_name.clone();
+            }
+            if event["type"] == "m.room.member" {
+                notification["user_is_target"] = json!(event["state_key"] == user);
+            }
+        }
+        let item = json!({
+            "user": user, "app_id": pusher["app_id"], "pushkey": pusher["pushkey"], "url": url,
+            "body": { "notification": notification }, "attempts": 0, "next_try_ms": 0,
+        });
+        let bytes = serde_json::to_vec(&item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        ctx.queue_push(&bytes)?;
+    }
+    Ok(())
+}
+
+fn ctx_now() -> u64 {
+    crate::account::now_ms()
 }

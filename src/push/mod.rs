@@ -35,6 +35,7 @@
 pub mod apply;
 mod defaults;
 mod eval;
+pub mod gateway;
 mod rule;
 mod ruleset;
 

@@ -209,9 +209,11 @@ pub fn append_event(
         _ => None,
     };
     ctx.put_event(room.short, stream, &event_id, &client_json, &fields, state, member)?;
+    crate::search::run::index_event(ctx, room.short, stream, &ev.event_type, &ev.content)?;
     let client_value: Value =
         serde_json::from_slice(&client_json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     crate::push::apply::notify_members(ctx, &signer.server_name, room, &client_value, stream)?;
+    crate::room::relations::record(ctx, room.short, stream, &client_value)?;
     for user in ctx.members_with(room.short, "join")? {
         ctx.wake_user(&user);
     }

@@ -8,6 +8,8 @@ pub mod canonical;
 pub mod pdu;
 pub mod power_levels;
 pub mod redaction;
+pub mod relations;
 pub mod service;
+pub mod upgrade;
 pub mod version;
 pub mod visibility;

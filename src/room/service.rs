@@ -121,6 +121,14 @@ pub async fn redact(
                 .event_at(room.short, appended.stream)?
                 .and_then(|e| serde_json::from_slice::<Value>(&e.json).ok())
                 .unwrap_or(Value::Null);
+            // A redacted event no longer relates to anything (its reaction
+            // or edit stops counting).
+            if let Some((rel_type, parent)) =
+                crate::room::relations::relation_of(&original["content"])
+            {
+                ctx.delete_relation(r, parent, rel_type, pos)?;
+            }
+            crate::search::run::unindex_event(ctx, pos, &original)?;
             let mut redacted = crate::room::redaction::redact(&original, room.version);
             redacted["unsigned"] = json!({ "redacted_because": because });
             let bytes =

@@ -12,7 +12,9 @@ mod accounts;
 mod e2ee;
 mod media;
 mod push;
+mod relations;
 mod rooms;
+mod search;
 mod tables;
 mod userdata;
 mod writer;
@@ -30,7 +32,10 @@ pub use accounts::{
 };
 pub use e2ee::KeyEntry;
 pub use media::MediaRecord;
+pub use push::PUSH_WAKE;
+pub use relations::Child;
 pub use rooms::{Membership, RoomRecord, RoomShort, StoredEvent};
+pub use search::{SearchHit, SearchIndex};
 pub use userdata::Receipt;
 pub use writer::{CommitNotice, WriteCtx};
 

@@ -8,8 +8,8 @@
 use redb::ReadableTable;
 
 use super::tables::{
-    PUSHER_TO_JSON, USER_PUSH_RULES_TO_JSON, USER_ROOM_STREAM_TO_HIGHLIGHT,
-    USER_STREAM_TO_NOTIFICATION,
+    EVENT_ID_TO_POSITION, PUSH_QUEUE, PUSHER_TO_JSON, RECEIPT_TO_EVENT, USER_PUSH_RULES_TO_JSON,
+    USER_ROOM_STREAM_TO_HIGHLIGHT, USER_STREAM_TO_NOTIFICATION,
 };
 use super::{ReadTxn, RoomShort, StoreError, StreamPos, WriteCtx};
 
@@ -141,5 +141,64 @@ impl WriteCtx<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+/// The wake key the writer uses to tell the event loop that a push is
+/// queued (user IDs always start with `@`, so it cannot collide).
+pub const PUSH_WAKE: &str = "!push-queue";
+
+impl ReadTxn {
+    /// Queued push deliveries, oldest first: `(sequence, JSON)`.
+    pub fn push_queue(&self, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let t = self.0.open_table(PUSH_QUEUE)?;
+        let mut out = Vec::new();
+        for row in t.iter()?.take(limit) {
+            let (k, v) = row?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+impl WriteCtx<'_> {
+    /// Notifications of `user` in `room` after their read receipt (for the
+    /// push payload's unread count).
+    pub fn unread_in_room(&self, user: &str, room: RoomShort) -> Result<u64, StoreError> {
+        let receipts = self.txn.open_table(RECEIPT_TO_EVENT)?;
+        let positions = self.txn.open_table(EVENT_ID_TO_POSITION)?;
+        let mut read_upto = 0;
+        for ty in ["m.read", "m.read.private"] {
+            if let Some(v) = receipts.get((room.0, ty, user, ""))?
+                && let Some(p) = positions.get(v.value().0)?
+            {
+                read_upto = read_upto.max(p.value().1);
+            }
+        }
+        let t = self.txn.open_table(USER_ROOM_STREAM_TO_HIGHLIGHT)?;
+        let mut n = 0;
+        for row in t.range((user, room.0, read_upto + 1)..=(user, room.0, u64::MAX))? {
+            row?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Queues a delivery; it survives restarts until sent or given up.
+    pub fn queue_push(&mut self, json: &[u8]) -> Result<(), StoreError> {
+        let seq = self.next_position().0;
+        self.txn.open_table(PUSH_QUEUE)?.insert(seq, json)?;
+        self.wake_user(PUSH_WAKE);
+        Ok(())
+    }
+
+    pub fn update_push(&mut self, seq: u64, json: &[u8]) -> Result<(), StoreError> {
+        self.txn.open_table(PUSH_QUEUE)?.insert(seq, json)?;
+        Ok(())
+    }
+
+    pub fn remove_push(&mut self, seq: u64) -> Result<(), StoreError> {
+        self.txn.open_table(PUSH_QUEUE)?.remove(seq)?;
+        Ok(())
     }
 }

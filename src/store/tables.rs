@@ -46,6 +46,10 @@
 //! | `media_to_record` | (server_name, media_id) | JSON [`MediaRecord`](super::MediaRecord) | media |
 //! | `thumbnail_to_hash` | (server_name, media_id, width, height, method) | blake3 hex of the thumbnail file | media |
 //! | `user_to_media_bytes` | user_id | bytes uploaded (quota) | media |
+//! | `relation_to_child` | (room short, parent event_id, rel_type, child stream) | (child sender, child type) | relations |
+//! | `thread_root_to_latest` | (room short, root event_id) | stream of the latest thread reply | relations |
+//! | `search_term_stream_to_room` | (search term, stream) | (room short, searchable-key bit: 1 body, 2 name, 4 topic); terms come from `search::index_terms` | search |
+//! | `push_queue` | sequence (stream) | a pending push-gateway delivery: URL, payload, attempts, next try | push |
 //! | `room_stream_to_receipt` | (room short, stream) | (receipt type, user_id, thread_id): changes, for sync | userdata |
 
 use redb::{ReadTransaction, TableDefinition, WriteTransaction};
@@ -136,6 +140,16 @@ pub(super) const THUMBNAIL_TO_HASH: TableDefinition<(&str, &str, u32, u32, &str)
 pub(super) const USER_TO_MEDIA_BYTES: TableDefinition<&str, u64> =
     TableDefinition::new("user_to_media_bytes");
 
+pub(super) const RELATION_TO_CHILD: TableDefinition<(u64, &str, &str, u64), (&str, &str)> =
+    TableDefinition::new("relation_to_child");
+pub(super) const THREAD_ROOT_TO_LATEST: TableDefinition<(u64, &str), u64> =
+    TableDefinition::new("thread_root_to_latest");
+
+pub(super) const SEARCH_TERM_STREAM_TO_ROOM: TableDefinition<(&str, u64), (u64, u8)> =
+    TableDefinition::new("search_term_stream_to_room");
+
+pub(super) const PUSH_QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("push_queue");
+
 pub(super) const META_SCHEMA_VERSION: &str = "schema_version";
 pub(super) const META_NEXT_POSITION: &str = "next_stream_position";
 
@@ -180,6 +194,10 @@ pub(super) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(MEDIA_TO_RECORD)?;
     txn.open_table(THUMBNAIL_TO_HASH)?;
     txn.open_table(USER_TO_MEDIA_BYTES)?;
+    txn.open_table(PUSH_QUEUE)?;
+    txn.open_table(SEARCH_TERM_STREAM_TO_ROOM)?;
+    txn.open_table(RELATION_TO_CHILD)?;
+    txn.open_table(THREAD_ROOT_TO_LATEST)?;
     Ok(())
 }
 

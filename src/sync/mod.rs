@@ -9,6 +9,7 @@
 //! with nothing new costs one index lookup per joined room.
 
 pub mod devices;
+pub mod sliding;
 pub mod typing;
 
 use std::collections::{BTreeMap, HashSet};
@@ -34,6 +35,9 @@ pub struct SyncParams {
     pub full_state: bool,
     pub timeline_limit: usize,
     pub lazy_load_members: bool,
+    /// MSC4222: answer `state_after` (the state at the end of the timeline)
+    /// instead of `state` (the state at its start).
+    pub use_state_after: bool,
 }
 
 /// A sync token: `s<stream position>_<typing serial>`. The typing part is
@@ -67,7 +71,7 @@ pub fn pagination_token(p: StreamPos) -> String {
 
 /// Parses stored client-format JSON for a sync response (which omits
 /// `room_id`: the room is the key it sits under).
-fn event_value(e: &StoredEvent, drop_room_id: bool) -> Result<Value, MatrixError> {
+pub fn event_value(e: &StoredEvent, drop_room_id: bool) -> Result<Value, MatrixError> {
     let mut v: Value = serde_json::from_slice(&e.json)
         .map_err(|err| MatrixError::internal("stored event", err))?;
     if drop_room_id && let Some(o) = v.as_object_mut() {
@@ -76,7 +80,7 @@ fn event_value(e: &StoredEvent, drop_room_id: bool) -> Result<Value, MatrixError
     Ok(v)
 }
 
-fn sender_of(v: &Value) -> Option<&str> {
+pub fn sender_of(v: &Value) -> Option<&str> {
     v.get("sender").and_then(Value::as_str)
 }
 
@@ -153,11 +157,12 @@ pub fn assemble(
                 let timeline: Vec<Value> =
                     events.iter().map(|e| event_value(e, true)).collect::<Result<_, _>>()?;
                 let prev = events.first().map(|e| e.stream).unwrap_or(m.stream);
+                let state_field = if params.use_state_after { "state_after" } else { "state" };
                 leave.insert(
                     room_id,
                     json!({
                         "timeline": { "events": timeline, "limited": limited, "prev_batch": pagination_token(prev) },
-                        "state": { "events": [] },
+                        state_field: { "events": [] },
                         "account_data": { "events": [] },
                     }),
                 );
@@ -225,8 +230,11 @@ fn joined_room(
     if events.is_empty() && !fresh && ephemeral.is_empty() && room_data.is_empty() {
         return Ok(None);
     }
-    let timeline: Vec<Value> =
+    let mut timeline: Vec<Value> =
         events.iter().map(|e| event_value(e, true)).collect::<Result<_, _>>()?;
+    for ev in &mut timeline {
+        crate::room::relations::bundle(read, m.room, ev, user_id)?;
+    }
     let first = events.first().map(|e| e.stream).unwrap_or(upto);
     // State: everything (fresh) or what changed in the gap before the
     // timeline (limited incremental), minus what the timeline carries.
@@ -239,6 +247,9 @@ fn joined_room(
         .collect();
     let keys: Vec<(String, String)> = if fresh {
         read.room_state(m.room)?.into_iter().map(|(t, k, _)| (t, k)).collect()
+    } else if params.use_state_after {
+        // MSC4222: every state change in the window, the timeline's included.
+        read.state_changes(m.room, since, upto)?
     } else if limited {
         read.state_changes(m.room, since, StreamPos(first.0.saturating_sub(1)))?
     } else {
@@ -247,7 +258,7 @@ fn joined_room(
     let senders: HashSet<&str> = timeline.iter().filter_map(sender_of).collect();
     let mut state = Vec::new();
     for (t, k) in keys {
-        if in_timeline.contains(&(t.clone(), k.clone())) {
+        if !params.use_state_after && in_timeline.contains(&(t.clone(), k.clone())) {
             continue;
         }
         if params.lazy_load_members
@@ -257,12 +268,20 @@ fn joined_room(
         {
             continue;
         }
-        if let Some(ev) = read.state_event(m.room, &t, &k)?
-            && (ev.stream < first || !fresh)
-        {
-            state.push(event_value(&ev, true)?);
+        if let Some(ev) = read.state_event(m.room, &t, &k)? {
+            // `state` is the state before the timeline; `state_after` the
+            // state at its end (never past `upto`, which the timeline ends at).
+            let wanted = if params.use_state_after {
+                ev.stream <= upto
+            } else {
+                ev.stream < first || !fresh
+            };
+            if wanted {
+                state.push(event_value(&ev, true)?);
+            }
         }
     }
+    let state_field = if params.use_state_after { "state_after" } else { "state" };
     let joined = read.members_with(m.room, "join")?;
     let invited = read.members_with(m.room, "invite")?;
     let unread = read.unread_counts(user_id, m.room, read_position(read, user_id, m.room)?)?;
@@ -274,7 +293,7 @@ fn joined_room(
             "limited": limited,
             "prev_batch": pagination_token(first),
         },
-        "state": { "events": state },
+        state_field: { "events": state },
         "ephemeral": { "events": ephemeral },
         "account_data": { "events": room_data },
         "summary": {
@@ -308,7 +327,7 @@ pub fn read_position(
 
 /// Whether the room's current history visibility hides history from new
 /// members (`joined` or `invited`).
-fn restricted_history(read: &ReadTxn, room: RoomShort) -> Result<bool, MatrixError> {
+pub fn restricted_history(read: &ReadTxn, room: RoomShort) -> Result<bool, MatrixError> {
     Ok(match read.state_event(room, "m.room.history_visibility", "")? {
         Some(ev) => {
             let v = event_value(&ev, false)?;
@@ -366,7 +385,7 @@ fn room_extras(
 }
 
 /// Stripped state for an invite (spec: "Stripped state").
-fn stripped_state(
+pub fn stripped_state(
     read: &ReadTxn,
     room: RoomShort,
     user_id: &str,

@@ -18,7 +18,14 @@ pub const SUPPORTED_VERSIONS: &[&str] = &[
 pub fn get_versions(_app: &App, _req: &Request) -> Result<Reply, MatrixError> {
     Ok(json(&json!({
         "versions": SUPPORTED_VERSIONS,
-        "unstable_features": {},
+        "unstable_features": {
+            // MSC4186 simplified sliding sync (what Element X needs).
+            "org.matrix.simplified_msc3575": true,
+            // MSC4222 `use_state_after` on `/sync`.
+            "org.matrix.msc4222": true,
+            // MSC3266 room summaries.
+            "im.nheko.summary": true,
+        },
     })))
 }
 

@@ -446,7 +446,20 @@ pub fn get_event(
     if !Visibility::load(&read, caller.user_id.as_str(), short)?.can_see(&ev) {
         return Err(MatrixError::not_found("Event not found"));
     }
-    Ok(json(&parse(&ev)?))
+    Ok(json(&parse_bundled(&read, short, &ev, caller.user_id.as_str())?))
+}
+
+/// A stored event with its bundled aggregations, as the spec asks for
+/// `/event`, `/messages`, `/context` and `/sync`.
+pub(crate) fn parse_bundled(
+    read: &ReadTxn,
+    room: RoomShort,
+    e: &crate::store::StoredEvent,
+    user: &str,
+) -> Result<Value, MatrixError> {
+    let mut v = parse(e)?;
+    crate::room::relations::bundle(read, room, &mut v, user)?;
+    Ok(v)
 }
 
 /// `GET /rooms/{roomId}/joined_members`
@@ -543,8 +556,12 @@ pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, Matrix
         _ => return Err(MatrixError::invalid_param("dir must be b or f")),
     };
     let vis = Visibility::load(&read, caller.user_id.as_str(), short)?;
-    let chunk: Vec<Value> =
-        events.iter().filter(|e| vis.can_see(e)).map(parse).collect::<Result<_, _>>()?;
+    let user = caller.user_id.as_str();
+    let chunk: Vec<Value> = events
+        .iter()
+        .filter(|e| vis.can_see(e))
+        .map(|e| parse_bundled(&read, short, e, user))
+        .collect::<Result<_, _>>()?;
     let start_token = match from {
         Some(f) => sync::pagination_token(f),
         None => sync::pagination_token(if dir == "b" {
@@ -642,9 +659,9 @@ pub fn get_event_context(
         }
     }
     Ok(json(&json!({
-        "event": parse(&event)?,
-        "events_before": before.iter().filter(|e| vis.can_see(e)).map(parse).collect::<Result<Vec<_>, _>>()?,
-        "events_after": after.iter().filter(|e| vis.can_see(e)).map(parse).collect::<Result<Vec<_>, _>>()?,
+        "event": parse_bundled(&read, short, &event, caller.user_id.as_str())?,
+        "events_before": before.iter().filter(|e| vis.can_see(e)).map(|e| parse_bundled(&read, short, e, caller.user_id.as_str())).collect::<Result<Vec<_>, _>>()?,
+        "events_after": after.iter().filter(|e| vis.can_see(e)).map(|e| parse_bundled(&read, short, e, caller.user_id.as_str())).collect::<Result<Vec<_>, _>>()?,
         "start": sync::pagination_token(start),
         "end": sync::pagination_token(end),
         "state": state,
@@ -715,4 +732,23 @@ pub fn timestamp_to_event(app: &App, req: &Request, room_id: &str) -> Result<Rep
     let (event_id, origin_server_ts) =
         best.ok_or_else(|| MatrixError::not_found("No event found in that direction"))?;
     Ok(json(&json!({ "event_id": event_id, "origin_server_ts": origin_server_ts })))
+}
+
+/// `POST /rooms/{roomId}/upgrade`
+pub async fn upgrade_room(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    let body = req.json_object()?;
+    let v = body
+        .get("new_version")
+        .and_then(Value::as_str)
+        .ok_or_else(|| MatrixError::missing_param("new_version is required"))?;
+    let version = RoomVersion::parse(v).ok_or_else(|| {
+        MatrixError::new(
+            ErrorKind::UnsupportedRoomVersion,
+            format!("Room version {v} is not supported"),
+        )
+    })?;
+    let new_room =
+        crate::room::upgrade::upgrade(app, room_id, version, caller.user_id.as_str()).await?;
+    Ok(json(&json!({ "replacement_room": new_room })))
 }

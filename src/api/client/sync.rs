@@ -84,6 +84,9 @@ pub async fn sync_events(app: &App, req: &Request) -> Result<Reply, MatrixError>
         timeline_limit: filter["room"]["timeline"]["limit"].as_u64().unwrap_or(10).clamp(1, 500)
             as usize,
         lazy_load_members: filter["room"]["state"]["lazy_load_members"].as_bool().unwrap_or(false),
+        // MSC4222, under its stable and unstable parameter names.
+        use_state_after: req.query_bool("use_state_after", false)?
+            || req.query_bool("org.matrix.msc4222.use_state_after", false)?,
     };
     let timeout_ms: u64 = match req.query("timeout") {
         Some(t) => {
