@@ -252,10 +252,11 @@ fn migrate(db: &Database) -> Result<(), StoreError> {
         Some(v) if v > SCHEMA_VERSION => {
             Err(StoreError::NewerSchema { found: v, known: SCHEMA_VERSION })
         }
-        Some(v) if v == SCHEMA_VERSION => Ok(()),
-        // A new file, or an older schema: create missing tables and step up.
-        // Each future migration is a `match` arm on the version it upgrades
-        // from, applied in order inside one transaction.
+        // A new file, the current schema, or an older one: create any
+        // missing table (tables are only ever added within a schema version,
+        // so this is idempotent and cheap) and step the version up. Each
+        // future migration that changes a layout is a `match` arm on the
+        // version it upgrades from, applied in order inside one transaction.
         _ => {
             let txn = db.begin_write()?;
             tables::create_all(&txn)?;

@@ -121,3 +121,21 @@ fn deleting_a_device_removes_exactly_its_tokens() {
     assert!(read.token(&hash_token("t3")).expect("get").is_some());
     assert_eq!(read.devices("alice").expect("list").len(), 1);
 }
+
+#[test]
+fn tables_added_later_are_created_when_an_existing_file_opens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open(dir.path(), 1 << 20, None).expect("open");
+        store.shutdown();
+    }
+    // Simulate a file written before a table existed.
+    {
+        let db = Database::create(dir.path().join("hearth.redb")).expect("db");
+        let txn = db.begin_write().expect("txn");
+        txn.delete_table(tables::REPORT_TO_JSON).expect("delete");
+        txn.commit().expect("commit");
+    }
+    let store = Store::open(dir.path(), 1 << 20, None).expect("reopen");
+    assert!(store.read().expect("read").reports().expect("table exists again").is_empty());
+}
