@@ -26,6 +26,10 @@ usage:
   hearth media usage
   hearth media delete mxc://SERVER/MEDIA_ID
   hearth media purge --older-than-days N
+  hearth backup DEST      (also while the server runs)
+  hearth restore SRC      (server stopped)
+  hearth doctor           (exit 0: all fine, 1: something to fix)
+  hearth tls self-signed NAME [ALSO...] [--out-dir DIR]
 
 Admin commands take --config / --data-dir / --server-name too, and must run
 while the server is stopped.";
@@ -77,6 +81,7 @@ pub fn main(args: Vec<String>) -> i32 {
                 opts.admin = true;
                 Ok(())
             }
+            "--out-dir" => value("--out-dir").map(|v| opts.out_dir = Some(v.into())),
             s if s.starts_with('-') => Err(format!("unknown option {s}")),
             _ => {
                 words.push(a);
@@ -108,6 +113,13 @@ pub fn main(args: Vec<String>) -> i32 {
         ["registration-token", "revoke", token] => token_revoke(&config, token),
         ["reports", "list"] => reports_list(&config),
         ["media", "usage"] => media_usage(&config),
+        ["backup", dest] => backup(&config, dest),
+        ["restore", src] => restore(&config, src),
+        ["doctor"] => {
+            let fine = crate::admin::doctor::run(&config, &mut std::io::stdout());
+            return if fine { 0 } else { 1 };
+        }
+        ["tls", "self-signed", name, also @ ..] => tls_self_signed(name, also, &opts),
         ["media", "delete", uri] => media_delete(&config, uri),
         ["media", "purge"] => match opts.older_than_days {
             Some(days) => media_purge(&config, days),
@@ -139,6 +151,7 @@ struct Options {
     uses: Option<u64>,
     expires_in_days: Option<u64>,
     older_than_days: Option<u64>,
+    out_dir: Option<PathBuf>,
 }
 
 fn init_logging(filter: &str) {
@@ -156,6 +169,14 @@ fn init_logging(filter: &str) {
 }
 
 fn serve(config: Config) -> i32 {
+    // Certificate problems are config errors (exit 2), found before anything
+    // starts; the listener loads the files again when it starts.
+    if let Some(files) = &config.tls
+        && let Err(e) = crate::http::tls::load_server_config(files)
+    {
+        eprintln!("hearth: {e}");
+        return 2;
+    }
     init_logging(&config.log);
     if config.registration_defaulted_closed {
         tracing::warn!(
@@ -197,8 +218,9 @@ fn serve(config: Config) -> i32 {
         };
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(
-            "serving {} on http://{addr} from {} (registration {})",
+            "serving {} on {}://{addr} from {} (registration {})",
             config.server_name,
+            if config.tls.is_some() { "https" } else { "http" },
             config.data_dir.display(),
             config.registration.as_str()
         );
@@ -238,6 +260,95 @@ async fn shutdown_signal() {
         }
     }
     tracing::info!("shutting down");
+}
+
+/// `hearth tls self-signed NAME [ALSO...]`: writes `NAME.crt` (the server
+/// certificate and its throwaway CA), `NAME.key` (mode 0600) and
+/// `NAME-ca.crt` (the CA alone, for devices to trust), and prints the config
+/// lines. Existing files are not overwritten.
+fn tls_self_signed(name: &str, also: &[&str], opts: &Options) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let generated = crate::http::tls::self_signed(name, also).map_err(|e| e.to_string())?;
+    let dir = opts.out_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let dir = std::fs::canonicalize(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let ca = dir.join(format!("{name}-ca.crt"));
+    for p in [&cert, &key, &ca] {
+        if p.exists() {
+            return Err(format!("{} exists; remove it first to make a new pair", p.display()));
+        }
+    }
+    let write = |path: &PathBuf, text: &str, mode: u32| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    write(&key, &generated.key_pem, 0o600)?;
+    write(&cert, &generated.cert_pem, 0o644)?;
+    write(&ca, &generated.ca_pem, 0o644)?;
+    let mut names = vec![name];
+    names.extend(also.iter().copied().filter(|a| *a != name));
+    println!("wrote {}, {} and {}", cert.display(), key.display(), ca.display());
+    println!("certificate for {}, valid until {}", names.join(", "), generated.not_after);
+    println!("SHA-256 fingerprint: {}", generated.sha256_fingerprint);
+    println!();
+    println!("Devices must trust {} (install it as a CA certificate).", ca.display());
+    println!("Add to the config file (the key must be readable by the user hearth runs as):");
+    println!("tls_cert = {:?}", cert.display().to_string());
+    println!("tls_key = {:?}", key.display().to_string());
+    Ok(())
+}
+
+/// Backs up directly when the server is stopped, else asks it over the
+/// admin socket (redb's lock keeps us out of a running server's file).
+fn backup(config: &Config, dest: &str) -> Result<(), String> {
+    let dest = std::path::absolute(dest).map_err(|e| format!("{dest}: {e}"))?;
+    match Store::open(&config.data_dir, config.db_cache_bytes, None) {
+        Ok(store) => {
+            let r = crate::admin::backup::backup(&store, &config.data_dir, &dest);
+            store.shutdown();
+            println!("backed up to {}: {}", dest.display(), r?.describe());
+            Ok(())
+        }
+        Err(StoreError::Locked(_)) => {
+            let req = serde_json::json!({ "op": "backup", "dest": dest });
+            let v = crate::admin::client::request(&config.data_dir, &req).map_err(|e| {
+                format!("the database is in use, but asking the server failed: {e}")
+            })?;
+            if v["ok"] != true {
+                return Err(format!(
+                    "the running server could not back up: {}",
+                    v["error"].as_str().unwrap_or("unknown error")
+                ));
+            }
+            println!(
+                "backed up to {} by the running server: database {} bytes (stream position {}), \
+                 {} media files copied, {} already there",
+                dest.display(),
+                v["db_bytes"],
+                v["position"],
+                v["media_copied"],
+                v["media_skipped"]
+            );
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn restore(config: &Config, src: &str) -> Result<(), String> {
+    let status = serde_json::json!({ "op": "status" });
+    if crate::admin::client::request(&config.data_dir, &status).is_ok() {
+        return Err("the server is running on this data directory; stop it first".into());
+    }
+    let summary = crate::admin::backup::restore(std::path::Path::new(src), &config.data_dir)?;
+    println!("restored {src} into {}: {}", config.data_dir.display(), summary.describe());
+    Ok(())
 }
 
 fn open(config: &Config) -> Result<Store, String> {

@@ -65,6 +65,11 @@ struct RawConfig {
     media_quota_mb: Option<u64>,
     legacy_media: Option<bool>,
     max_thumbnail_megapixels: Option<u64>,
+    metrics_listen: Option<String>,
+    admin_contact: Option<String>,
+    min_free_disk_mb: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// Values given on the command line; they win over the file.
@@ -108,6 +113,26 @@ pub struct Config {
     pub legacy_media: bool,
     /// Images with more pixels are not thumbnailed (decompression bombs).
     pub max_thumbnail_pixels: u64,
+    /// Serve Prometheus metrics here (plain HTTP, `/metrics`); `None` → off.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where users can reach the admin (`mailto:` or `https:` URI): sent as
+    /// `admin_contact` with `M_RESOURCE_LIMIT_EXCEEDED` when the disk is full.
+    pub admin_contact: Option<String>,
+    /// Writes are refused while the data directory has less free space.
+    pub min_free_disk_bytes: u64,
+    /// Serve HTTPS with this certificate and key; `None` → plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// `tls_cert` and `tls_key`: PEM files, read when the server starts and on
+/// SIGHUP (`http::tls`). Only their presence is checked here, so admin
+/// commands work without read access to the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// A configuration problem, naming the key and what is wrong.
@@ -215,6 +240,25 @@ impl Config {
         let media_quota_mb = bounded("media_quota_mb", raw.media_quota_mb, 0, 0, 1 << 30)?;
         let max_thumbnail_megapixels =
             bounded("max_thumbnail_megapixels", raw.max_thumbnail_megapixels, 40, 1, 1000)?;
+        let metrics_listen = match raw.metrics_listen {
+            None => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                ConfigError(format!(
+                    "metrics_listen: {text:?} is not an address like 127.0.0.1:9108"
+                ))
+            })?),
+        };
+        let min_free_disk_mb = bounded("min_free_disk_mb", raw.min_free_disk_mb, 16, 0, 1 << 20)?;
+        let tls = match (raw.tls_cert, raw.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (Some(_), None) => {
+                return Err(ConfigError("tls_key: must be set when tls_cert is".into()));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError("tls_cert: must be set when tls_key is".into()));
+            }
+        };
         Ok(Config {
             server_name,
             listen,
@@ -234,6 +278,10 @@ impl Config {
             media_quota_bytes: media_quota_mb << 20,
             legacy_media: raw.legacy_media.unwrap_or(true),
             max_thumbnail_pixels: max_thumbnail_megapixels * 1_000_000,
+            metrics_listen,
+            admin_contact: raw.admin_contact.filter(|c| !c.trim().is_empty()),
+            min_free_disk_bytes: min_free_disk_mb << 20,
+            tls,
         })
     }
 }
@@ -293,6 +341,16 @@ mod tests {
     }
 
     #[test]
+    fn tls_needs_both_the_certificate_and_the_key() {
+        let e = parse("tls_cert = \"a.crt\"").expect_err("no key");
+        assert!(e.0.starts_with("tls_key:"), "{e}");
+        let e = parse("tls_key = \"a.key\"").expect_err("no cert");
+        assert!(e.0.starts_with("tls_cert:"), "{e}");
+        let c = parse("tls_cert = \"a.crt\"\ntls_key = \"a.key\"").expect("valid");
+        assert_eq!(c.tls, Some(TlsFiles { cert: "a.crt".into(), key: "a.key".into() }));
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         let e = parse("lisen = \"127.0.0.1:1\"").expect_err("typo");
         assert!(e.0.contains("lisen"), "{e}");
@@ -315,6 +373,10 @@ mod tests {
         assert_eq!(example.media_quota_bytes, defaults.media_quota_bytes);
         assert_eq!(example.legacy_media, defaults.legacy_media);
         assert_eq!(example.max_thumbnail_pixels, defaults.max_thumbnail_pixels);
+        assert_eq!(example.metrics_listen, defaults.metrics_listen);
+        assert_eq!(example.admin_contact, defaults.admin_contact);
+        assert_eq!(example.min_free_disk_bytes, defaults.min_free_disk_bytes);
+        assert_eq!(example.tls, defaults.tls);
     }
 
     #[test]

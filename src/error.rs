@@ -185,6 +185,20 @@ impl MatrixError {
         self.status.unwrap_or_else(|| self.kind.status())
     }
 
+    /// `M_RESOURCE_LIMIT_EXCEEDED` MUST carry `admin_contact` (spec:
+    /// client-server-api/#common-error-codes): adds the configured one, or,
+    /// with none configured, answers `M_UNKNOWN` with the same message.
+    pub fn with_admin_contact(self, contact: Option<&str>) -> MatrixError {
+        if self.kind != ErrorKind::ResourceLimitExceeded || self.extra.contains_key("admin_contact")
+        {
+            return self;
+        }
+        match contact {
+            Some(c) => self.with_extra("admin_contact", Value::from(c)),
+            None => MatrixError { kind: ErrorKind::Unknown, ..self },
+        }
+    }
+
     /// The JSON body: `errcode`, `error` and the extra fields.
     pub fn body(&self) -> Value {
         let mut body = self.extra.clone();
@@ -220,6 +234,20 @@ mod tests {
         assert_eq!(body["errcode"], "M_LIMIT_EXCEEDED");
         assert_eq!(body["retry_after_ms"], 1500);
         assert_eq!(e.status(), 429);
+    }
+
+    #[test]
+    fn resource_limit_carries_the_admin_contact_or_becomes_unknown() {
+        let full = || MatrixError::new(ErrorKind::ResourceLimitExceeded, "disk full");
+        let e = full().with_admin_contact(Some("mailto:admin@example.org"));
+        assert_eq!(e.body()["errcode"], "M_RESOURCE_LIMIT_EXCEEDED");
+        assert_eq!(e.body()["admin_contact"], "mailto:admin@example.org");
+        let e = full().with_admin_contact(None);
+        assert_eq!(e.body()["errcode"], "M_UNKNOWN");
+        assert_eq!(e.status(), 500);
+        assert_eq!(e.body()["error"], "disk full");
+        let other = MatrixError::forbidden("no").with_admin_contact(None);
+        assert_eq!(other.body()["errcode"], "M_FORBIDDEN");
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! - [`server`]: [`server::App`] (what handlers get) and [`server::run`], which
 //!   takes a bound listener so tests can drive the real server.
 //! - [`http`]: listener, connections, limits, CORS, routing into a typed
-//!   endpoint, access-token extraction, errors → responses.
+//!   endpoint, access-token extraction, errors → responses; HTTPS and
+//!   HTTP/2 with certificate reload in [`http::tls`].
+//! - [`net`]: the outbound HTTP(S) client (push gateways, link previews).
 //! - [`api`]: one handler per spec operation, one file per spec area.
 //! - [`account`]: passwords, tokens and devices, user-interactive auth,
 //!   failed-login rate limiting.
@@ -24,8 +26,12 @@
 //! - [`ids`]: validated identifiers (`UserId`, `RoomId`, …).
 //! - [`error`]: `MatrixError`, the one error type handlers return.
 //! - [`cli`]: the admin command line (`hearth user …`, `hearth registration-token …`).
+//! - [`admin`]: the admin socket of a running server, backup and restore,
+//!   `hearth doctor`.
+//! - [`metrics`]: Prometheus metrics on their own listener (off by default).
 
 pub mod account;
+pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod config;
@@ -33,6 +39,8 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod media;
+pub mod metrics;
+pub mod net;
 pub mod notify;
 pub mod push;
 pub mod room;

@@ -51,6 +51,8 @@ pub struct App {
     pub media_uploaded: Rc<Notify>,
     /// Woken when a push-gateway delivery is queued.
     pub push_wake: Rc<Notify>,
+    /// Request counters for the metrics endpoint.
+    pub metrics: crate::metrics::Metrics,
     /// Woken once at shutdown so every long-poll returns.
     pub shutdown_notify: Rc<Notify>,
     shutting_down: Cell<bool>,
@@ -78,6 +80,7 @@ impl App {
             media,
             media_uploaded: Rc::new(Notify::new()),
             push_wake: Rc::new(Notify::new()),
+            metrics: crate::metrics::Metrics::default(),
             shutdown_notify: Rc::new(Notify::new()),
             shutting_down: Cell::new(false),
         }
@@ -112,6 +115,12 @@ impl App {
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.get()
     }
+
+    /// Open long-polls: each holds a clone of its user's `Notify` while it
+    /// waits, the map holds one more.
+    pub fn open_long_polls(&self) -> usize {
+        self.waiters.borrow().values().map(|n| Rc::strong_count(n).saturating_sub(1)).sum()
+    }
 }
 
 /// Opens the store in `config.data_dir`.
@@ -126,6 +135,20 @@ pub async fn run(
     config: Config,
     store: Store,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
+    run_with_reload(config, store, listener, crate::http::tls::ReloadRequests::none(), shutdown)
+        .await;
+}
+
+/// [`run`], plus certificate reloads on request: the other end of
+/// `reloads` ([`crate::http::tls::reload_channel`]) does what SIGHUP does
+/// and reports the outcome (tests use it; SIGHUP works either way).
+pub async fn run_with_reload(
+    config: Config,
+    store: Store,
+    listener: TcpListener,
+    reloads: crate::http::tls::ReloadRequests,
     shutdown: impl Future<Output = ()>,
 ) {
     crate::http::set_header_limit(config.max_request_header_bytes);
@@ -146,6 +169,21 @@ pub async fn run(
         }
     };
     let app = Rc::new(App::new(config, store.clone(), signer, media));
+    store.set_min_free_bytes(app.config.min_free_disk_bytes);
+    let metrics = match app.config.metrics_listen {
+        Some(addr) => match TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!("metrics on http://{addr}/metrics");
+                Some(tokio::task::spawn_local(crate::metrics::serve(l, app.clone())))
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for metrics on {addr}: {e}; metrics are off");
+                None
+            }
+        },
+        None => None,
+    };
+    let admin = crate::admin::server::start(app.clone());
     let mut commits = store.subscribe();
     let waker_app = app.clone();
     let waker = tokio::task::spawn_local(async move {
@@ -168,7 +206,13 @@ pub async fn run(
         }
     });
     let pusher = tokio::task::spawn_local(crate::push::gateway::run(app.clone()));
-    crate::http::serve(listener, app, shutdown).await;
+    crate::http::serve(listener, app, reloads, shutdown).await;
+    if let Some(m) = metrics {
+        m.abort();
+    }
+    if let Some(a) = admin {
+        a.stop();
+    }
     pusher.abort();
     waker.abort();
     typing_expiry.abort();

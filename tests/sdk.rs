@@ -198,3 +198,97 @@ async fn two_sdk_clients_chat_through_hearth() {
         ]
     );
 }
+
+/// Logs a fresh SDK client in as `user` (registered through the HTTP helper).
+async fn logged_in(s: &TestServer, user: &str, password: &str) -> Client {
+    s.client().register(user, password).await;
+    let client = sdk_client(s).await;
+    client.matrix_auth().login_username(user, password).send().await.expect("login");
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_message_is_decrypted_by_the_other_sdk_client() {
+    use matrix_sdk::ruma::events::InitialStateEvent;
+    use matrix_sdk::ruma::events::room::encryption::RoomEncryptionEventContent;
+
+    let s = TestServer::start();
+    let alice = logged_in(&s, "carol", "pw-carol-1").await;
+    let bob = logged_in(&s, "dave", "pw-dave-1").await;
+    let alice_id = alice.user_id().expect("logged in").to_owned();
+    let bob_id = bob.user_id().expect("logged in").to_owned();
+    let bob_seen = record_messages(&bob);
+    // Initial syncs upload each device's keys (the SDK does it on sync).
+    alice.sync_once(SyncSettings::new()).await.expect("sync");
+    bob.sync_once(SyncSettings::new()).await.expect("sync");
+
+    let mut create = create_room::v3::Request::new();
+    create.preset = Some(create_room::v3::RoomPreset::PrivateChat);
+    create.invite = vec![bob_id.clone()];
+    create.initial_state = vec![
+        InitialStateEvent::with_empty_state_key(
+            RoomEncryptionEventContent::with_recommended_defaults(),
+        )
+        .to_raw_any(),
+    ];
+    let room_id = alice.create_room(create).await.expect("create room").room_id().to_owned();
+    sync_until(&bob, "bob's invite", |c| has_room(c, &room_id, RoomState::Invited)).await;
+    bob.join_room_by_id(&room_id).await.expect("join");
+    sync_until(&bob, "bob joined", |c| has_room(c, &room_id, RoomState::Joined)).await;
+    sync_until(&alice, "bob's join at alice", |c| {
+        c.get_room(&room_id).is_some_and(|r| r.joined_members_count() == 2)
+    })
+    .await;
+    let room = alice.get_room(&room_id).expect("room");
+    assert!(room.latest_encryption_state().await.expect("encryption state").is_encrypted());
+    // The SDK queries Bob's devices, claims a one-time key, shares the room
+    // key over to-device, and sends an m.room.encrypted event.
+    room.send(RoomMessageEventContent::text_plain("a secret")).await.expect("send encrypted");
+    sync_until(&bob, "the decrypted message at bob", |_| {
+        saw(&bob_seen, &room_id, &alice_id, "a secret")
+    })
+    .await;
+    // What the server stored is ciphertext only.
+    let raw = s
+        .client()
+        .with_token(bob.access_token().expect("token").as_str())
+        .get(&format!("/_matrix/client/v3/rooms/{room_id}/messages?dir=b&limit=5"))
+        .await
+        .ok();
+    assert!(!raw.to_string().contains("a secret"), "the server never sees the plaintext");
+    assert!(
+        raw["chunk"].as_array().is_some_and(|c| c.iter().any(|e| e["type"] == "m.room.encrypted"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_bootstraps_cross_signing_and_a_key_backup() {
+    let s = TestServer::start();
+    let alice = logged_in(&s, "erin", "pw-erin-1").await;
+    alice.sync_once(SyncSettings::new()).await.expect("sync");
+    let encryption = alice.encryption();
+    // First upload of cross-signing keys: no user-interactive auth needed.
+    encryption.bootstrap_cross_signing(None).await.expect("bootstrap cross-signing");
+    let status = encryption.cross_signing_status().await.expect("status");
+    assert!(status.has_master && status.has_self_signing && status.has_user_signing, "{status:?}");
+    // The server returns the keys as uploaded, signatures included.
+    let me = alice.user_id().expect("user").to_string();
+    let q = s
+        .client()
+        .with_token(alice.access_token().expect("token").as_str())
+        .post(
+            "/_matrix/client/v3/keys/query",
+            serde_json::json!({ "device_keys": { me.clone(): [] } }),
+        )
+        .await
+        .ok();
+    assert!(q["master_keys"][me.as_str()]["keys"].is_object(), "{q}");
+    let device = alice.device_id().expect("device").to_string();
+    let sigs = q["device_keys"][me.as_str()][device.as_str()]["signatures"][me.as_str()]
+        .as_object()
+        .expect("sigs");
+    assert!(sigs.len() >= 2, "the device is signed by itself and the self-signing key: {sigs:?}");
+    // A server-side key backup is created and found again.
+    encryption.backups().create().await.expect("create backup");
+    assert!(encryption.backups().exists_on_server().await.expect("query backup"));
+}

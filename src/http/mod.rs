@@ -1,11 +1,12 @@
-//! The HTTP layer: listener, connections (hyper HTTP/1.1 with keep-alive),
-//! limits, CORS, access-token extraction, and turning `MatrixError` into
+//! The HTTP layer: listener, connections (hyper HTTP/1.1 with keep-alive;
+//! with TLS also HTTP/2, chosen by ALPN, see [`tls`]), limits, CORS, access-token extraction, and turning `MatrixError` into
 //! responses. It knows nothing of rooms or accounts beyond calling
 //! `account::authenticate` and `api::dispatch`.
 
 mod request;
 mod response;
 pub mod router;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,9 +18,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
@@ -36,9 +38,39 @@ use router::AuthNeed;
 /// return at once; this bounds a slow client).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// A TLS handshake must finish within this, so a client that connects and
+/// says nothing does not hold a connection slot for long.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Concurrent requests on one HTTP/2 connection. Each may be a `/sync`
+/// long-poll; `max_connections` bounds connections, this bounds what one
+/// connection can multiplex (hyper's default is 200).
+const H2_MAX_STREAMS: u32 = 64;
+
 /// Accepts connections until `shutdown` resolves, then stops accepting,
-/// lets in-flight requests finish and returns.
-pub async fn serve(listener: TcpListener, app: Rc<App>, shutdown: impl Future<Output = ()>) {
+/// lets in-flight requests finish and returns. With `tls_cert`/`tls_key`
+/// configured it speaks HTTPS, reloading the certificate on SIGHUP or a
+/// request through `reloads`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Rc<App>,
+    reloads: tls::ReloadRequests,
+    shutdown: impl Future<Output = ()>,
+) {
+    let tls = match &app.config.tls {
+        None => None,
+        Some(files) => match tls::Tls::load(files) {
+            Ok(t) => Some(Rc::new(t)),
+            Err(e) => {
+                // `hearth serve` checked the files before starting; they
+                // changed since.
+                tracing::error!("cannot serve HTTPS: {e}");
+                app.begin_shutdown();
+                return;
+            }
+        },
+    };
+    let reloader = tokio::task::spawn_local(tls::reload_on_request(tls.clone(), reloads));
     let max = app.config.max_connections;
     let slots = Arc::new(Semaphore::new(max));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -66,16 +98,63 @@ pub async fn serve(listener: TcpListener, app: Rc<App>, shutdown: impl Future<Ou
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let mut stop = stop_rx.clone();
+        // Taken at accept time: a reload affects connections from now on.
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
         tokio::task::spawn_local(async move {
             let _permit = permit;
-            let service = service_fn(move |req| {
-                let app = app.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&app, req, remote).await) }
-            });
-            let conn = http1::Builder::new()
-                .keep_alive(true)
-                .max_buf_size(app_header_limit())
-                .serve_connection(TokioIo::new(stream), service);
+            let Some(acceptor) = acceptor else {
+                return serve_connection(stream, false, app, remote, stop).await;
+            };
+            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+            let stream = tokio::select! {
+                r = handshake => match r {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!("TLS handshake with {remote} failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake with {remote} timed out");
+                        return;
+                    }
+                },
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            serve_connection(stream, h2, app, remote, stop).await;
+        });
+    }
+    drop(listener);
+    reloader.abort();
+    let _ = stop_tx.send(true);
+    app.begin_shutdown();
+    // Every connection holds a slot; having all of them back means all closed.
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all)).await;
+}
+
+/// Serves one connection (plain TCP or decrypted TLS) until it closes, or
+/// until `stop` turns true: then in-flight requests finish and it closes
+/// (HTTP/1.1: after the current response; HTTP/2: GOAWAY, open streams
+/// run to completion).
+async fn serve_connection<I>(
+    io: I,
+    h2: bool,
+    app: Rc<App>,
+    remote: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let service = service_fn(move |req| {
+        let app = app.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(&app, req, remote).await) }
+    });
+    let io = TokioIo::new(io);
+    // The two connection types share no trait for graceful shutdown.
+    macro_rules! drive {
+        ($conn:expr) => {{
+            let conn = $conn;
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => { let _ = r; }
@@ -84,14 +163,24 @@ pub async fn serve(listener: TcpListener, app: Rc<App>, shutdown: impl Future<Ou
                     let _ = conn.await;
                 }
             }
-        });
+        }};
     }
-    drop(listener);
-    let _ = stop_tx.send(true);
-    app.begin_shutdown();
-    // Every connection holds a slot; having all of them back means all closed.
-    let all = u32::try_from(max).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all)).await;
+    if h2 {
+        let header_limit = u32::try_from(app_header_limit()).unwrap_or(u32::MAX);
+        drive!(
+            http2::Builder::new(tls::LocalExec)
+                .max_concurrent_streams(H2_MAX_STREAMS)
+                .max_header_list_size(header_limit)
+                .serve_connection(io, service)
+        );
+    } else {
+        drive!(
+            http1::Builder::new()
+                .keep_alive(true)
+                .max_buf_size(app_header_limit())
+                .serve_connection(io, service)
+        );
+    }
 }
 
 thread_local! {
@@ -110,15 +199,20 @@ pub fn set_header_limit(bytes: usize) {
 }
 
 async fn handle(app: &Rc<App>, req: hyper::Request<Incoming>, remote: SocketAddr) -> Reply {
+    let started = std::time::Instant::now();
+    // The `Endpoint` variant name, for metrics (bounded: never the path).
+    let mut label = "Unrecognized";
     let mut reply = if req.method() == hyper::Method::OPTIONS {
+        label = "Preflight";
         response::preflight()
     } else {
-        match handle_inner(app, req, remote).await {
+        match handle_inner(app, req, remote, &mut label).await {
             Ok(r) => r,
-            Err(e) => response::error(&e),
+            Err(e) => response::error(&e.with_admin_contact(app.config.admin_contact.as_deref())),
         }
     };
     response::add_cors(&mut reply);
+    app.metrics.record_request(label, reply.status().as_u16(), started.elapsed());
     reply
 }
 
@@ -126,6 +220,7 @@ async fn handle_inner(
     app: &Rc<App>,
     req: hyper::Request<Incoming>,
     remote: SocketAddr,
+    label: &mut &'static str,
 ) -> Result<Reply, MatrixError> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
@@ -133,6 +228,7 @@ async fn handle_inner(
         path.trim_start_matches('/').split('/').map(decode_component).collect::<Result<_, _>>()?;
     let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let endpoint = router::route(&parts.method, &segs)?;
+    *label = app.metrics.endpoint_label(&endpoint);
     let query = parse_query(parts.uri.query().unwrap_or(""))?;
 
     if endpoint.streams_body() {

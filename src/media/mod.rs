@@ -7,6 +7,7 @@
 //! Also owns thumbnailing (`thumbnail`), which runs off the event loop with
 //! bounded decoding.
 
+pub mod preview;
 pub mod thumbnail;
 
 use std::future::Future;

@@ -11,16 +11,17 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 use crate::account::now_ms;
+use crate::net::Client;
 use crate::server::App;
 
 /// Give up on a delivery after this many failed attempts (~2 hours of backoff).
 const MAX_ATTEMPTS: u64 = 12;
 const TIMEOUT: Duration = Duration::from_secs(15);
+/// A gateway answers `{"rejected": [...]}`; anything bigger is not a gateway.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// Outcome of one attempt.
 enum Sent {
@@ -28,18 +29,19 @@ enum Sent {
     Ok(Vec<String>),
     /// Worth retrying later (network, 5xx, 429).
     Retry(String),
-    /// Never going to work (4xx, unsupported URL).
+    /// Never going to work (4xx, unsupported URL, oversized answer).
     Drop(String),
 }
 
 /// Runs until the server shuts down.
 pub async fn run(app: Rc<App>) {
+    let client = Client::new().timeout(TIMEOUT).max_body_bytes(MAX_RESPONSE_BYTES);
     loop {
         if app.is_shutting_down() {
             return;
         }
         let notified = app.push_wake.notified();
-        let next_due = match deliver_due(&app).await {
+        let next_due = match deliver_due(&app, &client).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!("push queue: {e}");
@@ -59,7 +61,7 @@ pub async fn run(app: Rc<App>) {
 }
 
 /// Sends what is due; returns when the next pending item is due.
-async fn deliver_due(app: &App) -> Result<Option<u64>, String> {
+async fn deliver_due(app: &App, client: &Client) -> Result<Option<u64>, String> {
     let queue = app.store.read().and_then(|r| r.push_queue(64)).map_err(|e| e.to_string())?;
     let mut next: Option<u64> = None;
     for (seq, bytes) in queue {
@@ -70,7 +72,7 @@ async fn deliver_due(app: &App) -> Result<Option<u64>, String> {
             continue;
         }
         let url = item["url"].as_str().unwrap_or_default().to_owned();
-        let outcome = post(&url, &item["body"]).await;
+        let outcome = post(client, &url, &item["body"]).await;
         let user = item["user"].as_str().unwrap_or_default().to_owned();
         let app_id = item["app_id"].as_str().unwrap_or_default().to_owned();
         match outcome {
@@ -129,55 +131,19 @@ async fn deliver_due(app: &App) -> Result<Option<u64>, String> {
     Ok(next)
 }
 
-/// Splits `http://host[:port]/path` (plain HTTP only for now).
-fn split_url(url: &str) -> Result<(String, String, String), String> {
-    let rest = match url.strip_prefix("http://") {
-        Some(r) => r,
-        None if url.starts_with("https://") => {
-            return Err("https push gateways need TLS, which Hearth does not have yet".into());
-        }
-        None => return Err("not an http URL".into()),
+/// One delivery attempt, over http or https (`net::Client`: 15 s timeout,
+/// 64 KiB answer cap, no redirects).
+async fn post(client: &Client, url: &str, body: &Value) -> Sent {
+    let bytes = match serde_json::to_vec(body) {
+        Ok(b) => Bytes::from(b),
+        Err(e) => return Sent::Drop(e.to_string()),
     };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let addr =
-        if authority.contains(':') { authority.to_owned() } else { format!("{authority}:80") };
-    Ok((addr, authority.to_owned(), path.to_owned()))
-}
-
-async fn post(url: &str, body: &Value) -> Sent {
-    let (addr, host, path) = match split_url(url) {
-        Ok(p) => p,
-        Err(e) => return Sent::Drop(e),
-    };
-    let attempt = async {
-        let stream = tokio::net::TcpStream::connect(&addr).await.map_err(|e| e.to_string())?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-        tokio::task::spawn_local(async move {
-            let _ = conn.await;
-        });
-        let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
-        let req = hyper::Request::post(path)
-            .header(hyper::header::HOST, host)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(bytes)))
-            .map_err(|e| e.to_string())?;
-        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        Ok::<_, String>((status, body))
-    };
-    match tokio::time::timeout(TIMEOUT, attempt).await {
-        Err(_) => Sent::Retry("timed out".into()),
-        Ok(Err(e)) => Sent::Retry(e),
-        Ok(Ok((status, body))) => match status {
+    match client.post(url, "application/json", bytes).await {
+        Err(e) if e.is_permanent() => Sent::Drop(e.to_string()),
+        Err(e) => Sent::Retry(e.to_string()),
+        Ok(resp) => match resp.status {
             200..=299 => {
-                let rejected = serde_json::from_slice::<Value>(&body)
+                let rejected = serde_json::from_slice::<Value>(&resp.body)
                     .ok()
                     .and_then(|v| v["rejected"].as_array().cloned())
                     .unwrap_or_default()
@@ -186,8 +152,8 @@ async fn post(url: &str, body: &Value) -> Sent {
                     .collect();
                 Sent::Ok(rejected)
             }
-            429 | 500..=599 => Sent::Retry(format!("gateway answered {status}")),
-            _ => Sent::Drop(format!("gateway answered {status}")),
+            429 | 500..=599 => Sent::Retry(format!("gateway answered {}", resp.status)),
+            status => Sent::Drop(format!("gateway answered {status}")),
         },
     }
 }
@@ -197,15 +163,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gateway_urls_split_into_address_host_and_path() {
-        let (a, h, p) = split_url("http://127.0.0.1:5000/_matrix/push/v1/notify").expect("ok");
-        assert_eq!(
-            (a.as_str(), h.as_str(), p.as_str()),
-            ("127.0.0.1:5000", "127.0.0.1:5000", "/_matrix/push/v1/notify")
-        );
-        let (a, _, _) = split_url("http://push.lan/_matrix/push/v1/notify").expect("ok");
-        assert_eq!(a, "push.lan:80");
-        assert!(split_url("https://push.example/_matrix/push/v1/notify").is_err());
-        assert!(split_url("ftp://x").is_err());
+    fn unusable_gateway_urls_are_dropped_and_unreachable_ones_retried() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+        tokio::task::LocalSet::new().block_on(&rt, async {
+            let client = Client::new().timeout(Duration::from_secs(5));
+            let body = serde_json::json!({ "notification": {} });
+            assert!(matches!(post(&client, "ftp://push.example/x", &body).await, Sent::Drop(_)));
+            assert!(matches!(post(&client, "push.example/x", &body).await, Sent::Drop(_)));
+            // Nothing listens on a port we just released: a network failure,
+            // worth retrying, for https as for http.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            for scheme in ["http", "https"] {
+                let url = format!("{scheme}://127.0.0.1:{port}/_matrix/push/v1/notify");
+                assert!(matches!(post(&client, &url, &body).await, Sent::Retry(_)), "{url}");
+            }
+        });
     }
 }

@@ -20,8 +20,9 @@ mod userdata;
 mod writer;
 
 use std::fmt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use redb::{Database, ReadableDatabase};
@@ -37,7 +38,9 @@ pub use relations::Child;
 pub use rooms::{Membership, RoomRecord, RoomShort, StoredEvent};
 pub use search::{SearchHit, SearchIndex};
 pub use userdata::Receipt;
-pub use writer::{CommitNotice, WriteCtx};
+pub use writer::{
+    BATCH_SIZE_BUCKETS, COMMIT_MICROS_BUCKETS, CommitNotice, WriteCtx, WriterStats, free_bytes,
+};
 
 /// The schema this binary writes. Bump it with a migration in `migrate`.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -62,7 +65,31 @@ pub enum StoreError {
     /// An operation found its request invalid after it had begun writing;
     /// its batch is rolled back. Rare by design (ops validate first).
     Refused(String),
+    /// Free disk space is below the reserve (or the disk filled up): the
+    /// write was refused before anything reached the file.
+    DiskFull {
+        free_bytes: u64,
+    },
     Io(std::io::Error),
+}
+
+impl StoreError {
+    /// The same failure again (`StoreError` is not `Clone` because of `Io`),
+    /// for answering every operation of a batch that could not start.
+    pub(crate) fn duplicate(&self) -> StoreError {
+        match self {
+            StoreError::DiskFull { free_bytes } => StoreError::DiskFull { free_bytes: *free_bytes },
+            StoreError::WriterGone => StoreError::WriterGone,
+            other => StoreError::Db(other.to_string()),
+        }
+    }
+}
+
+/// ENOSPC or EDQUOT: out of disk space or quota.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.kind() == std::io::ErrorKind::QuotaExceeded
+        || e.raw_os_error() == Some(libc::ENOSPC)
 }
 
 impl fmt::Display for StoreError {
@@ -82,6 +109,11 @@ impl fmt::Display for StoreError {
             StoreError::Corrupt(e) => write!(f, "stored data did not decode: {e}"),
             StoreError::WriterGone => f.write_str("the database writer has stopped"),
             StoreError::Refused(m) => write!(f, "refused: {m}"),
+            StoreError::DiskFull { free_bytes } => write!(
+                f,
+                "the disk is full ({} MiB free); writes are refused until space is freed",
+                free_bytes >> 20
+            ),
             StoreError::Io(e) => write!(f, "I/O error: {e}"),
         }
     }
@@ -91,7 +123,13 @@ impl std::error::Error for StoreError {}
 
 impl From<redb::Error> for StoreError {
     fn from(e: redb::Error) -> StoreError {
-        StoreError::Db(e.to_string())
+        match e {
+            // The disk guard in the writer should keep us from getting here;
+            // if another process filled the disk mid-commit, redb latches the
+            // error and the server must be restarted (logged by the writer).
+            redb::Error::Io(io) if is_disk_full(&io) => StoreError::DiskFull { free_bytes: 0 },
+            e => StoreError::Db(e.to_string()),
+        }
     }
 }
 
@@ -118,6 +156,17 @@ impl From<StoreError> for crate::error::MatrixError {
             StoreError::Refused(m) => {
                 crate::error::MatrixError::new(crate::error::ErrorKind::InvalidRoomState, m)
             }
+            // spec: client-server-api/#common-error-codes names disk space as
+            // the example of M_RESOURCE_LIMIT_EXCEEDED, on routes that modify
+            // state. The HTTP layer adds the required `admin_contact`, or
+            // answers M_UNKNOWN when none is configured.
+            e @ StoreError::DiskFull { .. } => {
+                tracing::warn!("write refused: {e}");
+                crate::error::MatrixError::new(
+                    crate::error::ErrorKind::ResourceLimitExceeded,
+                    "The server is out of disk space; try again later",
+                )
+            }
             e => crate::error::MatrixError::internal("store", e),
         }
     }
@@ -136,6 +185,28 @@ pub struct Store {
     committed: Arc<AtomicU64>,
     /// Where commit notices go (the event loop's waker task), once subscribed.
     subscriber: Arc<Mutex<Option<UnboundedSender<CommitNotice>>>>,
+    /// The database file.
+    path: PathBuf,
+    /// Writer counters for the metrics endpoint.
+    stats: Arc<WriterStats>,
+    /// The writer refuses batches below this much free disk space.
+    min_free_bytes: Arc<AtomicU64>,
+    /// The file was not closed cleanly and redb repaired it on open.
+    repaired: bool,
+}
+
+/// The disk-space reserve the writer keeps until `set_min_free_bytes`:
+/// enough for a few large batches and redb's file growth.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 16 << 20;
+
+/// What an online or offline backup of the database file produced.
+#[derive(Debug, Clone)]
+pub struct BackupInfo {
+    /// Size of the copied file in bytes.
+    pub bytes: u64,
+    /// The newest committed stream position the copy contains.
+    pub position: StreamPos,
+    pub schema_version: u32,
 }
 
 /// A consistent read snapshot.
@@ -150,14 +221,31 @@ impl Store {
         cache_bytes: usize,
         on_commit: Option<Box<dyn Fn(CommitNotice) + Send>>,
     ) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir)?;
+        if !dir.exists() {
+            // The directory holds password hashes and the signing key.
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        }
         let path = dir.join("hearth.redb");
-        let db = redb::Builder::new().set_cache_size(cache_bytes).create(&path).map_err(
-            |e| match e {
+        let new_file = !path.exists();
+        let repaired = Arc::new(AtomicBool::new(false));
+        let flag = repaired.clone();
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .set_repair_callback(move |_| {
+                if !flag.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "the database was not closed cleanly; checking and repairing it"
+                    );
+                }
+            })
+            .create(&path)
+            .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.clone()),
                 other => StoreError::from(redb::Error::from(other)),
-            },
-        )?;
+            })?;
+        if new_file {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
         migrate(&db)?;
         let db = Arc::new(db);
         let start = {
@@ -177,8 +265,128 @@ impl Store {
                 cb(notice);
             }
         });
-        let writer = writer::spawn(db.clone(), start, committed.clone(), Some(callback))?;
-        Ok(Store { db, writer, committed, subscriber })
+        let stats = Arc::new(WriterStats::default());
+        let min_free_bytes = Arc::new(AtomicU64::new(DEFAULT_MIN_FREE_BYTES));
+        let guard =
+            writer::DiskGuard { dir: dir.to_path_buf(), min_free_bytes: min_free_bytes.clone() };
+        let writer = writer::spawn(
+            db.clone(),
+            start,
+            committed.clone(),
+            Some(callback),
+            stats.clone(),
+            guard,
+        )?;
+        Ok(Store {
+            db,
+            writer,
+            committed,
+            subscriber,
+            path,
+            stats,
+            min_free_bytes,
+            repaired: repaired.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The writer's counters (batches, batch sizes, commit times, disk full).
+    pub fn writer_stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Sets the free-space reserve below which writes are refused (0: never).
+    pub fn set_min_free_bytes(&self, bytes: u64) {
+        self.min_free_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The size of the database file in bytes.
+    pub fn file_size(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// True when the file was not closed cleanly and redb repaired it on open.
+    pub fn was_repaired(&self) -> bool {
+        self.repaired
+    }
+
+    /// Copies the database file to `dest` (a file path), consistently, while
+    /// the server keeps serving. Blocks; call it off the event loop.
+    ///
+    /// The copy runs on the writer thread between two batches, with a write
+    /// transaction open, so no commit can start or be half-done while the
+    /// bytes are read. Why that snapshot is consistent: redb writes a commit's
+    /// pages to pages no committed tree uses, then the header slot naming the
+    /// new roots, and flips the primary slot (with `Durability::Immediate`,
+    /// all of it flushed by the time `commit` returns — our writer uses
+    /// nothing else). Between commits the file therefore holds a complete
+    /// last commit plus, at most, unreferenced garbage in free pages. The
+    /// copy still carries the "recovery required" flag a live writer keeps
+    /// set, so it is opened once here, off the writer thread (writes go on
+    /// meanwhile), which lets redb verify the checksums and rebuild the
+    /// allocator state and then close it cleanly: the backup opens without
+    /// repair. redb 4.6 has no online-backup API (`compact` and savepoints
+    /// work inside the same file), so this is the cheapest safe way. The
+    /// price: writes wait while the file is copied (seconds for hundreds of
+    /// MiB on an SD card); requests queue, none fail.
+    pub fn backup_to(&self, dest: &Path) -> Result<BackupInfo, StoreError> {
+        let tmp = temp_sibling(dest);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let src = self.path.clone();
+        let committed = self.committed.clone();
+        let to = tmp.clone();
+        self.writer.exclusive(Box::new(move |_db| {
+            let position = StreamPos(committed.load(Ordering::Acquire));
+            let r = copy_file_synced(&src, &to).map(|bytes| (bytes, position));
+            let _ = tx.send(r);
+        }))?;
+        let (bytes, position) = rx.recv().map_err(|_| StoreError::WriterGone)??;
+        let schema_version = close_cleanly(&tmp)?;
+        std::fs::rename(&tmp, dest)?;
+        sync_parent(dest)?;
+        Ok(BackupInfo { bytes, position, schema_version })
+    }
+
+    /// Copies a backup's database file `src` into `data_dir` as the live
+    /// database: to a temporary name first, checked and closed cleanly, the
+    /// old file kept as `hearth.redb.bak` until the new one is in place. The
+    /// server must be stopped (the caller checks; redb's lock is taken here
+    /// too when the old file is opened).
+    pub fn restore_from(src: &Path, data_dir: &Path) -> Result<BackupInfo, StoreError> {
+        let live = data_dir.join("hearth.redb");
+        if live.exists() {
+            // Any other failure (a broken file) is what a restore is for.
+            if let Err(redb::DatabaseError::DatabaseAlreadyOpen) = Database::open(&live) {
+                return Err(StoreError::Locked(live));
+            }
+        }
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(data_dir)?;
+        let tmp = temp_sibling(&live);
+        let bytes = copy_file_synced(src, &tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        let schema_version = match close_cleanly(&tmp) {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        if schema_version > SCHEMA_VERSION {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(StoreError::NewerSchema { found: schema_version, known: SCHEMA_VERSION });
+        }
+        let position = {
+            let db = Database::open(&tmp).map_err(redb::Error::from)?;
+            let txn = db.begin_read()?;
+            tables::read_meta_u64(&txn, tables::META_NEXT_POSITION)?.unwrap_or(1)
+        };
+        let bak = data_dir.join("hearth.redb.bak");
+        if live.exists() {
+            std::fs::rename(&live, &bak)?;
+        }
+        std::fs::rename(&tmp, &live)?;
+        sync_parent(&live)?;
+        let _ = std::fs::remove_file(&bak);
+        Ok(BackupInfo { bytes, position: StreamPos(position.saturating_sub(1)), schema_version })
     }
 
     /// Commit notices from now on arrive on the returned channel (one
@@ -241,6 +449,40 @@ impl Store {
     }
 }
 
+/// `dir/.name.tmp` beside `path`.
+fn temp_sibling(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp"))
+}
+
+/// Copies `src` to `dest` and fsyncs the copy; returns its size.
+fn copy_file_synced(src: &Path, dest: &Path) -> Result<u64, StoreError> {
+    let bytes = std::fs::copy(src, dest)?;
+    std::fs::File::open(dest)?.sync_all()?;
+    Ok(bytes)
+}
+
+/// Fsyncs the directory holding `path`, so a rename in it is durable.
+fn sync_parent(path: &Path) -> Result<(), StoreError> {
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Opens a copied database file (redb checks and repairs it if its header
+/// says so), reads its schema version and closes it cleanly.
+fn close_cleanly(path: &Path) -> Result<u32, StoreError> {
+    let db = redb::Builder::new().set_cache_size(4 << 20).open(path).map_err(redb::Error::from)?;
+    let version = {
+        let txn = db.begin_read()?;
+        tables::read_meta_u64(&txn, tables::META_SCHEMA_VERSION)?.unwrap_or(0)
+    };
+    db.close().map_err(redb::Error::from)?;
+    std::fs::File::open(path)?.sync_all()?;
+    Ok(u32::try_from(version).unwrap_or(u32::MAX))
+}
+
 /// Brings the file to `SCHEMA_VERSION`, refusing files from the future.
 fn migrate(db: &Database) -> Result<(), StoreError> {
     let found = {
@@ -268,6 +510,11 @@ fn migrate(db: &Database) -> Result<(), StoreError> {
 }
 
 impl ReadTxn {
+    /// The schema version recorded in the file.
+    pub fn schema_version(&self) -> Result<Option<u64>, StoreError> {
+        tables::read_meta_u64(&self.0, tables::META_SCHEMA_VERSION)
+    }
+
     /// Reads a META value (small server-wide settings and keys).
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let table = self.0.open_table(tables::META)?;

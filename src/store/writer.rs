@@ -9,11 +9,23 @@
 //! written anything, so its batch-mates are unaffected; a storage failure
 //! (`Err(StoreError)`) aborts the whole batch and every op in it is answered
 //! with the failure — nothing is acknowledged that was not committed.
+//!
+//! Before each batch the writer checks the free space of the data
+//! directory's file system. Below the reserve it fails the batch with
+//! `DiskFull` *before* redb writes anything: redb latches any I/O error
+//! (`PreviousIo`) until the database is closed and reopened, so letting a
+//! commit run into ENOSPC would need a restart, while refusing early lets
+//! the server carry on by itself once space returns. Reads never pass here.
+//!
+//! The writer also runs *exclusive* jobs between batches (the online
+//! backup), and keeps counters for the metrics endpoint (`WriterStats`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Instant;
 
 use redb::{Database, Durability, WriteTransaction};
 use tokio::sync::oneshot;
@@ -58,12 +70,87 @@ impl WriteCtx<'_> {
 
 /// Called after commit with the commit's outcome; sends the op's reply.
 type Reply = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
-/// One queued operation: runs inside the batch, returns how to answer.
-type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (Reply, bool) + Send>;
+/// One queued operation: runs inside the batch (`Ok`) and returns how to
+/// answer, or is answered at once with the error that kept the batch from
+/// starting (`Err`: disk full, no transaction).
+type Job = Box<dyn FnOnce(Result<&mut WriteCtx<'_>, &StoreError>) -> Option<(Reply, bool)> + Send>;
+
+/// Runs alone between batches, with a write transaction open (so nothing
+/// can commit while it runs) that is aborted afterwards.
+type Exclusive = Box<dyn FnOnce(&Database) + Send>;
 
 enum Msg {
     Job(Job),
+    Exclusive(Exclusive),
     Shutdown,
+}
+
+/// Upper bounds of the batch-size histogram (operations per commit).
+pub const BATCH_SIZE_BUCKETS: [u64; 8] = [1, 2, 4, 8, 16, 64, 256, 512];
+/// Upper bounds of the commit-time histogram, in microseconds.
+pub const COMMIT_MICROS_BUCKETS: [u64; 10] =
+    [500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000];
+
+/// Counters the writer keeps for the metrics endpoint. Atomics, written by
+/// the writer thread only, read by whoever scrapes; fixed size.
+#[derive(Default)]
+pub struct WriterStats {
+    /// Committed batches and the operations they carried.
+    pub batches: AtomicU64,
+    pub operations: AtomicU64,
+    /// Batches that failed (storage error or disk full).
+    pub failed_batches: AtomicU64,
+    /// Batches refused because free disk space was below the reserve.
+    pub disk_full_refusals: AtomicU64,
+    /// True while writes are refused for lack of disk space.
+    pub disk_full: AtomicBool,
+    /// Cumulative counts per bucket of `BATCH_SIZE_BUCKETS` (non-cumulative
+    /// storage; the renderer sums).
+    pub batch_size_buckets: [AtomicU64; BATCH_SIZE_BUCKETS.len()],
+    /// Per bucket of `COMMIT_MICROS_BUCKETS`, plus one overflow bucket.
+    pub commit_micros_buckets: [AtomicU64; COMMIT_MICROS_BUCKETS.len() + 1],
+    pub commit_micros_sum: AtomicU64,
+}
+
+impl WriterStats {
+    fn record_commit(&self, ops: usize, micros: u64) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.operations.fetch_add(ops as u64, Ordering::Relaxed);
+        let i = BATCH_SIZE_BUCKETS
+            .iter()
+            .position(|b| ops as u64 <= *b)
+            .unwrap_or(BATCH_SIZE_BUCKETS.len() - 1);
+        self.batch_size_buckets[i].fetch_add(1, Ordering::Relaxed);
+        let j = COMMIT_MICROS_BUCKETS
+            .iter()
+            .position(|b| micros <= *b)
+            .unwrap_or(COMMIT_MICROS_BUCKETS.len());
+        self.commit_micros_buckets[j].fetch_add(1, Ordering::Relaxed);
+        self.commit_micros_sum.fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
+/// What the writer needs to check free space before a batch.
+pub(super) struct DiskGuard {
+    pub(super) dir: PathBuf,
+    /// Refuse writes below this many free bytes; 0 disables the check.
+    pub(super) min_free_bytes: Arc<AtomicU64>,
+}
+
+/// Free bytes (for unprivileged users) of the file system holding `dir`.
+pub fn free_bytes(dir: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("path contains NUL"))?;
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized,
+    // zero-initialised out-parameter that statvfs fills.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let frsize = st.f_frsize as u64;
+    Ok((st.f_bavail as u64 * frsize, st.f_blocks as u64 * frsize))
 }
 
 #[derive(Clone)]
@@ -75,6 +162,15 @@ pub(super) struct WriterHandle {
 }
 
 impl WriterHandle {
+    /// Runs `f` on the writer thread between batches; see `Exclusive`.
+    pub(super) fn exclusive(&self, f: Exclusive) -> Result<(), StoreError> {
+        let guard = self.tx.lock().map_err(|_| StoreError::WriterGone)?;
+        match guard.as_ref() {
+            Some(tx) => tx.send(Msg::Exclusive(f)).map_err(|_| StoreError::WriterGone),
+            None => Err(StoreError::WriterGone),
+        }
+    }
+
     pub(super) fn submit<R, E, F>(
         &self,
         op: F,
@@ -119,6 +215,13 @@ impl WriterHandle {
         S: FnOnce(Result<R, E>) + Send + 'static,
     {
         let job: Job = Box::new(move |ctx| {
+            let ctx = match ctx {
+                Ok(ctx) => ctx,
+                Err(e) => {
+                    send(Err(E::from(e.duplicate())));
+                    return None;
+                }
+            };
             let outcome = op(ctx);
             let poisoned = outcome.is_err();
             let reply: Reply = Box::new(move |commit| {
@@ -130,7 +233,7 @@ impl WriterHandle {
                 };
                 send(answer);
             });
-            (reply, poisoned)
+            Some((reply, poisoned))
         });
         let guard = self.tx.lock().map_err(|_| StoreError::WriterGone)?;
         match guard.as_ref() {
@@ -160,34 +263,100 @@ pub(super) fn spawn(
     next_position: u64,
     committed: Arc<AtomicU64>,
     on_commit: Option<Box<dyn Fn(CommitNotice) + Send>>,
+    stats: Arc<WriterStats>,
+    guard: DiskGuard,
 ) -> Result<WriterHandle, StoreError> {
     let (tx, rx) = mpsc::channel::<Msg>();
-    let thread = thread::Builder::new()
-        .name("hearth-writer".into())
-        .spawn(move || run(&db, rx, next_position, &committed, on_commit))?;
+    let thread = thread::Builder::new().name("hearth-writer".into()).spawn(move || {
+        let ctx = RunCtx { committed: &committed, on_commit, stats: &stats, guard: &guard };
+        run(&db, rx, next_position, ctx)
+    })?;
     Ok(WriterHandle {
         tx: Arc::new(Mutex::new(Some(tx))),
         thread: Arc::new(Mutex::new(Some(thread))),
     })
 }
 
-fn run(
-    db: &Database,
-    rx: mpsc::Receiver<Msg>,
-    mut next_position: u64,
-    committed: &AtomicU64,
+struct RunCtx<'a> {
+    committed: &'a AtomicU64,
     on_commit: Option<Box<dyn Fn(CommitNotice) + Send>>,
-) {
+    stats: &'a WriterStats,
+    guard: &'a DiskGuard,
+}
+
+/// Runs an exclusive job with a write transaction held, then aborts it.
+fn run_exclusive(db: &Database, f: Exclusive) {
+    match db.begin_write() {
+        Ok(txn) => {
+            f(db);
+            let _ = txn.abort();
+        }
+        Err(e) => {
+            tracing::error!("cannot start the write transaction for an exclusive job: {e}");
+            // Dropping `f` drops its reply sender: the caller sees the writer gone.
+            drop(f);
+        }
+    }
+}
+
+/// `Err(free bytes)` when the data directory's file system is below the reserve.
+fn check_disk(guard: &DiskGuard, stats: &WriterStats) -> Result<(), u64> {
+    let min = guard.min_free_bytes.load(Ordering::Relaxed);
+    if min == 0 {
+        return Ok(());
+    }
+    let free = match free_bytes(&guard.dir) {
+        Ok((free, _)) => free,
+        // Cannot tell: let the write try (and fail on its own if it must).
+        Err(_) => return Ok(()),
+    };
+    let was_full = stats.disk_full.load(Ordering::Relaxed);
+    if free < min {
+        if !was_full {
+            tracing::error!(
+                "disk almost full: {} MiB free in {}, below the reserve of {} MiB; refusing \
+                 writes until space is freed (reads keep working)",
+                free >> 20,
+                guard.dir.display(),
+                min >> 20
+            );
+            stats.disk_full.store(true, Ordering::Relaxed);
+        }
+        return Err(free);
+    }
+    if was_full {
+        tracing::warn!(
+            "disk space is back ({} MiB free in {}): accepting writes again",
+            free >> 20,
+            guard.dir.display()
+        );
+        stats.disk_full.store(false, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+fn run(db: &Database, rx: mpsc::Receiver<Msg>, mut next_position: u64, ctx: RunCtx<'_>) {
+    let RunCtx { committed, on_commit, stats, guard } = ctx;
     let mut stopping = false;
     while !stopping {
         let mut jobs = Vec::new();
+        let mut exclusive = None;
         match rx.recv() {
             Ok(Msg::Job(j)) => jobs.push(j),
+            Ok(Msg::Exclusive(f)) => {
+                run_exclusive(db, f);
+                continue;
+            }
             Ok(Msg::Shutdown) | Err(_) => break,
         }
         while jobs.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(Msg::Job(j)) => jobs.push(j),
+                // Runs right after this batch commits.
+                Ok(Msg::Exclusive(f)) => {
+                    exclusive = Some(f);
+                    break;
+                }
                 Ok(Msg::Shutdown) => {
                     stopping = true;
                     break;
@@ -195,11 +364,27 @@ fn run(
                 Err(_) => break,
             }
         }
+        if let Err(free) = check_disk(guard, stats) {
+            stats.disk_full_refusals.fetch_add(1, Ordering::Relaxed);
+            stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+            let e = StoreError::DiskFull { free_bytes: free };
+            for job in jobs {
+                job(Err(&e));
+            }
+            if let Some(f) = exclusive {
+                run_exclusive(db, f);
+            }
+            continue;
+        }
         let before = next_position;
         let mut wake = Vec::new();
+        let ops = jobs.len();
+        let started = Instant::now();
         let result = apply_batch(db, jobs, &mut next_position, &mut wake);
         match result {
             Ok(replies) => {
+                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                stats.record_commit(ops, micros);
                 let position = next_position - 1;
                 committed.store(position, Ordering::Release);
                 for r in replies {
@@ -214,12 +399,16 @@ fn run(
                 }
             }
             Err((e, replies)) => {
+                stats.failed_batches.fetch_add(1, Ordering::Relaxed);
                 tracing::error!("write batch of {} operations failed: {e}", replies.len());
                 // Positions handed out in the failed batch are not reused.
                 for r in replies {
                     r(Err(&e));
                 }
             }
+        }
+        if let Some(f) = exclusive {
+            run_exclusive(db, f);
         }
     }
     // Answer anything that raced the shutdown so no waiter hangs.
@@ -240,13 +429,14 @@ fn apply_batch(
         Ok(t) => t,
         Err(e) => {
             let e = StoreError::from(e);
-            let replies = jobs.into_iter().map(failed_reply).collect();
+            let replies = jobs.into_iter().map(|j| failed_reply(j, &e)).collect();
             return Err((e, replies));
         }
     };
     if let Err(e) = txn.set_durability(Durability::Immediate) {
-        let replies = jobs.into_iter().map(failed_reply).collect();
-        return Err((StoreError::Db(e.to_string()), replies));
+        let e = StoreError::Db(e.to_string());
+        let replies = jobs.into_iter().map(|j| failed_reply(j, &e)).collect();
+        return Err((e, replies));
     }
     let start = *next_position;
     let mut replies = Vec::with_capacity(jobs.len());
@@ -254,9 +444,10 @@ fn apply_batch(
     {
         let mut ctx = WriteCtx { txn: &txn, next_position, wake };
         for job in jobs {
-            let (reply, bad) = job(&mut ctx);
-            poisoned |= bad;
-            replies.push(reply);
+            if let Some((reply, bad)) = job(Ok(&mut ctx)) {
+                poisoned |= bad;
+                replies.push(reply);
+            }
         }
     }
     if poisoned {
@@ -275,11 +466,8 @@ fn apply_batch(
     }
 }
 
-/// A reply for a job that never ran because the transaction could not start.
-fn failed_reply(job: Job) -> Reply {
-    // The op's result type is erased inside the job, so the only way to
-    // answer it is to run it against… nothing. Instead we drop it: dropping
-    // the job drops its oneshot sender, and the waiter sees `WriterGone`.
-    drop(job);
+/// Answers a job that never ran because the transaction could not start.
+fn failed_reply(job: Job, e: &StoreError) -> Reply {
+    let _ = job(Err(e));
     Box::new(|_| {})
 }
