@@ -70,6 +70,8 @@ struct RawConfig {
     min_free_disk_mb: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    url_previews: Option<bool>,
+    url_preview_allow: Option<Vec<String>>,
 }
 
 /// Values given on the command line; they win over the file.
@@ -104,6 +106,11 @@ pub struct Config {
     pub presence: bool,
     /// A `tracing` filter, e.g. `info` or `hearth=debug`.
     pub log: String,
+    /// Serve link previews (`/media/preview_url`); off for offline installs.
+    pub url_previews: bool,
+    /// Addresses (CIDRs) previews may fetch although they are internal
+    /// (loopback, private, link-local…), e.g. a LAN's own web server.
+    pub url_preview_allow: Vec<String>,
     /// Largest upload in bytes (`m.upload.size`).
     pub max_upload_bytes: u64,
     /// Media bytes each user may store; 0 = no quota.
@@ -274,6 +281,8 @@ impl Config {
             login_attempts_per_minute: login_attempts_per_minute as u32,
             presence: raw.presence.unwrap_or(true),
             log: raw.log.unwrap_or_else(|| "info".into()),
+            url_previews: raw.url_previews.unwrap_or(true),
+            url_preview_allow: raw.url_preview_allow.unwrap_or_default(),
             max_upload_bytes: max_upload_mb << 20,
             media_quota_bytes: media_quota_mb << 20,
             legacy_media: raw.legacy_media.unwrap_or(true),
@@ -372,6 +381,8 @@ mod tests {
         assert_eq!(example.max_upload_bytes, defaults.max_upload_bytes);
         assert_eq!(example.media_quota_bytes, defaults.media_quota_bytes);
         assert_eq!(example.legacy_media, defaults.legacy_media);
+        assert_eq!(example.url_previews, defaults.url_previews);
+        assert_eq!(example.url_preview_allow, defaults.url_preview_allow);
         assert_eq!(example.max_thumbnail_pixels, defaults.max_thumbnail_pixels);
         assert_eq!(example.metrics_listen, defaults.metrics_listen);
         assert_eq!(example.admin_contact, defaults.admin_contact);

@@ -49,6 +49,8 @@ pub struct App {
     pub media: crate::media::MediaFiles,
     /// Woken when an upload completes (downloads wait for async uploads).
     pub media_uploaded: Rc<Notify>,
+    /// Recent link previews (bounded, in memory).
+    pub previews: RefCell<crate::api::client::preview::PreviewCache>,
     /// Woken when a push-gateway delivery is queued.
     pub push_wake: Rc<Notify>,
     /// Request counters for the metrics endpoint.
@@ -80,6 +82,7 @@ impl App {
             media,
             media_uploaded: Rc::new(Notify::new()),
             push_wake: Rc::new(Notify::new()),
+            previews: RefCell::new(Default::default()),
             metrics: crate::metrics::Metrics::default(),
             shutdown_notify: Rc::new(Notify::new()),
             shutting_down: Cell::new(false),

@@ -16,6 +16,7 @@ mod http;
 mod media;
 mod misc;
 mod ops;
+mod preview;
 mod push;
 mod relations;
 mod rooms;

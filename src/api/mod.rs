@@ -131,6 +131,7 @@ pub async fn dispatch(
             media::thumbnail(app, req, &server, &media_id, legacy).await
         }
         MediaConfig => media::config(app, req),
+        PreviewUrl => preview::preview_url(app, req).await,
         GetPushRules { global_only } => push::get_push_rules(app, req, global_only),
         GetPushRule { kind, rule_id, part } => push::get_push_rule(app, req, &kind, &rule_id, part),
         SetPushRule { kind, rule_id, part } => {

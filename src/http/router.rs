@@ -240,6 +240,7 @@ pub enum Endpoint {
         legacy: bool,
     },
     MediaConfig,
+    PreviewUrl,
     KnockRoom {
         room: String,
     },
@@ -396,6 +397,7 @@ impl Endpoint {
             | CreateMedia
             | UploadMediaTo { .. }
             | MediaConfig
+            | PreviewUrl
             | GetMutualRooms
             | GetPushRules { .. }
             | GetPushRule { .. }
@@ -856,6 +858,7 @@ fn route_media(
     let only = |ok: bool, e: Endpoint| if ok { Ok(e) } else { Err(wrong_method()) };
     match rest {
         ["config"] => only(get, MediaConfig),
+        ["preview_url"] => only(get, PreviewUrl),
         ["upload"] if legacy => only(post, UploadMedia),
         ["upload", server, media_id] if legacy => only(
             put,

@@ -212,6 +212,9 @@ pub struct Client {
     max_redirects: usize,
     roots: Option<RootCertStore>,
     tls: OnceCell<Arc<ClientConfig>>,
+    /// Which resolved addresses may be contacted (link previews refuse
+    /// internal ones); `None` allows all.
+    allow_ip: Option<std::rc::Rc<dyn Fn(std::net::IpAddr) -> bool>>,
 }
 
 impl Default for Client {
@@ -229,7 +232,17 @@ impl Client {
             max_redirects: 5,
             roots: None,
             tls: OnceCell::new(),
+            allow_ip: None,
         }
+    }
+
+    /// Only connect to addresses `allow` accepts. The name is resolved
+    /// here and the connection made to an accepted address itself, so a DNS
+    /// answer cannot change between the check and the connect; redirects
+    /// are checked the same way.
+    pub fn allow_ip(mut self, allow: impl Fn(std::net::IpAddr) -> bool + 'static) -> Client {
+        self.allow_ip = Some(std::rc::Rc::new(allow));
+        self
     }
 
     /// Trusts exactly `roots` instead of the built-in CAs (a private CA, tests).
@@ -329,9 +342,29 @@ impl Client {
         url: &Url,
         req: hyper::Request<Full<Bytes>>,
     ) -> Result<hyper::Response<Incoming>, ClientError> {
-        let tcp = TcpStream::connect((url.host.as_str(), url.port))
-            .await
-            .map_err(|e| ClientError::Connect(format!("{}: {e}", url.authority())))?;
+        let tcp = match &self.allow_ip {
+            None => TcpStream::connect((url.host.as_str(), url.port))
+                .await
+                .map_err(|e| ClientError::Connect(format!("{}: {e}", url.authority())))?,
+            Some(allow) => {
+                let host = url.host.trim_start_matches('[').trim_end_matches(']');
+                let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, url.port))
+                    .await
+                    .map_err(|e| ClientError::Connect(format!("{}: {e}", url.authority())))?
+                    .collect();
+                // Every answer must be acceptable: a name that also points
+                // inside the network is refused outright.
+                if addrs.is_empty() || addrs.iter().any(|a| !allow(a.ip())) {
+                    return Err(ClientError::Url(format!(
+                        "{}: address not allowed for this request",
+                        url.authority()
+                    )));
+                }
+                TcpStream::connect(addrs.as_slice())
+                    .await
+                    .map_err(|e| ClientError::Connect(format!("{}: {e}", url.authority())))?
+            }
+        };
         let _ = tcp.set_nodelay(true);
         if !url.https {
             return exchange(tcp, req).await;
