@@ -510,3 +510,50 @@ async fn rooms_created_in_parallel_get_distinct_ids() {
     let sync = alice.get("/_matrix/client/v3/sync").await.ok();
     assert_eq!(sync["rooms"]["join"].as_object().map(|o| o.len()), Some(32));
 }
+
+#[tokio::test]
+async fn members_can_be_asked_as_of_a_token_and_by_membership() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    let (carol, _) = s.client().register("carol", "pw-carol-1").await;
+    let r = room(&alice, json!({ "preset": "public_chat" })).await;
+    bob.post(&format!("/_matrix/client/v3/join/{r}"), json!({})).await.ok();
+    let before = alice.get("/_matrix/client/v3/sync").await.ok()["next_batch"]
+        .as_str()
+        .expect("nb")
+        .to_owned();
+    carol.post(&format!("/_matrix/client/v3/join/{r}"), json!({})).await.ok();
+    bob.post(&format!("/_matrix/client/v3/rooms/{r}/leave"), json!({})).await.ok();
+    let ids = |v: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = v["chunk"]
+            .as_array()
+            .expect("chunk")
+            .iter()
+            .filter_map(|e| e["state_key"].as_str().map(str::to_owned))
+            .collect();
+        ids.sort();
+        ids
+    };
+    let now =
+        alice.get(&format!("/_matrix/client/v3/rooms/{r}/members?membership=join")).await.ok();
+    assert_eq!(ids(&now), vec!["@alice:localhost", "@carol:localhost"]);
+    let then = alice
+        .get(&format!("/_matrix/client/v3/rooms/{r}/members?at={before}&membership=join"))
+        .await
+        .ok();
+    assert_eq!(ids(&then), vec!["@alice:localhost", "@bob:localhost"]);
+    let gone =
+        alice.get(&format!("/_matrix/client/v3/rooms/{r}/members?not_membership=join")).await.ok();
+    assert_eq!(ids(&gone), vec!["@bob:localhost"]);
+    // Bob, having left, sees the member list as it was when he left (his own
+    // leave included), not later changes.
+    let (dave, _) = s.client().register("dave", "pw-dave-1").await;
+    dave.post(&format!("/_matrix/client/v3/join/{r}"), json!({})).await.ok();
+    let bobs = bob.get(&format!("/_matrix/client/v3/rooms/{r}/members?membership=join")).await.ok();
+    assert_eq!(
+        ids(&bobs),
+        vec!["@alice:localhost", "@carol:localhost"],
+        "dave joined after bob left"
+    );
+}

@@ -291,4 +291,29 @@ async fn the_sdk_bootstraps_cross_signing_and_a_key_backup() {
     // A server-side key backup is created and found again.
     encryption.backups().create().await.expect("create backup");
     assert!(encryption.backups().exists_on_server().await.expect("query backup"));
+    // Sending in an encrypted room makes a room key; the SDK backs it up.
+    use matrix_sdk::ruma::events::InitialStateEvent;
+    use matrix_sdk::ruma::events::room::encryption::RoomEncryptionEventContent;
+    let mut create = create_room::v3::Request::new();
+    create.initial_state = vec![
+        InitialStateEvent::with_empty_state_key(
+            RoomEncryptionEventContent::with_recommended_defaults(),
+        )
+        .to_raw_any(),
+    ];
+    let room_id = alice.create_room(create).await.expect("create").room_id().to_owned();
+    sync_until(&alice, "the new room", |c| has_room(c, &room_id, RoomState::Joined)).await;
+    let room = alice.get_room(&room_id).expect("room");
+    room.send(RoomMessageEventContent::text_plain("backed up")).await.expect("send");
+    encryption.backups().wait_for_steady_state().await.expect("backup upload");
+    let http = s.client().with_token(alice.access_token().expect("token").as_str());
+    let version = http.get("/_matrix/client/v3/room_keys/version").await.ok();
+    assert!(
+        version["count"].as_u64().is_some_and(|n| n >= 1),
+        "the room key reached the backup: {version}"
+    );
+    let v = version["version"].as_str().expect("version");
+    let keys =
+        http.get(&format!("/_matrix/client/v3/room_keys/keys/{room_id}?version={v}")).await.ok();
+    assert!(keys["sessions"].as_object().is_some_and(|s| !s.is_empty()), "{keys}");
 }

@@ -327,6 +327,27 @@ impl ReadTxn {
         Ok(out)
     }
 
+    /// The state of `room` as of stream position `upto` (inclusive), for
+    /// one event type: `(state_key, stream)` of the last event per key.
+    /// Derived from state-change history, not stored per event (DESIGN.md).
+    pub fn state_of_type_at(
+        &self,
+        room: RoomShort,
+        event_type: &str,
+        upto: StreamPos,
+    ) -> Result<Vec<(String, StreamPos)>, StoreError> {
+        let t = self.0.open_table(ROOM_STREAM_TO_STATE_KEY)?;
+        let mut last: std::collections::BTreeMap<String, StreamPos> = Default::default();
+        for row in t.range((room.0, 0)..=(room.0, upto.0))? {
+            let (k, v) = row?;
+            let (ty, key) = v.value();
+            if ty == event_type {
+                last.insert(key.to_owned(), StreamPos(k.value().1));
+            }
+        }
+        Ok(last.into_iter().collect())
+    }
+
     /// Positions of every state event `(event_type, state_key)` in `room`,
     /// oldest first.
     pub fn state_positions(

@@ -484,15 +484,26 @@ pub fn members(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixE
     let caller = req.caller()?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    visible_upto(&read, caller.user_id.as_str(), short)?;
+    let upto = visible_upto(&read, caller.user_id.as_str(), short)?;
     let only = req.query("membership");
     let not = req.query("not_membership");
-    let mut chunk = Vec::new();
-    for (t, k, _) in read.room_state(short)? {
-        if t != "m.room.member" {
-            continue;
+    // `at`: the membership as of a sync or pagination token; a user who
+    // left sees it as of their departure at the latest.
+    let at = match req.query("at") {
+        Some(t) => {
+            let pos = match sync::parse_since(t) {
+                Some((p, _)) => p,
+                None => sync::parse_pagination(t)
+                    .map(|p| StreamPos(p.0.saturating_sub(1)))
+                    .ok_or_else(|| MatrixError::invalid_param("at is not a valid token"))?,
+            };
+            pos.min(upto)
         }
-        if let Some(ev) = read.state_event(short, &t, &k)? {
+        None => upto,
+    };
+    let mut chunk = Vec::new();
+    for (_, pos) in read.state_of_type_at(short, "m.room.member", at)? {
+        if let Some(ev) = read.event_at(short, pos)? {
             let v = parse(&ev)?;
             let m = v["content"]["membership"].as_str().unwrap_or("");
             if only.is_some_and(|o| o != m) || not.is_some_and(|n| n == m) {
