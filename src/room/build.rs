@@ -23,6 +23,19 @@ pub struct NewEvent {
     pub redacts: Option<String>,
 }
 
+impl NewEvent {
+    /// An `m.room.member` event by `sender` about `target`.
+    pub fn member(sender: &str, target: &str, content: Value) -> NewEvent {
+        NewEvent {
+            event_type: "m.room.member".into(),
+            state_key: Some(target.to_owned()),
+            sender: sender.to_owned(),
+            content,
+            redacts: None,
+        }
+    }
+}
+
 /// Where an event goes.
 #[derive(Clone, Debug)]
 pub struct RoomTarget {

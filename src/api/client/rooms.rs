@@ -201,36 +201,32 @@ fn member_content(
     Ok(c)
 }
 
+/// Sends the caller's own member event (`join`, `leave`, `knock`) with the
+/// request's optional `reason`.
+async fn set_own_membership(
+    app: &App,
+    req: &Request,
+    room_id: &str,
+    membership: &str,
+) -> Result<(), MatrixError> {
+    let caller = req.caller()?;
+    let body = req.json_object()?;
+    let content = member_content(app, &caller.user_id, membership, body.get("reason"))?;
+    let me = caller.user_id.as_str();
+    service::send(app, room_id, NewEvent::member(me, me, content), None).await?;
+    Ok(())
+}
+
 /// `POST /join/{roomIdOrAlias}` and `POST /rooms/{roomId}/join`
 pub async fn join(app: &App, req: &Request, id_or_alias: &str) -> Result<Reply, MatrixError> {
-    let caller = req.caller()?;
     let room_id = resolve_room(app, id_or_alias)?;
-    let body = req.json_object()?;
-    let content = member_content(app, &caller.user_id, "join", body.get("reason"))?;
-    let ev = NewEvent {
-        event_type: "m.room.member".into(),
-        state_key: Some(caller.user_id.to_string()),
-        sender: caller.user_id.to_string(),
-        content,
-        redacts: None,
-    };
-    service::send(app, &room_id, ev, None).await?;
+    set_own_membership(app, req, &room_id, "join").await?;
     Ok(json(&json!({ "room_id": room_id })))
 }
 
 /// `POST /rooms/{roomId}/leave`
 pub async fn leave(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixError> {
-    let caller = req.caller()?;
-    let body = req.json_object()?;
-    let content = member_content(app, &caller.user_id, "leave", body.get("reason"))?;
-    let ev = NewEvent {
-        event_type: "m.room.member".into(),
-        state_key: Some(caller.user_id.to_string()),
-        sender: caller.user_id.to_string(),
-        content,
-        redacts: None,
-    };
-    service::send(app, room_id, ev, None).await?;
+    set_own_membership(app, req, room_id, "leave").await?;
     Ok(json(&json!({})))
 }
 
@@ -277,13 +273,7 @@ pub async fn change_membership(
         }
     };
     let content = member_content(app, &target, membership, body.get("reason"))?;
-    let ev = NewEvent {
-        event_type: "m.room.member".into(),
-        state_key: Some(target.to_string()),
-        sender: caller.user_id.to_string(),
-        content,
-        redacts: None,
-    };
+    let ev = NewEvent::member(caller.user_id.as_str(), target.as_str(), content);
     service::send(app, room_id, ev, None).await?;
     Ok(json(&json!({})))
 }
@@ -681,18 +671,8 @@ pub fn get_event_context(
 
 /// `POST /knock/{roomIdOrAlias}`
 pub async fn knock(app: &App, req: &Request, id_or_alias: &str) -> Result<Reply, MatrixError> {
-    let caller = req.caller()?;
     let room_id = resolve_room(app, id_or_alias)?;
-    let body = req.json_object()?;
-    let content = member_content(app, &caller.user_id, "knock", body.get("reason"))?;
-    let ev = NewEvent {
-        event_type: "m.room.member".into(),
-        state_key: Some(caller.user_id.to_string()),
-        sender: caller.user_id.to_string(),
-        content,
-        redacts: None,
-    };
-    service::send(app, &room_id, ev, None).await?;
+    set_own_membership(app, req, &room_id, "knock").await?;
     Ok(json(&json!({ "room_id": room_id })))
 }
 

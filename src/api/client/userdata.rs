@@ -403,13 +403,7 @@ pub async fn set_profile_field(
                 }
             }
         }
-        let ev = NewEvent {
-            event_type: "m.room.member".into(),
-            state_key: Some(caller.to_string()),
-            sender: caller.to_string(),
-            content,
-            redacts: None,
-        };
+        let ev = NewEvent::member(caller.as_str(), caller.as_str(), content);
         if let Err(e) = service::send(app, &room_id, ev, None).await {
             tracing::warn!("profile update in {room_id} refused: {e}");
         }
