@@ -4,26 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Client, TestServer};
-
-async fn room(c: &Client, body: Value) -> String {
-    c.post("/_matrix/client/v3/createRoom", body).await.ok()["room_id"]
-        .as_str()
-        .expect("room_id")
-        .to_owned()
-}
-
-async fn send(c: &Client, room: &str, txn: &str, text: &str) -> String {
-    c.put(
-        &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}"),
-        json!({ "msgtype": "m.text", "body": text }),
-    )
-    .await
-    .ok()["event_id"]
-        .as_str()
-        .expect("event_id")
-        .to_owned()
-}
+use crate::support::{TestServer, room, send};
 
 fn timeline_bodies(sync: &Value, room: &str) -> Vec<String> {
     sync["rooms"]["join"][room]["timeline"]["events"]

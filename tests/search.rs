@@ -2,16 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Client, TestServer};
+use crate::support::{Client, TestServer, room};
 
 const SEARCH: &str = "/_matrix/client/v3/search";
-
-async fn room(c: &Client, body: Value) -> String {
-    c.post("/_matrix/client/v3/createRoom", body).await.ok()["room_id"]
-        .as_str()
-        .expect("room_id")
-        .to_owned()
-}
 
 async fn send_content(c: &Client, room: &str, event_type: &str, content: Value) -> String {
     let txn = format!("t{}", rand_suffix());

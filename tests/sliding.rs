@@ -5,28 +5,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Client, Resp, TestServer};
+use crate::support::{Client, Resp, TestServer, room, send};
 
 const SS: &str = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync";
-
-async fn room(c: &Client, body: Value) -> String {
-    c.post("/_matrix/client/v3/createRoom", body).await.ok()["room_id"]
-        .as_str()
-        .expect("room_id")
-        .to_owned()
-}
-
-async fn send(c: &Client, room: &str, txn: &str, text: &str) -> String {
-    c.put(
-        &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}"),
-        json!({ "msgtype": "m.text", "body": text }),
-    )
-    .await
-    .ok()["event_id"]
-        .as_str()
-        .expect("event_id")
-        .to_owned()
-}
 
 async fn sliding(c: &Client, pos: Option<&str>, timeout: u64, body: &Value) -> Resp {
     let mut path = format!("{SS}?timeout={timeout}");

@@ -201,3 +201,24 @@ impl Client {
         .await
     }
 }
+
+/// Creates a room as `c`; returns its ID.
+pub async fn room(c: &Client, body: Value) -> String {
+    c.post("/_matrix/client/v3/createRoom", body).await.ok()["room_id"]
+        .as_str()
+        .expect("room_id")
+        .to_owned()
+}
+
+/// Sends a text message as `c`; returns its event ID.
+pub async fn send(c: &Client, room: &str, txn: &str, text: &str) -> String {
+    c.put(
+        &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}"),
+        json!({ "msgtype": "m.text", "body": text }),
+    )
+    .await
+    .ok()["event_id"]
+        .as_str()
+        .expect("event_id")
+        .to_owned()
+}

@@ -4,14 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Client, TestServer};
-
-async fn room(c: &Client, body: Value) -> String {
-    c.post("/_matrix/client/v3/createRoom", body).await.ok()["room_id"]
-        .as_str()
-        .expect("room_id")
-        .to_owned()
-}
+use crate::support::{Client, TestServer, room};
 
 async fn sync(c: &Client, since: Option<&str>) -> Value {
     match since {
