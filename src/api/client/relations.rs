@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use super::rooms::{parse, room_short, visible_upto};
+use super::rooms::{SeenEvent, parse, room_short, visible_event, visible_upto};
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::room::relations::bundle;
@@ -37,15 +37,7 @@ pub fn get_relations(
     let user = caller.user_id.as_str();
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let upto = visible_upto(&read, user, short)?;
-    let vis = Visibility::load(&read, user, short)?;
-    let (r, pos) =
-        read.event_position(event_id)?.ok_or_else(|| MatrixError::not_found("Event not found"))?;
-    let parent =
-        read.event_at(short, pos)?.filter(|e| r == short && e.stream <= upto && vis.can_see(e));
-    if parent.is_none() {
-        return Err(MatrixError::not_found("Event not found"));
-    }
+    let SeenEvent { upto, vis, .. } = visible_event(&read, user, short, event_id)?;
     let forward = match req.query("dir") {
         None | Some("b") => false,
         Some("f") => true,

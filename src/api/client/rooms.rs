@@ -416,6 +416,36 @@ pub fn get_room_state(app: &App, req: &Request, room_id: &str) -> Result<Reply, 
     Ok(json(&out))
 }
 
+/// An event of a room that `user` may see, with how far into the room they
+/// may read and the visibility judge for its neighbours. Anything else
+/// (unknown, in another room, after they left, hidden by history
+/// visibility) is the same `404 M_NOT_FOUND`, so existence does not leak.
+pub(crate) struct SeenEvent {
+    pub event: crate::store::StoredEvent,
+    pub upto: StreamPos,
+    pub vis: Visibility,
+}
+
+pub(crate) fn visible_event(
+    read: &ReadTxn,
+    user: &str,
+    room: RoomShort,
+    event_id: &str,
+) -> Result<SeenEvent, MatrixError> {
+    let not_found = || MatrixError::not_found("Event not found");
+    let upto = visible_upto(read, user, room)?;
+    let (r, pos) = read.event_position(event_id)?.ok_or_else(not_found)?;
+    if r != room || pos > upto {
+        return Err(not_found());
+    }
+    let event = read.event_at(r, pos)?.ok_or_else(not_found)?;
+    let vis = Visibility::load(read, user, room)?;
+    if !vis.can_see(&event) {
+        return Err(not_found());
+    }
+    Ok(SeenEvent { event, upto, vis })
+}
+
 /// `GET /rooms/{roomId}/event/{eventId}`
 pub fn get_event(
     app: &App,
@@ -426,17 +456,8 @@ pub fn get_event(
     let caller = req.caller()?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let upto = visible_upto(&read, caller.user_id.as_str(), short)?;
-    let (r, s) =
-        read.event_position(event_id)?.ok_or_else(|| MatrixError::not_found("Event not found"))?;
-    if r != short || s > upto {
-        return Err(MatrixError::not_found("Event not found"));
-    }
-    let ev = read.event_at(r, s)?.ok_or_else(|| MatrixError::not_found("Event not found"))?;
-    if !Visibility::load(&read, caller.user_id.as_str(), short)?.can_see(&ev) {
-        return Err(MatrixError::not_found("Event not found"));
-    }
-    Ok(json(&parse_bundled(&read, short, &ev, caller.user_id.as_str())?))
+    let seen = visible_event(&read, caller.user_id.as_str(), short, event_id)?;
+    Ok(json(&parse_bundled(&read, short, &seen.event, caller.user_id.as_str())?))
 }
 
 /// A stored event with its bundled aggregations, as the spec asks for
@@ -629,12 +650,9 @@ pub fn get_event_context(
     let caller = req.caller()?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let upto = visible_upto(&read, caller.user_id.as_str(), short)?;
-    let (r, pos) =
-        read.event_position(event_id)?.ok_or_else(|| MatrixError::not_found("Event not found"))?;
-    if r != short || pos > upto {
-        return Err(MatrixError::not_found("Event not found"));
-    }
+    let SeenEvent { event, upto, vis } =
+        visible_event(&read, caller.user_id.as_str(), short, event_id)?;
+    let pos = event.stream;
     let limit: usize = match req.query("limit") {
         Some(l) => l.parse().map_err(|_| MatrixError::invalid_param("limit must be an integer"))?,
         None => 10,
@@ -642,12 +660,6 @@ pub fn get_event_context(
     let limit = limit.min(100);
     let before_n = limit / 2;
     let after_n = limit - before_n;
-    let event =
-        read.event_at(short, pos)?.ok_or_else(|| MatrixError::not_found("Event not found"))?;
-    let vis = Visibility::load(&read, caller.user_id.as_str(), short)?;
-    if !vis.can_see(&event) {
-        return Err(MatrixError::not_found("Event not found"));
-    }
     let before = read.events_before(short, pos, before_n)?;
     let mut after = read.events_from(short, StreamPos(pos.0 + 1), after_n)?;
     after.retain(|e| e.stream <= upto);
