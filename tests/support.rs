@@ -59,6 +59,7 @@ impl TestServer {
                 .await;
             });
         });
+        wait_until_serving(addr);
         TestServer {
             base: format!("http://{addr}"),
             dir: dir.to_path_buf(),
@@ -221,4 +222,27 @@ pub async fn send(c: &Client, room: &str, txn: &str, text: &str) -> String {
         .as_str()
         .expect("event_id")
         .to_owned()
+}
+
+/// Blocks until the server answers `/versions` (its side tasks, such as the
+/// admin socket, are started before it serves), failing after 10 s.
+fn wait_until_serving(addr: std::net::SocketAddr) {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let req =
+                "GET /_matrix/client/versions HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+            let mut buf = [0u8; 12];
+            if s.write_all(req.as_bytes()).is_ok()
+                && s.read_exact(&mut buf).is_ok()
+                && buf.ends_with(b"200")
+            {
+                return;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "the test server never started serving");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
