@@ -243,6 +243,6 @@ fn wait_until_serving(addr: std::net::SocketAddr) {
             }
         }
         assert!(std::time::Instant::now() < deadline, "the test server never started serving");
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        thread::sleep(std::time::Duration::from_millis(5));
     }
 }
