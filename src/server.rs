@@ -17,9 +17,6 @@ use crate::room::build::Signer;
 use crate::room::pdu::ServerKey;
 use crate::store::{Store, StoreError};
 
-/// A user's presence: (state, status message, last active in ms).
-pub type Presence = (String, Option<String>, u64);
-
 const META_SIGNING_SEED: &str = "signing_key_seed";
 const META_SIGNING_KEY_ID: &str = "signing_key_id";
 
@@ -42,9 +39,11 @@ pub struct App {
     pub typing: RefCell<crate::sync::typing::Typing>,
     /// Sliding sync connections (MSC4186): what each was sent, bounded.
     pub sliding: RefCell<crate::sync::sliding::Connections>,
-    /// Presence by user: (presence, status_msg, last active ms). In memory:
-    /// cheap, and a restart resetting everyone to offline is right.
-    pub presence: RefCell<HashMap<String, Presence>>,
+    /// Presence by user. In memory: cheap, and a restart resetting
+    /// everyone to offline is right.
+    pub presence: RefCell<crate::sync::presence::Presence>,
+    /// Which member events each device was sent (lazy loading).
+    pub lazy_members: RefCell<crate::sync::lazy::LazyMembers>,
     /// Media files on disk.
     pub media: crate::media::MediaFiles,
     /// Woken when an upload completes (downloads wait for async uploads).
@@ -78,7 +77,8 @@ impl App {
             waiters: RefCell::new(HashMap::new()),
             typing: RefCell::new(crate::sync::typing::Typing::default()),
             sliding: RefCell::new(crate::sync::sliding::Connections::new()),
-            presence: RefCell::new(HashMap::new()),
+            presence: RefCell::default(),
+            lazy_members: RefCell::default(),
             media,
             media_uploaded: Rc::new(Notify::new()),
             push_wake: Rc::new(Notify::new()),
@@ -101,6 +101,11 @@ impl App {
         if w.get(user_id).is_some_and(|n| Rc::strong_count(n) == 1) {
             w.remove(user_id);
         }
+    }
+
+    /// Whether a request of the user is waiting in a long-poll.
+    pub fn is_waiting(&self, user_id: &str) -> bool {
+        self.waiters.borrow().get(user_id).is_some_and(|n| Rc::strong_count(n) > 1)
     }
 
     pub fn wake(&self, user_id: &str) {
@@ -206,6 +211,7 @@ pub async fn run_with_reload(
         loop {
             tick.tick().await;
             crate::api::client::userdata::expire_typing(&typing_app);
+            crate::api::client::userdata::expire_presence(&typing_app);
         }
     });
     let pusher = tokio::task::spawn_local(crate::push::gateway::run(app.clone()));

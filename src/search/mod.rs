@@ -384,20 +384,6 @@ impl Batch {
     }
 }
 
-/// Whether `event_type` matches a filter pattern (`*` matches any run of
-/// characters; spec: RoomEventFilter `types`).
-pub fn type_matches(pattern: &str, event_type: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == event_type,
-        Some((head, rest)) => {
-            let Some(tail) = event_type.strip_prefix(head) else { return false };
-            (0..=tail.len())
-                .filter(|i| tail.is_char_boundary(*i))
-                .any(|i| type_matches(rest, &tail[i..]))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -540,14 +526,5 @@ mod tests {
         assert_eq!(Batch::decode(&r.encode()), Some(r));
         assert_eq!(Batch::decode("not a token"), None);
         assert_eq!(Batch::decode(""), None);
-    }
-
-    #[test]
-    fn type_patterns_support_wildcards() {
-        assert!(type_matches("m.room.*", "m.room.message"));
-        assert!(type_matches("*", "m.room.name"));
-        assert!(type_matches("m.*.name", "m.room.name"));
-        assert!(!type_matches("m.room.topic", "m.room.name"));
-        assert!(!type_matches("m.call.*", "m.room.message"));
     }
 }

@@ -54,18 +54,9 @@ pub fn unindex_event(
     ctx.delete_search_terms(stream, &index_terms(&texts))
 }
 
-/// The parts of a RoomEventFilter a search honours (spec:
-/// client-server-api/#filtering). `limit` is [`Criteria::limit`].
-#[derive(Clone, Debug, Default)]
-pub struct EventFilter {
-    pub rooms: Option<Vec<String>>,
-    pub not_rooms: Vec<String>,
-    pub senders: Option<Vec<String>>,
-    pub not_senders: Vec<String>,
-    pub types: Option<Vec<String>>,
-    pub not_types: Vec<String>,
-    pub contains_url: Option<bool>,
-}
+/// The filter of a search: a RoomEventFilter (`limit` is
+/// [`Criteria::limit`]).
+pub type EventFilter = crate::sync::filter::RoomEventFilter;
 
 /// `event_context` of the request.
 #[derive(Clone, Copy, Debug)]
@@ -128,9 +119,7 @@ impl Rooms<'_> {
             return Ok(None);
         }
         let Some(room_id) = self.read.room_id(room)? else { return Ok(None) };
-        let f = self.filter;
-        if f.rooms.as_ref().is_some_and(|r| !r.contains(&room_id)) || f.not_rooms.contains(&room_id)
-        {
+        if !self.filter.allows_room(&room_id) {
             return Ok(None);
         }
         if let Some(GroupScope::Room(r)) = self.scope
@@ -153,14 +142,7 @@ fn parse(e: &StoredEvent) -> Result<Value, MatrixError> {
 /// The mask of keys both asked for and allowed by the type filter.
 fn key_mask(c: &Criteria) -> u8 {
     let f = &c.filter;
-    c.keys
-        .iter()
-        .filter(|k| {
-            let t = k.event_type();
-            f.types.as_ref().is_none_or(|ts| ts.iter().any(|p| super::type_matches(p, t)))
-                && !f.not_types.iter().any(|p| super::type_matches(p, t))
-        })
-        .fold(0, |m, k| m | k.bit())
+    c.keys.iter().filter(|k| f.events.allows_type(k.event_type())).fold(0, |m, k| m | k.bit())
 }
 
 /// Runs a search for `user_id` and returns the `room_events` response
@@ -200,11 +182,7 @@ pub fn search(
         }
         let v = parse(&event)?;
         let sender = v["sender"].as_str().unwrap_or_default();
-        let f = &c.filter;
-        if f.senders.as_ref().is_some_and(|s| !s.iter().any(|x| x == sender))
-            || f.not_senders.iter().any(|x| x == sender)
-            || matches!(scope, Some(GroupScope::Sender(s)) if s != sender)
-            || f.contains_url.is_some_and(|want| v["content"]["url"].is_string() != want)
+        if !c.filter.allows_event(&v) || matches!(scope, Some(GroupScope::Sender(s)) if s != sender)
         {
             continue;
         }

@@ -67,6 +67,23 @@ impl ReadTxn {
         Ok((n, h))
     }
 
+    /// A user's notifications in a room after `after`: `(stream, highlight)`,
+    /// oldest first.
+    pub fn unread_rows(
+        &self,
+        user: &str,
+        room: RoomShort,
+        after: StreamPos,
+    ) -> Result<Vec<(StreamPos, bool)>, StoreError> {
+        let t = self.0.open_table(USER_ROOM_STREAM_TO_HIGHLIGHT)?;
+        let mut out = Vec::new();
+        for row in t.range((user, room.0, after.0.saturating_add(1))..=(user, room.0, u64::MAX))? {
+            let (k, v) = row?;
+            out.push((StreamPos(k.value().2), v.value() != 0));
+        }
+        Ok(out)
+    }
+
     /// A user's notifications before `before`, newest first.
     pub fn notifications(
         &self,

@@ -113,6 +113,27 @@ impl ReadTxn {
         Ok(v.map(|v| v.value().0.to_owned()))
     }
 
+    /// Every receipt of `receipt_type` a user has in a room, by thread
+    /// (`""` unthreaded, `"main"`, or a thread root): `(thread, event_id)`.
+    pub fn receipt_threads(
+        &self,
+        room: RoomShort,
+        receipt_type: &str,
+        user_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let receipts = self.0.open_table(RECEIPT_TO_EVENT)?;
+        let mut out = Vec::new();
+        for row in receipts.range((room.0, receipt_type, user_id, "")..)? {
+            let (k, v) = row?;
+            let (r, ty, u, thread) = k.value();
+            if r != room.0 || ty != receipt_type || u != user_id {
+                break;
+            }
+            out.push((thread.to_owned(), v.value().0.to_owned()));
+        }
+        Ok(out)
+    }
+
     /// Whether anything in a room's receipts changed after `after`.
     pub fn receipts_changed(&self, room: RoomShort, after: StreamPos) -> Result<bool, StoreError> {
         let changes = self.0.open_table(ROOM_STREAM_TO_RECEIPT)?;

@@ -9,8 +9,12 @@
 //! with nothing new costs one index lookup per joined room.
 
 pub mod devices;
+pub mod filter;
+pub mod lazy;
+pub mod presence;
 pub mod sliding;
 pub mod typing;
+pub mod unread;
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -19,6 +23,9 @@ use serde_json::{Map, Value, json};
 use crate::error::MatrixError;
 use crate::room::visibility::Visibility;
 use crate::store::{Membership, ReadTxn, RoomShort, StoredEvent, StreamPos};
+use filter::{Filter, RoomEventFilter};
+use lazy::DeviceMembers;
+use presence::Presence;
 use typing::Typing;
 
 /// The most to-device messages one response carries.
@@ -32,28 +39,62 @@ pub struct SyncParams {
     pub device_id: String,
     /// The typing serial the client last saw.
     pub since_typing: Option<u64>,
+    /// The presence serial the client last saw.
+    pub since_presence: Option<u64>,
     pub full_state: bool,
-    pub timeline_limit: usize,
-    pub lazy_load_members: bool,
+    pub filter: Filter,
     /// MSC4222: answer `state_after` (the state at the end of the timeline)
     /// instead of `state` (the state at its start).
     pub use_state_after: bool,
 }
 
-/// A sync token: `s<stream position>_<typing serial>`. The typing part is
-/// in memory and restarts from zero; a token from before a restart still
-/// works (its stream position is persistent).
-pub fn parse_since(token: &str) -> Option<(StreamPos, u64)> {
-    let rest = token.strip_prefix('s')?;
-    let (pos, typing) = match rest.split_once('_') {
-        Some((p, t)) => (p.parse().ok()?, t.parse().ok()?),
-        None => (rest.parse().ok()?, 0),
-    };
-    Some((StreamPos(pos), typing))
+impl SyncParams {
+    /// Timeline events per room: the filter's `limit`, 10 by default.
+    pub fn timeline_limit(&self) -> usize {
+        self.filter.room.timeline.events.limit.unwrap_or(10).min(MAX_TIMELINE)
+    }
 }
 
-pub fn since_token(p: StreamPos, typing: u64) -> String {
-    format!("s{}_{typing}", p.0)
+/// The most timeline events per room one response carries.
+const MAX_TIMELINE: usize = 500;
+
+/// The in-memory parts of a sync: typing, and presence when enabled.
+pub struct Ephemeral<'a> {
+    pub typing: &'a Typing,
+    pub presence: Option<&'a Presence>,
+    /// Now, in ms since the epoch (for `last_active_ago`).
+    pub now_ms: u64,
+}
+
+/// A sync token's parts: `s<stream>_<typing>_<presence>`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Since {
+    pub pos: StreamPos,
+    pub typing: u64,
+    pub presence: u64,
+}
+
+/// Parses a sync token. The typing and presence parts are in memory and
+/// restart from zero; a token from before a restart still works (its
+/// stream position is persistent). Older two-part tokens are accepted.
+pub fn parse_token(token: &str) -> Option<Since> {
+    let mut parts = token.strip_prefix('s')?.split('_');
+    let pos = StreamPos(parts.next()?.parse().ok()?);
+    let typing = parts.next().map(str::parse).transpose().ok()?.unwrap_or(0);
+    let presence = parts.next().map(str::parse).transpose().ok()?.unwrap_or(0);
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Since { pos, typing, presence })
+}
+
+/// A sync token's stream position and typing serial.
+pub fn parse_since(token: &str) -> Option<(StreamPos, u64)> {
+    parse_token(token).map(|s| (s.pos, s.typing))
+}
+
+pub fn since_token(s: Since) -> String {
+    format!("s{}_{}_{}", s.pos.0, s.typing, s.presence)
 }
 
 /// A pagination token for `/messages`: `t<stream>` = "before/after this
@@ -84,10 +125,21 @@ pub fn sender_of(v: &Value) -> Option<&str> {
     v.get("sender").and_then(Value::as_str)
 }
 
-/// Builds the response. Returns it and whether any room had something.
+/// One sync being assembled.
+struct Cx<'a> {
+    read: &'a ReadTxn,
+    eph: &'a Ephemeral<'a>,
+    lazy: &'a mut DeviceMembers,
+    user_id: &'a str,
+    params: &'a SyncParams,
+    upto: StreamPos,
+}
+
+/// Builds the response. Returns it and whether it carries anything.
 pub fn assemble(
     read: &ReadTxn,
-    typing: &Typing,
+    eph: &Ephemeral,
+    lazy: &mut DeviceMembers,
     user_id: &str,
     params: &SyncParams,
     upto: StreamPos,
@@ -119,24 +171,33 @@ pub fn assemble(
         .map(|(a, n)| (a, json!(n)))
         .collect();
     let fallback_types = read.unused_fallback_types(user_id, &params.device_id)?;
+    if params.since.is_none() {
+        // An initial sync: the device starts with no members.
+        lazy.clear();
+    }
+    let mut cx = Cx { read, eph, lazy, user_id, params, upto };
     let memberships = read.user_memberships(user_id)?;
     let changed: HashSet<RoomShort> = match params.since {
         Some(s) => read.membership_changes(user_id, s)?.into_iter().collect(),
         None => HashSet::new(),
     };
+    let room_filter = &params.filter.room;
     let mut join = Map::new();
     let mut invite = Map::new();
     let mut leave = Map::new();
     let mut knock = Map::new();
-    for m in memberships {
+    for m in &memberships {
         if m.stream > upto {
             continue;
         }
         let Some(room_id) = read.room_id(m.room)? else { continue };
+        if !room_filter.allows_room(&room_id) {
+            continue;
+        }
         let fresh = params.since.is_none() || changed.contains(&m.room) || params.full_state;
         match m.membership.as_str() {
             "join" => {
-                if let Some(room) = joined_room(read, typing, user_id, &m, params, upto, fresh)? {
+                if let Some(room) = joined_room(&mut cx, m, &room_id, fresh)? {
                     join.insert(room_id, room);
                 }
             }
@@ -150,56 +211,40 @@ pub fn assemble(
                     json!({ "invite_state": { "events": stripped_state(read, m.room, user_id)? } }),
                 );
             }
-            "leave" | "ban" if params.since.is_some() && changed.contains(&m.room) => {
-                let since = params.since.unwrap_or_default();
-                let (events, limited) =
-                    read.events_after(m.room, since, m.stream, params.timeline_limit)?;
-                let timeline: Vec<Value> =
-                    events.iter().map(|e| event_value(e, true)).collect::<Result<_, _>>()?;
-                let prev = events.first().map(|e| e.stream).unwrap_or(m.stream);
-                let state_field = if params.use_state_after { "state_after" } else { "state" };
-                leave.insert(
-                    room_id,
-                    json!({
-                        "timeline": { "events": timeline, "limited": limited, "prev_batch": pagination_token(prev) },
-                        state_field: { "events": [] },
-                        "account_data": { "events": [] },
-                    }),
-                );
+            "leave" | "ban"
+                if (params.since.is_some() && changed.contains(&m.room))
+                    || (room_filter.include_leave
+                        && (params.since.is_none() || params.full_state)) =>
+            {
+                leave.insert(room_id.clone(), left_room(&mut cx, m, &room_id)?);
             }
             _ => {}
         }
     }
-    let mut global_data = Vec::new();
-    for (room_id, ty) in read.account_data_changes(user_id, params.since)? {
-        if room_id.is_empty()
-            && let Some(bytes) = read.account_data(user_id, "", &ty)?
-        {
-            let content: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| MatrixError::internal("account data", e))?;
-            global_data.push(json!({ "type": ty, "content": content }));
-        }
-    }
-    if params.since.is_none() && !global_data.iter().any(|e| e["type"] == "m.push_rules") {
-        // Clients read their push rules from account data; until a user
-        // changes them, serve the defaults there.
-        let rules = serde_json::to_value(crate::push::default_ruleset(user_id))
-            .map_err(|e| MatrixError::internal("push rules", e))?;
-        global_data.push(json!({ "type": "m.push_rules", "content": rules }));
-    }
+    let global_data = global_account_data(read, user_id, params)?;
+    let presence = match eph.presence {
+        Some(p) => presence_events(read, p, user_id, &memberships, params, eph.now_ms)?,
+        None => Vec::new(),
+    };
     let any = !join.is_empty()
         || !invite.is_empty()
         || !leave.is_empty()
         || !knock.is_empty()
         || !global_data.is_empty()
+        || !presence.is_empty()
         || !to_device.is_empty()
         || !changed_devices.is_empty()
         || !left_devices.is_empty();
+    let next = Since {
+        pos: upto,
+        typing: eph.typing.serial(),
+        presence: eph.presence.map_or(0, Presence::serial),
+    };
     let body = json!({
-        "next_batch": since_token(upto, typing.serial()),
+        "next_batch": since_token(next),
         "rooms": { "join": join, "invite": invite, "leave": leave, "knock": knock },
         "account_data": { "events": global_data },
-        "presence": { "events": [] },
+        "presence": { "events": presence },
         "to_device": { "events": to_device },
         "device_lists": { "changed": changed_devices, "left": left_devices },
         "device_one_time_keys_count": otk_counts,
@@ -208,25 +253,72 @@ pub fn assemble(
     Ok((body, any))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn joined_room(
+/// The newest events of a room with `since < stream <= upto` that pass
+/// `filter`, at most `limit`, oldest first; and whether some were left out.
+pub fn timeline_events(
     read: &ReadTxn,
-    typing: &Typing,
-    user_id: &str,
-    m: &Membership,
-    params: &SyncParams,
+    room: RoomShort,
+    since: StreamPos,
     upto: StreamPos,
+    filter: &RoomEventFilter,
+    limit: usize,
+) -> Result<(Vec<StoredEvent>, bool), MatrixError> {
+    if filter.is_open() {
+        return Ok(read.events_after(room, since, upto, limit)?);
+    }
+    let mut out = Vec::new();
+    let mut before = StreamPos(upto.0.saturating_add(1));
+    let mut scanned = 0;
+    loop {
+        let batch = read.events_before(room, before, 64)?;
+        if batch.is_empty() {
+            break;
+        }
+        for e in batch {
+            if e.stream <= since {
+                out.reverse();
+                return Ok((out, false));
+            }
+            if out.len() == limit || scanned == FILTER_SCAN_LIMIT {
+                out.reverse();
+                return Ok((out, true));
+            }
+            scanned += 1;
+            before = e.stream;
+            if filter.allows_event(&event_value(&e, false)?) {
+                out.push(e);
+            }
+        }
+    }
+    out.reverse();
+    Ok((out, false))
+}
+
+/// The most events a filtered timeline looks at before calling itself
+/// limited (a filter matching nothing must not scan a whole history).
+const FILTER_SCAN_LIMIT: usize = 5_000;
+
+fn joined_room(
+    cx: &mut Cx,
+    m: &Membership,
+    room_id: &str,
     fresh: bool,
 ) -> Result<Option<Value>, MatrixError> {
+    let (read, params, upto, user_id) = (cx.read, cx.params, cx.upto, cx.user_id);
+    let rf = &params.filter.room;
     let since = if fresh { StreamPos(0) } else { params.since.unwrap_or_default() };
-    let (mut events, limited) = read.events_after(m.room, since, upto, params.timeline_limit)?;
+    let (mut events, limited) = if rf.timeline.allows_room(room_id) {
+        timeline_events(read, m.room, since, upto, &rf.timeline, params.timeline_limit())?
+    } else {
+        (Vec::new(), false)
+    };
     if fresh && restricted_history(read, m.room)? {
         // A newly joined room under `joined`/`invited` visibility: drop what
         // the user may not see (older events are already the client's).
         let vis = Visibility::load(read, user_id, m.room)?;
         events.retain(|e| vis.can_see(e));
     }
-    let (ephemeral, room_data) = room_extras(read, typing, user_id, m, params, fresh)?;
+    let (ephemeral, room_data) = room_extras(cx, m, room_id, fresh)?;
     if events.is_empty() && !fresh && ephemeral.is_empty() && room_data.is_empty() {
         return Ok(None);
     }
@@ -236,64 +328,25 @@ fn joined_room(
         crate::room::relations::bundle(read, m.room, ev, user_id)?;
     }
     let first = events.first().map(|e| e.stream).unwrap_or(upto);
-    // State: everything (fresh) or what changed in the gap before the
-    // timeline (limited incremental), minus what the timeline carries.
-    let in_timeline: HashSet<(String, String)> = timeline
-        .iter()
-        .filter_map(|e| {
-            let k = e.get("state_key")?.as_str()?;
-            Some((e.get("type")?.as_str()?.to_owned(), k.to_owned()))
-        })
-        .collect();
-    let keys: Vec<(String, String)> = if fresh {
-        read.room_state(m.room)?.into_iter().map(|(t, k, _)| (t, k)).collect()
-    } else if params.use_state_after {
-        // MSC4222: every state change in the window, the timeline's included.
-        read.state_changes(m.room, since, upto)?
-    } else if limited {
-        read.state_changes(m.room, since, StreamPos(first.0.saturating_sub(1)))?
+    let state = if rf.state.allows_room(room_id) {
+        room_state(cx, m.room, &events, &timeline, fresh, limited, first)?
     } else {
         Vec::new()
     };
-    let senders: HashSet<&str> = timeline.iter().filter_map(sender_of).collect();
-    let mut state = Vec::new();
-    for (t, k) in keys {
-        if !params.use_state_after && in_timeline.contains(&(t.clone(), k.clone())) {
-            continue;
-        }
-        if params.lazy_load_members
-            && t == "m.room.member"
-            && k != user_id
-            && !senders.contains(k.as_str())
-        {
-            continue;
-        }
-        if let Some(ev) = read.state_event(m.room, &t, &k)? {
-            // `state` is the state before the timeline; `state_after` the
-            // state at its end (never past `upto`, which the timeline ends at).
-            let wanted = if params.use_state_after {
-                ev.stream <= upto
-            } else {
-                ev.stream < first || !fresh
-            };
-            if wanted {
-                state.push(event_value(&ev, true)?);
-            }
-        }
-    }
     let state_field = if params.use_state_after { "state_after" } else { "state" };
     let joined = read.members_with(m.room, "join")?;
     let invited = read.members_with(m.room, "invite")?;
-    let unread = read.unread_counts(user_id, m.room, read_position(read, user_id, m.room)?)?;
     let heroes: Vec<&String> =
         joined.iter().chain(invited.iter()).filter(|u| *u != user_id).take(5).collect();
-    Ok(Some(json!({
+    let project =
+        |v: Vec<Value>| -> Vec<Value> { v.into_iter().map(|e| params.filter.project(e)).collect() };
+    let mut room = json!({
         "timeline": {
-            "events": timeline,
+            "events": project(timeline),
             "limited": limited,
             "prev_batch": pagination_token(first),
         },
-        state_field: { "events": state },
+        state_field: { "events": project(state) },
         "ephemeral": { "events": ephemeral },
         "account_data": { "events": room_data },
         "summary": {
@@ -301,28 +354,214 @@ fn joined_room(
             "m.joined_member_count": joined.len(),
             "m.invited_member_count": invited.len(),
         },
-        "unread_notifications": { "notification_count": unread.0, "highlight_count": unread.1 },
-    })))
+    });
+    let unread = unread::counts(read, user_id, m.room)?;
+    let counts = |(n, h): unread::Counts| json!({ "notification_count": n, "highlight_count": h });
+    if rf.timeline.unread_thread_notifications {
+        room["unread_notifications"] = counts(unread.main);
+        let threads: Map<String, Value> =
+            unread.threads.iter().map(|(root, c)| (root.clone(), counts(*c))).collect();
+        room["unread_thread_notifications"] = Value::Object(threads);
+    } else {
+        room["unread_notifications"] = counts(unread.total());
+    }
+    Ok(Some(room))
 }
 
-/// The stream position up to which `user` has read `room`: their newest
-/// public or private read receipt.
+/// The state part of a joined room: everything (fresh) or what changed in
+/// the gap before the timeline (limited incremental), minus what the
+/// timeline carries; with lazy loading, members only for the timeline's
+/// senders, and on incremental syncs only those the device lacks.
+fn room_state(
+    cx: &mut Cx,
+    room: RoomShort,
+    events: &[StoredEvent],
+    timeline: &[Value],
+    fresh: bool,
+    limited: bool,
+    first: StreamPos,
+) -> Result<Vec<Value>, MatrixError> {
+    let (read, params, upto, user_id) = (cx.read, cx.params, cx.upto, cx.user_id);
+    let sf = &params.filter.room.state;
+    let since = params.since.unwrap_or_default();
+    let after = params.use_state_after;
+    let in_timeline: HashSet<(&str, &str)> = timeline
+        .iter()
+        .filter_map(|e| Some((e.get("type")?.as_str()?, e.get("state_key")?.as_str()?)))
+        .collect();
+    let keys: Vec<(String, String)> = if fresh {
+        read.room_state(room)?.into_iter().map(|(t, k, _)| (t, k)).collect()
+    } else if after {
+        // MSC4222: every state change in the window, the timeline's included.
+        read.state_changes(room, since, upto)?
+    } else if limited {
+        read.state_changes(room, since, StreamPos(first.0.saturating_sub(1)))?
+    } else {
+        Vec::new()
+    };
+    let lazy = sf.lazy_load_members;
+    let senders: HashSet<&str> = timeline.iter().filter_map(sender_of).collect();
+    let mut members_sent: HashSet<String> = HashSet::new();
+    let mut state = Vec::new();
+    for (t, k) in keys {
+        if !after && in_timeline.contains(&(t.as_str(), k.as_str())) {
+            continue;
+        }
+        let member = t == "m.room.member";
+        if lazy && member && k != user_id && !senders.contains(k.as_str()) {
+            continue;
+        }
+        if !sf.events.allows_type(&t) {
+            continue;
+        }
+        let Some(ev) = read.state_event(room, &t, &k)? else { continue };
+        // `state` is the state before the timeline; `state_after` the
+        // state at its end (never past `upto`, which the timeline ends at).
+        let wanted = if after { ev.stream <= upto } else { ev.stream < first || !fresh };
+        let v = event_value(&ev, true)?;
+        if wanted && sf.allows_event(&v) {
+            if member {
+                members_sent.insert(k.clone());
+                cx.lazy.sent(room, &k, ev.stream, upto);
+            }
+            state.push(v);
+        }
+    }
+    if !lazy {
+        return Ok(state);
+    }
+    // Timeline member events reach the device too.
+    for (e, v) in events.iter().zip(timeline) {
+        if v["type"] == "m.room.member"
+            && let Some(k) = v["state_key"].as_str()
+        {
+            members_sent.insert(k.to_owned());
+            cx.lazy.sent(room, k, e.stream, upto);
+        }
+    }
+    if fresh {
+        return Ok(state);
+    }
+    // Incremental: the senders' member events the device does not have.
+    let mut wanted: Vec<&str> = senders.into_iter().collect();
+    wanted.sort_unstable();
+    for s in wanted {
+        if members_sent.contains(s) || !sf.events.allows_type("m.room.member") {
+            continue;
+        }
+        let Some(ev) = read.state_event(room, "m.room.member", s)? else { continue };
+        if ev.stream > upto
+            || (!sf.include_redundant_members && cx.lazy.knows(room, s, ev.stream, since))
+        {
+            continue;
+        }
+        let v = event_value(&ev, true)?;
+        if sf.allows_event(&v) {
+            cx.lazy.sent(room, s, ev.stream, upto);
+            state.push(v);
+        }
+    }
+    Ok(state)
+}
+
+/// A room the user left (or was kicked or banned from): the timeline up to
+/// the leave.
+fn left_room(cx: &mut Cx, m: &Membership, room_id: &str) -> Result<Value, MatrixError> {
+    let (read, params) = (cx.read, cx.params);
+    let rf = &params.filter.room;
+    let since = params.since.unwrap_or_default();
+    let (events, limited) = if rf.timeline.allows_room(room_id) {
+        timeline_events(read, m.room, since, m.stream, &rf.timeline, params.timeline_limit())?
+    } else {
+        (Vec::new(), false)
+    };
+    let timeline: Vec<Value> = events
+        .iter()
+        .map(|e| event_value(e, true).map(|v| params.filter.project(v)))
+        .collect::<Result<_, _>>()?;
+    let prev = events.first().map(|e| e.stream).unwrap_or(m.stream);
+    let state_field = if params.use_state_after { "state_after" } else { "state" };
+    Ok(json!({
+        "timeline": { "events": timeline, "limited": limited, "prev_batch": pagination_token(prev) },
+        state_field: { "events": [] },
+        "account_data": { "events": [] },
+    }))
+}
+
+/// Global account data changed since the token, filtered.
+fn global_account_data(
+    read: &ReadTxn,
+    user_id: &str,
+    params: &SyncParams,
+) -> Result<Vec<Value>, MatrixError> {
+    let f = &params.filter.account_data;
+    let mut out = Vec::new();
+    for (room_id, ty) in read.account_data_changes(user_id, params.since)? {
+        if room_id.is_empty()
+            && f.allows_type(&ty)
+            && let Some(bytes) = read.account_data(user_id, "", &ty)?
+        {
+            let content: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| MatrixError::internal("account data", e))?;
+            out.push(json!({ "type": ty, "content": content }));
+        }
+    }
+    if params.since.is_none()
+        && f.allows_type("m.push_rules")
+        && !out.iter().any(|e| e["type"] == "m.push_rules")
+    {
+        // Clients read their push rules from account data; until a user
+        // changes them, serve the defaults there.
+        let rules = serde_json::to_value(crate::push::default_ruleset(user_id))
+            .map_err(|e| MatrixError::internal("push rules", e))?;
+        out.push(json!({ "type": "m.push_rules", "content": rules }));
+    }
+    out.truncate(f.limit.unwrap_or(usize::MAX));
+    Ok(out)
+}
+
+/// `m.presence` events of the user and of everyone sharing a joined room
+/// with them that changed since the token.
+fn presence_events(
+    read: &ReadTxn,
+    presence: &Presence,
+    user_id: &str,
+    memberships: &[Membership],
+    params: &SyncParams,
+    now_ms: u64,
+) -> Result<Vec<Value>, MatrixError> {
+    let f = &params.filter.presence;
+    let since = params.since.and(params.since_presence);
+    let mine: HashSet<RoomShort> =
+        memberships.iter().filter(|m| m.membership == "join").map(|m| m.room).collect();
+    let mut out = Vec::new();
+    for (user, entry) in presence.changed_since(since) {
+        if !f.allows("m.presence", user) {
+            continue;
+        }
+        if user != user_id
+            && !read
+                .user_memberships(user)?
+                .iter()
+                .any(|m| m.membership == "join" && mine.contains(&m.room))
+        {
+            continue;
+        }
+        out.push(json!({ "type": "m.presence", "sender": user, "content": entry.content(now_ms) }));
+    }
+    out.sort_by(|a, b| a["sender"].as_str().cmp(&b["sender"].as_str()));
+    out.truncate(f.limit.unwrap_or(usize::MAX));
+    Ok(out)
+}
+
+/// The stream position up to which `user` has read the main timeline of
+/// `room` (see [`unread::read_position`]).
 pub fn read_position(
     read: &ReadTxn,
     user: &str,
     room: RoomShort,
 ) -> Result<StreamPos, MatrixError> {
-    let mut best = StreamPos(0);
-    for ty in ["m.read", "m.read.private"] {
-        if let Some(id) = read.receipt_event(room, ty, user)?
-            && let Some((r, p)) = read.event_position(&id)?
-            && r == room
-            && p > best
-        {
-            best = p;
-        }
-    }
-    Ok(best)
+    unread::read_position(read, user, room)
 }
 
 /// Whether the room's current history visibility hides history from new
@@ -338,24 +577,61 @@ pub fn restricted_history(read: &ReadTxn, room: RoomShort) -> Result<bool, Matri
 }
 
 /// Typing, receipts and room account data of a joined room that changed
-/// since the token (all of it for a fresh room).
+/// since the token (all of it for a fresh room), filtered.
 fn room_extras(
-    read: &ReadTxn,
-    typing: &Typing,
-    user_id: &str,
+    cx: &Cx,
     m: &Membership,
-    params: &SyncParams,
+    room_id: &str,
     fresh: bool,
 ) -> Result<(Vec<Value>, Vec<Value>), MatrixError> {
+    let (read, params, user_id) = (cx.read, cx.params, cx.user_id);
+    let rf = &params.filter.room;
     let mut ephemeral = Vec::new();
-    let typing_since = if fresh { None } else { params.since_typing };
-    if let Some(users) = typing.changed_since(m.room, typing_since) {
-        ephemeral.push(json!({ "type": "m.typing", "content": { "user_ids": users } }));
-    }
     let since = if fresh { None } else { params.since };
+    let ef = &rf.ephemeral;
+    if ef.allows_room(room_id) {
+        let typing_since = if fresh { None } else { params.since_typing };
+        if ef.events.allows_type("m.typing")
+            && let Some(users) = cx.eph.typing.changed_since(m.room, typing_since)
+        {
+            ephemeral.push(json!({ "type": "m.typing", "content": { "user_ids": users } }));
+        }
+        if ef.events.allows_type("m.receipt") {
+            let content = receipts(read, m.room, user_id, since)?;
+            if !content.is_empty() {
+                ephemeral.push(json!({ "type": "m.receipt", "content": content }));
+            }
+        }
+    }
+    let mut room_data = Vec::new();
+    let af = &rf.account_data;
+    if !af.allows_room(room_id) {
+        return Ok((ephemeral, room_data));
+    }
+    for (r, ty) in read.account_data_changes(user_id, since)? {
+        if r == room_id
+            && af.events.allows_type(&ty)
+            && let Some(bytes) = read.account_data(user_id, &r, &ty)?
+        {
+            let c: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| MatrixError::internal("account data", e))?;
+            room_data.push(json!({ "type": ty, "content": c }));
+        }
+    }
+    room_data.truncate(af.events.limit.unwrap_or(usize::MAX));
+    Ok((ephemeral, room_data))
+}
+
+/// The `m.receipt` content of receipts changed since `since` (all when
+/// `None`); private receipts are shown to their owner only.
+fn receipts(
+    read: &ReadTxn,
+    room: RoomShort,
+    user_id: &str,
+    since: Option<StreamPos>,
+) -> Result<BTreeMap<String, Map<String, Value>>, MatrixError> {
     let mut content: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-    for r in read.receipts(m.room, since)? {
-        // Private receipts are shown to their owner only.
+    for r in read.receipts(room, since)? {
         if r.receipt_type == "m.read.private" && r.user_id != user_id {
             continue;
         }
@@ -367,21 +643,7 @@ fn room_extras(
         let users = by_type.entry(r.receipt_type).or_insert_with(|| json!({}));
         users[r.user_id.as_str()] = entry;
     }
-    if !content.is_empty() {
-        ephemeral.push(json!({ "type": "m.receipt", "content": content }));
-    }
-    let mut room_data = Vec::new();
-    let Some(room_id) = read.room_id(m.room)? else { return Ok((ephemeral, room_data)) };
-    for (r, ty) in read.account_data_changes(user_id, since)? {
-        if r == room_id
-            && let Some(bytes) = read.account_data(user_id, &r, &ty)?
-        {
-            let c: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| MatrixError::internal("account data", e))?;
-            room_data.push(json!({ "type": ty, "content": c }));
-        }
-    }
-    Ok((ephemeral, room_data))
+    Ok(content)
 }
 
 /// Stripped state for an invite (spec: "Stripped state").

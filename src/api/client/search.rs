@@ -8,10 +8,10 @@ use serde_json::{Map, Value, json};
 
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
-use crate::ids::{RoomId, UserId};
 use crate::search::run::{self, ContextSpec, Criteria, EventFilter};
 use crate::search::{Batch, Order, Query, SearchKey};
 use crate::server::App;
+use crate::sync::filter::{boolean, strings};
 
 /// Results per page without a `filter.limit`, and the most one page holds.
 const DEFAULT_LIMIT: usize = 10;
@@ -168,38 +168,11 @@ fn criteria(o: &Map<String, Value>) -> Result<Criteria, MatrixError> {
 /// Validates a RoomEventFilter; returns it and the page size.
 fn filter(f: &Map<String, Value>) -> Result<(EventFilter, usize), MatrixError> {
     let path = format!("{ROOM_EVENTS}.filter");
-    let rooms = |field: &str| -> Result<Option<Vec<String>>, MatrixError> {
-        let list = strings(f, &path, field)?;
-        for r in list.iter().flatten() {
-            RoomId::parse(r)
-                .map_err(|e| invalid(&path, field, &format!("contains {r:?}: {}", e.0)))?;
-        }
-        Ok(list)
-    };
-    let users = |field: &str| -> Result<Option<Vec<String>>, MatrixError> {
-        let list = strings(f, &path, field)?;
-        for u in list.iter().flatten() {
-            UserId::parse(u)
-                .map_err(|e| invalid(&path, field, &format!("contains {u:?}: {}", e.0)))?;
-        }
-        Ok(list)
-    };
-    let limit = match f.get("limit") {
-        None | Some(Value::Null) => DEFAULT_LIMIT,
-        Some(Value::Number(n)) => match n.as_u64() {
-            Some(0) | None => return Err(invalid(&path, "limit", "must be a positive integer")),
-            Some(l) => usize::try_from(l).unwrap_or(MAX_LIMIT).min(MAX_LIMIT),
-        },
-        Some(_) => return Err(bad(&path, "limit", "must be an integer")),
-    };
-    let filter = EventFilter {
-        rooms: rooms("rooms")?,
-        not_rooms: rooms("not_rooms")?.unwrap_or_default(),
-        senders: users("senders")?,
-        not_senders: users("not_senders")?.unwrap_or_default(),
-        types: strings(f, &path, "types")?,
-        not_types: strings(f, &path, "not_types")?.unwrap_or_default(),
-        contains_url: boolean(f, &path, "contains_url")?,
+    let filter = EventFilter::parse(f, &path)?;
+    let limit = match filter.events.limit {
+        None => DEFAULT_LIMIT,
+        Some(0) => return Err(invalid(&path, "limit", "must be a positive integer")),
+        Some(l) => l.min(MAX_LIMIT),
     };
     Ok((filter, limit))
 }
@@ -210,32 +183,6 @@ fn bad(path: &str, field: &str, what: &str) -> MatrixError {
 
 fn invalid(path: &str, field: &str, what: &str) -> MatrixError {
     MatrixError::invalid_param(format!("{path}.{field} {what}"))
-}
-
-/// An optional list of strings.
-fn strings(
-    o: &Map<String, Value>,
-    path: &str,
-    field: &str,
-) -> Result<Option<Vec<String>>, MatrixError> {
-    match o.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| i.as_str().map(str::to_owned))
-            .collect::<Option<Vec<_>>>()
-            .map(Some)
-            .ok_or_else(|| bad(path, field, "must be a list of strings")),
-        Some(_) => Err(bad(path, field, "must be a list of strings")),
-    }
-}
-
-fn boolean(o: &Map<String, Value>, path: &str, field: &str) -> Result<Option<bool>, MatrixError> {
-    match o.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(bad(path, field, "must be true or false")),
-    }
 }
 
 /// An optional non-negative integer.

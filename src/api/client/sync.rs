@@ -4,11 +4,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::userdata::wake_presence_watchers;
+use crate::account::now_ms;
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, from_json, json};
+use crate::http::{Reply, Request, json};
 use crate::server::App;
 use crate::store::StreamPos;
-use crate::sync::{self, SyncParams};
+use crate::sync::filter::Filter;
+use crate::sync::{self, Ephemeral, SyncParams, presence};
 
 /// `POST /user/{userId}/filter`
 pub async fn create_filter(app: &App, req: &Request, user_id: &str) -> Result<Reply, MatrixError> {
@@ -17,6 +20,8 @@ pub async fn create_filter(app: &App, req: &Request, user_id: &str) -> Result<Re
         return Err(MatrixError::forbidden("Cannot create filters for other users"));
     }
     let body = req.json_object()?;
+    // Refuse what a later `/sync` could not use.
+    Filter::parse(&Value::Object(body.clone()))?;
     let bytes = serde_json::to_vec(&body).map_err(|e| MatrixError::internal("filter", e))?;
     let user = user_id.to_owned();
     let id = app
@@ -52,17 +57,20 @@ pub fn get_filter(
 pub async fn sync_events(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
     let user = caller.user_id.to_string();
+    let device = caller.device_id.to_string();
     let since = match req.query("since") {
         Some(s) => Some(
-            sync::parse_since(s)
+            sync::parse_token(s)
                 .ok_or_else(|| MatrixError::invalid_param("since is not a valid sync token"))?,
         ),
         None => None,
     };
-    let filter: Value = match req.query("filter") {
-        None => json!({}),
+    let filter = match req.query("filter") {
+        None => Filter::default(),
         Some(f) if f.trim_start().starts_with('{') => {
-            serde_json::from_str(f).map_err(|e| MatrixError::bad_json(format!("filter: {e}")))?
+            let v: Value = serde_json::from_str(f)
+                .map_err(|e| MatrixError::bad_json(format!("filter: {e}")))?;
+            Filter::parse(&v)?
         }
         Some(id) => {
             let id: u64 =
@@ -72,18 +80,26 @@ pub async fn sync_events(app: &App, req: &Request) -> Result<Reply, MatrixError>
                 .read()?
                 .filter(&user, id)?
                 .ok_or_else(|| MatrixError::invalid_param("unknown filter id"))?;
-            serde_json::from_slice(&bytes).map_err(|e| MatrixError::internal("filter", e))?
+            let v: Value =
+                serde_json::from_slice(&bytes).map_err(|e| MatrixError::internal("filter", e))?;
+            Filter::parse(&v)?
         }
     };
-    let filter: Value = from_json::<Value>(filter)?;
+    let set_presence = req.query("set_presence");
+    if let Some(p) = set_presence
+        && !presence::valid_state(p)
+    {
+        return Err(MatrixError::invalid_param(
+            "set_presence must be online, offline or unavailable",
+        ));
+    }
     let params = SyncParams {
-        since: since.map(|(p, _)| p),
-        device_id: caller.device_id.to_string(),
-        since_typing: since.map(|(_, t)| t),
+        since: since.map(|s| s.pos),
+        device_id: device.clone(),
+        since_typing: since.map(|s| s.typing),
+        since_presence: since.map(|s| s.presence),
         full_state: req.query_bool("full_state", false)?,
-        timeline_limit: filter["room"]["timeline"]["limit"].as_u64().unwrap_or(10).clamp(1, 500)
-            as usize,
-        lazy_load_members: filter["room"]["state"]["lazy_load_members"].as_bool().unwrap_or(false),
+        filter,
         // MSC4222, under its stable and unstable parameter names.
         use_state_after: req.query_bool("use_state_after", false)?
             || req.query_bool("org.matrix.msc4222.use_state_after", false)?,
@@ -97,19 +113,21 @@ pub async fn sync_events(app: &App, req: &Request) -> Result<Reply, MatrixError>
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms.min(120_000));
     // A sync with `since` acknowledges the to-device messages delivered up
     // to that position: delete them now (never before the client confirmed).
-    if let Some((pos, _)) = since {
-        let device = caller.device_id.to_string();
+    if let Some(s) = since {
         let pending =
-            !app.store.read()?.to_device(&user, &device, StreamPos(0), pos, 1)?.is_empty();
+            !app.store.read()?.to_device(&user, &device, StreamPos(0), s.pos, 1)?.is_empty();
         if pending {
-            let u = user.clone();
+            let (u, d) = (user.clone(), device.clone());
             app.store
                 .write(move |ctx| {
-                    ctx.delete_to_device_upto(&u, &device, pos)?;
+                    ctx.delete_to_device_upto(&u, &d, s.pos)?;
                     Ok(Ok::<_, MatrixError>(()))
                 })
                 .await?;
         }
+    }
+    if app.config.presence && app.presence.borrow_mut().synced(&user, set_presence, now_ms()) {
+        wake_presence_watchers(app, &user);
     }
     let notify = app.waiter(&user);
     let result = loop {
@@ -118,7 +136,18 @@ pub async fn sync_events(app: &App, req: &Request) -> Result<Reply, MatrixError>
         notified.as_mut().enable();
         let upto = app.store.current_position();
         let read = app.store.read()?;
-        let (body, any) = sync::assemble(&read, &app.typing.borrow(), &user, &params, upto)?;
+        let (body, any) = {
+            let typing = app.typing.borrow();
+            let presence = app.presence.borrow();
+            let eph = Ephemeral {
+                typing: &typing,
+                presence: app.config.presence.then_some(&*presence),
+                now_ms: now_ms(),
+            };
+            let mut lazy = app.lazy_members.borrow_mut();
+            let members = lazy.device(&user, &device);
+            sync::assemble(&read, &eph, members, &user, &params, upto)?
+        };
         drop(read);
         if any || since.is_none() || params.full_state || app.is_shutting_down() {
             break body;

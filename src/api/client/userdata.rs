@@ -15,6 +15,7 @@ use crate::room::build::NewEvent;
 use crate::room::service;
 use crate::server::App;
 use crate::store::{Receipt, StoreError};
+use crate::sync::presence;
 use crate::sync::typing::MAX_TYPING;
 
 fn own(req: &Request, user_id: &str) -> Result<(), MatrixError> {
@@ -415,16 +416,10 @@ pub async fn set_profile_field(
 pub fn get_presence(app: &App, req: &Request, user_id: &str) -> Result<Reply, MatrixError> {
     req.caller()?;
     profile_of(app, user_id)?;
-    let p = app.presence.borrow().get(user_id).cloned();
-    let (presence, status, last) = p.unwrap_or(("offline".into(), None, 0));
-    let mut out = json!({ "presence": presence });
-    if let Some(s) = status {
-        out["status_msg"] = json!(s);
-    }
-    if last > 0 {
-        out["last_active_ago"] = json!(now_ms().saturating_sub(last));
-        out["currently_active"] = json!(presence == "online");
-    }
+    let out = match app.presence.borrow().get(user_id) {
+        Some(e) => e.content(now_ms()),
+        None => json!({ "presence": "offline" }),
+    };
     Ok(json(&out))
 }
 
@@ -436,14 +431,40 @@ pub fn set_presence(app: &App, req: &Request, user_id: &str) -> Result<Reply, Ma
         .get("presence")
         .and_then(Value::as_str)
         .ok_or_else(|| MatrixError::bad_json("presence is required"))?;
-    if !matches!(presence, "online" | "offline" | "unavailable") {
+    if !presence::valid_state(presence) {
         return Err(MatrixError::invalid_param("presence must be online, offline or unavailable"));
     }
-    let status = body.get("status_msg").and_then(Value::as_str).map(str::to_owned);
-    if app.config.presence {
-        app.presence
-            .borrow_mut()
-            .insert(user_id.to_owned(), (presence.to_owned(), status, now_ms()));
+    let status = match body.get("status_msg") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(MatrixError::bad_json("status_msg must be a string")),
+    };
+    if app.config.presence && app.presence.borrow_mut().set(user_id, presence, status, now_ms()) {
+        wake_presence_watchers(app, user_id);
     }
     Ok(json(&json!({})))
+}
+
+/// Wakes the long-polls of everyone who sees `user_id`'s presence: the
+/// user and everyone sharing a joined room with them.
+pub fn wake_presence_watchers(app: &App, user_id: &str) {
+    app.wake(user_id);
+    let Ok(read) = app.store.read() else { return };
+    let memberships = read.user_memberships(user_id).unwrap_or_default();
+    for m in memberships.iter().filter(|m| m.membership == "join") {
+        for m in read.members_with(m.room, "join").unwrap_or_default() {
+            app.wake(&m);
+        }
+    }
+}
+
+/// Marks offline the users who stopped syncing (run every second).
+pub fn expire_presence(app: &App) {
+    if !app.config.presence {
+        return;
+    }
+    let gone = app.presence.borrow_mut().expire(now_ms(), |u| app.is_waiting(u));
+    for user in gone {
+        wake_presence_watchers(app, &user);
+    }
 }

@@ -1,0 +1,194 @@
+//! Presence (spec: client-server-api/#presence): in memory only, like
+//! typing. Every change takes the next serial, which sync tokens carry, so
+//! an incremental `/sync` returns exactly the changes it has not seen. A
+//! restart resets everyone to offline, which is what a restart means.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+/// How long after their last request a syncing user still counts as
+/// online (a client long-polls at most 30 s between requests).
+pub const ONLINE_TIMEOUT_MS: u64 = 60_000;
+
+/// `online`, `unavailable` or `offline`.
+pub fn valid_state(s: &str) -> bool {
+    matches!(s, "online" | "unavailable" | "offline")
+}
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub state: String,
+    pub status_msg: Option<String>,
+    /// When the user last did something (ms since the epoch; 0 = never).
+    pub last_active_ms: u64,
+    /// When a client of theirs last synced or set presence.
+    last_seen_ms: u64,
+    /// Set by `PUT /presence`: a sync's default `online` does not override
+    /// an explicit `unavailable`.
+    explicit: bool,
+    serial: u64,
+}
+
+#[derive(Default)]
+pub struct Presence {
+    serial: u64,
+    users: HashMap<String, Entry>,
+}
+
+impl Presence {
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    pub fn get(&self, user: &str) -> Option<&Entry> {
+        self.users.get(user)
+    }
+
+    /// `PUT /presence/{userId}/status`. Returns whether anything others
+    /// see changed.
+    pub fn set(&mut self, user: &str, state: &str, status_msg: Option<String>, now: u64) -> bool {
+        let active = state == "online";
+        self.update(user, now, |e| {
+            e.explicit = state != "online";
+            let changed = e.state != state || e.status_msg != status_msg;
+            e.state = state.to_owned();
+            e.status_msg = status_msg;
+            if active {
+                e.last_active_ms = now;
+            }
+            changed
+        })
+    }
+
+    /// A `/sync` request with `set_presence` (`None` = the default,
+    /// `online`). Returns whether anything others see changed.
+    pub fn synced(&mut self, user: &str, set_presence: Option<&str>, now: u64) -> bool {
+        if set_presence == Some("offline") {
+            return false;
+        }
+        self.update(user, now, |e| {
+            let wanted = match set_presence {
+                Some(s) => {
+                    e.explicit = false;
+                    s
+                }
+                // The default keeps an explicitly set `unavailable`.
+                None if e.explicit && e.state != "offline" => e.state.as_str(),
+                None => "online",
+            }
+            .to_owned();
+            let changed = e.state != wanted;
+            if wanted == "online" {
+                e.last_active_ms = now;
+            }
+            e.state = wanted;
+            changed
+        })
+    }
+
+    fn update(&mut self, user: &str, now: u64, f: impl FnOnce(&mut Entry) -> bool) -> bool {
+        let e = self.users.entry(user.to_owned()).or_insert_with(|| Entry {
+            state: "offline".to_owned(),
+            status_msg: None,
+            last_active_ms: 0,
+            last_seen_ms: now,
+            explicit: false,
+            serial: 0,
+        });
+        e.last_seen_ms = now;
+        let changed = f(e);
+        if changed {
+            self.serial += 1;
+            e.serial = self.serial;
+        }
+        changed
+    }
+
+    /// Marks offline everyone not seen for [`ONLINE_TIMEOUT_MS`] unless
+    /// `still_here` says a request of theirs is open (a long-poll). Returns
+    /// who changed.
+    pub fn expire(&mut self, now: u64, still_here: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut gone = Vec::new();
+        for (user, e) in self.users.iter_mut() {
+            if e.state != "offline"
+                && now.saturating_sub(e.last_seen_ms) > ONLINE_TIMEOUT_MS
+                && !still_here(user)
+            {
+                self.serial += 1;
+                e.state = "offline".to_owned();
+                e.explicit = false;
+                e.serial = self.serial;
+                gone.push(user.clone());
+            }
+        }
+        gone
+    }
+
+    /// Users whose presence changed after serial `since` (everyone known
+    /// when `None`, or when `since` is from before a restart).
+    pub fn changed_since(&self, since: Option<u64>) -> impl Iterator<Item = (&String, &Entry)> {
+        let since = since.filter(|s| *s <= self.serial).unwrap_or(0);
+        self.users.iter().filter(move |(_, e)| e.serial > since)
+    }
+}
+
+impl Entry {
+    /// The `content` of an `m.presence` event (and of `GET /presence`).
+    pub fn content(&self, now: u64) -> Value {
+        let mut c = json!({ "presence": self.state });
+        if let Some(s) = &self.status_msg {
+            c["status_msg"] = json!(s);
+        }
+        if self.last_active_ms > 0 {
+            let ago = now.saturating_sub(self.last_active_ms);
+            c["last_active_ago"] = json!(ago);
+            c["currently_active"] = json!(self.state == "online" && ago < ONLINE_TIMEOUT_MS);
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sync_marks_online_once_and_later_syncs_change_nothing() {
+        let mut p = Presence::default();
+        assert!(p.synced("@a:hs", None, 1_000));
+        let s = p.serial();
+        assert!(!p.synced("@a:hs", None, 2_000));
+        assert_eq!(p.serial(), s);
+        assert_eq!(p.get("@a:hs").unwrap().content(2_500)["last_active_ago"], 500);
+        assert!(!p.synced("@b:hs", Some("offline"), 2_000));
+        assert!(p.get("@b:hs").is_none());
+    }
+
+    #[test]
+    fn an_explicit_unavailable_survives_default_syncs() {
+        let mut p = Presence::default();
+        assert!(p.set("@a:hs", "unavailable", Some("lunch".into()), 10));
+        assert!(!p.synced("@a:hs", None, 20));
+        assert_eq!(p.get("@a:hs").unwrap().state, "unavailable");
+        assert!(p.synced("@a:hs", Some("online"), 30));
+        assert_eq!(p.get("@a:hs").unwrap().state, "online");
+    }
+
+    #[test]
+    fn silent_users_go_offline_unless_a_request_is_open() {
+        let mut p = Presence::default();
+        p.synced("@a:hs", None, 0);
+        p.synced("@b:hs", None, 0);
+        assert!(p.expire(ONLINE_TIMEOUT_MS, |_| false).is_empty());
+        let gone = p.expire(ONLINE_TIMEOUT_MS + 1, |u| u == "@b:hs");
+        assert_eq!(gone, vec!["@a:hs".to_owned()]);
+        let since = p.serial();
+        assert_eq!(p.changed_since(Some(since)).count(), 0);
+        p.synced("@a:hs", None, ONLINE_TIMEOUT_MS + 2);
+        let changed: Vec<_> = p.changed_since(Some(since)).map(|(u, _)| u.clone()).collect();
+        assert_eq!(changed, vec!["@a:hs".to_owned()]);
+        // A token from before a restart (serial ahead of ours) sees all.
+        assert_eq!(p.changed_since(Some(since + 100)).count(), 2);
+    }
+}
