@@ -23,6 +23,7 @@ mod rooms;
 mod sdk;
 mod search;
 mod sliding;
+mod sync_filters;
 mod tls;
 mod uia;
 mod userdata;

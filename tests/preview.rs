@@ -4,7 +4,7 @@ use std::io::Cursor;
 
 use serde_json::Value;
 
-use crate::support::TestServer;
+use crate::support::{TestServer, urlencode};
 
 /// Serves `/page` (HTML with OpenGraph tags and a relative image), `/img`
 /// (a PNG), `/moved` (a redirect to /page) and `/plain` (no tags).
@@ -57,20 +57,6 @@ async fn web_server() -> String {
     format!("http://{addr}")
 }
 
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(
-            |b| {
-                if b.is_ascii_alphanumeric() {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            },
-        )
-        .collect()
-}
-
 #[tokio::test]
 async fn a_page_preview_carries_opengraph_fields_and_a_stored_image() {
     let web = web_server().await;
@@ -79,7 +65,7 @@ async fn a_page_preview_carries_opengraph_fields_and_a_stored_image() {
     let p = alice
         .get(&format!(
             "/_matrix/client/v1/media/preview_url?url={}&ts=0",
-            enc(&format!("{web}/moved"))
+            urlencode(&format!("{web}/moved"))
         ))
         .await
         .ok();
@@ -99,7 +85,10 @@ async fn a_page_preview_carries_opengraph_fields_and_a_stored_image() {
         .expect("get");
     assert_eq!(got.status(), 200);
     let plain = alice
-        .get(&format!("/_matrix/client/v1/media/preview_url?url={}", enc(&format!("{web}/plain"))))
+        .get(&format!(
+            "/_matrix/client/v1/media/preview_url?url={}",
+            urlencode(&format!("{web}/plain"))
+        ))
         .await
         .ok();
     assert_eq!(plain["og:title"], "Just a title");
@@ -108,7 +97,7 @@ async fn a_page_preview_carries_opengraph_fields_and_a_stored_image() {
     let again = alice
         .get(&format!(
             "/_matrix/client/v1/media/preview_url?url={}&ts=0",
-            enc(&format!("{web}/moved"))
+            urlencode(&format!("{web}/moved"))
         ))
         .await
         .ok();
@@ -121,7 +110,10 @@ async fn internal_addresses_are_refused_without_the_allow_list() {
     let s = TestServer::start();
     let (alice, _) = s.client().register("alice", "pw-alice-1").await;
     let r = alice
-        .get(&format!("/_matrix/client/v1/media/preview_url?url={}", enc(&format!("{web}/page"))))
+        .get(&format!(
+            "/_matrix/client/v1/media/preview_url?url={}",
+            urlencode(&format!("{web}/page"))
+        ))
         .await;
     assert!(r.status.is_client_error(), "{} {}", r.status, r.body);
     assert!(r.body["error"].as_str().unwrap_or("").contains("not allowed"), "{}", r.body);

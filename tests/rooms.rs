@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, room, send};
+use crate::support::{TestServer, room, send, urlencode};
 
 fn timeline_bodies(sync: &Value, room: &str) -> Vec<String> {
     sync["rooms"]["join"][room]["timeline"]["events"]
@@ -240,20 +240,6 @@ async fn a_gappy_sync_is_limited_and_carries_the_state_changed_in_the_gap() {
         state.iter().any(|e| e["type"] == "m.room.topic" && e["content"]["topic"] == "gap topic"),
         "{sync}"
     );
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(
-            |b| {
-                if b.is_ascii_alphanumeric() {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            },
-        )
-        .collect()
 }
 
 #[tokio::test]

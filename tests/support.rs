@@ -203,6 +203,22 @@ impl Client {
     }
 }
 
+/// Percent-encodes everything but ASCII letters and digits (for JSON in a
+/// query string).
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(
+            |b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            },
+        )
+        .collect()
+}
+
 /// Creates a room as `c`; returns its ID.
 pub async fn room(c: &Client, body: Value) -> String {
     c.post("/_matrix/client/v3/createRoom", body).await.ok()["room_id"]

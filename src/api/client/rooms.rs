@@ -2,6 +2,8 @@
 //! and `/sync` (spec: client-server-api/#rooms, #room-membership,
 //! #sending-events-to-a-room, #getting-events-for-a-room, #syncing).
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -13,8 +15,9 @@ use crate::room::service::{self, CreateRoom};
 use crate::room::version::RoomVersion;
 use crate::room::visibility::Visibility;
 use crate::server::App;
-use crate::store::{ReadTxn, RoomShort, StreamPos};
+use crate::store::{ReadTxn, RoomShort, StoredEvent, StreamPos};
 use crate::sync;
+use crate::sync::filter::RoomEventFilter;
 
 #[derive(Deserialize)]
 struct CreateRoomBody {
@@ -377,7 +380,7 @@ pub async fn set_room_state(
     Ok(json(&json!({ "event_id": event_id })))
 }
 
-pub(crate) fn parse(e: &crate::store::StoredEvent) -> Result<Value, MatrixError> {
+pub(crate) fn parse(e: &StoredEvent) -> Result<Value, MatrixError> {
     serde_json::from_slice(&e.json).map_err(|err| MatrixError::internal("stored event", err))
 }
 
@@ -421,7 +424,7 @@ pub fn get_room_state(app: &App, req: &Request, room_id: &str) -> Result<Reply, 
 /// (unknown, in another room, after they left, hidden by history
 /// visibility) is the same `404 M_NOT_FOUND`, so existence does not leak.
 pub(crate) struct SeenEvent {
-    pub event: crate::store::StoredEvent,
+    pub event: StoredEvent,
     pub upto: StreamPos,
     pub vis: Visibility,
 }
@@ -465,7 +468,7 @@ pub fn get_event(
 pub(crate) fn parse_bundled(
     read: &ReadTxn,
     room: RoomShort,
-    e: &crate::store::StoredEvent,
+    e: &StoredEvent,
     user: &str,
 ) -> Result<Value, MatrixError> {
     let mut v = parse(e)?;
@@ -552,36 +555,25 @@ pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, Matrix
         ),
         None => None,
     };
-    let (events, end) = match dir {
-        "b" => {
-            // Tokens mean "between stream positions": `t<n>` paginating
-            // backwards returns events with stream < n.
-            let before = from.unwrap_or(StreamPos(u64::MAX));
-            let before = StreamPos(before.0.min(upto.0.saturating_add(1)));
-            let mut evs = read.events_before(short, before, limit)?;
-            if let Some(t) = to {
-                evs.retain(|e| e.stream >= t);
-            }
-            let end = evs.last().map(|e| e.stream);
-            (evs, end)
-        }
-        "f" => {
-            let start = from.unwrap_or(StreamPos(0));
-            let mut evs = read.events_from(short, start, limit)?;
-            evs.retain(|e| e.stream <= upto);
-            if let Some(t) = to {
-                evs.retain(|e| e.stream < t);
-            }
-            let end = evs.last().map(|e| StreamPos(e.stream.0 + 1));
-            (evs, end)
-        }
-        _ => return Err(MatrixError::invalid_param("dir must be b or f")),
+    let filter = match req.query("filter") {
+        Some(f) => RoomEventFilter::parse_query(f)?,
+        None => RoomEventFilter::default(),
     };
+    if !matches!(dir, "b" | "f") {
+        return Err(MatrixError::invalid_param("dir must be b or f"));
+    }
     let vis = Visibility::load(&read, caller.user_id.as_str(), short)?;
     let user = caller.user_id.as_str();
-    let chunk: Vec<Value> = events
+    let page = if filter.allows_room(room_id) {
+        scan_page(&read, short, dir == "b", from, to, upto, limit, &|e| {
+            Ok(vis.can_see(e) && (filter.is_open() || filter.allows_event(&parse(e)?)))
+        })?
+    } else {
+        Page { events: Vec::new(), end: None }
+    };
+    let chunk: Vec<Value> = page
+        .events
         .iter()
-        .filter(|e| vis.can_see(e))
         .map(|e| parse_bundled(&read, short, e, user))
         .collect::<Result<_, _>>()?;
     let start_token = match from {
@@ -593,10 +585,105 @@ pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, Matrix
         }),
     };
     let mut out = json!({ "chunk": chunk, "start": start_token });
-    if let Some(e) = end.filter(|_| events.len() == limit) {
+    if let Some(e) = page.end {
         out["end"] = json!(sync::pagination_token(e));
     }
+    if filter.lazy_load_members {
+        out["state"] = json!(senders_members(&read, short, &page.events, &chunk)?);
+    }
     Ok(json(&out))
+}
+
+/// One page of `/messages`.
+struct Page {
+    events: Vec<StoredEvent>,
+    /// Where the next page starts; `None` once nothing is left.
+    end: Option<StreamPos>,
+}
+
+/// The most events one `/messages` request looks at, kept or not: a
+/// filter that matches little must not walk a whole history.
+const PAGE_SCAN_LIMIT: usize = 2_000;
+
+/// Walks a room's events from a token towards `to` (or the start or
+/// `upto`), keeping up to `limit` that `keep` accepts.
+#[allow(clippy::too_many_arguments)]
+fn scan_page(
+    read: &ReadTxn,
+    room: RoomShort,
+    backwards: bool,
+    from: Option<StreamPos>,
+    to: Option<StreamPos>,
+    upto: StreamPos,
+    limit: usize,
+    keep: &dyn Fn(&StoredEvent) -> Result<bool, MatrixError>,
+) -> Result<Page, MatrixError> {
+    // Tokens mean "between stream positions": `t<n>` paginating backwards
+    // returns events with stream < n, forwards those with stream >= n.
+    let mut cursor = if backwards {
+        StreamPos(from.unwrap_or(StreamPos(u64::MAX)).0.min(upto.0.saturating_add(1)))
+    } else {
+        from.unwrap_or(StreamPos(0))
+    };
+    let mut events = Vec::new();
+    let mut scanned = 0;
+    loop {
+        let batch = if backwards {
+            read.events_before(room, cursor, limit.max(32))?
+        } else {
+            read.events_from(room, cursor, limit.max(32))?
+        };
+        if batch.is_empty() {
+            return Ok(Page { events, end: None });
+        }
+        for e in batch {
+            let past_end = if backwards {
+                to.is_some_and(|t| e.stream < t)
+            } else {
+                e.stream > upto || to.is_some_and(|t| e.stream >= t)
+            };
+            if past_end {
+                return Ok(Page { events, end: None });
+            }
+            cursor = if backwards { e.stream } else { StreamPos(e.stream.0 + 1) };
+            scanned += 1;
+            if keep(&e)? {
+                events.push(e);
+            }
+            if events.len() == limit || scanned == PAGE_SCAN_LIMIT {
+                return Ok(Page { events, end: Some(cursor) });
+            }
+        }
+    }
+}
+
+/// The member events of the senders of `events` (client format in
+/// `values`), each as it was at that sender's newest event in the list:
+/// the `state` of a lazy-loading `/messages` or `/context`.
+fn senders_members(
+    read: &ReadTxn,
+    room: RoomShort,
+    events: &[StoredEvent],
+    values: &[Value],
+) -> Result<Vec<Value>, MatrixError> {
+    let mut newest: BTreeMap<&str, StreamPos> = BTreeMap::new();
+    for (e, v) in events.iter().zip(values) {
+        if let Some(s) = v["sender"].as_str() {
+            let p = newest.entry(s).or_default();
+            *p = (*p).max(e.stream);
+        }
+    }
+    let mut out = Vec::new();
+    for (sender, at) in newest {
+        let positions = read.membership_positions(sender, room)?;
+        let pos = positions.iter().rev().find(|p| **p <= at).or(positions.last());
+        if let Some(pos) = pos
+            && let Some(ev) = read.event_at(room, *pos)?
+        {
+            out.push(parse(&ev)?);
+        }
+    }
+    Ok(out)
 }
 
 /// `PUT /rooms/{roomId}/redact/{eventId}/{txnId}`
@@ -658,23 +745,60 @@ pub fn get_event_context(
         None => 10,
     };
     let limit = limit.min(100);
+    let filter = match req.query("filter") {
+        Some(f) => RoomEventFilter::parse_query(f)?,
+        None => RoomEventFilter::default(),
+    };
+    let keep = |e: &StoredEvent| -> Result<bool, MatrixError> {
+        Ok(vis.can_see(e) && (filter.is_open() || filter.allows_event(&parse(e)?)))
+    };
     let before_n = limit / 2;
     let after_n = limit - before_n;
-    let before = read.events_before(short, pos, before_n)?;
-    let mut after = read.events_from(short, StreamPos(pos.0 + 1), after_n)?;
-    after.retain(|e| e.stream <= upto);
-    let start = before.last().map(|e| e.stream).unwrap_or(pos);
-    let end = after.last().map(|e| StreamPos(e.stream.0 + 1)).unwrap_or(StreamPos(pos.0 + 1));
+    let before = scan_page(&read, short, true, Some(pos), None, upto, before_n.max(1), &keep)?;
+    let after = scan_page(
+        &read,
+        short,
+        false,
+        Some(StreamPos(pos.0 + 1)),
+        None,
+        upto,
+        after_n.max(1),
+        &keep,
+    )?;
+    let before_events = &before.events[..before.events.len().min(before_n)];
+    let after_events = &after.events[..after.events.len().min(after_n)];
+    let start = before_events.last().map(|e| e.stream).unwrap_or(pos);
+    let end =
+        after_events.last().map(|e| StreamPos(e.stream.0 + 1)).unwrap_or(StreamPos(pos.0 + 1));
+    let user = caller.user_id.as_str();
+    let bundle = |evs: &[StoredEvent]| -> Result<Vec<Value>, MatrixError> {
+        evs.iter().map(|e| parse_bundled(&read, short, e, user)).collect()
+    };
+    let event_value = parse_bundled(&read, short, &event, user)?;
+    let events_before = bundle(before_events)?;
+    let events_after = bundle(after_events)?;
     let mut state = Vec::new();
     for (t, k, _) in read.room_state(short)? {
+        if filter.lazy_load_members && t == "m.room.member" {
+            continue;
+        }
         if let Some(ev) = read.state_event(short, &t, &k)? {
             state.push(parse(&ev)?);
         }
     }
+    if filter.lazy_load_members {
+        let mut all: Vec<StoredEvent> = vec![event.clone()];
+        all.extend(before_events.iter().cloned());
+        all.extend(after_events.iter().cloned());
+        let mut values = vec![event_value.clone()];
+        values.extend(events_before.iter().cloned());
+        values.extend(events_after.iter().cloned());
+        state.extend(senders_members(&read, short, &all, &values)?);
+    }
     Ok(json(&json!({
-        "event": parse_bundled(&read, short, &event, caller.user_id.as_str())?,
-        "events_before": before.iter().filter(|e| vis.can_see(e)).map(|e| parse_bundled(&read, short, e, caller.user_id.as_str())).collect::<Result<Vec<_>, _>>()?,
-        "events_after": after.iter().filter(|e| vis.can_see(e)).map(|e| parse_bundled(&read, short, e, caller.user_id.as_str())).collect::<Result<Vec<_>, _>>()?,
+        "event": event_value,
+        "events_before": events_before,
+        "events_after": events_after,
         "start": sync::pagination_token(start),
         "end": sync::pagination_token(end),
         "state": state,
