@@ -232,6 +232,62 @@ async fn thumbnails_have_the_expected_sizes_and_bombs_are_refused() {
     assert_eq!(r.status(), 400);
 }
 
+/// An animated GIF of `frames` frames.
+fn gif(w: u32, h: u32, frames: u8) -> Vec<u8> {
+    use image::AnimationDecoder as _;
+    let mut out = Vec::new();
+    {
+        let mut enc = image::codecs::gif::GifEncoder::new(&mut out);
+        enc.set_repeat(image::codecs::gif::Repeat::Infinite).expect("repeat");
+        for i in 0..frames {
+            let img = image::RgbaImage::from_pixel(w, h, image::Rgba([i * 60, 90, 0, 255]));
+            enc.encode_frame(image::Frame::new(img)).expect("frame");
+        }
+    }
+    let n = image::codecs::gif::GifDecoder::new(Cursor::new(&out)).expect("gif").into_frames();
+    assert_eq!(n.count(), usize::from(frames));
+    out
+}
+
+#[tokio::test]
+async fn animated_thumbnails_are_served_only_when_asked_for() {
+    use image::AnimationDecoder as _;
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let uri = mxc(&alice, gif(300, 150, 4), "image/gif", "dance.gif").await;
+    let path = media_path(&uri);
+    let thumb = |q: &str| {
+        alice
+            .http
+            .get(format!("{}/_matrix/client/v1/media/thumbnail/{path}?{q}", s.base))
+            .bearer_auth(alice.token.as_deref().expect("t"))
+            .send()
+    };
+    for round in 0..2 {
+        // The second round is answered from the cache, the same way.
+        let r = thumb("width=100&height=100&method=scale&animated=true").await.expect("get");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "image/gif", "round {round}");
+        let bytes = r.bytes().await.expect("b");
+        let frames = image::codecs::gif::GifDecoder::new(Cursor::new(bytes.as_ref()))
+            .expect("gif")
+            .into_frames()
+            .collect_frames()
+            .expect("frames");
+        assert_eq!(frames.len(), 4);
+        assert_eq!(frames[0].buffer().dimensions(), (100, 50));
+        let r = thumb("width=100&height=100&method=scale&animated=false").await.expect("get");
+        assert_eq!(r.headers()["content-type"], "image/png", "round {round}");
+        let img = image::load_from_memory(&r.bytes().await.expect("b")).expect("png");
+        assert_eq!((img.width(), img.height()), (100, 50));
+    }
+    // Without `animated`, a still, even when the GIF is smaller than asked.
+    let r = thumb("width=800&height=800").await.expect("get");
+    assert_eq!(r.headers()["content-type"], "image/png");
+    let r = thumb("width=100&height=100&animated=maybe").await.expect("get");
+    assert_eq!(r.status(), 400);
+}
+
 #[tokio::test]
 async fn legacy_downloads_can_be_switched_off() {
     let s = TestServer::start_with(|c| c.legacy_media = false);

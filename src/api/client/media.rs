@@ -380,24 +380,19 @@ pub async fn thumbnail(
     if method != "scale" && method != "crop" {
         return Err(MatrixError::invalid_param("method must be crop or scale"));
     }
-    req.query_bool("animated", false)?;
+    let animated = req.query_bool("animated", false)?;
+    // Animated and still thumbnails of one size are cached apart.
+    let cache_key = if animated { format!("{method}+animated") } else { method.to_owned() };
     let (record, hash) = find(app, req, server, media_id).await?;
     if let Some(thumb_hash) =
-        app.store.read()?.thumbnail(server, media_id, width, height, method)?
+        app.store.read()?.thumbnail(server, media_id, width, height, &cache_key)?
     {
-        let mut rec = record.clone();
-        rec.content_type = Some(
-            if record.content_type.as_deref() == Some("image/jpeg") {
-                "image/jpeg"
-            } else {
-                "image/png"
-            }
-            .to_owned(),
-        );
-        rec.file_name = None;
         if thumb_hash == hash {
             return serve(app, req, &record, &hash, None);
         }
+        let head = app.media.map(&thumb_hash).map_err(|e| MatrixError::internal("thumbnail", e))?;
+        let content_type = thumbnail::sniff(&head[..head.len().min(16)]).to_owned();
+        let rec = MediaRecord { content_type: Some(content_type), file_name: None, ..record };
         return serve(app, req, &rec, &thumb_hash, None);
     }
     let data = app.media.map(&hash).map_err(|e| MatrixError::internal("opening media", e))?;
@@ -410,7 +405,7 @@ pub async fn thumbnail(
         .await
         .map_err(|e| MatrixError::internal("thumbnail slots", e))?;
     let made = tokio::task::spawn_blocking(move || {
-        thumbnail::make(&data, width, height, crop, max_pixels)
+        thumbnail::make(&data, width, height, crop, animated, max_pixels)
     })
     .await
     .map_err(|e| MatrixError::internal("thumbnail task", e))?;
@@ -439,8 +434,7 @@ pub async fn thumbnail(
             return Err(MatrixError::not_found("The image could not be decoded"));
         }
     };
-    let (s, m, mm, th) =
-        (server.to_owned(), media_id.to_owned(), method.to_owned(), serve_hash.clone());
+    let (s, m, mm, th) = (server.to_owned(), media_id.to_owned(), cache_key, serve_hash.clone());
     app.store
         .write(move |ctx| {
             ctx.put_thumbnail(&s, &m, width, height, &mm, &th)?;
