@@ -195,6 +195,20 @@ async fn presence_reaches_room_mates_through_sync_and_wakes_them() {
     let f = urlencode(r#"{"presence":{"not_types":["m.presence"]}}"#);
     let v = bob.get(&format!("/_matrix/client/v3/sync?filter={f}")).await.ok();
     assert!(events(&v, &["presence", "events"]).is_empty(), "{v}");
+    // Carol starts sharing a room with Alice: Alice's unchanged presence
+    // is new to Carol.
+    let since = next(&sync(&carol, None, &json!({})).await);
+    alice
+        .post(
+            &format!("/_matrix/client/v3/rooms/{r}/invite"),
+            json!({ "user_id": "@carol:localhost" }),
+        )
+        .await
+        .ok();
+    carol.post(&format!("/_matrix/client/v3/join/{r}"), json!({})).await.ok();
+    let v = sync(&carol, Some(&since), &json!({})).await;
+    let p = events(&v, &["presence", "events"]);
+    assert!(p.iter().any(|e| e["sender"] == "@alice:localhost" && e["content"]["presence"] == "unavailable"), "{v}");
     let (dave, _) = s.client().register("dave", "pw-dave-1").await;
     dave.get("/_matrix/client/v3/sync?set_presence=offline").await.ok();
     let p = dave.get("/_matrix/client/v3/presence/@dave:localhost/status").await.ok();

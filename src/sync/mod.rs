@@ -534,9 +534,31 @@ fn presence_events(
     let since = params.since.and(params.since_presence);
     let mine: HashSet<RoomShort> =
         memberships.iter().filter(|m| m.membership == "join").map(|m| m.room).collect();
+    // Users newly sharing a room with the syncing user: their presence is
+    // new to it even if it did not change.
+    let mut newly: HashSet<String> = HashSet::new();
+    if let Some(since) = params.since {
+        let fresh: HashSet<RoomShort> =
+            read.membership_changes(user_id, since)?.into_iter().collect();
+        for room in &mine {
+            if fresh.contains(room) {
+                newly.extend(read.members_with(*room, "join")?);
+            } else {
+                let upto = StreamPos(u64::MAX);
+                for (t, k) in read.state_changes(*room, since, upto)? {
+                    if t == "m.room.member" {
+                        newly.insert(k);
+                    }
+                }
+            }
+        }
+    }
     let mut out = Vec::new();
-    for (user, entry) in presence.changed_since(since) {
-        if !f.allows("m.presence", user) {
+    let mut seen = HashSet::new();
+    let changed = presence.changed_since(since);
+    let joined = newly.iter().filter_map(|u| presence.get(u).map(|e| (u, e)));
+    for (user, entry) in changed.chain(joined) {
+        if !f.allows("m.presence", user) || !seen.insert(user.as_str()) {
             continue;
         }
         if user != user_id
