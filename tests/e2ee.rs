@@ -176,6 +176,57 @@ async fn cross_signing_upload_needs_uia_only_to_replace_and_signatures_merge() {
 }
 
 #[tokio::test]
+async fn signatures_of_another_users_master_key_are_seen_only_by_their_signer() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    let (carol, _) = s.client().register("carol", "pw-carol-1").await;
+    let (uid, _) = whoami(&alice).await;
+    let master =
+        json!({ "user_id": uid, "usage": ["master"], "keys": { "ed25519:MASTER": "MASTER" } });
+    alice
+        .post("/_matrix/client/v3/keys/device_signing/upload", json!({ "master_key": master }))
+        .await
+        .ok();
+    // Bob signs Alice's master key with his user-signing key, and tries to
+    // slip in a signature in Alice's name.
+    let mut signed = master.clone();
+    signed["signatures"] = json!({
+        "@bob:localhost": { "ed25519:BOB_USK": "bob-sig" },
+        uid.clone(): { "ed25519:FAKE": "forged" },
+    });
+    let out = bob
+        .post(
+            "/_matrix/client/v3/keys/signatures/upload",
+            json!({ uid.clone(): { "MASTER": signed } }),
+        )
+        .await
+        .ok();
+    assert_eq!(out["failures"], json!({}), "{out}");
+    let query = |c: &crate::support::Client| {
+        let c = c.clone();
+        let uid = uid.clone();
+        async move {
+            let q = c
+                .post(
+                    "/_matrix/client/v3/keys/query",
+                    json!({ "device_keys": { uid.clone(): [] } }),
+                )
+                .await
+                .ok();
+            q["master_keys"][uid.as_str()]["signatures"].clone()
+        }
+    };
+    let seen_by_bob = query(&bob).await;
+    assert_eq!(seen_by_bob["@bob:localhost"]["ed25519:BOB_USK"], "bob-sig", "{seen_by_bob}");
+    assert!(seen_by_bob[uid.as_str()]["ed25519:FAKE"].is_null(), "{seen_by_bob}");
+    for other in [&alice, &carol] {
+        let sigs = query(other).await;
+        assert!(sigs["@bob:localhost"].is_null(), "{sigs}");
+    }
+}
+
+#[tokio::test]
 async fn to_device_messages_arrive_once_in_order_and_survive_a_restart() {
     let s = TestServer::start();
     let (alice, _) = s.client().register("alice", "pw-alice-1").await;

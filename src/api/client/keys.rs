@@ -161,7 +161,13 @@ pub fn query_keys(app: &App, req: &Request) -> Result<Reply, MatrixError> {
         }
         device_keys.insert(user.clone(), Value::Object(per_user));
         if let Some(k) = read.cross_signing_key(user, "master")? {
-            master.insert(user.clone(), parse(&k)?);
+            // Signatures by other users' user-signing keys are seen only by
+            // their signer (spec: cross-signing).
+            let mut key = parse(&k)?;
+            if let Some(sigs) = key.get_mut("signatures").and_then(Value::as_object_mut) {
+                sigs.retain(|by, _| by == user || by == caller.user_id.as_str());
+            }
+            master.insert(user.clone(), key);
         }
         if let Some(k) = read.cross_signing_key(user, "self_signing")? {
             self_signing.insert(user.clone(), parse(&k)?);
@@ -308,13 +314,18 @@ pub async fn upload_cross_signing_keys(app: &App, req: &Request) -> Result<Reply
     Ok(json(&json!({})))
 }
 
-/// Merges the signatures of `signed` into `stored` (both JSON objects).
-fn merge_signatures(stored: &mut Value, signed: &Value) {
+/// Merges the signatures that `signer` made in `signed` into `stored`
+/// (both JSON objects): nobody can add signatures in another's name.
+fn merge_signatures(stored: &mut Value, signed: &Value, signer: &str) {
     let Some(sigs) = signed.get("signatures").and_then(Value::as_object) else { return };
     let Some(obj) = stored.as_object_mut() else { return };
     let target = obj.entry("signatures").or_insert_with(|| json!({}));
-    for (signer, by_key) in sigs {
+    for (by, by_key) in sigs {
+        if by != signer {
+            continue;
+        }
         let Some(by_key) = by_key.as_object() else { continue };
+        let signer = by;
         let slot =
             target.as_object_mut().map(|t| t.entry(signer.clone()).or_insert_with(|| json!({})));
         if let Some(Value::Object(slot)) = slot {
@@ -397,7 +408,7 @@ pub async fn upload_signatures(app: &App, req: &Request) -> Result<Reply, Matrix
                         );
                         continue;
                     }
-                    merge_signatures(&mut stored, signed);
+                    merge_signatures(&mut stored, signed, &me);
                     let bytes = to_vec(&stored)?;
                     match kind {
                         "device" => ctx.put_device_keys(user, key_id, &bytes)?,
