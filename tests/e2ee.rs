@@ -203,7 +203,7 @@ async fn signatures_of_another_users_master_key_are_seen_only_by_their_signer() 
         .await
         .ok();
     assert_eq!(out["failures"], json!({}), "{out}");
-    let query = |c: &crate::support::Client| {
+    let query = |c: &Client| {
         let c = c.clone();
         let uid = uid.clone();
         async move {
