@@ -42,6 +42,8 @@ pub struct App {
     /// Presence by user. In memory: cheap, and a restart resetting
     /// everyone to offline is right.
     pub presence: RefCell<crate::sync::presence::Presence>,
+    /// OpenID tokens handed to widgets (in memory, an hour each).
+    pub openid: RefCell<crate::api::client::openid::OpenIdTokens>,
     /// Which member events each device was sent (lazy loading).
     pub lazy_members: RefCell<crate::sync::lazy::LazyMembers>,
     /// Media files on disk.
@@ -79,6 +81,7 @@ impl App {
             sliding: RefCell::new(crate::sync::sliding::Connections::new()),
             presence: RefCell::default(),
             lazy_members: RefCell::default(),
+            openid: RefCell::default(),
             media,
             media_uploaded: Rc::new(Notify::new()),
             push_wake: Rc::new(Notify::new()),

@@ -1,4 +1,4 @@
-//! Mutual rooms, user directory, reports, TURN, third-party, whois.
+//! Mutual rooms, user directory, reports, TURN, third-party, whois, OpenID.
 
 use std::process::Command;
 
@@ -132,4 +132,38 @@ async fn turn_thirdparty_and_whois_answer() {
     assert_eq!(me["devices"].as_object().map(|d| d.len()), Some(1));
     let (bob, _) = s.client().register("bob", "pw-bob-1").await;
     bob.get("/_matrix/client/v3/admin/whois/@alice:localhost").await.expect_err(403, "M_FORBIDDEN");
+}
+
+#[tokio::test]
+async fn openid_tokens_prove_who_a_user_is_and_nothing_more() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let t = alice
+        .post("/_matrix/client/v3/user/@alice:localhost/openid/request_token", json!({}))
+        .await
+        .ok();
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["matrix_server_name"], "localhost");
+    assert_eq!(t["expires_in"], 3600);
+    let token = t["access_token"].as_str().expect("token");
+    let info = s
+        .client()
+        .get(&format!("/_matrix/federation/v1/openid/userinfo?access_token={token}"))
+        .await
+        .ok();
+    assert_eq!(info["sub"], "@alice:localhost");
+    s.client()
+        .get("/_matrix/federation/v1/openid/userinfo?access_token=nope")
+        .await
+        .expect_err(401, "M_UNKNOWN_TOKEN");
+    // It is no access token for the client API.
+    s.client()
+        .with_token(token)
+        .get("/_matrix/client/v3/sync")
+        .await
+        .expect_err(401, "M_UNKNOWN_TOKEN");
+    alice
+        .post("/_matrix/client/v3/user/@bob:localhost/openid/request_token", json!({}))
+        .await
+        .expect_err(403, "M_FORBIDDEN");
 }

@@ -68,6 +68,8 @@ pub async fn dispatch(
         GetMembers { room_id } => rooms::members(app, req, &room_id),
         GetMessages { room_id } => rooms::messages(app, req, &room_id),
         CreateFilter { user_id } => sync::create_filter(app, req, &user_id).await,
+        RequestOpenIdToken { user_id } => openid::request_token(app, req, &user_id),
+        GetOpenIdUserInfo => openid::user_info(app, req),
         GetFilter { user_id, filter_id } => sync::get_filter(app, req, &user_id, &filter_id),
         Sync => sync::sync_events(app, req).await,
         SlidingSync => sliding::sliding_sync(app, req).await,

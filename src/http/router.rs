@@ -112,6 +112,10 @@ pub enum Endpoint {
     CreateFilter {
         user_id: String,
     },
+    RequestOpenIdToken {
+        user_id: String,
+    },
+    GetOpenIdUserInfo,
     GetFilter {
         user_id: String,
         filter_id: String,
@@ -334,6 +338,7 @@ impl Endpoint {
             // Public and world-readable rooms are previewable without a token.
             GetRoomSummary { .. } => AuthNeed::Optional,
             GetWellKnownClient
+            | GetOpenIdUserInfo
             | Register
             | GetRegisterAvailable
             | GetRegistrationTokenValidity
@@ -368,6 +373,7 @@ impl Endpoint {
             | GetMembers { .. }
             | GetMessages { .. }
             | CreateFilter { .. }
+            | RequestOpenIdToken { .. }
             | GetFilter { .. }
             | Sync
             | SlidingSync
@@ -490,6 +496,7 @@ pub fn route(method: &Method, segs: &[&str]) -> Result<Endpoint, MatrixError> {
     let only = |ok: bool, e: Endpoint| if ok { Ok(e) } else { Err(wrong_method()) };
     match segs {
         [".well-known", "matrix", "client"] => only(get, GetWellKnownClient),
+        ["_matrix", "federation", "v1", "openid", "userinfo"] => only(get, GetOpenIdUserInfo),
         ["_matrix", "client", "versions"] => only(get, GetVersions),
         ["_matrix", "client", "v1", "register", "m.login.registration_token", "validity"] => {
             only(get, GetRegistrationTokenValidity)
@@ -639,6 +646,9 @@ fn route_v3(
         ["joined_rooms"] => only(get, GetJoinedRooms),
         ["sync"] => only(get, Sync),
         ["user", user_id, "filter"] => only(post, CreateFilter { user_id: (*user_id).to_owned() }),
+        ["user", user_id, "openid", "request_token"] => {
+            only(post, RequestOpenIdToken { user_id: (*user_id).to_owned() })
+        }
         ["user", user_id, "filter", filter_id] => only(
             get,
             GetFilter { user_id: (*user_id).to_owned(), filter_id: (*filter_id).to_owned() },
