@@ -48,6 +48,8 @@ pub enum ErrorKind {
     UnsupportedRoomVersion,
     UserDeactivated,
     UserInUse,
+    UserLocked,
+    UserSuspended,
     WrongRoomKeysVersion,
 }
 
@@ -84,6 +86,8 @@ impl ErrorKind {
             ErrorKind::UnsupportedRoomVersion => "M_UNSUPPORTED_ROOM_VERSION",
             ErrorKind::UserDeactivated => "M_USER_DEACTIVATED",
             ErrorKind::UserInUse => "M_USER_IN_USE",
+            ErrorKind::UserLocked => "M_USER_LOCKED",
+            ErrorKind::UserSuspended => "M_USER_SUSPENDED",
             ErrorKind::WrongRoomKeysVersion => "M_WRONG_ROOM_KEYS_VERSION",
         }
     }
@@ -103,12 +107,16 @@ impl ErrorKind {
             | ErrorKind::UnsupportedRoomVersion
             | ErrorKind::UnknownPos
             | ErrorKind::UserInUse => 400,
-            ErrorKind::MissingToken | ErrorKind::UnknownToken | ErrorKind::Unauthorized => 401,
+            ErrorKind::MissingToken
+            | ErrorKind::UnknownToken
+            | ErrorKind::Unauthorized
+            | ErrorKind::UserLocked => 401,
             ErrorKind::Exclusive
             | ErrorKind::Forbidden
             | ErrorKind::GuestAccessForbidden
             | ErrorKind::ThreepidDenied
             | ErrorKind::UserDeactivated
+            | ErrorKind::UserSuspended
             | ErrorKind::WrongRoomKeysVersion => 403,
             ErrorKind::NotFound | ErrorKind::ThreepidNotFound | ErrorKind::Unrecognized => 404,
             ErrorKind::UnrecognizedMethod => 405,

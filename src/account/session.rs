@@ -227,7 +227,14 @@ pub async fn authenticate(app: &App, token: &str) -> Result<Caller, MatrixError>
         .map_err(|e| MatrixError::internal("stored localpart", e))?;
     let device_id = DeviceId::parse(&record.device_id)
         .map_err(|e| MatrixError::internal("stored device", e))?;
-    Ok(Caller { user_id, device_id, token_hash: hash, admin: user.admin })
+    Ok(Caller {
+        user_id,
+        device_id,
+        token_hash: hash,
+        admin: user.admin,
+        locked: user.locked,
+        suspended: user.suspended,
+    })
 }
 
 /// `POST /refresh`: trades a refresh token for a new pair. The old refresh

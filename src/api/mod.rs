@@ -19,6 +19,9 @@ pub async fn dispatch(
 ) -> Result<Reply, MatrixError> {
     use Endpoint::*;
     use client::*;
+    if let Some(caller) = &req.caller {
+        moderation::enforce(app, &endpoint, caller)?;
+    }
     match endpoint {
         GetVersions => discovery::get_versions(app, req),
         GetWellKnownClient => discovery::get_well_known_client(app),
@@ -69,6 +72,9 @@ pub async fn dispatch(
         GetMessages { room_id } => rooms::messages(app, req, &room_id),
         CreateFilter { user_id } => sync::create_filter(app, req, &user_id).await,
         RequestOpenIdToken { user_id } => openid::request_token(app, req, &user_id),
+        AdminModeration { user_id, kind, set } => {
+            moderation::admin_endpoint(app, req, &user_id, kind, set).await
+        }
         GetOpenIdUserInfo => openid::user_info(app, req),
         GetFilter { user_id, filter_id } => sync::get_filter(app, req, &user_id, &filter_id),
         Sync => sync::sync_events(app, req).await,

@@ -20,6 +20,9 @@ pub struct Caller {
     /// blake3 of the access token used (logout revokes exactly this one).
     pub token_hash: [u8; 32],
     pub admin: bool,
+    /// Locked or suspended by an admin (spec: account moderation).
+    pub locked: bool,
+    pub suspended: bool,
 }
 
 pub struct Request {

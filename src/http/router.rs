@@ -290,6 +290,12 @@ pub enum Endpoint {
     Whois {
         user_id: String,
     },
+    /// `GET|PUT /_matrix/client/v1/admin/{lock,suspend}/{userId}`.
+    AdminModeration {
+        user_id: String,
+        kind: Moderation,
+        set: bool,
+    },
     TimestampToEvent {
         room_id: String,
     },
@@ -320,6 +326,13 @@ pub enum Endpoint {
         session: Option<String>,
         method: KeysMethod,
     },
+}
+
+/// What an account moderation endpoint acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Moderation {
+    Lock,
+    Suspend,
 }
 
 /// The method of a `/room_keys/keys` request.
@@ -421,6 +434,7 @@ impl Endpoint {
             | GetThirdpartyProtocols
             | ThirdpartyUnknown
             | Whois { .. }
+            | AdminModeration { .. }
             | TimestampToEvent { .. }
             | UploadKeys
             | QueryKeys
@@ -502,6 +516,10 @@ pub fn route(method: &Method, segs: &[&str]) -> Result<Endpoint, MatrixError> {
             only(get, GetRegistrationTokenValidity)
         }
         ["_matrix", "client", "v1", "mutual_rooms"] => only(get, GetMutualRooms),
+        ["_matrix", "client", "v1", "admin", kind @ ("lock" | "suspend"), user_id] => {
+            let kind = if *kind == "lock" { Moderation::Lock } else { Moderation::Suspend };
+            only(get || put, AdminModeration { user_id: (*user_id).to_owned(), kind, set: put })
+        }
         ["_matrix", "client", "unstable", "org.matrix.simplified_msc3575", "sync"] => {
             only(post, SlidingSync)
         }

@@ -27,6 +27,12 @@ pub struct UserRecord {
     pub displayname: Option<String>,
     #[serde(default)]
     pub avatar_url: Option<String>,
+    /// Locked by an admin: every request but logout is refused.
+    #[serde(default)]
+    pub locked: bool,
+    /// Suspended by an admin: may read, not act (spec: account suspension).
+    #[serde(default)]
+    pub suspended: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

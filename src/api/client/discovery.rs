@@ -39,10 +39,10 @@ pub fn get_well_known_client(app: &App) -> Result<Reply, MatrixError> {
 }
 
 /// `GET /_matrix/client/v3/capabilities`
-pub fn get_capabilities(_app: &App, _req: &Request) -> Result<Reply, MatrixError> {
+pub fn get_capabilities(_app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let available: serde_json::Map<String, serde_json::Value> =
         RoomVersion::ALL.iter().map(|v| (v.as_str().to_owned(), json!("stable"))).collect();
-    Ok(json(&json!({
+    let mut out = json!({
         "capabilities": {
             "m.change_password": { "enabled": true },
             "m.room_versions": { "default": RoomVersion::DEFAULT.as_str(), "available": available },
@@ -51,5 +51,10 @@ pub fn get_capabilities(_app: &App, _req: &Request) -> Result<Reply, MatrixError
             "m.3pid_changes": { "enabled": false },
             "m.get_login_token": { "enabled": false },
         }
-    })))
+    });
+    // Omitted for everyone who may not use the moderation endpoints.
+    if req.caller().is_ok_and(|c| c.admin) {
+        out["capabilities"]["m.account_moderation"] = json!({ "suspend": true, "lock": true });
+    }
+    Ok(json(&out))
 }

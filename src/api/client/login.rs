@@ -51,6 +51,11 @@ pub async fn login(app: &App, req: &Request) -> Result<Reply, MatrixError> {
         }
         return Err(e);
     }
+    if app.store.read()?.user(&localpart)?.is_some_and(|u| u.locked) {
+        // Spec: no new access token while the account is locked.
+        return Err(MatrixError::new(ErrorKind::UserLocked, "This account has been locked")
+            .with_extra("soft_logout", Value::Bool(true)));
+    }
     let plan = SessionPlan::new(
         app,
         body.device_id,

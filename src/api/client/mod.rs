@@ -10,6 +10,7 @@ pub mod keys;
 pub mod login;
 pub mod media;
 pub mod misc;
+pub mod moderation;
 pub mod openid;
 pub mod preview;
 pub mod push;

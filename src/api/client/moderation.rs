@@ -1,0 +1,120 @@
+//! Account moderation (spec: client-server-api/#account-moderation and the
+//! server administration endpoints): a server admin locks an account (every
+//! request but logout refused, sessions kept) or suspends it (reading
+//! allowed, acting in rooms refused).
+
+use serde_json::{Value, json};
+
+use crate::error::{ErrorKind, MatrixError};
+use crate::http::router::{Endpoint, Moderation};
+use crate::http::{Caller, Reply, Request, json};
+use crate::ids::UserId;
+use crate::server::App;
+
+/// Refuses what a locked or suspended caller may not do.
+pub fn enforce(app: &App, endpoint: &Endpoint, caller: &Caller) -> Result<(), MatrixError> {
+    use Endpoint::*;
+    if caller.locked && !matches!(endpoint, Logout | LogoutAll) {
+        return Err(MatrixError::new(ErrorKind::UserLocked, "This account has been locked")
+            .with_extra("soft_logout", Value::Bool(true)));
+    }
+    if !caller.suspended {
+        return Ok(());
+    }
+    let refused = match endpoint {
+        CreateRoom
+        | JoinRoom { .. }
+        | JoinRoomIdOrAlias { .. }
+        | KnockRoom { .. }
+        | ChangeMembership { .. }
+        | SetRoomState { .. }
+        | SetProfileField { .. }
+        | UpgradeRoom { .. }
+        | SetRoomAlias { .. }
+        | SetRoomVisibility { .. } => true,
+        // Redactions stay possible: of their own events only.
+        SendMessageEvent { event_type, .. } => event_type != "m.room.redaction",
+        RedactEvent { event_id, .. } => {
+            let read = app.store.read()?;
+            match read.event_position(event_id)? {
+                Some((room, pos)) => read.event_at(room, pos)?.is_some_and(|e| {
+                    serde_json::from_slice::<Value>(&e.json)
+                        .ok()
+                        .is_none_or(|v| v["sender"] != caller.user_id.as_str())
+                }),
+                None => false,
+            }
+        }
+        _ => false,
+    };
+    if refused {
+        return Err(MatrixError::new(
+            ErrorKind::UserSuspended,
+            "You cannot perform this action while suspended.",
+        ));
+    }
+    Ok(())
+}
+
+/// `GET|PUT /_matrix/client/v1/admin/{lock,suspend}/{userId}`
+pub async fn admin_endpoint(
+    app: &App,
+    req: &Request,
+    user_id: &str,
+    kind: Moderation,
+    set: bool,
+) -> Result<Reply, MatrixError> {
+    let caller = req.caller()?;
+    // Authorisation before any lookup (no user enumeration).
+    if !caller.admin {
+        return Err(MatrixError::forbidden("Only server admins can moderate accounts"));
+    }
+    let field = match kind {
+        Moderation::Lock => "locked",
+        Moderation::Suspend => "suspended",
+    };
+    let value = if set {
+        match req.json_object()?.get(field) {
+            Some(Value::Bool(v)) => Some(*v),
+            _ => return Err(MatrixError::bad_json(format!("{field} must be true or false"))),
+        }
+    } else {
+        None
+    };
+    let uid = UserId::parse(user_id).map_err(|e| MatrixError::invalid_param(e.0))?;
+    if uid.server_name() != app.config.server_name {
+        return Err(MatrixError::invalid_param("The user does not belong to this server"));
+    }
+    if value.is_some() && uid == caller.user_id {
+        return Err(MatrixError::forbidden("Admins cannot moderate their own account"));
+    }
+    let localpart = uid.localpart().to_owned();
+    let Some(value) = value else {
+        let user = app.store.read()?.user(&localpart)?.filter(|u| !u.deactivated);
+        let user = user.ok_or_else(|| MatrixError::not_found("No such user"))?;
+        let state = match kind {
+            Moderation::Lock => user.locked,
+            Moderation::Suspend => user.suspended,
+        };
+        return Ok(json(&json!({ field: state })));
+    };
+    let state = app
+        .store
+        .write(move |ctx| {
+            let Some(mut user) = ctx.user(&localpart)?.filter(|u| !u.deactivated) else {
+                return Ok(Err(MatrixError::not_found("No such user")));
+            };
+            let slot = match kind {
+                Moderation::Lock => &mut user.locked,
+                Moderation::Suspend => &mut user.suspended,
+            };
+            *slot = value;
+            if user.admin {
+                return Ok(Err(MatrixError::forbidden("Admins cannot be moderated")));
+            }
+            ctx.put_user(&localpart, &user)?;
+            Ok(Ok(value))
+        })
+        .await?;
+    Ok(json(&json!({ field: state })))
+}
