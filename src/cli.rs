@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use crate::account::{hash_password_blocking, now_ms};
 use crate::config::{Config, Overrides};
 use crate::ids::UserId;
-use crate::store::{RegistrationTokenRecord, Store, StoreError, UserRecord};
+use crate::store::{RegistrationTokenRecord, Store, StoreError, UserRecord, WriteCtx};
 
 const USAGE: &str = "\
 usage:
@@ -19,6 +19,7 @@ usage:
   hearth user passwd NAME [--password-file FILE]
   hearth user list
   hearth user deactivate NAME
+  hearth user lock|unlock|suspend|unsuspend NAME
   hearth registration-token create [TOKEN] [--uses N] [--expires-in-days N]
   hearth registration-token list
   hearth registration-token revoke TOKEN
@@ -107,6 +108,19 @@ pub fn main(args: Vec<String>) -> i32 {
         ["user", "passwd", name] => user_passwd(&config, name, &opts),
         ["user", "list"] => user_list(&config),
         ["user", "deactivate", name] => user_deactivate(&config, name),
+        ["user", verb @ ("lock" | "unlock" | "suspend" | "unsuspend"), name] => {
+            let on = !verb.starts_with("un");
+            let lock = verb.ends_with("lock");
+            let done = format!("{verb}ed");
+            update_user(&config, name, &done, move |_, _, u| {
+                if lock {
+                    u.locked = on;
+                } else {
+                    u.suspended = on;
+                }
+                Ok(())
+            })
+        }
         ["registration-token", "create"] => token_create(&config, None, &opts),
         ["registration-token", "create", token] => token_create(&config, Some(token), &opts),
         ["registration-token", "list"] => token_list(&config),
@@ -469,12 +483,37 @@ fn user_list(config: &Config) -> Result<(), String> {
         if u.deactivated {
             flags.push("deactivated");
         }
+        if u.locked {
+            flags.push("locked");
+        }
+        if u.suspended {
+            flags.push("suspended");
+        }
         println!("@{lp}:{}\t{}", config.server_name, flags.join(","));
     }
     Ok(())
 }
 
 fn user_deactivate(config: &Config, name: &str) -> Result<(), String> {
+    update_user(config, name, "deactivated", |ctx, lp, u| {
+        u.deactivated = true;
+        u.password_hash = None;
+        for d in ctx.device_ids(lp)? {
+            ctx.delete_device(lp, &d)?;
+        }
+        Ok(())
+    })
+}
+
+/// Changes one user record (and what goes with it) in one transaction.
+fn update_user(
+    config: &Config,
+    name: &str,
+    done: &str,
+    change: impl FnOnce(&mut WriteCtx<'_>, &str, &mut UserRecord) -> Result<(), StoreError>
+    + Send
+    + 'static,
+) -> Result<(), String> {
     let localpart = name.trim_start_matches('@').split(':').next().unwrap_or("").to_owned();
     let store = open(config)?;
     let lp = localpart.clone();
@@ -482,12 +521,8 @@ fn user_deactivate(config: &Config, name: &str) -> Result<(), String> {
         let Some(mut u) = ctx.user(&lp)? else {
             return Ok(Err(StoreError::Corrupt(format!("no user {lp}"))));
         };
-        u.deactivated = true;
-        u.password_hash = None;
+        change(ctx, &lp, &mut u)?;
         ctx.put_user(&lp, &u)?;
-        for d in ctx.device_ids(&lp)? {
-            ctx.delete_device(&lp, &d)?;
-        }
         Ok(Ok(()))
     });
     store.shutdown();
@@ -495,7 +530,7 @@ fn user_deactivate(config: &Config, name: &str) -> Result<(), String> {
         StoreError::Corrupt(m) => m,
         other => other.to_string(),
     })?;
-    println!("deactivated {localpart}");
+    println!("{done} {localpart}");
     Ok(())
 }
 

@@ -211,4 +211,20 @@ async fn admins_lock_and_suspend_accounts_and_the_server_enforces_it() {
     )
     .await
     .expect_err(400, "M_BAD_JSON");
+    drop(s);
+    // The same from the command line, with the server stopped.
+    let out = hearth(&data, &["user", "suspend", "kid"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = hearth(&data, &["user", "lock", "@kid:localhost"]);
+    assert_eq!(text(&out.stdout).trim(), "locked kid");
+    let list = text(&hearth(&data, &["user", "list"]).stdout);
+    assert!(list.contains("@kid:localhost\tlocked,suspended"), "{list}");
+    let s = TestServer::start_in(&data, |_| {});
+    s.client().login("kid", "pw-kid-1").await.expect_err(401, "M_USER_LOCKED");
+    drop(s);
+    for verb in ["unlock", "unsuspend"] {
+        assert!(hearth(&data, &["user", verb, "kid"]).status.success());
+    }
+    let s = TestServer::start_in(&data, |_| {});
+    s.client().login("kid", "pw-kid-1").await.ok();
 }
