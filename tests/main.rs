@@ -21,6 +21,7 @@ mod push;
 mod relations;
 mod rooms;
 mod sdk;
+mod sdk_sliding;
 mod search;
 mod sliding;
 mod tls;
