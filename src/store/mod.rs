@@ -9,6 +9,7 @@
 //! carried it was committed with fsync.
 
 mod accounts;
+mod bump;
 mod dehydrated;
 mod e2ee;
 mod media;

@@ -56,12 +56,6 @@ pub(super) struct Meta {
     pub(super) unread: (u64, u64),
 }
 
-#[derive(Clone, Copy, Debug)]
-pub struct Bump {
-    pub(super) latest: StreamPos,
-    pub(super) stamp: u64,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct ConnKey {
     pub(super) user_id: String,
@@ -72,8 +66,6 @@ pub(super) struct ConnKey {
 pub(super) struct Connection {
     pub(super) used: u64,
     pub(super) snapshots: Vec<(u64, Rc<Snapshot>)>,
-    /// Bump stamps per room with the newest event they were computed at.
-    pub(super) bumps: HashMap<RoomShort, Bump>,
 }
 
 /// All sliding sync connections of the server (in memory, bounded).
@@ -107,8 +99,7 @@ impl Connections {
         }
     }
 
-    /// The snapshot a request builds on and the connection's bump cache.
-    /// Without `pos` the connection starts afresh; an unknown `pos` is
+    /// The snapshot a request builds on. Without `pos` the connection starts afresh; an unknown `pos` is
     /// `M_UNKNOWN_POS`.
     pub fn begin(
         &mut self,
@@ -116,7 +107,7 @@ impl Connections {
         device_id: &str,
         conn_id: &str,
         pos: Option<&str>,
-    ) -> Result<(Rc<Snapshot>, HashMap<RoomShort, Bump>), MatrixError> {
+    ) -> Result<Rc<Snapshot>, MatrixError> {
         if conn_id.len() > MAX_CONN_ID_LEN {
             return Err(MatrixError::invalid_param("conn_id is too long"));
         }
@@ -125,12 +116,8 @@ impl Connections {
         let Some(pos) = pos else {
             self.conns.remove(&key);
             self.make_room_for(&key);
-            let bumps = HashMap::new();
-            self.conns.insert(
-                key,
-                Connection { used: self.clock, snapshots: Vec::new(), bumps: bumps.clone() },
-            );
-            return Ok((Rc::new(Snapshot::default()), bumps));
+            self.conns.insert(key, Connection { used: self.clock, snapshots: Vec::new() });
+            return Ok(Rc::new(Snapshot::default()));
         };
         let unknown = || MatrixError::new(ErrorKind::UnknownPos, "Unknown or expired pos");
         let id = self.parse_pos(pos).ok_or_else(unknown)?;
@@ -140,7 +127,7 @@ impl Connections {
         // The client has what `pos` describes: older snapshots are done with.
         conn.snapshots.retain(|(i, _)| *i >= id);
         conn.used = self.clock;
-        Ok((snap, conn.bumps.clone()))
+        Ok(snap)
     }
 
     /// Stores the snapshot of a response; returns its `pos`.
@@ -150,7 +137,6 @@ impl Connections {
         device_id: &str,
         conn_id: &str,
         snapshot: Snapshot,
-        bumps: HashMap<RoomShort, Bump>,
     ) -> String {
         self.clock += 1;
         let id = self.clock;
@@ -159,13 +145,9 @@ impl Connections {
             // Evicted while the request ran: start it again.
             self.make_room_for(&key);
         }
-        let conn = self.conns.entry(key).or_insert_with(|| Connection {
-            used: 0,
-            snapshots: Vec::new(),
-            bumps: HashMap::new(),
-        });
+        let conn =
+            self.conns.entry(key).or_insert_with(|| Connection { used: 0, snapshots: Vec::new() });
         conn.used = id;
-        conn.bumps = bumps;
         conn.snapshots.push((id, Rc::new(snapshot)));
         if conn.snapshots.len() > SNAPSHOTS_PER_CONNECTION {
             // Keep the oldest (what the client builds on) and the newest.
@@ -220,7 +202,7 @@ mod tests {
         let mut c = Connections::new();
         assert!(c.begin("@a:x", "D", "", Some("1_2")).is_err());
         c.begin("@a:x", "D", "", None).unwrap();
-        let pos = c.commit("@a:x", "D", "", Snapshot::default(), HashMap::new());
+        let pos = c.commit("@a:x", "D", "", Snapshot::default());
         assert!(c.begin("@a:x", "D", "", Some(&pos)).is_ok());
         // A retry with the same pos still works.
         assert!(c.begin("@a:x", "D", "", Some(&pos)).is_ok());

@@ -9,14 +9,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::Candidate;
-use super::connection::Bump;
 use super::request::Filters;
 use crate::error::MatrixError;
-use crate::store::{Membership, ReadTxn, RoomShort, StoredEvent, StreamPos};
+use crate::store::{Membership, ReadTxn, RoomShort, StoreError, StoredEvent, StreamPos, WriteCtx};
 use crate::sync::{event_value, sender_of};
 
-/// How far back to look for the newest event that bumps a room.
-const BUMP_SCAN: usize = 100;
+/// The largest batch of events a bump scan reads at once (bounded memory).
+const SCAN_BATCH_MAX: usize = 512;
 
 /// Event types whose arrival moves a room up the list (MSC4186
 /// `bump_stamp`; the set Synapse and matrix-rust-sdk agree on).
@@ -62,7 +61,7 @@ pub(super) fn dm_rooms(read: &ReadTxn, user: &str) -> Result<HashSet<String>, Ma
     Ok(out)
 }
 
-pub(super) fn event_type(e: &StoredEvent) -> Option<String> {
+fn event_type(e: &StoredEvent) -> Option<String> {
     #[derive(Deserialize)]
     struct TypeOnly {
         #[serde(rename = "type")]
@@ -71,48 +70,60 @@ pub(super) fn event_type(e: &StoredEvent) -> Option<String> {
     serde_json::from_slice::<TypeOnly>(&e.json).ok().map(|t| t.t)
 }
 
-pub(super) fn is_bump(e: &StoredEvent) -> bool {
-    event_type(e).is_some_and(|t| BUMP_TYPES.contains(&t.as_str()))
+/// Whether an event of this type moves its room up the list.
+fn bumps(event_type: &str) -> bool {
+    BUMP_TYPES.contains(&event_type)
+}
+
+/// Keeps the room's bump index current: called by the writer for every new
+/// event, in the transaction that stores it.
+pub fn record_bump(
+    ctx: &mut WriteCtx<'_>,
+    room: RoomShort,
+    stream: StreamPos,
+    event_type: &str,
+) -> Result<(), StoreError> {
+    if bumps(event_type) {
+        ctx.put_latest_bump(room, stream)?;
+    }
+    Ok(())
 }
 
 /// `bump_stamp`: the stream position of the newest event that bumps the
 /// room, or of the user's own join if later (a room just joined belongs at
-/// the top); for a room the user is not in, its membership change. Cached
-/// per connection by the room's newest event, so an unchanged room costs
-/// one lookup.
-pub(super) fn bump_stamp(
-    read: &ReadTxn,
-    m: &Membership,
-    cache: &mut HashMap<RoomShort, Bump>,
-) -> Result<u64, MatrixError> {
+/// the top); for a room the user is not in, its membership change.
+///
+/// Exact and one lookup per room: the writer keeps the newest bumping
+/// event per room (`record_bump`). Rooms whose events predate that index
+/// are scanned back to their newest bumping event once per request; the
+/// scan always ends, at the latest at `m.room.create`, which bumps.
+pub(super) fn bump_stamp(read: &ReadTxn, m: &Membership) -> Result<u64, MatrixError> {
     if m.membership != "join" {
         return Ok(m.stream.0);
     }
-    let Some(latest) = read.latest_event(m.room)? else { return Ok(m.stream.0) };
-    let found = match cache.get(&m.room).copied() {
-        Some(b) if b.latest == latest.stream => return Ok(b.stamp.max(m.stream.0)),
-        Some(b) if b.latest < latest.stream => {
-            let (new, limited) = read.events_after(m.room, b.latest, latest.stream, BUMP_SCAN)?;
-            match new.iter().rev().find(|e| is_bump(e)) {
-                Some(e) => Some(e.stream.0),
-                None if !limited => Some(b.stamp),
-                None => newest_bump(read, m.room, latest.stream)?,
-            }
-        }
-        _ => newest_bump(read, m.room, latest.stream)?,
+    let newest = match read.latest_bump(m.room)? {
+        Some(p) => Some(p),
+        None => scan_for_bump(read, m.room)?,
     };
-    let stamp = found.unwrap_or(0).max(m.stream.0);
-    cache.insert(m.room, Bump { latest: latest.stream, stamp });
-    Ok(stamp)
+    Ok(newest.map_or(0, |p| p.0).max(m.stream.0))
 }
 
-pub(super) fn newest_bump(
-    read: &ReadTxn,
-    room: RoomShort,
-    latest: StreamPos,
-) -> Result<Option<u64>, MatrixError> {
-    let events = read.events_before(room, StreamPos(latest.0 + 1), BUMP_SCAN)?;
-    Ok(events.iter().find(|e| is_bump(e)).map(|e| e.stream.0))
+/// The newest bumping event of a room, by reading its history backwards in
+/// growing batches (most rooms end in a message: the first batch finds it).
+fn scan_for_bump(read: &ReadTxn, room: RoomShort) -> Result<Option<StreamPos>, MatrixError> {
+    let mut before = StreamPos(u64::MAX);
+    let mut batch = 8;
+    loop {
+        let events = read.events_before(room, before, batch)?;
+        if let Some(e) = events.iter().find(|e| event_type(e).is_some_and(|t| bumps(&t))) {
+            return Ok(Some(e.stream));
+        }
+        match events.last() {
+            Some(oldest) if events.len() == batch => before = oldest.stream,
+            _ => return Ok(None),
+        }
+        batch = (batch * 4).min(SCAN_BATCH_MAX);
+    }
 }
 
 /// Rooms listed as `m.space.child` of the given spaces the user is joined
@@ -235,5 +246,54 @@ impl Facts {
             }
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    /// Stores an event of `event_type` in room 1 as the writer would,
+    /// optionally without the bump index (a room from an older database).
+    fn put(store: &Store, event_type: &'static str, index: bool) -> StreamPos {
+        store
+            .write_blocking(move |ctx| {
+                let stream = ctx.next_position();
+                let id = format!("$e{}", stream.0);
+                let json =
+                    serde_json::to_vec(&serde_json::json!({ "type": event_type })).expect("json");
+                ctx.put_event(RoomShort(1), stream, &id, &json, b"{}", None, None)?;
+                if index {
+                    record_bump(ctx, RoomShort(1), stream, event_type)?;
+                }
+                Ok(Ok::<_, StoreError>(stream))
+            })
+            .expect("write")
+    }
+
+    fn stamp(store: &Store, joined_at: StreamPos) -> u64 {
+        let m = Membership { room: RoomShort(1), membership: "join".into(), stream: joined_at };
+        bump_stamp(&store.read().expect("read"), &m).expect("bump_stamp")
+    }
+
+    #[test]
+    fn bump_stamp_skips_any_number_of_non_bumping_events() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 1 << 20, None).expect("open");
+        // History written before the index existed: found by the scan.
+        let create = put(&store, "m.room.create", false);
+        let message = put(&store, "m.room.message", false);
+        for _ in 0..700 {
+            put(&store, "m.reaction", false);
+        }
+        assert_eq!(stamp(&store, create), message.0);
+        // New events keep the index; non-bumping ones leave it alone.
+        let encrypted = put(&store, "m.room.encrypted", true);
+        put(&store, "m.reaction", true);
+        assert_eq!(stamp(&store, create), encrypted.0);
+        // A join after the newest bumping event puts the room at the join.
+        let join = put(&store, "m.room.member", true);
+        assert_eq!(stamp(&store, join), join.0);
     }
 }

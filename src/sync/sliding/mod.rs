@@ -38,7 +38,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
-pub use connection::{Bump, Connections, Snapshot};
+pub use connection::{Connections, Snapshot};
+pub use lists::record_bump;
 pub use request::{
     ExtensionsRequest, Filters, ListRequest, RequiredStateRequest, RoomConfigRequest,
     RoomExtension, SlidingRequest, StateElement, ToDeviceRequest, Toggle,
@@ -88,7 +89,6 @@ pub fn compute(
     req: &SlidingRequest,
     prev: &Snapshot,
     initial: bool,
-    bumps: &mut HashMap<RoomShort, Bump>,
 ) -> Result<Outcome, MatrixError> {
     let read = input.read;
     let user = input.user_id;
@@ -112,7 +112,7 @@ pub fn compute(
             continue;
         }
         let Some(room_id) = read.room_id(m.room)? else { continue };
-        let bump = bump_stamp(read, &m, bumps)?;
+        let bump = bump_stamp(read, &m)?;
         cands.push(Candidate { room: m.room, room_id, membership: m, bump });
     }
     // Most recent first. Ordering by the same `bump_stamp` clients sort by
@@ -162,7 +162,7 @@ pub fn compute(
             if m.stream > input.upto || !Visibility::load(read, user, room)?.may_look() {
                 continue;
             }
-            let bump = bump_stamp(read, &m, bumps)?;
+            let bump = bump_stamp(read, &m)?;
             cands.push(Candidate { room, room_id: room_id.clone(), membership: m, bump });
         }
         let cfg = matched.entry(room).or_default();
