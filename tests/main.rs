@@ -8,6 +8,7 @@ mod support;
 
 mod accounts;
 mod admin_cli;
+mod dehydrated;
 mod devices;
 mod directory;
 mod durability;
@@ -21,6 +22,7 @@ mod push;
 mod relations;
 mod rooms;
 mod sdk;
+mod sdk_sliding;
 mod search;
 mod sliding;
 mod sync_filters;

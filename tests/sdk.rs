@@ -248,14 +248,24 @@ async fn an_encrypted_message_is_decrypted_by_the_other_sdk_client() {
         saw(&bob_seen, &room_id, &alice_id, "a secret")
     })
     .await;
-    // What the server stored is ciphertext only.
+    assert_server_holds_only_ciphertext(&s, &bob, &room_id, "a secret").await;
+}
+
+/// What the server stored of a room's recent history is ciphertext only:
+/// `m.room.encrypted` events, and `secret` nowhere.
+pub async fn assert_server_holds_only_ciphertext(
+    s: &TestServer,
+    member: &Client,
+    room_id: &RoomId,
+    secret: &str,
+) {
     let raw = s
         .client()
-        .with_token(bob.access_token().expect("token").as_str())
+        .with_token(member.access_token().expect("token").as_str())
         .get(&format!("/_matrix/client/v3/rooms/{room_id}/messages?dir=b&limit=5"))
         .await
         .ok();
-    assert!(!raw.to_string().contains("a secret"), "the server never sees the plaintext");
+    assert!(!raw.to_string().contains(secret), "the server never sees the plaintext");
     assert!(
         raw["chunk"].as_array().is_some_and(|c| c.iter().any(|e| e["type"] == "m.room.encrypted"))
     );

@@ -440,3 +440,57 @@ async fn account_data_never_set_is_not_found() {
         .await
         .expect_err(404, "M_NOT_FOUND");
 }
+
+#[tokio::test]
+async fn reactions_after_the_last_message_do_not_move_a_room() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let busy = room(&alice, json!({ "name": "Busy" })).await;
+    let quiet = room(&alice, json!({ "name": "Quiet" })).await;
+    send(&alice, &quiet, "q1", "in quiet").await;
+    let message = send(&alice, &busy, "b1", "in busy").await;
+    // 200 reactions after Busy's newest message: they do not bump it, and
+    // its message is still newer than Quiet's.
+    let reactions = (0..200).map(|i| {
+        let alice = alice.clone();
+        let (busy, message) = (busy.clone(), message.clone());
+        async move {
+            alice
+                .put(
+                    &format!("/_matrix/client/v3/rooms/{busy}/send/m.reaction/r{i}"),
+                    json!({ "m.relates_to": {
+                        "rel_type": "m.annotation", "event_id": message, "key": format!("k{i}"),
+                    } }),
+                )
+                .await
+                .ok();
+        }
+    });
+    futures_util::future::join_all(reactions).await;
+    let req = json!({
+        "conn_id": "bump",
+        "lists": { "all": list((0, 0), 1, json!([])) },
+    });
+    let first = sliding(&alice, None, 0, &req).await.ok();
+    assert_eq!(room_ids(&first), vec![busy.clone()], "Busy's message is the newest: {first}");
+    let rb = &first["rooms"][busy.as_str()];
+    assert_eq!(rb["timeline"][0]["type"], "m.reaction", "the timeline does end in reactions");
+
+    // On a live connection too: a message moves Quiet to the top, and a
+    // later reaction in Busy does not move Busy back above it.
+    send(&alice, &quiet, "q2", "quiet again").await;
+    alice
+        .put(
+            &format!("/_matrix/client/v3/rooms/{busy}/send/m.reaction/late"),
+            json!({ "m.relates_to": {
+                "rel_type": "m.annotation", "event_id": message, "key": "late",
+            } }),
+        )
+        .await
+        .ok();
+    let next = sliding(&alice, Some(&pos(&first)), 0, &req).await.ok();
+    assert_eq!(room_ids(&next), vec![quiet.clone()], "{next}");
+    let (bq, bb) =
+        (next["rooms"][quiet.as_str()]["bump_stamp"].as_u64(), rb["bump_stamp"].as_u64());
+    assert!(bq > bb, "{next}");
+}

@@ -79,6 +79,12 @@ pub async fn dispatch(
         GetFilter { user_id, filter_id } => sync::get_filter(app, req, &user_id, &filter_id),
         Sync => sync::sync_events(app, req).await,
         SlidingSync => sliding::sliding_sync(app, req).await,
+        GetDehydratedDevice => dehydrated::get_dehydrated_device(app, req),
+        PutDehydratedDevice => dehydrated::put_dehydrated_device(app, req).await,
+        DeleteDehydratedDevice => dehydrated::delete_dehydrated_device(app, req).await,
+        GetDehydratedEvents { device_id } => {
+            dehydrated::get_dehydrated_events(app, req, &device_id).await
+        }
         GetRoomSummary { room } => summary::get_room_summary(app, req, &room),
         RedactEvent { room_id, event_id, txn_id } => {
             rooms::redact_event(app, req, &room_id, &event_id, &txn_id).await

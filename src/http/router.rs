@@ -123,6 +123,13 @@ pub enum Endpoint {
     Sync,
     /// MSC4186 simplified sliding sync.
     SlidingSync,
+    /// MSC3814 dehydrated devices (unstable prefix).
+    GetDehydratedDevice,
+    PutDehydratedDevice,
+    DeleteDehydratedDevice,
+    GetDehydratedEvents {
+        device_id: String,
+    },
     /// MSC3266 room summary (stable and unstable paths).
     GetRoomSummary {
         room: String,
@@ -390,6 +397,10 @@ impl Endpoint {
             | GetFilter { .. }
             | Sync
             | SlidingSync
+            | GetDehydratedDevice
+            | PutDehydratedDevice
+            | DeleteDehydratedDevice
+            | GetDehydratedEvents { .. }
             | RedactEvent { .. }
             | ForgetRoom { .. }
             | GetEventContext { .. }
@@ -523,6 +534,22 @@ pub fn route(method: &Method, segs: &[&str]) -> Result<Endpoint, MatrixError> {
         ["_matrix", "client", "unstable", "org.matrix.simplified_msc3575", "sync"] => {
             only(post, SlidingSync)
         }
+        ["_matrix", "client", "unstable", "org.matrix.msc3814.v1", "dehydrated_device"] => match *m
+        {
+            Method::GET => Ok(GetDehydratedDevice),
+            Method::PUT => Ok(PutDehydratedDevice),
+            Method::DELETE => Ok(DeleteDehydratedDevice),
+            _ => Err(wrong_method()),
+        },
+        [
+            "_matrix",
+            "client",
+            "unstable",
+            "org.matrix.msc3814.v1",
+            "dehydrated_device",
+            device_id,
+            "events",
+        ] => only(post, GetDehydratedEvents { device_id: (*device_id).to_owned() }),
         ["_matrix", "client", "v1", "room_summary", room]
         | ["_matrix", "client", "unstable", "im.nheko.summary", "summary", room]
         | ["_matrix", "client", "unstable", "im.nheko.summary", "rooms", room, "summary"] => {

@@ -223,6 +223,7 @@ pub fn append_event(
     };
     ctx.put_event(room.short, stream, &event_id, &client_json, &fields, state, member)?;
     crate::search::run::index_event(ctx, room.short, stream, &ev.event_type, &ev.content)?;
+    crate::sync::sliding::record_bump(ctx, room.short, stream, &ev.event_type)?;
     let client_value: Value =
         serde_json::from_slice(&client_json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     crate::push::apply::notify_members(ctx, &signer.server_name, room, &client_value, stream)?;

@@ -9,6 +9,8 @@
 //! carried it was committed with fsync.
 
 mod accounts;
+mod bump;
+mod dehydrated;
 mod e2ee;
 mod media;
 mod push;
@@ -31,6 +33,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 pub use accounts::{
     DeviceRecord, RegistrationTokenRecord, TokenKind, TokenRecord, UserRecord, hash_token,
 };
+pub use dehydrated::DehydratedDevice;
 pub use e2ee::KeyEntry;
 pub use media::MediaRecord;
 pub use push::PUSH_WAKE;

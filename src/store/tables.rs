@@ -50,6 +50,8 @@
 //! | `thread_root_to_latest` | (room short, root event_id) | stream of the latest thread reply | relations |
 //! | `search_term_stream_to_room` | (search term, stream) | (room short, searchable-key bit: 1 body, 2 name, 4 topic); terms come from `search::index_terms` | search |
 //! | `push_queue` | sequence (stream) | a pending push-gateway delivery: URL, payload, attempts, next try | push |
+//! | `room_to_latest_bump` | room short | stream of the room's newest event that bumps it in sliding sync lists (`bump_stamp`) | sync (sliding) |
+//! | `user_to_dehydrated_device` | user_id | JSON [`DehydratedDevice`](super::DehydratedDevice): the MSC3814 device's ID and its opaque `device_data` | dehydrated |
 //! | `room_stream_to_receipt` | (room short, stream) | (receipt type, user_id, thread_id): changes, for sync | userdata |
 
 use redb::{ReadTransaction, TableDefinition, WriteTransaction};
@@ -148,6 +150,11 @@ pub(super) const THREAD_ROOT_TO_LATEST: TableDefinition<(u64, &str), u64> =
 pub(super) const SEARCH_TERM_STREAM_TO_ROOM: TableDefinition<(&str, u64), (u64, u8)> =
     TableDefinition::new("search_term_stream_to_room");
 
+pub(super) const ROOM_TO_LATEST_BUMP: TableDefinition<u64, u64> =
+    TableDefinition::new("room_to_latest_bump");
+pub(super) const USER_TO_DEHYDRATED_DEVICE: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("user_to_dehydrated_device");
+
 pub(super) const PUSH_QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("push_queue");
 
 pub(super) const META_SCHEMA_VERSION: &str = "schema_version";
@@ -198,6 +205,8 @@ pub(super) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(SEARCH_TERM_STREAM_TO_ROOM)?;
     txn.open_table(RELATION_TO_CHILD)?;
     txn.open_table(THREAD_ROOT_TO_LATEST)?;
+    txn.open_table(USER_TO_DEHYDRATED_DEVICE)?;
+    txn.open_table(ROOM_TO_LATEST_BUMP)?;
     Ok(())
 }
 

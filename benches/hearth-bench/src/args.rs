@@ -26,7 +26,7 @@ OPTIONS:
     --data-dir DIR       server data directory, for database and media size
     --scale NAME         small | default | large          [default: default]
     --only LIST          comma-separated scenarios to run (setup always runs):
-                         send, sync, wake, fanout, idle, messages
+                         send, sync, sliding, wake, fanout, idle, messages
     --senders N          concurrent senders in the send scenario
                          [default: 8 small, 32 default, 64 large]
     --json               print one JSON document on stdout (progress stays on stderr)
@@ -39,7 +39,8 @@ OPTIONS:
 ";
 
 /// Scenario names accepted by `--only`, in the order they run.
-pub(crate) const SCENARIOS: [&str; 6] = ["sync", "messages", "wake", "idle", "fanout", "send"];
+pub(crate) const SCENARIOS: [&str; 7] =
+    ["sync", "sliding", "messages", "wake", "idle", "fanout", "send"];
 
 #[derive(Debug)]
 pub(crate) enum Command {

@@ -23,6 +23,8 @@ pub fn get_versions(_app: &App, _req: &Request) -> Result<Reply, MatrixError> {
             "org.matrix.simplified_msc3575": true,
             // MSC4222 `use_state_after` on `/sync`.
             "org.matrix.msc4222": true,
+            // MSC3814 dehydrated devices.
+            "org.matrix.msc3814": true,
             // MSC3266 room summaries.
             "im.nheko.summary": true,
         },

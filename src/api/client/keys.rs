@@ -34,42 +34,13 @@ pub async fn upload_keys(app: &App, req: &Request) -> Result<Reply, MatrixError>
     let device_keys = match body.get("device_keys") {
         None | Some(Value::Null) => None,
         Some(k @ Value::Object(_)) => {
-            if k["user_id"] != user.as_str() || k["device_id"] != device.as_str() {
-                return Err(MatrixError::bad_json(
-                    "device_keys.user_id and device_id must be the caller's",
-                ));
-            }
-            if !k["algorithms"].is_array() || !k["keys"].is_object() {
-                return Err(MatrixError::bad_json("device_keys needs algorithms and keys"));
-            }
+            check_device_keys(k, &user, &device)?;
             Some(k.clone())
         }
         Some(_) => return Err(MatrixError::bad_json("device_keys must be an object")),
     };
-    let mut otks = Vec::new();
-    if let Some(v) = body.get("one_time_keys").filter(|v| !v.is_null()) {
-        let map = v
-            .as_object()
-            .ok_or_else(|| MatrixError::bad_json("one_time_keys must be an object"))?;
-        for (id, key) in map {
-            let (alg, _) = id.split_once(':').ok_or_else(|| {
-                MatrixError::bad_json(format!("one-time key ID {id} has no algorithm"))
-            })?;
-            otks.push((alg.to_owned(), id.clone(), key.clone()));
-        }
-    }
-    let mut fallbacks = Vec::new();
-    if let Some(v) = body.get("fallback_keys").filter(|v| !v.is_null()) {
-        let map = v
-            .as_object()
-            .ok_or_else(|| MatrixError::bad_json("fallback_keys must be an object"))?;
-        for (id, key) in map {
-            let (alg, _) = id.split_once(':').ok_or_else(|| {
-                MatrixError::bad_json(format!("fallback key ID {id} has no algorithm"))
-            })?;
-            fallbacks.push((alg.to_owned(), id.clone(), key.clone()));
-        }
-    }
+    let otks = key_list(&body, "one_time_keys")?;
+    let fallbacks = key_list(&body, "fallback_keys")?;
     let (u, d) = (user.clone(), device.clone());
     let counts = app
         .store
@@ -106,6 +77,41 @@ pub async fn upload_keys(app: &App, req: &Request) -> Result<Reply, MatrixError>
         .await?;
     let counts: Map<String, Value> = counts.into_iter().map(|(a, n)| (a, json!(n))).collect();
     Ok(json(&json!({ "one_time_key_counts": counts })))
+}
+
+/// Device keys must name the device they are uploaded for and carry
+/// algorithms and keys.
+pub(crate) fn check_device_keys(k: &Value, user: &str, device: &str) -> Result<(), MatrixError> {
+    if k["user_id"] != user || k["device_id"] != device {
+        return Err(MatrixError::bad_json(
+            "device_keys.user_id and device_id must be the caller's",
+        ));
+    }
+    if !k["algorithms"].is_array() || !k["keys"].is_object() {
+        return Err(MatrixError::bad_json("device_keys needs algorithms and keys"));
+    }
+    Ok(())
+}
+
+/// `(algorithm, key_id, key)` of a `one_time_keys` / `fallback_keys` map
+/// (`/keys/upload`, and MSC3814's dehydrated device upload).
+pub(crate) fn key_list(
+    body: &Map<String, Value>,
+    field: &str,
+) -> Result<Vec<(String, String, Value)>, MatrixError> {
+    let mut out = Vec::new();
+    if let Some(v) = body.get(field).filter(|v| !v.is_null()) {
+        let map = v
+            .as_object()
+            .ok_or_else(|| MatrixError::bad_json(format!("{field} must be an object")))?;
+        for (id, key) in map {
+            let (alg, _) = id.split_once(':').ok_or_else(|| {
+                MatrixError::bad_json(format!("{field}: key ID {id} has no algorithm"))
+            })?;
+            out.push((alg.to_owned(), id.clone(), key.clone()));
+        }
+    }
+    Ok(out)
 }
 
 fn with_display_name(

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod backup;
+pub mod dehydrated;
 pub mod devices;
 pub mod directory;
 pub mod discovery;

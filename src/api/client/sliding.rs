@@ -31,22 +31,11 @@ pub async fn sliding_sync(app: &App, req: &Request) -> Result<Reply, MatrixError
         None => body.timeout.unwrap_or(0),
     };
     let conn_id = body.conn_id.clone().unwrap_or_default();
-    let (prev, mut bumps) =
-        app.sliding.borrow_mut().begin(&user, &device, &conn_id, pos.as_deref())?;
+    let prev = app.sliding.borrow_mut().begin(&user, &device, &conn_id, pos.as_deref())?;
     // The to-device `since` acknowledges what was delivered up to it: delete
     // it now, never before the client confirmed (as `/v3/sync` does).
     if let Some(since) = body.extensions.to_device.since_pos() {
-        let pending =
-            !app.store.read()?.to_device(&user, &device, StreamPos(0), since, 1)?.is_empty();
-        if pending {
-            let (u, d) = (user.clone(), device.clone());
-            app.store
-                .write(move |ctx| {
-                    ctx.delete_to_device_upto(&u, &d, since)?;
-                    Ok(Ok::<_, MatrixError>(()))
-                })
-                .await?;
-        }
+        acknowledge_to_device(app, &user, &device, since).await?;
     }
     let initial = pos.is_none();
     let deadline =
@@ -70,7 +59,7 @@ pub async fn sliding_sync(app: &App, req: &Request) -> Result<Reply, MatrixError
                 device_id: &device,
                 upto,
             };
-            sliding::compute(&input, &body, &prev, initial, &mut bumps)
+            sliding::compute(&input, &body, &prev, initial)
         };
         drop(read);
         let outcome = match outcome {
@@ -96,7 +85,28 @@ pub async fn sliding_sync(app: &App, req: &Request) -> Result<Reply, MatrixError
     app.release_waiter(&user);
     let result = result?;
     let mut out = result.body;
-    let token = app.sliding.borrow_mut().commit(&user, &device, &conn_id, result.snapshot, bumps);
+    let token = app.sliding.borrow_mut().commit(&user, &device, &conn_id, result.snapshot);
     out.insert("pos".into(), json!(token));
     Ok(json(&Value::Object(out)))
+}
+
+/// Deletes a device's to-device messages up to `upto`, which the client
+/// acknowledged; no write at all when there are none (the common case).
+pub(crate) async fn acknowledge_to_device(
+    app: &App,
+    user: &str,
+    device: &str,
+    upto: StreamPos,
+) -> Result<(), MatrixError> {
+    if app.store.read()?.to_device(user, device, StreamPos(0), upto, 1)?.is_empty() {
+        return Ok(());
+    }
+    let (u, d) = (user.to_owned(), device.to_owned());
+    app.store
+        .write(move |ctx| {
+            ctx.delete_to_device_upto(&u, &d, upto)?;
+            Ok(Ok::<_, MatrixError>(()))
+        })
+        .await?;
+    Ok(())
 }

@@ -8,6 +8,7 @@
 mod messages;
 mod polls;
 mod send;
+mod sliding;
 mod sync;
 
 use std::process::ExitCode;
@@ -80,6 +81,7 @@ pub(crate) async fn run(settings: Settings) -> ExitCode {
         match name {
             "send" => send::run(&ctx, &world, &mut rec).await,
             "sync" => sync::run(&ctx, &world, &mut rec).await,
+            "sliding" => sliding::run(&ctx, &mut rec).await,
             "wake" => polls::wake(&ctx, &world, &mut rec).await,
             "idle" => polls::idle(&ctx, &mut world, &mut rec).await,
             "fanout" => polls::fanout(&ctx, &mut world, &mut rec).await,
