@@ -5,8 +5,10 @@
 #   board/raspberry-pi/customise-image.sh --root DIR hearth_VERSION_arm64.deb
 #
 # The first form copies SOURCE to OUT (decompressing .xz), loop-mounts its
-# two partitions (boot: FAT, root: ext4, found in the MBR partition table)
-# and customises the mounted root; SOURCE is never changed. The second form
+# root partition (ext4, the second in the MBR partition table), customises
+# it, and writes hearth.txt into the boot partition (FAT, the first) with
+# mtools, which needs no vfat support in the kernel; SOURCE is never
+# changed. Needs root, util-linux, xz-utils and mtools. The second form
 # customises a root file system already unpacked or mounted at DIR (with
 # the boot partition at DIR/boot/firmware, or DIR/boot on images before
 # Bookworm); CI runs it against a scratch directory laid out like the image.
@@ -25,8 +27,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 die() { echo "customise-image: $*" >&2; exit 1; }
 
+# Customises the root file system at $1 with package $2; hearth.txt goes to
+# directory $3 (default: the root's boot partition mount point).
 customise_root() {
-  local r=$1 deb=$2 boot
+  local r=$1 deb=$2 boot=${3:-}
   if [ ! -d "$r/etc" ] || [ ! -d "$r/usr" ]; then
     die "$r does not look like a root file system (no etc/ or usr/)"
   fi
@@ -41,7 +45,9 @@ customise_root() {
       die "$deb is for $arch but the image's dpkg is $native"
     fi
   fi
-  if [ -d "$r/boot/firmware" ]; then boot=$r/boot/firmware; else boot=$r/boot; fi
+  if [ -z "$boot" ]; then
+    if [ -d "$r/boot/firmware" ]; then boot=$r/boot/firmware; else boot=$r/boot; fi
+  fi
   install -d -m 0755 "$r/var/cache/hearth"
   rm -f "$r"/var/cache/hearth/hearth_*.deb
   install -m 0644 "$deb" "$r/var/cache/hearth/"
@@ -52,7 +58,7 @@ customise_root() {
     "$r/etc/systemd/system/multi-user.target.wants/hearth-firstboot.service"
   install -d "$boot"
   [ -e "$boot/hearth.txt" ] || install -m 0644 "$here/hearth.txt" "$boot/hearth.txt"
-  echo "customised $r: $(basename "$deb") installs at first boot; settings in ${boot#"$r"}/hearth.txt"
+  echo "customised $r: $(basename "$deb") installs at first boot"
 }
 
 # Start sector and sector count of MBR partition N (1-4) of an image.
@@ -85,26 +91,28 @@ case "$src" in
   *.xz) xz -dc "$src" >"$out" ;;
   *) cp --sparse=always "$src" "$out" ;;
 esac
+command -v mcopy >/dev/null || die "mcopy not found (Debian: apt install mtools)"
+case "$src" in
+  *.xz) xz -dc "$src" >"$out" ;;
+  *) cp --sparse=always "$src" "$out" ;;
+esac
 mnt=$(mktemp -d)
-mounted=()
+staged=$(mktemp -d)
 cleanup() {
-  local i
-  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount "${mounted[i]}" || true; done
+  if mountpoint -q "$mnt"; then umount "$mnt" || true; fi
   rmdir "$mnt" 2>/dev/null || true
+  rm -rf "$staged"
 }
 trap cleanup EXIT
-read -r boot_start boot_count < <(partition "$out" 1)
+read -r boot_start _ < <(partition "$out" 1)
 read -r root_start root_count < <(partition "$out" 2)
-# loop devices with an offset: needs no partition device nodes, so it works
-# in containers without udev too.
+# A loop device with an offset needs no partition device nodes, so this
+# works in containers without udev too.
 mount -o loop,offset=$((root_start * 512)),sizelimit=$((root_count * 512)) "$out" "$mnt"
-mounted+=("$mnt")
-bootdir=$mnt/boot/firmware
-[ -d "$bootdir" ] || bootdir=$mnt/boot
-mount -t vfat -o loop,offset=$((boot_start * 512)),sizelimit=$((boot_count * 512)) "$out" "$bootdir"
-mounted+=("$bootdir")
 free=$(df --output=avail -k "$mnt" | tail -n 1)
 [ "$free" -gt $(( $(stat -c %s "$deb") / 1024 + 1024 )) ] || die "the image's root file system is full"
-customise_root "$mnt" "$deb"
-sync
+customise_root "$mnt" "$deb" "$staged"
+umount "$mnt"
+# -D s: a hearth.txt already on the boot partition is kept.
+mcopy -D s -i "$out@@$((boot_start * 512))" "$staged/hearth.txt" ::hearth.txt
 echo "wrote $out"
