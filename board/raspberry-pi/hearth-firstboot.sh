@@ -140,8 +140,9 @@ fi
 # 3. The server name.
 hostname=$(tr -d '[:space:]' <"$root/etc/hostname" 2>/dev/null || true)
 [ -n "$root" ] || hostname=$(hostname 2>/dev/null || echo "$hostname")
+hostname=$(printf '%s' "${hostname:-hearth}" | tr '[:upper:]' '[:lower:]')
 name=$(setting server_name | tr '[:upper:]' '[:lower:]')
-[ -n "$name" ] || name=$(printf '%s' "${hostname:-hearth}" | tr '[:upper:]' '[:lower:]').local
+[ -n "$name" ] || name=$hostname.local
 echo "$name" | grep -Eqx '[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*' ||
     die "server_name $name is not a host name"
 admin=$(setting admin | tr '[:upper:]' '[:lower:]')
