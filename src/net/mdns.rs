@@ -173,15 +173,14 @@ impl Interface {
 
 /// The addresses to answer a querier at `source` with: those of the
 /// interfaces on the querier's subnet (the link the query came over, so the
-/// querier can reach them), else of every interface but loopback. IPv6
-/// link-local addresses are left out: without a zone index a phone cannot
-/// use them, and a client would try them before the IPv4 address.
+/// querier can reach them). A querier on none of our subnets gets nothing:
+/// mDNS is for the local link (§11), and replies must not leave the LAN.
+/// IPv6 link-local addresses are left out: without a zone index a phone
+/// cannot use them, and a client would try them before the IPv4 address.
 pub fn select_addresses(source: IpAddr, interfaces: &[Interface]) -> Vec<IpAddr> {
     let on_link: HashSet<&str> =
         interfaces.iter().filter(|i| i.contains(source)).map(|i| i.name.as_str()).collect();
-    let chosen = interfaces.iter().filter(|i| {
-        if on_link.is_empty() { !i.addr.is_loopback() } else { on_link.contains(i.name.as_str()) }
-    });
+    let chosen = interfaces.iter().filter(|i| on_link.contains(i.name.as_str()));
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
     for i in chosen {

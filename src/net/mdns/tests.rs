@@ -287,9 +287,12 @@ fn no_reply_without_an_address_of_the_asked_family() {
 }
 
 #[test]
-fn a_querier_on_no_known_subnet_gets_every_address_but_loopback() {
-    let all = select_addresses(ip("172.16.0.9"), &lan());
-    assert_eq!(all, [ip("192.168.1.10"), ip("10.0.0.5"), ip("fd00::10")]);
+fn a_querier_off_our_links_gets_no_reply() {
+    assert!(select_addresses(ip("172.16.0.9"), &lan()).is_empty());
+    let p = query(&[("hearth.local", TYPE_ANY, CLASS_IN)]);
+    let r = Responder::new("hearth.local", true);
+    assert_eq!(r.respond(&p, from("172.16.0.9:5353"), lan), None);
+    assert_eq!(r.respond(&p, from("8.8.8.8:40000"), lan), None);
     let local = select_addresses(ip("127.0.0.1"), &lan());
     assert_eq!(local, [ip("127.0.0.1"), ip("::1")]);
 }
