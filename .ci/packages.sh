@@ -99,6 +99,9 @@ new_root() {
   mkdir -p "$r/var/lib/dpkg/info" "$r/var/lib/dpkg/updates" "$r/etc/systemd/system" "$r/usr/lib/systemd/system"
   printf 'root:x:0:0:root:/root:/bin/sh\n' >"$r/etc/passwd"
   printf 'root:x:0:\n' >"$r/etc/group"
+  printf 'root:*:20000:0:99999:7:::\n' >"$r/etc/shadow"
+  printf 'root:*::\n' >"$r/etc/gshadow"
+  chmod 0640 "$r/etc/shadow" "$r/etc/gshadow"
   for dep in libc6:2.36-9 libgcc-s1:12.2.0-14 dpkg:1.21.22; do
     printf 'Package: %s\nStatus: install ok installed\nPriority: required\nArchitecture: %s\nMulti-Arch: same\nVersion: %s\nMaintainer: x <x@x>\nDescription: stand-in\n\n' \
       "${dep%%:*}" "${2:-amd64}" "${dep#*:}"
@@ -162,6 +165,26 @@ dpkg_in "$r" -i "$v1" >"$work/dpkg.log" 2>&1 || fail "reinstall: $(cat "$work/dp
 [ "$(cat "$r/var/lib/hearth/keep-me")" = precious ] || fail "reinstall after purge lost data"
 [ -L "$wants" ] || fail "reinstall after purge did not enable the service"
 echo "   purged: config and enablement gone; data and user kept; reinstall works"
+
+# Without systemd-sysusers (a system without systemd), postinst falls back
+# to useradd: PATH is every command of this machine but that one.
+shim=$work/path-without-sysusers
+mkdir "$shim"
+for dir in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do
+  for cmd in "$dir"/*; do
+    [ -x "$cmd" ] && [ ! -e "$shim/${cmd##*/}" ] && ln -s "$cmd" "$shim/${cmd##*/}"
+  done
+done
+rm "$shim/systemd-sysusers"
+r3=$work/root-useradd
+new_root "$r3"
+PATH=$shim dpkg_in "$r3" -i "$v1" >"$work/dpkg.log" 2>&1 || fail "install without sysusers: $(cat "$work/dpkg.log")"
+grep -q '^hearth:x:[0-9]*:[0-9]*:Hearth Matrix homeserver:/var/lib/hearth:/usr/sbin/nologin$' "$r3/etc/passwd" ||
+  fail "useradd fallback: $(cat "$r3/etc/passwd")"
+grep -q '^hearth:!' "$r3/etc/shadow" || fail "useradd fallback: $(cat "$r3/etc/shadow")"
+uid=$(awk -F: '$1 == "hearth" { print $3 }' "$r3/etc/passwd")
+[ "$(stat -c %u "$r3/var/lib/hearth")" = "$uid" ] || fail "useradd fallback: data dir owner"
+echo "   without systemd-sysusers: useradd made the user"
 
 step "Raspberry Pi: customise a scratch image root, first boot, log in"
 img=$work/pi
