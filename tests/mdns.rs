@@ -1,5 +1,6 @@
 //! The offline LAN: the mDNS responder answering a unicast query on
-//! loopback (nothing here multicasts), and `federation = true` refused.
+//! loopback (nothing here multicasts); without federation, `federation =
+//! true` refused and no server discovery.
 
 use std::net::{Ipv4Addr, UdpSocket};
 use std::process::Command;
@@ -123,4 +124,14 @@ fn federation_true_stops_the_server_with_a_config_error() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("federation:"), "{stderr}");
+}
+
+#[tokio::test]
+async fn without_federation_there_is_no_server_well_known() {
+    // Serving /.well-known/matrix/server would invite other servers to
+    // federate with one that cannot; it comes with federation.
+    let s = TestServer::start();
+    let r = s.client().get("/.well-known/matrix/server").await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.errcode().starts_with("M_"), "{}", r.body);
 }
