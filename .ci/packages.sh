@@ -15,7 +15,9 @@
 #  - customise a scratch directory laid out like Raspberry Pi OS Lite's root
 #    file system, run the first-boot script against it, and log in from
 #    loopback as the admin it created, on a server started from that root;
-#  - if this machine can loop-mount, customise a small made-up disk image.
+#  - if this machine can loop-mount, customise a small made-up disk image;
+#  - the mDNS responder over real multicast between two network namespaces
+#    it creates (.ci/mdns.sh; skipped where namespaces cannot be made).
 # Needs root (dpkg --root writes root-owned files); installs what it lacks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,7 +52,7 @@ trap cleanup EXIT
 
 step "shellcheck"
 shellcheck board/*.sh board/raspberry-pi/*.sh board/debian/postinst board/debian/prerm \
-  board/debian/postrm .ci/board.sh .ci/packages.sh
+  board/debian/postrm .ci/board.sh .ci/packages.sh .ci/mdns.sh
 echo "   clean"
 
 step "packages"
@@ -332,5 +334,8 @@ PY
   cmp -s "$work/hearth.txt" board/raspberry-pi/hearth.txt || fail "image: no hearth.txt on the boot partition"
   echo "   the customised image holds the package, the first-boot unit and hearth.txt"
 fi
+
+step "mDNS between two network namespaces"
+bash .ci/mdns.sh "$amd64_bin"
 
 step "package checks passed"
