@@ -32,7 +32,7 @@ trap 'fail "command failed at line $LINENO"' ERR
 step "tools"
 missing=()
 for t in shellcheck:shellcheck dpkg-deb:dpkg readelf:binutils curl:curl python3:python3 \
-  systemd-sysusers:systemd xz:xz-utils; do
+  systemd-sysusers:systemd xz:xz-utils mkfs.ext4:e2fsprogs ip:iproute2; do
   command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
