@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI for the board: cross-build the aarch64 release binary, run it under
 # qemu-user as a Raspberry Pi would (register, whoami, rooms if present,
-# systemd notifications, clean SIGTERM), and check the systemd units.
+# systemd notifications, clean SIGTERM), check the systemd units, then the
+# Debian packages and Raspberry Pi scripts (.ci/packages.sh).
 # Installs what it needs (Debian packages, the rustup target). Loopback only.
 # HEARTH_BOARD_TARGET=armv7-unknown-linux-gnueabihf (or aarch64-unknown-linux-musl)
 # runs the same checks for another target.
@@ -180,4 +181,11 @@ echo "   sysusers and tmpfiles apply cleanly"
 systemd-analyze security --offline=true --root="$root" hearth.service 2>/dev/null | tail -n 1 || true
 
 kill "$notify_pid"; wait "$notify_pid" 2>/dev/null || true; notify_pid=
+
+# Debian packages (arm64 from the binary just tested, amd64 from a native
+# release build) and the Raspberry Pi scripts, in scratch roots.
+if [ "$target" = aarch64-unknown-linux-gnu ]; then
+  step "Debian packages and Raspberry Pi scripts"
+  HEARTH_ARM64_BIN="$bin" as_root env PATH="$PATH" HOME="$HOME" bash .ci/packages.sh
+fi
 step "board checks passed"

@@ -72,6 +72,10 @@ struct RawConfig {
     tls_key: Option<PathBuf>,
     url_previews: Option<bool>,
     url_preview_allow: Option<Vec<String>>,
+    federation: Option<bool>,
+    mdns: Option<bool>,
+    mdns_name: Option<String>,
+    mdns_listen: Option<String>,
 }
 
 /// Values given on the command line; they win over the file.
@@ -129,6 +133,19 @@ pub struct Config {
     pub min_free_disk_bytes: u64,
     /// Serve HTTPS with this certificate and key; `None` → plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Answer mDNS queries for a `.local` name (`net::mdns`); `None` → off.
+    pub mdns: Option<MdnsConfig>,
+}
+
+/// `mdns`, `mdns_name` and `mdns_listen`: the optional mDNS responder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MdnsConfig {
+    /// The name answered for, lower case, ending in `.local`.
+    pub name: String,
+    /// The UDP address the responder binds. On port 5353 of an unspecified
+    /// or LAN address it joins the mDNS multicast group; on a loopback
+    /// address it only answers unicast queries (tests).
+    pub listen: SocketAddr,
 }
 
 /// `tls_cert` and `tls_key`: PEM files, read when the server starts and on
@@ -266,6 +283,18 @@ impl Config {
                 return Err(ConfigError("tls_cert: must be set when tls_key is".into()));
             }
         };
+        // There is no server-server code yet, so `true` cannot be honoured;
+        // refusing it beats an operator believing the server federates.
+        if raw.federation == Some(true) {
+            return Err(ConfigError(
+                "federation: Hearth does not federate yet; only `federation = false` is supported"
+                    .into(),
+            ));
+        }
+        let mdns = match raw.mdns {
+            Some(true) => Some(mdns_config(&server_name, raw.mdns_name, raw.mdns_listen)?),
+            Some(false) | None => None,
+        };
         Ok(Config {
             server_name,
             listen,
@@ -291,8 +320,61 @@ impl Config {
             admin_contact: raw.admin_contact.filter(|c| !c.trim().is_empty()),
             min_free_disk_bytes: min_free_disk_mb << 20,
             tls,
+            mdns,
         })
     }
+}
+
+/// Validates the mDNS keys: the name defaults to `server_name` when that is
+/// a `.local` name; the responder speaks IPv4 only.
+fn mdns_config(
+    server_name: &str,
+    name: Option<String>,
+    listen: Option<String>,
+) -> Result<MdnsConfig, ConfigError> {
+    let name = match name {
+        Some(n) => n.trim_end_matches('.').to_ascii_lowercase(),
+        None => {
+            // The server name may carry a port; mDNS resolves the host only.
+            let host = server_name.rsplit_once(':').map_or(server_name, |(h, _)| h);
+            let host = host.to_ascii_lowercase();
+            if !host.ends_with(".local") {
+                return Err(ConfigError(format!(
+                    "mdns_name: must be set when mdns = true and server_name {server_name:?} \
+                     is not a .local name"
+                )));
+            }
+            host
+        }
+    };
+    if !is_local_host_name(&name) {
+        return Err(ConfigError(format!(
+            "mdns_name: {name:?} is not a host name ending in .local, like \"hearth.local\""
+        )));
+    }
+    let text = listen.unwrap_or_else(|| "0.0.0.0:5353".into());
+    let listen: SocketAddr = text.parse().map_err(|_| {
+        ConfigError(format!("mdns_listen: {text:?} is not an address like 0.0.0.0:5353"))
+    })?;
+    if !listen.is_ipv4() {
+        return Err(ConfigError(format!(
+            "mdns_listen: {text:?} is not an IPv4 address (the responder speaks mDNS over IPv4)"
+        )));
+    }
+    Ok(MdnsConfig { name, listen })
+}
+
+/// A DNS host name (letters, digits, hyphens; labels of 1 to 63 bytes, at
+/// most 253 in all) whose last label is `local`.
+fn is_local_host_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.ends_with(".local")
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 impl ConfigError {
@@ -388,6 +470,52 @@ mod tests {
         assert_eq!(example.admin_contact, defaults.admin_contact);
         assert_eq!(example.min_free_disk_bytes, defaults.min_free_disk_bytes);
         assert_eq!(example.tls, defaults.tls);
+        assert_eq!(example.mdns, defaults.mdns);
+    }
+
+    #[test]
+    fn federation_true_is_refused_until_federation_exists() {
+        let e = parse("federation = true").expect_err("no federation code");
+        assert!(e.0.starts_with("federation:"), "{e}");
+        parse("federation = false").expect("the offline default");
+    }
+
+    #[test]
+    fn mdns_is_off_by_default_and_takes_a_local_server_name() {
+        assert_eq!(parse("").expect("defaults").mdns, None);
+        assert_eq!(parse("mdns = false\nmdns_name = \"x.local\"").expect("off").mdns, None);
+        let c = parse("server_name = \"Hearth.local:8448\"\nmdns = true").expect("valid");
+        let mdns = c.mdns.expect("on");
+        assert_eq!(mdns.name, "hearth.local");
+        assert_eq!(mdns.listen.to_string(), "0.0.0.0:5353");
+        let c = parse("mdns = true\nmdns_name = \"Pi.local.\"\nmdns_listen = \"127.0.0.1:0\"")
+            .expect("valid");
+        assert_eq!(
+            c.mdns,
+            Some(MdnsConfig {
+                name: "pi.local".into(),
+                listen: "127.0.0.1:0".parse().expect("addr")
+            })
+        );
+    }
+
+    #[test]
+    fn bad_mdns_settings_name_the_key() {
+        let e = parse("mdns = true").expect_err("localhost is not .local");
+        assert!(e.0.starts_with("mdns_name:"), "{e}");
+        for name in ["hearth.lan", "local", ".local", "a..local", "-a.local", "a_b.local"] {
+            let e = parse(&format!("mdns = true\nmdns_name = {name:?}")).expect_err(name);
+            assert!(e.0.starts_with("mdns_name:"), "{name}: {e}");
+        }
+        let e = parse(&format!("mdns = true\nmdns_name = \"{}.local\"", "a".repeat(64)))
+            .expect_err("label too long");
+        assert!(e.0.starts_with("mdns_name:"), "{e}");
+        for listen in ["nowhere", "[::]:5353"] {
+            let e =
+                parse(&format!("mdns = true\nmdns_name = \"h.local\"\nmdns_listen = {listen:?}"))
+                    .expect_err(listen);
+            assert!(e.0.starts_with("mdns_listen:"), "{listen}: {e}");
+        }
     }
 
     #[test]

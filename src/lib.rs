@@ -12,7 +12,8 @@
 //! - [`http`]: listener, connections, limits, CORS, routing into a typed
 //!   endpoint, access-token extraction, errors → responses; HTTPS and
 //!   HTTP/2 with certificate reload in [`http::tls`].
-//! - [`net`]: the outbound HTTP(S) client (push gateways, link previews).
+//! - [`net`]: the outbound HTTP(S) client (push gateways, link previews) and
+//!   the optional mDNS responder for the server's `.local` name.
 //! - [`api`]: one handler per spec operation, one file per spec area.
 //! - [`account`]: passwords, tokens and devices, user-interactive auth,
 //!   failed-login rate limiting.

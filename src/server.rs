@@ -195,6 +195,7 @@ pub async fn run_with_reload(
         None => None,
     };
     let admin = crate::admin::server::start(app.clone());
+    let mdns = app.config.mdns.as_ref().and_then(crate::net::mdns::spawn);
     let mut commits = store.subscribe();
     let waker_app = app.clone();
     let waker = tokio::task::spawn_local(async move {
@@ -224,6 +225,9 @@ pub async fn run_with_reload(
     }
     if let Some(a) = admin {
         a.stop();
+    }
+    if let Some(m) = mdns {
+        m.abort();
     }
     pusher.abort();
     waker.abort();

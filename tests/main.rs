@@ -14,6 +14,7 @@ mod directory;
 mod durability;
 mod e2ee;
 mod http;
+mod mdns;
 mod media;
 mod misc;
 mod ops;
