@@ -167,3 +167,16 @@ async fn openid_tokens_prove_who_a_user_is_and_nothing_more() {
         .await
         .expect_err(403, "M_FORBIDDEN");
 }
+
+#[tokio::test]
+async fn the_support_well_known_names_the_configured_contact() {
+    let s = TestServer::start();
+    s.client().get("/.well-known/matrix/support").await.expect_err(404, "M_NOT_FOUND");
+    let s = TestServer::start_with(|c| c.admin_contact = Some("mailto:admin@example.org".into()));
+    let v = s.client().get("/.well-known/matrix/support").await.ok();
+    assert_eq!(v["contacts"][0]["email_address"], "admin@example.org");
+    assert_eq!(v["contacts"][0]["role"], "m.role.admin");
+    let s = TestServer::start_with(|c| c.admin_contact = Some("@root:localhost".into()));
+    let v = s.client().get("/.well-known/matrix/support").await.ok();
+    assert_eq!(v["contacts"][0]["matrix_id"], "@root:localhost");
+}

@@ -25,6 +25,7 @@ pub async fn dispatch(
     match endpoint {
         GetVersions => discovery::get_versions(app, req),
         GetWellKnownClient => discovery::get_well_known_client(app),
+        GetWellKnownSupport => discovery::get_well_known_support(app),
         GetCapabilities => discovery::get_capabilities(app, req),
         Register => register::register(app, req).await,
         GetRegisterAvailable => register::get_register_available(app, req),

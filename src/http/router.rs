@@ -24,6 +24,7 @@ pub enum Endpoint {
     // Server discovery and versions
     GetVersions,
     GetWellKnownClient,
+    GetWellKnownSupport,
     GetCapabilities,
     // Registration and login
     Register,
@@ -358,6 +359,7 @@ impl Endpoint {
             // Public and world-readable rooms are previewable without a token.
             GetRoomSummary { .. } => AuthNeed::Optional,
             GetWellKnownClient
+            | GetWellKnownSupport
             | GetOpenIdUserInfo
             | Register
             | GetRegisterAvailable
@@ -521,6 +523,7 @@ pub fn route(method: &Method, segs: &[&str]) -> Result<Endpoint, MatrixError> {
     let only = |ok: bool, e: Endpoint| if ok { Ok(e) } else { Err(wrong_method()) };
     match segs {
         [".well-known", "matrix", "client"] => only(get, GetWellKnownClient),
+        [".well-known", "matrix", "support"] => only(get, GetWellKnownSupport),
         ["_matrix", "federation", "v1", "openid", "userinfo"] => only(get, GetOpenIdUserInfo),
         ["_matrix", "client", "versions"] => only(get, GetVersions),
         ["_matrix", "client", "v1", "register", "m.login.registration_token", "validity"] => {

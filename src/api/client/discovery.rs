@@ -40,6 +40,24 @@ pub fn get_well_known_client(app: &App) -> Result<Reply, MatrixError> {
     }
 }
 
+/// `GET /.well-known/matrix/support`: the configured `admin_contact` (a
+/// `mailto:` address, a Matrix user ID or a web page); 404 without one.
+pub fn get_well_known_support(app: &App) -> Result<Reply, MatrixError> {
+    let Some(contact) = app.config.admin_contact.as_deref().map(str::trim) else {
+        return Err(MatrixError::not_found("No support contact is configured"));
+    };
+    let body = if let Some(mail) = contact.strip_prefix("mailto:") {
+        json!({ "contacts": [{ "role": "m.role.admin", "email_address": mail }] })
+    } else if contact.starts_with('@') {
+        json!({ "contacts": [{ "role": "m.role.admin", "matrix_id": contact }] })
+    } else if contact.contains('@') && !contact.contains("://") {
+        json!({ "contacts": [{ "role": "m.role.admin", "email_address": contact }] })
+    } else {
+        json!({ "support_page": contact })
+    };
+    Ok(json(&body))
+}
+
 /// `GET /_matrix/client/v3/capabilities`
 pub fn get_capabilities(_app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let available: serde_json::Map<String, serde_json::Value> =
