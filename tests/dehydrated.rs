@@ -205,3 +205,65 @@ async fn matrix_sdk_reads_the_dehydrated_device_endpoints() {
         sdk.send(delete_dehydrated_device::unstable::Request::new()).await.expect("DELETE");
     assert_eq!(deleted.device_id, device);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_rehydrates_the_device_it_dehydrated() {
+    use matrix_sdk::ruma::api::client::dehydrated_device::put_dehydrated_device;
+    use matrix_sdk_crypto::OlmMachine;
+    use matrix_sdk_crypto::store::types::DehydratedDeviceKey;
+
+    let s = TestServer::start();
+    let (http, _) = s.client().register("alice", "pw-alice-1").await;
+    let sdk = SdkClient::builder().homeserver_url(&s.base).build().await.expect("client");
+    sdk.matrix_auth().login_username("alice", "pw-alice-1").send().await.expect("login");
+    let user_id = sdk.user_id().expect("logged in").to_owned();
+    let device_id = sdk.device_id().expect("device").to_owned();
+
+    // The SDK's crypto machine makes a dehydrated device and its upload
+    // (device keys signed by the user, one-time and fallback keys, the
+    // device pickled with a key only the user holds); the server accepts
+    // it as it is.
+    let machine = OlmMachine::new(&user_id, &device_id).await;
+    // The device is signed with the user's self-signing key, so the
+    // machine needs a cross-signing identity (kept local here).
+    machine.bootstrap_cross_signing(false).await.expect("cross-signing identity");
+    let pickle_key = DehydratedDeviceKey::new();
+    let dehydrated = machine.dehydrated_devices().create().await.expect("create");
+    let upload: put_dehydrated_device::unstable::Request =
+        dehydrated.keys_for_upload("Dehydrated device".into(), &pickle_key).await.expect("keys");
+    let dehydrated_id = upload.device_id.clone();
+    let put = sdk.send(upload).await.expect("PUT dehydrated_device");
+    assert_eq!(put.device_id, dehydrated_id);
+    let q = http
+        .post(
+            "/_matrix/client/v3/keys/query",
+            json!({ "device_keys": { user_id.as_str(): [dehydrated_id.as_str()] } }),
+        )
+        .await
+        .ok();
+    let keys = &q["device_keys"][user_id.as_str()][dehydrated_id.as_str()];
+    assert_eq!(keys["dehydrated"], true, "{q}");
+    let counts = http
+        .post(
+            "/_matrix/client/v3/keys/claim",
+            json!({ "one_time_keys": { user_id.as_str(): { dehydrated_id.as_str(): "signed_curve25519" } } }),
+        )
+        .await
+        .ok();
+    assert!(
+        counts["one_time_keys"][user_id.as_str()][dehydrated_id.as_str()].is_object(),
+        "{counts}"
+    );
+
+    // A later device downloads it and unpickles it with the key: the
+    // server kept `device_data` intact.
+    let got = sdk.send(get_dehydrated_device::unstable::Request::new()).await.expect("GET");
+    assert_eq!(got.device_id, dehydrated_id);
+    machine
+        .dehydrated_devices()
+        .rehydrate(&pickle_key, &got.device_id, got.device_data)
+        .await
+        .expect("the SDK rehydrates the device from what the server returned");
+    let inbox = sdk.send(get_events::unstable::Request::new(dehydrated_id)).await.expect("events");
+    assert!(inbox.events.is_empty());
+}

@@ -537,22 +537,7 @@ pub fn route(method: &Method, segs: &[&str]) -> Result<Endpoint, MatrixError> {
         ["_matrix", "client", "unstable", "org.matrix.simplified_msc3575", "sync"] => {
             only(post, SlidingSync)
         }
-        ["_matrix", "client", "unstable", "org.matrix.msc3814.v1", "dehydrated_device"] => match *m
-        {
-            Method::GET => Ok(GetDehydratedDevice),
-            Method::PUT => Ok(PutDehydratedDevice),
-            Method::DELETE => Ok(DeleteDehydratedDevice),
-            _ => Err(wrong_method()),
-        },
-        [
-            "_matrix",
-            "client",
-            "unstable",
-            "org.matrix.msc3814.v1",
-            "dehydrated_device",
-            device_id,
-            "events",
-        ] => only(post, GetDehydratedEvents { device_id: (*device_id).to_owned() }),
+        ["_matrix", "client", "unstable", "org.matrix.msc3814.v1", rest @ ..] => msc3814(m, rest),
         ["_matrix", "client", "v1", "room_summary", room]
         | ["_matrix", "client", "unstable", "im.nheko.summary", "summary", room]
         | ["_matrix", "client", "unstable", "im.nheko.summary", "rooms", room, "summary"] => {
@@ -964,6 +949,24 @@ fn not_found() -> MatrixError {
     MatrixError::new(ErrorKind::Unrecognized, "Unrecognized request")
 }
 
+/// MSC3814 dehydrated devices, under `/_matrix/client/unstable/org.matrix.msc3814.v1`.
+fn msc3814(m: &Method, rest: &[&str]) -> Result<Endpoint, MatrixError> {
+    use Endpoint::*;
+    match rest {
+        ["dehydrated_device"] => match *m {
+            Method::GET => Ok(GetDehydratedDevice),
+            Method::PUT => Ok(PutDehydratedDevice),
+            Method::DELETE => Ok(DeleteDehydratedDevice),
+            _ => Err(wrong_method()),
+        },
+        ["dehydrated_device", device_id, "events"] if *m == Method::POST => {
+            Ok(GetDehydratedEvents { device_id: (*device_id).to_owned() })
+        }
+        ["dehydrated_device", _, "events"] => Err(wrong_method()),
+        _ => Err(not_found()),
+    }
+}
+
 fn wrong_method() -> MatrixError {
     MatrixError::new(ErrorKind::UnrecognizedMethod, "Method not allowed for this endpoint")
 }
@@ -986,6 +989,22 @@ mod tests {
             r(Method::DELETE, "/_matrix/client/v3/devices/ABC").ok(),
             Some(Endpoint::DeleteDevice { device_id: "ABC".into() })
         );
+    }
+
+    #[test]
+    fn dehydrated_device_paths_route_by_method() {
+        const DD: &str = "/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device";
+        assert!(matches!(r(Method::GET, DD), Ok(Endpoint::GetDehydratedDevice)));
+        assert!(matches!(r(Method::PUT, DD), Ok(Endpoint::PutDehydratedDevice)));
+        assert!(matches!(r(Method::DELETE, DD), Ok(Endpoint::DeleteDehydratedDevice)));
+        let events = format!("{DD}/ABC/events");
+        match r(Method::POST, &events) {
+            Ok(Endpoint::GetDehydratedEvents { device_id }) => assert_eq!(device_id, "ABC"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(r(Method::GET, &events).expect_err("GET").status(), 405);
+        assert_eq!(r(Method::POST, DD).expect_err("POST").status(), 405);
+        assert_eq!(r(Method::GET, &format!("{DD}/ABC")).expect_err("unknown").status(), 404);
     }
 
     #[test]
