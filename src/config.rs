@@ -60,6 +60,7 @@ struct RawConfig {
     access_token_lifetime_ms: Option<u64>,
     login_attempts_per_minute: Option<u64>,
     presence: Option<bool>,
+    user_directory_search_all: Option<bool>,
     log: Option<String>,
     max_upload_mb: Option<u64>,
     media_quota_mb: Option<u64>,
@@ -108,6 +109,9 @@ pub struct Config {
     pub access_token_lifetime_ms: u64,
     pub login_attempts_per_minute: u32,
     pub presence: bool,
+    /// The user directory finds every local user, not only those sharing a
+    /// room with the searcher or sitting in a public room.
+    pub user_directory_search_all: bool,
     /// A `tracing` filter, e.g. `info` or `hearth=debug`.
     pub log: String,
     /// Serve link previews (`/media/preview_url`); off for offline installs.
@@ -309,6 +313,7 @@ impl Config {
             access_token_lifetime_ms,
             login_attempts_per_minute: login_attempts_per_minute as u32,
             presence: raw.presence.unwrap_or(true),
+            user_directory_search_all: raw.user_directory_search_all.unwrap_or(false),
             log: raw.log.unwrap_or_else(|| "info".into()),
             url_previews: raw.url_previews.unwrap_or(true),
             url_preview_allow: raw.url_preview_allow.unwrap_or_default(),
@@ -471,6 +476,8 @@ mod tests {
         assert_eq!(example.min_free_disk_bytes, defaults.min_free_disk_bytes);
         assert_eq!(example.tls, defaults.tls);
         assert_eq!(example.mdns, defaults.mdns);
+        assert_eq!(example.presence, defaults.presence);
+        assert_eq!(example.user_directory_search_all, defaults.user_directory_search_all);
     }
 
     #[test]

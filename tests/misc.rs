@@ -64,6 +64,25 @@ async fn the_user_directory_finds_room_mates_by_name_but_not_strangers() {
 }
 
 #[tokio::test]
+async fn a_directory_searching_all_users_finds_strangers_but_not_the_deactivated() {
+    let s = TestServer::start_with(|c| c.user_directory_search_all = true);
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    s.client().register("hermit", "pw-hermit-1").await;
+    let (gone, _) = s.client().register("hermitcrab", "pw-crab-1").await;
+    gone.post(
+        "/_matrix/client/v3/account/deactivate",
+        json!({ "auth": { "type": "m.login.password", "identifier": { "type": "m.id.user", "user": "hermitcrab" }, "password": "pw-crab-1" } }),
+    )
+    .await
+    .ok();
+    let found = alice
+        .post("/_matrix/client/v3/user_directory/search", json!({ "search_term": "hermit" }))
+        .await
+        .ok();
+    assert_eq!(found["results"], json!([{ "user_id": "@hermit:localhost" }]), "{found}");
+}
+
+#[tokio::test]
 async fn reports_are_filed_and_listed_by_the_admin_command() {
     let s = TestServer::start();
     let (alice, _) = s.client().register("alice", "pw-alice-1").await;

@@ -68,6 +68,10 @@ pub fn search_user_directory(app: &App, req: &Request) -> Result<Reply, MatrixEr
     for (_, room) in read.public_rooms()? {
         candidates.extend(read.members_with(room, "join")?);
     }
+    if app.config.user_directory_search_all {
+        let server = &app.config.server_name;
+        candidates.extend(read.users()?.into_iter().map(|(lp, _)| format!("@{lp}:{server}")));
+    }
     let mut results = Vec::new();
     let mut sorted: Vec<String> = candidates.into_iter().collect();
     sorted.sort();
