@@ -28,6 +28,7 @@ use tokio::sync::{Semaphore, watch};
 pub use request::{BodyStream, Caller, Request, decode_component, from_json, parse_query};
 pub use response::{
     Body, Reply, bytes_reply, error as error_reply, html, json, json_bytes, json_status,
+    media_reply,
 };
 
 use crate::error::{ErrorKind, MatrixError};
