@@ -194,6 +194,8 @@ c.update({
     "report_stats": False,
     "enable_metrics": False,
     "url_preview_enabled": False,
+    # The media scenario uploads 200 MiB (Synapse's default limit is 50M).
+    "max_upload_size": "300M",
     # Never reach out to matrix.org for keys: loopback only.
     "trusted_key_servers": [],
     "suppress_key_server_warning": True,
@@ -255,7 +257,8 @@ start() {
     t0=$(date +%s%N)
     case "$name" in
         hearth)
-            RUST_LOG=${RUST_LOG:-warn} "$HEARTH" serve --listen "127.0.0.1:${PORT[hearth]}" \
+            RUST_LOG=${RUST_LOG:-warn} "$HEARTH" serve --config "$WORK/hearth.toml" \
+                --listen "127.0.0.1:${PORT[hearth]}" \
                 --data-dir "${DATA[hearth]}" --server-name localhost \
                 >>"$WORK/hearth.log" 2>&1 &
             ;;
@@ -280,7 +283,11 @@ start() {
 for s in "${SERVER_LIST[@]}"; do
     PORT[$s]=$(free_port)
     case "$s" in
-        hearth) DATA[hearth]=$WORK/hearth-data; mkdir -p "${DATA[hearth]}" ;;
+        hearth)
+            DATA[hearth]=$WORK/hearth-data; mkdir -p "${DATA[hearth]}"
+            # The media scenario uploads 200 MiB (the default limit is 100).
+            echo "max_upload_mb = 300" >"$WORK/hearth.toml"
+            ;;
         synapse) configure_synapse ;;
     esac
 done

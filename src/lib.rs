@@ -30,6 +30,7 @@
 //! - [`admin`]: the admin socket of a running server, backup and restore,
 //!   `hearth doctor`.
 //! - [`metrics`]: Prometheus metrics on their own listener (off by default).
+//! - [`memory`]: releasing start-up-only pages of the executable from RSS.
 
 pub mod account;
 pub mod admin;
@@ -40,6 +41,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod media;
+pub mod memory;
 pub mod metrics;
 pub mod net;
 pub mod notify;

@@ -219,7 +219,11 @@ pub async fn run_with_reload(
         }
     });
     let pusher = tokio::task::spawn_local(crate::push::gateway::run(app.clone()));
+    let trimmer = tokio::task::spawn_local(crate::memory::trim_when_idle());
+    // Start-up is over: its code need not stay mapped (see `memory`).
+    crate::memory::release_startup_pages();
     crate::http::serve(listener, app, reloads, shutdown).await;
+    trimmer.abort();
     if let Some(m) = metrics {
         m.abort();
     }

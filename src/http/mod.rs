@@ -28,11 +28,12 @@ use tokio::sync::{Semaphore, watch};
 pub use request::{BodyStream, Caller, Request, decode_component, from_json, parse_query};
 pub use response::{
     Body, Reply, bytes_reply, error as error_reply, html, json, json_bytes, json_status,
+    media_reply,
 };
 
 use crate::error::{ErrorKind, MatrixError};
 use crate::server::App;
-use router::AuthNeed;
+use router::{AuthNeed, Endpoint};
 
 /// How long shutdown waits for open connections (long-polls are woken and
 /// return at once; this bounds a slow client).
@@ -99,12 +100,18 @@ pub async fn serve(
         let app = app.clone();
         let mut stop = stop_rx.clone();
         // Taken at accept time: a reload affects connections from now on.
-        let acceptor = tls.as_ref().map(|t| t.acceptor());
+        let Some(acceptor) = tls.as_ref().map(|t| t.acceptor()) else {
+            // A task of its own type: a plain connection's task is as large
+            // as its future, and must not carry the TLS handshake's state
+            // (every parked long-poll holds one).
+            tokio::task::spawn_local(async move {
+                let _permit = permit;
+                serve_connection(stream, false, app, remote, stop).await;
+            });
+            continue;
+        };
         tokio::task::spawn_local(async move {
             let _permit = permit;
-            let Some(acceptor) = acceptor else {
-                return serve_connection(stream, false, app, remote, stop).await;
-            };
             let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
             let stream = tokio::select! {
                 r = handshake => match r {
@@ -154,8 +161,10 @@ async fn serve_connection<I>(
     // The two connection types share no trait for graceful shutdown.
     macro_rules! drive {
         ($conn:expr) => {{
-            let conn = $conn;
-            tokio::pin!(conn);
+            // Boxed: the task then holds only what this connection uses
+            // (an HTTP/2 connection's state is several times an HTTP/1.1
+            // one's, and inline the larger would size every task).
+            let mut conn = Box::pin($conn);
             tokio::select! {
                 r = conn.as_mut() => { let _ = r; }
                 _ = stop.wait_for(|s| *s) => {
@@ -200,6 +209,7 @@ pub fn set_header_limit(bytes: usize) {
 
 async fn handle(app: &Rc<App>, req: hyper::Request<Incoming>, remote: SocketAddr) -> Reply {
     let started = std::time::Instant::now();
+    crate::memory::note_activity();
     // The `Endpoint` variant name, for metrics (bounded: never the path).
     let mut label = "Unrecognized";
     let mut reply = if req.method() == hyper::Method::OPTIONS {
@@ -246,7 +256,7 @@ async fn handle_inner(
         } else if endpoint.auth() == AuthNeed::Required {
             return Err(MatrixError::new(ErrorKind::MissingToken, "Missing access token"));
         }
-        return crate::api::dispatch(app, endpoint, &request).await;
+        return dispatch(app, endpoint, &request).await;
     }
     let limit = app.config.max_request_body_bytes;
     let declared = parts
@@ -288,7 +298,26 @@ async fn handle_inner(
         }
         _ => {}
     }
-    crate::api::dispatch(app, endpoint, &request).await
+    dispatch(app, endpoint, &request).await
+}
+
+/// Runs the endpoint's handler in a future of its own size.
+///
+/// hyper keeps a connection's request future in one allocation for as long
+/// as the request runs, and a `/sync` long-poll runs for minutes. Inline,
+/// that future would be as large as `api::dispatch`'s, i.e. as its largest
+/// endpoint's; boxed, the connection holds a pointer, and a long-poll only
+/// what `/sync` needs (measured: most of the memory a parked long-poll
+/// held was this future and the connection task).
+async fn dispatch(
+    app: &Rc<App>,
+    endpoint: Endpoint,
+    request: &Request,
+) -> Result<Reply, MatrixError> {
+    match endpoint {
+        Endpoint::Sync => Box::pin(crate::api::client::sync::sync_events(app, request)).await,
+        other => Box::pin(crate::api::dispatch(app, other, request)).await,
+    }
 }
 
 fn too_large(limit: usize) -> MatrixError {

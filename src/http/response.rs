@@ -43,6 +43,16 @@ pub fn bytes_reply(status: u16, content_type: &'static str, bytes: Bytes) -> Rep
     r
 }
 
+/// A media download: `body` streams the bytes (its size hint gives the
+/// `Content-Length`).
+pub fn media_reply(status: u16, body: crate::media::MappedBody) -> Reply {
+    let mut r = Response::new(body.boxed_unsync());
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    r
+}
+
 pub fn html(status: u16, page: String) -> Reply {
     with_type(status, "text/html; charset=utf-8", page.into_bytes())
 }

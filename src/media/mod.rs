@@ -7,8 +7,11 @@
 //! Also owns thumbnailing (`thumbnail`), which runs off the event loop with
 //! bounded decoding.
 
+mod body;
 pub mod preview;
 pub mod thumbnail;
+
+pub use body::{Mapped, MappedBody};
 
 use std::future::Future;
 use std::io;
@@ -158,6 +161,18 @@ impl MediaFiles {
         // running download survives on Linux (the mapping keeps the inode).
         let map = unsafe { memmap2::Mmap::map(&file)? };
         Ok(Bytes::from_owner(map))
+    }
+
+    /// The file mapped for serving in chunks (see [`MappedBody`]).
+    pub fn map_file(&self, hash: &str) -> io::Result<Mapped> {
+        let path = self.path_of(hash).ok_or_else(|| io::Error::other("bad hash"))?;
+        let file = std::fs::File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            return Ok(Mapped::new(None));
+        }
+        // SAFETY: as in `map`.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        Ok(Mapped::new(Some(map)))
     }
 
     /// Deletes a file no record references any more.

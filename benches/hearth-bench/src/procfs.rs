@@ -55,6 +55,13 @@ pub(crate) fn io(pid: u32) -> Result<Io, String> {
     Ok(Io { write_bytes: field("write_bytes:")?, wchar: field("wchar:")? })
 }
 
+/// Resets the process's `VmHWM` to its current RSS (`clear_refs` value 5,
+/// Linux 4.0+). Needs the same rights as reading `/proc/PID/io`; returns
+/// whether it worked.
+pub(crate) fn reset_peak_rss(pid: u32) -> bool {
+    fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
 /// CPU time used so far by all threads of the process.
 pub(crate) fn cpu_time(pid: u32) -> Result<Duration, String> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat"))

@@ -46,6 +46,16 @@ pub(crate) struct Scale {
     /// Pages fetched in total (history walks are repeated up to this).
     pub(crate) messages_pages: usize,
     pub(crate) messages_deadline: Duration,
+
+    /// Size of the file uploaded and downloaded in the media scenario.
+    pub(crate) media_bytes: u64,
+
+    /// The fill scenario: users, rooms, messages (sent by
+    /// `setup_concurrency` clients at once), then the server's RSS.
+    pub(crate) fill_users: usize,
+    pub(crate) fill_rooms: usize,
+    pub(crate) fill_messages: usize,
+    pub(crate) fill_deadline: Duration,
 }
 
 impl Scale {
@@ -71,6 +81,11 @@ impl Scale {
                 messages_history: 150,
                 messages_pages: 30,
                 messages_deadline: Duration::from_secs(20),
+                media_bytes: 20 << 20,
+                fill_users: 10,
+                fill_rooms: 20,
+                fill_messages: 2_000,
+                fill_deadline: Duration::from_secs(300),
             }),
             "default" => Some(Scale {
                 name: "default",
@@ -92,6 +107,11 @@ impl Scale {
                 messages_history: 1000,
                 messages_pages: 200,
                 messages_deadline: Duration::from_secs(60),
+                media_bytes: 200 << 20,
+                fill_users: 50,
+                fill_rooms: 100,
+                fill_messages: 20_000,
+                fill_deadline: Duration::from_secs(1800),
             }),
             "large" => Some(Scale {
                 name: "large",
@@ -113,6 +133,11 @@ impl Scale {
                 messages_history: 5000,
                 messages_pages: 1000,
                 messages_deadline: Duration::from_secs(120),
+                media_bytes: 200 << 20,
+                fill_users: 50,
+                fill_rooms: 100,
+                fill_messages: 20_000,
+                fill_deadline: Duration::from_secs(1800),
             }),
             _ => None,
         }

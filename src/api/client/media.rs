@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::account::now_ms;
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, bytes_reply, json};
+use crate::http::{Reply, Request, bytes_reply, json, media_reply};
 use crate::media::thumbnail::{self, ThumbError};
 use crate::media::{IngestError, inline_safe, valid_media_id};
 use crate::server::App;
@@ -274,7 +274,7 @@ fn serve(
     hash: &str,
     name_override: Option<&str>,
 ) -> Result<Reply, MatrixError> {
-    let data = app.media.map(hash).map_err(|e| MatrixError::internal("opening media", e))?;
+    let data = app.media.map_file(hash).map_err(|e| MatrixError::internal("opening media", e))?;
     let content_type =
         record.content_type.clone().unwrap_or_else(|| "application/octet-stream".into());
     let name = name_override.or(record.file_name.as_deref());
@@ -286,7 +286,7 @@ fn serve(
         .and_then(|h| parse_range(h, len));
     let (status, body, content_range) = match range {
         Some(Ok((a, b))) => {
-            (206, data.slice(a as usize..=b as usize), Some(format!("bytes {a}-{b}/{len}")))
+            (206, data.body(a as usize..b as usize + 1), Some(format!("bytes {a}-{b}/{len}")))
         }
         Some(Err(())) => {
             let mut r = bytes_reply(416, "text/plain", Bytes::new());
@@ -295,9 +295,9 @@ fn serve(
             }
             return Ok(r);
         }
-        None => (200, data, None),
+        None => (200, data.body(0..data.len()), None),
     };
-    let mut r = bytes_reply(status, "application/octet-stream", body);
+    let mut r = media_reply(status, body);
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&content_type) {
         h.insert(header::CONTENT_TYPE, v);

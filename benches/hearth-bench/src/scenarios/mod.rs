@@ -5,6 +5,8 @@
 //! because it leaves the most behind (caches, database growth). Before each
 //! one the tool waits for the server to go quiet (with `--pid`).
 
+mod fill;
+mod media;
 mod messages;
 mod polls;
 mod send;
@@ -86,6 +88,8 @@ pub(crate) async fn run(settings: Settings) -> ExitCode {
             "idle" => polls::idle(&ctx, &mut world, &mut rec).await,
             "fanout" => polls::fanout(&ctx, &mut world, &mut rec).await,
             "messages" => messages::run(&ctx, &world, &mut rec).await,
+            "media" => media::run(&ctx, &mut rec).await,
+            "fill" => fill::run(&ctx, &mut rec).await,
             other => rec.fail(format!("no such scenario {other}")),
         }
         rec.finish();
