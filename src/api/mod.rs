@@ -11,7 +11,9 @@ use crate::http::router::{Endpoint, KeysMethod};
 use crate::http::{Reply, Request};
 use crate::server::App;
 
-/// Runs the handler of a routed endpoint.
+/// Runs the handler of a routed endpoint. The HTTP layer has already
+/// authenticated the caller and applied account moderation
+/// (`client::moderation::enforce`).
 pub async fn dispatch(
     app: &Rc<App>,
     endpoint: Endpoint,
@@ -19,9 +21,6 @@ pub async fn dispatch(
 ) -> Result<Reply, MatrixError> {
     use Endpoint::*;
     use client::*;
-    if let Some(caller) = &req.caller {
-        moderation::enforce(app, &endpoint, caller)?;
-    }
     match endpoint {
         GetVersions => discovery::get_versions(app, req),
         GetWellKnownClient => discovery::get_well_known_client(app),

@@ -314,6 +314,11 @@ async fn dispatch(
     endpoint: Endpoint,
     request: &Request,
 ) -> Result<Reply, MatrixError> {
+    // Locked and suspended accounts, for every endpoint (spec: account
+    // moderation).
+    if let Some(caller) = &request.caller {
+        crate::api::client::moderation::enforce(app, &endpoint, caller)?;
+    }
     match endpoint {
         Endpoint::Sync => Box::pin(crate::api::client::sync::sync_events(app, request)).await,
         other => Box::pin(crate::api::dispatch(app, other, request)).await,
