@@ -106,6 +106,21 @@ impl App {
         }
     }
 
+    /// Parks a long-poll until `notified` fires (a commit woke its user),
+    /// the server starts shutting down, or `deadline` passes.
+    pub async fn park(
+        &self,
+        notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+        deadline: tokio::time::Instant,
+    ) {
+        let shutdown = self.shutdown_notify.notified();
+        tokio::select! {
+            _ = notified => {}
+            _ = shutdown => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+
     /// Whether a request of the user is waiting in a long-poll.
     pub fn is_waiting(&self, user_id: &str) -> bool {
         self.waiters.borrow().get(user_id).is_some_and(|n| Rc::strong_count(n) > 1)

@@ -13,7 +13,7 @@
 use serde_json::{Map, Value, json};
 
 use super::keys::{check_device_keys, key_list};
-use super::sliding::acknowledge_to_device;
+use super::sync::acknowledge_to_device;
 use crate::account::{self, now_ms, wake_room_mates};
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};

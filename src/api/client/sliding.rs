@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::sync::acknowledge_to_device;
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::server::App;
-use crate::store::StreamPos;
 use crate::sync::sliding::{self, SlidingRequest, SyncInput};
 
 /// The longest a request may wait for something new.
@@ -74,12 +74,7 @@ pub async fn sliding_sync(app: &App, req: &Request) -> Result<Reply, MatrixError
         if tokio::time::Instant::now() >= deadline {
             break Ok(outcome);
         }
-        let shutdown = app.shutdown_notify.notified();
-        tokio::select! {
-            _ = notified => {}
-            _ = shutdown => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-        }
+        app.park(notified, deadline).await;
     };
     drop(notify);
     app.release_waiter(&user);
@@ -88,25 +83,4 @@ pub async fn sliding_sync(app: &App, req: &Request) -> Result<Reply, MatrixError
     let token = app.sliding.borrow_mut().commit(&user, &device, &conn_id, result.snapshot);
     out.insert("pos".into(), json!(token));
     Ok(json(&Value::Object(out)))
-}
-
-/// Deletes a device's to-device messages up to `upto`, which the client
-/// acknowledged; no write at all when there are none (the common case).
-pub(crate) async fn acknowledge_to_device(
-    app: &App,
-    user: &str,
-    device: &str,
-    upto: StreamPos,
-) -> Result<(), MatrixError> {
-    if app.store.read()?.to_device(user, device, StreamPos(0), upto, 1)?.is_empty() {
-        return Ok(());
-    }
-    let (u, d) = (user.to_owned(), device.to_owned());
-    app.store
-        .write(move |ctx| {
-            ctx.delete_to_device_upto(&u, &d, upto)?;
-            Ok(Ok::<_, MatrixError>(()))
-        })
-        .await?;
-    Ok(())
 }

@@ -114,17 +114,7 @@ pub async fn sync_events(app: &App, req: &Request) -> Result<Reply, MatrixError>
     // A sync with `since` acknowledges the to-device messages delivered up
     // to that position: delete them now (never before the client confirmed).
     if let Some(s) = since {
-        let pending =
-            !app.store.read()?.to_device(&user, &device, StreamPos(0), s.pos, 1)?.is_empty();
-        if pending {
-            let (u, d) = (user.clone(), device.clone());
-            app.store
-                .write(move |ctx| {
-                    ctx.delete_to_device_upto(&u, &d, s.pos)?;
-                    Ok(Ok::<_, MatrixError>(()))
-                })
-                .await?;
-        }
+        acknowledge_to_device(app, &user, &device, s.pos).await?;
     }
     if app.config.presence && app.presence.borrow_mut().synced(&user, set_presence, now_ms()) {
         wake_presence_watchers(app, &user);
@@ -155,14 +145,30 @@ pub async fn sync_events(app: &App, req: &Request) -> Result<Reply, MatrixError>
         if tokio::time::Instant::now() >= deadline {
             break body;
         }
-        let shutdown = app.shutdown_notify.notified();
-        tokio::select! {
-            _ = notified => {}
-            _ = shutdown => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-        }
+        app.park(notified, deadline).await;
     };
     drop(notify);
     app.release_waiter(&user);
     Ok(json(&result))
+}
+
+/// Deletes a device's to-device messages up to `upto`, which the client
+/// acknowledged; no write at all when there are none (the common case).
+pub(crate) async fn acknowledge_to_device(
+    app: &App,
+    user: &str,
+    device: &str,
+    upto: StreamPos,
+) -> Result<(), MatrixError> {
+    if app.store.read()?.to_device(user, device, StreamPos(0), upto, 1)?.is_empty() {
+        return Ok(());
+    }
+    let (u, d) = (user.to_owned(), device.to_owned());
+    app.store
+        .write(move |ctx| {
+            ctx.delete_to_device_upto(&u, &d, upto)?;
+            Ok(Ok::<_, MatrixError>(()))
+        })
+        .await?;
+    Ok(())
 }
