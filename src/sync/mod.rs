@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::MatrixError;
 use crate::room::visibility::Visibility;
-use crate::store::{Membership, ReadTxn, RoomShort, StoredEvent, StreamPos};
+use crate::store::{Membership, ReadTxn, Receipt, RoomShort, StoredEvent, StreamPos};
 use filter::{Filter, RoomEventFilter};
 use lazy::DeviceMembers;
 use presence::Presence;
@@ -506,18 +506,22 @@ fn global_account_data(
             out.push(json!({ "type": ty, "content": content }));
         }
     }
-    if params.since.is_none()
-        && f.allows_type("m.push_rules")
-        && !out.iter().any(|e| e["type"] == "m.push_rules")
-    {
-        // Clients read their push rules from account data; until a user
-        // changes them, serve the defaults there.
-        let rules = serde_json::to_value(crate::push::default_ruleset(user_id))
-            .map_err(|e| MatrixError::internal("push rules", e))?;
-        out.push(json!({ "type": "m.push_rules", "content": rules }));
+    if params.since.is_none() && f.allows_type("m.push_rules") {
+        add_default_push_rules(&mut out, user_id)?;
     }
     out.truncate(f.limit.unwrap_or(usize::MAX));
     Ok(out)
+}
+
+/// Clients read their push rules from account data: until a user changes
+/// them, an initial sync serves the defaults there.
+pub fn add_default_push_rules(global: &mut Vec<Value>, user_id: &str) -> Result<(), MatrixError> {
+    if !global.iter().any(|e| e["type"] == "m.push_rules") {
+        let rules = serde_json::to_value(crate::push::default_ruleset(user_id))
+            .map_err(|e| MatrixError::internal("push rules", e))?;
+        global.push(json!({ "type": "m.push_rules", "content": rules }));
+    }
+    Ok(())
 }
 
 /// `m.presence` events of the user and of everyone sharing a joined room
@@ -645,16 +649,26 @@ fn room_extras(
 }
 
 /// The `m.receipt` content of receipts changed since `since` (all when
-/// `None`); private receipts are shown to their owner only.
+/// `None`).
 fn receipts(
     read: &ReadTxn,
     room: RoomShort,
     user_id: &str,
     since: Option<StreamPos>,
 ) -> Result<BTreeMap<String, Map<String, Value>>, MatrixError> {
+    Ok(receipt_content(read.receipts(room, since)?, user_id, |_| true))
+}
+
+/// The `m.receipt` content of the receipts `keep` accepts, as `user_id`
+/// sees them: private receipts are shown to their owner only.
+pub fn receipt_content(
+    receipts: Vec<Receipt>,
+    user_id: &str,
+    keep: impl Fn(&Receipt) -> bool,
+) -> BTreeMap<String, Map<String, Value>> {
     let mut content: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-    for r in read.receipts(room, since)? {
-        if r.receipt_type == "m.read.private" && r.user_id != user_id {
+    for r in receipts {
+        if (r.receipt_type == "m.read.private" && r.user_id != user_id) || !keep(&r) {
             continue;
         }
         let mut entry = json!({ "ts": r.ts });
@@ -665,7 +679,7 @@ fn receipts(
         let users = by_type.entry(r.receipt_type).or_insert_with(|| json!({}));
         users[r.user_id.as_str()] = entry;
     }
-    Ok(content)
+    content
 }
 
 /// Stripped state for an invite (spec: "Stripped state").

@@ -131,11 +131,8 @@ pub(super) fn account_data(
             per_room.entry(r).or_default().push(ev);
         }
     }
-    if since.is_none() && !global.iter().any(|e| e["type"] == "m.push_rules") {
-        // As in `/v3/sync`: clients read push rules from account data.
-        let rules = serde_json::to_value(crate::push::default_ruleset(user))
-            .map_err(|e| MatrixError::internal("push rules", e))?;
-        global.push(json!({ "type": "m.push_rules", "content": rules }));
+    if since.is_none() {
+        crate::sync::add_default_push_rules(&mut global, user)?;
     }
     Ok(json!({ "global": global, "rooms": per_room }))
 }
@@ -161,22 +158,9 @@ pub(super) fn receipts(
             Some(ids) => (read.receipts(*room, None)?, Some(ids)),
             None => (read.receipts(*room, since)?, None),
         };
-        let mut content: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-        for r in list {
-            if r.receipt_type == "m.read.private" && r.user_id != user {
-                continue;
-            }
-            if only.is_some_and(|ids| !ids.contains(&r.event_id) && r.user_id != user) {
-                continue;
-            }
-            let mut entry = json!({ "ts": r.ts });
-            if !r.thread_id.is_empty() {
-                entry["thread_id"] = json!(r.thread_id);
-            }
-            let by_type = content.entry(r.event_id).or_default();
-            let users = by_type.entry(r.receipt_type).or_insert_with(|| json!({}));
-            users[r.user_id.as_str()] = entry;
-        }
+        let content = crate::sync::receipt_content(list, user, |r| {
+            only.is_none_or(|ids| ids.contains(&r.event_id) || r.user_id == user)
+        });
         if !content.is_empty() {
             out.insert(c.room_id.clone(), json!({ "type": "m.receipt", "content": content }));
         }
