@@ -133,6 +133,10 @@ struct Cx<'a> {
     user_id: &'a str,
     params: &'a SyncParams,
     upto: StreamPos,
+    /// Users whose join into one of the user's rooms this response carries,
+    /// or everyone in a room the user newly joined: their presence is new
+    /// to the client even if it did not change.
+    met: HashSet<String>,
 }
 
 /// Builds the response. Returns it and whether it carries anything.
@@ -175,7 +179,7 @@ pub fn assemble(
         // An initial sync: the device starts with no members.
         lazy.clear();
     }
-    let mut cx = Cx { read, eph, lazy, user_id, params, upto };
+    let mut cx = Cx { read, eph, lazy, user_id, params, upto, met: HashSet::new() };
     let memberships = read.user_memberships(user_id)?;
     let changed: HashSet<RoomShort> = match params.since {
         Some(s) => read.membership_changes(user_id, s)?.into_iter().collect(),
@@ -223,7 +227,7 @@ pub fn assemble(
     }
     let global_data = global_account_data(read, user_id, params)?;
     let presence = match eph.presence {
-        Some(p) => presence_events(read, p, user_id, &memberships, params, eph.now_ms)?,
+        Some(p) => presence_events(read, p, user_id, &memberships, &cx.met, params, eph.now_ms)?,
         None => Vec::new(),
     };
     let any = !join.is_empty()
@@ -254,7 +258,8 @@ pub fn assemble(
 }
 
 /// The newest events of a room with `since < stream <= upto` that pass
-/// `filter`, at most `limit`, oldest first; and whether some were left out.
+/// `filter`, at most `limit`, oldest first, each with its parsed client
+/// form (without `room_id`); and whether some were left out.
 pub fn timeline_events(
     read: &ReadTxn,
     room: RoomShort,
@@ -262,9 +267,14 @@ pub fn timeline_events(
     upto: StreamPos,
     filter: &RoomEventFilter,
     limit: usize,
-) -> Result<(Vec<StoredEvent>, bool), MatrixError> {
+) -> Result<(Vec<(StoredEvent, Value)>, bool), MatrixError> {
     if filter.is_open() {
-        return Ok(read.events_after(room, since, upto, limit)?);
+        let (events, limited) = read.events_after(room, since, upto, limit)?;
+        let parsed = events
+            .into_iter()
+            .map(|e| event_value(&e, true).map(|v| (e, v)))
+            .collect::<Result<_, _>>()?;
+        return Ok((parsed, limited));
     }
     let mut out = Vec::new();
     let mut before = StreamPos(upto.0.saturating_add(1));
@@ -285,8 +295,9 @@ pub fn timeline_events(
             }
             scanned += 1;
             before = e.stream;
-            if filter.allows_event(&event_value(&e, false)?) {
-                out.push(e);
+            let v = event_value(&e, true)?;
+            if filter.allows_event(&v) {
+                out.push((e, v));
             }
         }
     }
@@ -307,7 +318,7 @@ fn joined_room(
     let (read, params, upto, user_id) = (cx.read, cx.params, cx.upto, cx.user_id);
     let rf = &params.filter.room;
     let since = if fresh { StreamPos(0) } else { params.since.unwrap_or_default() };
-    let (mut events, limited) = if rf.timeline.allows_room(room_id) {
+    let (mut pairs, limited) = if rf.timeline.allows_room(room_id) {
         timeline_events(read, m.room, since, upto, &rf.timeline, params.timeline_limit())?
     } else {
         (Vec::new(), false)
@@ -316,14 +327,13 @@ fn joined_room(
         // A newly joined room under `joined`/`invited` visibility: drop what
         // the user may not see (older events are already the client's).
         let vis = Visibility::load(read, user_id, m.room)?;
-        events.retain(|e| vis.can_see(e));
+        pairs.retain(|(e, _)| vis.can_see(e));
     }
     let (ephemeral, room_data) = room_extras(cx, m, room_id, fresh)?;
-    if events.is_empty() && !fresh && ephemeral.is_empty() && room_data.is_empty() {
+    if pairs.is_empty() && !fresh && ephemeral.is_empty() && room_data.is_empty() {
         return Ok(None);
     }
-    let mut timeline: Vec<Value> =
-        events.iter().map(|e| event_value(e, true)).collect::<Result<_, _>>()?;
+    let (events, mut timeline): (Vec<StoredEvent>, Vec<Value>) = pairs.into_iter().unzip();
     for ev in &mut timeline {
         crate::room::relations::bundle(read, m.room, ev, user_id)?;
     }
@@ -336,6 +346,18 @@ fn joined_room(
     let state_field = if params.use_state_after { "state_after" } else { "state" };
     let joined = read.members_with(m.room, "join")?;
     let invited = read.members_with(m.room, "invite")?;
+    if params.since.is_some() {
+        // Who newly shares this room with the user (for presence).
+        if fresh {
+            cx.met.extend(joined.iter().cloned());
+        } else {
+            let joins = timeline
+                .iter()
+                .chain(&state)
+                .filter(|e| e["type"] == "m.room.member" && e["content"]["membership"] == "join");
+            cx.met.extend(joins.filter_map(|e| e["state_key"].as_str().map(str::to_owned)));
+        }
+    }
     let heroes: Vec<&String> =
         joined.iter().chain(invited.iter()).filter(|u| *u != user_id).take(5).collect();
     let project =
@@ -470,16 +492,13 @@ fn left_room(cx: &mut Cx, m: &Membership, room_id: &str) -> Result<Value, Matrix
     let (read, params) = (cx.read, cx.params);
     let rf = &params.filter.room;
     let since = params.since.unwrap_or_default();
-    let (events, limited) = if rf.timeline.allows_room(room_id) {
+    let (pairs, limited) = if rf.timeline.allows_room(room_id) {
         timeline_events(read, m.room, since, m.stream, &rf.timeline, params.timeline_limit())?
     } else {
         (Vec::new(), false)
     };
-    let timeline: Vec<Value> = events
-        .iter()
-        .map(|e| event_value(e, true).map(|v| params.filter.project(v)))
-        .collect::<Result<_, _>>()?;
-    let prev = events.first().map(|e| e.stream).unwrap_or(m.stream);
+    let prev = pairs.first().map(|(e, _)| e.stream).unwrap_or(m.stream);
+    let timeline: Vec<Value> = pairs.into_iter().map(|(_, v)| params.filter.project(v)).collect();
     let state_field = if params.use_state_after { "state_after" } else { "state" };
     Ok(json!({
         "timeline": { "events": timeline, "limited": limited, "prev_batch": pagination_token(prev) },
@@ -531,6 +550,7 @@ fn presence_events(
     presence: &Presence,
     user_id: &str,
     memberships: &[Membership],
+    newly: &HashSet<String>,
     params: &SyncParams,
     now_ms: u64,
 ) -> Result<Vec<Value>, MatrixError> {
@@ -538,25 +558,6 @@ fn presence_events(
     let since = params.since.and(params.since_presence);
     let mine: HashSet<RoomShort> =
         memberships.iter().filter(|m| m.membership == "join").map(|m| m.room).collect();
-    // Users newly sharing a room with the syncing user: their presence is
-    // new to it even if it did not change.
-    let mut newly: HashSet<String> = HashSet::new();
-    if let Some(since) = params.since {
-        let fresh: HashSet<RoomShort> =
-            read.membership_changes(user_id, since)?.into_iter().collect();
-        for room in &mine {
-            if fresh.contains(room) {
-                newly.extend(read.members_with(*room, "join")?);
-            } else {
-                let upto = StreamPos(u64::MAX);
-                for (t, k) in read.state_changes(*room, since, upto)? {
-                    if t == "m.room.member" {
-                        newly.insert(k);
-                    }
-                }
-            }
-        }
-    }
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let changed = presence.changed_since(since);
