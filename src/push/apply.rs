@@ -66,7 +66,6 @@ pub fn notify_members(
         Some(PowerLevel::Infinite) => i64::MAX,
         None => 0,
     };
-    let event_id = event["event_id"].as_str().unwrap_or_default();
     let ts = event["origin_server_ts"].as_u64().unwrap_or(0);
     for user in targets {
         let ruleset = load_ruleset(ctx, &user)?;
@@ -84,10 +83,8 @@ pub fn notify_members(
             continue;
         }
         let list: Vec<Value> = actions.actions.iter().map(|a| a.to_value()).collect();
-        let row =
-            json!({ "room_id": room.room_id, "event_id": event_id, "actions": list, "ts": ts });
-        let bytes = serde_json::to_vec(&row).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        ctx.put_notification(&user, room.short, stream, actions.highlight, &bytes)?;
+        let bytes = serde_json::to_vec(&list).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        ctx.put_notification(&user, room.short, stream, actions.highlight, &bytes, ts)?;
         ctx.wake_user(&user);
         queue_pushes(ctx, room, event, &user, &actions)?;
     }

@@ -5,7 +5,9 @@
 //! in the same transaction, so deleting a device finds its tokens by a range
 //! scan instead of a full table scan.
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
+
+use super::wal::LoggedTxn;
 use serde::{Deserialize, Serialize};
 
 use super::tables::{
@@ -224,7 +226,7 @@ impl WriteCtx<'_> {
         localpart: &str,
         device_id: &str,
     ) -> Result<(), StoreError> {
-        let hashes = device_token_hashes(self.txn, localpart, device_id)?;
+        let hashes = device_token_hashes(&self.txn, localpart, device_id)?;
         for h in hashes {
             self.delete_token(&h)?;
         }
@@ -264,7 +266,7 @@ impl WriteCtx<'_> {
         localpart: &str,
         device_id: &str,
     ) -> Result<Vec<[u8; 32]>, StoreError> {
-        device_token_hashes(self.txn, localpart, device_id)
+        device_token_hashes(&self.txn, localpart, device_id)
     }
 
     pub fn registration_token(
@@ -294,7 +296,7 @@ impl WriteCtx<'_> {
 }
 
 pub(super) fn device_token_hashes(
-    txn: &WriteTransaction,
+    txn: &LoggedTxn<'_>,
     localpart: &str,
     device_id: &str,
 ) -> Result<Vec<[u8; 32]>, StoreError> {

@@ -6,7 +6,8 @@
 //! …). Callers read through [`Store::read`] on the event loop (MVCC snapshots
 //! never wait for the writer) and write through [`Store::write`], which
 //! queues an operation for the writer thread and resolves once the batch that
-//! carried it was committed with fsync.
+//! carried it is durable: appended to the write-ahead log (`wal`) and
+//! fsynced, or committed to redb with fsync at a checkpoint.
 
 mod accounts;
 mod bump;
@@ -19,6 +20,7 @@ mod rooms;
 mod search;
 mod tables;
 mod userdata;
+mod wal;
 mod writer;
 
 use std::fmt;
@@ -36,7 +38,7 @@ pub use accounts::{
 pub use dehydrated::DehydratedDevice;
 pub use e2ee::KeyEntry;
 pub use media::MediaRecord;
-pub use push::PUSH_WAKE;
+pub use push::{NotificationRow, PUSH_WAKE};
 pub use relations::Child;
 pub use rooms::{Membership, RoomRecord, RoomShort, StoredEvent};
 pub use search::{SearchHit, SearchIndex};
@@ -250,6 +252,7 @@ impl Store {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         }
         migrate(&db)?;
+        let (wal, _) = wal::open_and_recover(dir, &db)?;
         let db = Arc::new(db);
         let start = {
             let txn = db.begin_read()?;
@@ -274,6 +277,7 @@ impl Store {
             writer::DiskGuard { dir: dir.to_path_buf(), min_free_bytes: min_free_bytes.clone() };
         let writer = writer::spawn(
             db.clone(),
+            wal,
             start,
             committed.clone(),
             Some(callback),
@@ -315,14 +319,16 @@ impl Store {
     /// Copies the database file to `dest` (a file path), consistently, while
     /// the server keeps serving. Blocks; call it off the event loop.
     ///
-    /// The copy runs on the writer thread between two batches, with a write
-    /// transaction open, so no commit can start or be half-done while the
-    /// bytes are read. Why that snapshot is consistent: redb writes a commit's
-    /// pages to pages no committed tree uses, then the header slot naming the
-    /// new roots, and flips the primary slot (with `Durability::Immediate`,
-    /// all of it flushed by the time `commit` returns — our writer uses
-    /// nothing else). Between commits the file therefore holds a complete
-    /// last commit plus, at most, unreferenced garbage in free pages. The
+    /// The copy runs on the writer thread between two batches, right after
+    /// a checkpoint (so everything the write-ahead log held is in the file;
+    /// the log is empty and not copied), with a write transaction open, so
+    /// no commit can start or be half-done while the bytes are read. Why
+    /// that snapshot is consistent: redb writes a commit's pages to pages
+    /// no committed tree uses, then the header slot naming the new roots,
+    /// and flips the primary slot (with `Durability::Immediate`, all of it
+    /// flushed by the time `commit` returns). Between commits the file
+    /// therefore holds a complete last commit plus, at most, unreferenced
+    /// garbage in free pages. The
     /// copy still carries the "recovery required" flag a live writer keeps
     /// set, so it is opened once here, off the writer thread (writes go on
     /// meanwhile), which lets redb verify the checksums and rebuild the
@@ -382,6 +388,14 @@ impl Store {
             let txn = db.begin_read()?;
             tables::read_meta_u64(&txn, tables::META_NEXT_POSITION)?.unwrap_or(1)
         };
+        // What the old database's write-ahead log holds (a crash left it)
+        // belongs to the old database: replayed onto the restored one it
+        // would mix the two.
+        let log = data_dir.join(wal::FILE_NAME);
+        if log.exists() {
+            std::fs::remove_file(&log)?;
+            sync_parent(&log)?;
+        }
         let bak = data_dir.join("hearth.redb.bak");
         if live.exists() {
             std::fs::rename(&live, &bak)?;

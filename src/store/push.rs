@@ -4,6 +4,14 @@
 //! A notification is written twice in the same transaction: under
 //! `(user, room, stream)` so unread counts are a range scan from the user's
 //! read receipt, and under `(user, stream)` for `GET /notifications`.
+//!
+//! The `(user, stream)` row is written for every member a message notifies,
+//! so it is kept small (it is most of what a message costs the disk in a
+//! busy room): `1 | room short: u64 | ts: u64 | actions`, where `actions`
+//! is one byte naming one of the action lists the default rules produce
+//! (`COMMON_ACTIONS`), or `0` followed by the list's JSON. Rows written
+//! before this layout are JSON objects (`{room_id, event_id, actions, ts}`)
+//! and are still read.
 
 use redb::ReadableTable;
 
@@ -84,8 +92,8 @@ impl ReadTxn {
         Ok(out)
     }
 
-    /// A user's notifications before `before`, newest first.
-    pub fn notifications(
+    /// A user's notification rows before `before`, newest first, as stored.
+    pub(super) fn notifications(
         &self,
         user: &str,
         before: StreamPos,
@@ -101,25 +109,116 @@ impl ReadTxn {
     }
 }
 
+/// One stored notification (the event is the one at the row's position).
+#[derive(Debug, Clone)]
+pub struct NotificationRow {
+    pub room: RoomShort,
+    /// The actions the user's push rules gave, as JSON (a list).
+    pub actions: Vec<u8>,
+    pub ts: u64,
+}
+
+const ROW_V1: u8 = 1;
+
+/// Action lists stored as one byte: those the default push rules give.
+const COMMON_ACTIONS: [&[u8]; 5] = [
+    br#"["notify"]"#,
+    br#"["notify",{"set_tweak":"sound","value":"default"}]"#,
+    br#"["notify",{"set_tweak":"sound","value":"default"},{"set_tweak":"highlight"}]"#,
+    br#"["notify",{"set_tweak":"highlight"}]"#,
+    br#"["notify",{"set_tweak":"sound","value":"ring"}]"#,
+];
+
+fn encode_notification(room: RoomShort, actions: &[u8], ts: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(18);
+    out.push(ROW_V1);
+    out.extend_from_slice(&room.0.to_le_bytes());
+    out.extend_from_slice(&ts.to_le_bytes());
+    match COMMON_ACTIONS.iter().position(|c| *c == actions) {
+        Some(i) => out.push(i as u8 + 1),
+        None => {
+            out.push(0);
+            out.extend_from_slice(actions);
+        }
+    }
+    out
+}
+
+fn decode_notification(bytes: &[u8]) -> Result<Option<NotificationRow>, StoreError> {
+    let corrupt = || StoreError::Corrupt("notification row".into());
+    if bytes.first() == Some(&ROW_V1) {
+        let u64_at = |at: usize| -> Result<u64, StoreError> {
+            let b: [u8; 8] =
+                bytes.get(at..at + 8).and_then(|b| b.try_into().ok()).ok_or_else(corrupt)?;
+            Ok(u64::from_le_bytes(b))
+        };
+        let room = RoomShort(u64_at(1)?);
+        let ts = u64_at(9)?;
+        let actions = match bytes.get(17) {
+            Some(0) => bytes[18..].to_vec(),
+            Some(&i) => COMMON_ACTIONS.get(usize::from(i) - 1).ok_or_else(corrupt)?.to_vec(),
+            None => return Err(corrupt()),
+        };
+        return Ok(Some(NotificationRow { room, actions, ts }));
+    }
+    Err(corrupt())
+}
+
+impl ReadTxn {
+    /// A user's notifications before `before`, newest first, decoded (rows
+    /// of rooms that no longer resolve are skipped).
+    pub fn notification_rows(
+        &self,
+        user: &str,
+        before: StreamPos,
+        limit: usize,
+    ) -> Result<Vec<(StreamPos, NotificationRow)>, StoreError> {
+        let mut out = Vec::new();
+        for (pos, bytes) in self.notifications(user, before, limit)? {
+            if bytes.first() == Some(&b'{') {
+                // The JSON layout of earlier versions.
+                let v: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| StoreError::Corrupt(format!("notification row: {e}")))?;
+                let Some(room) = v["room_id"].as_str().map(|r| self.room(r)).transpose()?.flatten()
+                else {
+                    continue;
+                };
+                let actions = serde_json::to_vec(&v["actions"])
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let ts = v["ts"].as_u64().unwrap_or(0);
+                out.push((pos, NotificationRow { room: RoomShort(room.short), actions, ts }));
+            } else if let Some(row) = decode_notification(&bytes)? {
+                out.push((pos, row));
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl WriteCtx<'_> {
     pub fn put_push_rules(&mut self, user: &str, json: &[u8]) -> Result<(), StoreError> {
         self.txn.open_table(USER_PUSH_RULES_TO_JSON)?.insert(user, json)?;
         Ok(())
     }
 
-    /// Records a notification for `user` about the event at `stream`.
+    /// Records a notification for `user` about the event at `stream`, with
+    /// the actions (a JSON list) the user's rules gave and the event's `ts`.
     pub fn put_notification(
         &mut self,
         user: &str,
         room: RoomShort,
         stream: StreamPos,
         highlight: bool,
-        json: &[u8],
+        actions: &[u8],
+        ts: u64,
     ) -> Result<(), StoreError> {
         self.txn
             .open_table(USER_ROOM_STREAM_TO_HIGHLIGHT)?
             .insert((user, room.0, stream.0), u8::from(highlight))?;
-        self.txn.open_table(USER_STREAM_TO_NOTIFICATION)?.insert((user, stream.0), json)?;
+        let row = encode_notification(room, actions, ts);
+        self.txn
+            .open_table(USER_STREAM_TO_NOTIFICATION)?
+            .insert((user, stream.0), row.as_slice())?;
         Ok(())
     }
 

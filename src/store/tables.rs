@@ -54,7 +54,7 @@
 //! | `user_to_dehydrated_device` | user_id | JSON [`DehydratedDevice`](super::DehydratedDevice): the MSC3814 device's ID and its opaque `device_data` | dehydrated |
 //! | `room_stream_to_receipt` | (room short, stream) | (receipt type, user_id, thread_id): changes, for sync | userdata |
 
-use redb::{ReadTransaction, TableDefinition, WriteTransaction};
+use redb::{Key, ReadTransaction, TableDefinition, TableHandle, TypeName, Value, WriteTransaction};
 
 use super::StoreError;
 
@@ -160,54 +160,177 @@ pub(super) const PUSH_QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new(
 pub(super) const META_SCHEMA_VERSION: &str = "schema_version";
 pub(super) const META_NEXT_POSITION: &str = "next_stream_position";
 
+/// Every table with its write-ahead-log id. The ids are written to the log
+/// (`wal.rs`) and must never change or be reused: append new tables at the
+/// end with the next number.
+macro_rules! all_tables {
+    ($m:ident) => {
+        $m! {
+            1 => META,
+            2 => USER_LOCALPART_TO_RECORD,
+            3 => USER_DEVICE_TO_RECORD,
+            4 => TOKEN_HASH_TO_RECORD,
+            5 => USER_DEVICE_TOKEN_TO_UNIT,
+            6 => REGISTRATION_TOKEN_TO_RECORD,
+            7 => ROOM_ID_TO_RECORD,
+            8 => ROOM_SHORT_TO_ID,
+            9 => ROOM_STREAM_TO_EVENT,
+            10 => ROOM_STREAM_TO_PDU_FIELDS,
+            11 => EVENT_ID_TO_POSITION,
+            12 => ROOM_STATE_TO_STREAM,
+            13 => ROOM_STREAM_TO_STATE_KEY,
+            14 => USER_ROOM_TO_MEMBERSHIP,
+            15 => ROOM_USER_TO_MEMBERSHIP,
+            16 => USER_STREAM_TO_ROOM,
+            17 => ALIAS_TO_ROOM_ID,
+            18 => TXN_TO_EVENT_ID,
+            19 => USER_FILTER_TO_JSON,
+            20 => USER_ACCOUNT_DATA_TO_JSON,
+            21 => USER_STREAM_TO_ACCOUNT_DATA,
+            22 => RECEIPT_TO_EVENT,
+            23 => ROOM_STREAM_TO_RECEIPT,
+            24 => DEVICE_KEYS_TO_JSON,
+            25 => ONE_TIME_KEY_TO_JSON,
+            26 => FALLBACK_KEY_TO_JSON,
+            27 => CROSS_SIGNING_TO_JSON,
+            28 => STREAM_TO_KEY_CHANGE,
+            29 => TO_DEVICE_TO_JSON,
+            30 => BACKUP_VERSION_TO_JSON,
+            31 => BACKUP_KEY_TO_JSON,
+            32 => REPORT_TO_JSON,
+            33 => USER_PUSH_RULES_TO_JSON,
+            34 => USER_ROOM_STREAM_TO_HIGHLIGHT,
+            35 => USER_STREAM_TO_NOTIFICATION,
+            36 => PUSHER_TO_JSON,
+            37 => MEDIA_TO_RECORD,
+            38 => THUMBNAIL_TO_HASH,
+            39 => USER_TO_MEDIA_BYTES,
+            40 => PUSH_QUEUE,
+            41 => SEARCH_TERM_STREAM_TO_ROOM,
+            42 => RELATION_TO_CHILD,
+            43 => THREAD_ROOT_TO_LATEST,
+            44 => USER_TO_DEHYDRATED_DEVICE,
+            45 => ROOM_TO_LATEST_BUMP
+        }
+    };
+}
+
 /// Creates every table so read transactions can open them on a new file.
 pub(super) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
-    txn.open_table(META)?;
-    txn.open_table(USER_LOCALPART_TO_RECORD)?;
-    txn.open_table(USER_DEVICE_TO_RECORD)?;
-    txn.open_table(TOKEN_HASH_TO_RECORD)?;
-    txn.open_table(USER_DEVICE_TOKEN_TO_UNIT)?;
-    txn.open_table(REGISTRATION_TOKEN_TO_RECORD)?;
-    txn.open_table(ROOM_ID_TO_RECORD)?;
-    txn.open_table(ROOM_SHORT_TO_ID)?;
-    txn.open_table(ROOM_STREAM_TO_EVENT)?;
-    txn.open_table(ROOM_STREAM_TO_PDU_FIELDS)?;
-    txn.open_table(EVENT_ID_TO_POSITION)?;
-    txn.open_table(ROOM_STATE_TO_STREAM)?;
-    txn.open_table(ROOM_STREAM_TO_STATE_KEY)?;
-    txn.open_table(USER_ROOM_TO_MEMBERSHIP)?;
-    txn.open_table(ROOM_USER_TO_MEMBERSHIP)?;
-    txn.open_table(USER_STREAM_TO_ROOM)?;
-    txn.open_table(ALIAS_TO_ROOM_ID)?;
-    txn.open_table(TXN_TO_EVENT_ID)?;
-    txn.open_table(USER_FILTER_TO_JSON)?;
-    txn.open_table(USER_ACCOUNT_DATA_TO_JSON)?;
-    txn.open_table(USER_STREAM_TO_ACCOUNT_DATA)?;
-    txn.open_table(RECEIPT_TO_EVENT)?;
-    txn.open_table(ROOM_STREAM_TO_RECEIPT)?;
-    txn.open_table(DEVICE_KEYS_TO_JSON)?;
-    txn.open_table(ONE_TIME_KEY_TO_JSON)?;
-    txn.open_table(FALLBACK_KEY_TO_JSON)?;
-    txn.open_table(CROSS_SIGNING_TO_JSON)?;
-    txn.open_table(STREAM_TO_KEY_CHANGE)?;
-    txn.open_table(TO_DEVICE_TO_JSON)?;
-    txn.open_table(BACKUP_VERSION_TO_JSON)?;
-    txn.open_table(BACKUP_KEY_TO_JSON)?;
-    txn.open_table(REPORT_TO_JSON)?;
-    txn.open_table(USER_PUSH_RULES_TO_JSON)?;
-    txn.open_table(USER_ROOM_STREAM_TO_HIGHLIGHT)?;
-    txn.open_table(USER_STREAM_TO_NOTIFICATION)?;
-    txn.open_table(PUSHER_TO_JSON)?;
-    txn.open_table(MEDIA_TO_RECORD)?;
-    txn.open_table(THUMBNAIL_TO_HASH)?;
-    txn.open_table(USER_TO_MEDIA_BYTES)?;
-    txn.open_table(PUSH_QUEUE)?;
-    txn.open_table(SEARCH_TERM_STREAM_TO_ROOM)?;
-    txn.open_table(RELATION_TO_CHILD)?;
-    txn.open_table(THREAD_ROOT_TO_LATEST)?;
-    txn.open_table(USER_TO_DEHYDRATED_DEVICE)?;
-    txn.open_table(ROOM_TO_LATEST_BUMP)?;
+    macro_rules! create {
+        ($($id:literal => $table:ident),*) => {
+            $(txn.open_table($table)?;)*
+        };
+    }
+    all_tables!(create);
     Ok(())
+}
+
+/// The write-ahead-log id of the table named `name`.
+pub(super) fn wal_id(name: &str) -> Option<u8> {
+    macro_rules! find {
+        ($($id:literal => $table:ident),*) => {
+            $(if name == $table.name() {
+                return Some($id);
+            })*
+        };
+    }
+    all_tables!(find);
+    None
+}
+
+/// Applies one logged change to the table with write-ahead-log id `id`:
+/// inserts `value` under `key`, or removes `key` when `value` is `None`.
+/// Keys and values are the tables' own encodings, as logged.
+pub(super) fn apply_logged(
+    txn: &WriteTransaction,
+    id: u8,
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> Result<(), StoreError> {
+    macro_rules! apply {
+        ($($id:literal => $table:ident),*) => {
+            match id {
+                $($id => return apply_raw(txn, $table, key, value),)*
+                _ => {}
+            }
+        };
+    }
+    all_tables!(apply);
+    Err(StoreError::Corrupt(format!("write-ahead log names unknown table {id}")))
+}
+
+fn apply_raw<K: Key + 'static, V: Value + 'static>(
+    txn: &WriteTransaction,
+    def: TableDefinition<K, V>,
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> Result<(), StoreError> {
+    let raw: TableDefinition<Raw<K>, Raw<V>> = TableDefinition::new(def.name());
+    let mut table = txn.open_table(raw)?;
+    match value {
+        Some(v) => {
+            table.insert(key, v)?;
+        }
+        None => {
+            table.remove(key)?;
+        }
+    }
+    Ok(())
+}
+
+/// A table's key or value type seen as its encoded bytes: same type name,
+/// width and order as `T`, so a table opened with `Raw` types is the same
+/// table, and logged bytes go back in without decoding them.
+#[derive(Debug)]
+struct Raw<T>(std::marker::PhantomData<T>);
+
+impl<T: Value + 'static> Value for Raw<T> {
+    type SelfType<'a>
+        = &'a [u8]
+    where
+        Self: 'a;
+    type AsBytes<'a>
+        = &'a [u8]
+    where
+        Self: 'a;
+    const NICHE: Option<&'static [u8]> = T::NICHE;
+
+    fn fixed_width() -> Option<usize> {
+        T::fixed_width()
+    }
+
+    fn from_bytes<'a>(data: &'a [u8]) -> &'a [u8]
+    where
+        Self: 'a,
+    {
+        data
+    }
+
+    fn as_bytes<'a, 'b: 'a>(value: &'a &'b [u8]) -> &'a [u8]
+    where
+        Self: 'b,
+    {
+        value
+    }
+
+    fn type_name() -> TypeName {
+        T::type_name()
+    }
+}
+
+impl<T: Key + 'static> Key for Raw<T> {
+    fn compare(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+        T::compare(a, b)
+    }
+
+    fn separator<'a>(left: &'a [u8], right: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        T::separator(left, right)
+    }
+
+    fn min_encoded_key() -> Option<std::borrow::Cow<'static, [u8]>> {
+        T::min_encoded_key()
+    }
 }
 
 /// Meta integers are stored big-endian (one byte order everywhere).

@@ -93,14 +93,7 @@ fn a_database_from_a_newer_schema_is_refused() {
 #[test]
 fn deleting_a_device_removes_exactly_its_tokens() {
     let (_dir, store) = temp_store();
-    let record = |device: &str| TokenRecord {
-        kind: TokenKind::Access,
-        localpart: "alice".into(),
-        device_id: device.into(),
-        expires_ms: None,
-        pair: None,
-        parent: None,
-    };
+    let record = token;
     store
         .write_blocking(move |ctx| {
             ctx.put_device("alice", "A", &DeviceRecord::default())?;
@@ -138,4 +131,202 @@ fn tables_added_later_are_created_when_an_existing_file_opens() {
     }
     let store = Store::open(dir.path(), 1 << 20, None).expect("reopen");
     assert!(store.read().expect("read").reports().expect("table exists again").is_empty());
+}
+
+/// Copies the database and (optionally) the write-ahead log as they are on
+/// disk right now, without stopping the store: what a power cut leaves.
+fn crash_copy(from: &Path, with_log: bool) -> tempfile::TempDir {
+    let to = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(from.join("hearth.redb"), to.path().join("hearth.redb")).expect("copy db");
+    if with_log {
+        std::fs::copy(from.join(wal::FILE_NAME), to.path().join(wal::FILE_NAME)).expect("copy log");
+    }
+    to
+}
+
+fn token(device: &str) -> TokenRecord {
+    TokenRecord {
+        kind: TokenKind::Access,
+        localpart: "alice".into(),
+        device_id: device.into(),
+        expires_ms: None,
+        pair: None,
+        parent: None,
+    }
+}
+
+#[test]
+fn acknowledged_batches_come_back_from_the_log_after_a_crash() {
+    let (dir, store) = temp_store();
+    store
+        .write_blocking(|ctx| {
+            ctx.put_device("alice", "A", &DeviceRecord::default())?;
+            ctx.put_token(&hash_token("gone"), &token("A"))?;
+            Ok(Ok::<_, StoreError>(()))
+        })
+        .expect("write");
+    for i in 0..40u64 {
+        store
+            .write_blocking(move |ctx| {
+                ctx.put_user(&format!("u{i}"), &user(i))?;
+                Ok(Ok::<_, StoreError>(()))
+            })
+            .expect("write");
+    }
+    // A removal is logged too.
+    store
+        .write_blocking(|ctx| Ok(Ok::<_, StoreError>(ctx.delete_device("alice", "A")?)))
+        .expect("delete");
+    let position = store.current_position();
+
+    // redb alone holds none of it yet: only the log makes it durable.
+    let without_log = crash_copy(dir.path(), false);
+    let bare = Store::open(without_log.path(), 1 << 20, None).expect("open bare copy");
+    assert!(bare.read().expect("read").user("u39").expect("get").is_none());
+    bare.shutdown();
+
+    let crashed = crash_copy(dir.path(), true);
+    let recovered = Store::open(crashed.path(), 1 << 20, None).expect("open crashed copy");
+    let read = recovered.read().expect("read");
+    for i in 0..40u64 {
+        let u = read.user(&format!("u{i}")).expect("get").expect("acknowledged user is back");
+        assert_eq!(u.created_ms, i);
+    }
+    assert!(read.token(&hash_token("gone")).expect("get").is_none());
+    assert!(read.devices("alice").expect("list").is_empty());
+    assert_eq!(recovered.current_position(), position);
+    // The log was applied and emptied; the store carries on writing.
+    assert_eq!(std::fs::metadata(crashed.path().join(wal::FILE_NAME)).expect("log").len(), 0);
+    recovered
+        .write_blocking(|ctx| {
+            ctx.put_user("after", &user(99))?;
+            Ok(Ok::<_, StoreError>(()))
+        })
+        .expect("write after recovery");
+    drop(read);
+    recovered.shutdown();
+    drop(recovered);
+    store.shutdown();
+    let reopened = Store::open(crashed.path(), 1 << 20, None).expect("reopen");
+    assert!(reopened.read().expect("read").user("after").expect("get").is_some());
+    assert!(reopened.read().expect("read").user("u0").expect("get").is_some());
+}
+
+#[test]
+fn a_torn_last_record_is_dropped_and_the_rest_replayed() {
+    let (dir, store) = temp_store();
+    for name in ["one", "two", "three"] {
+        store
+            .write_blocking(move |ctx| {
+                ctx.put_user(name, &user(1))?;
+                Ok(Ok::<_, StoreError>(()))
+            })
+            .expect("write");
+    }
+    let crashed = crash_copy(dir.path(), true);
+    store.shutdown();
+    // The append of "three" was cut short by the crash.
+    let log = crashed.path().join(wal::FILE_NAME);
+    let len = std::fs::metadata(&log).expect("log").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .and_then(|f| f.set_len(len - 3))
+        .expect("tear");
+    let recovered = Store::open(crashed.path(), 1 << 20, None).expect("open");
+    let read = recovered.read().expect("read");
+    assert!(read.user("one").expect("get").is_some());
+    assert!(read.user("two").expect("get").is_some());
+    assert!(read.user("three").expect("get").is_none());
+}
+
+#[test]
+fn a_clean_stop_checkpoints_and_leaves_the_log_empty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), 1 << 20, None).expect("open");
+    store
+        .write_blocking(|ctx| {
+            ctx.put_user("alice", &user(1))?;
+            Ok(Ok::<_, StoreError>(()))
+        })
+        .expect("write");
+    let log = dir.path().join(wal::FILE_NAME);
+    assert!(std::fs::metadata(&log).expect("log").len() > 0, "the batch went to the log");
+    store.shutdown();
+    drop(store);
+    assert_eq!(std::fs::metadata(&log).expect("log").len(), 0);
+    // redb's own file holds it now.
+    let db = Database::open(dir.path().join("hearth.redb")).expect("db");
+    let txn = db.begin_read().expect("read");
+    let users = txn.open_table(tables::USER_LOCALPART_TO_RECORD).expect("table");
+    assert!(redb::ReadableTable::get(&users, "alice").expect("get").is_some());
+}
+
+#[test]
+fn notification_rows_are_compact_and_rows_of_the_json_layout_still_read() {
+    let (_dir, store) = temp_store();
+    let common = br#"["notify",{"set_tweak":"sound","value":"default"}]"#;
+    let custom = br#"["notify",{"set_tweak":"sound","value":"bell.ogg"}]"#;
+    let room = store
+        .write_blocking(move |ctx| {
+            let room = ctx.create_room_record("!r:hs", "12", false)?;
+            ctx.put_notification("@a:hs", room, StreamPos(10), false, common, 1000)?;
+            ctx.put_notification("@a:hs", room, StreamPos(11), true, custom, 1001)?;
+            // A row as earlier versions wrote it.
+            let legacy = br#"{"room_id":"!r:hs","event_id":"$e","actions":["notify"],"ts":999}"#;
+            ctx.txn
+                .open_table(tables::USER_STREAM_TO_NOTIFICATION)?
+                .insert(("@a:hs", 9), legacy.as_slice())?;
+            Ok(Ok::<_, StoreError>(room))
+        })
+        .expect("write");
+    let read = store.read().expect("read");
+    let sizes: Vec<usize> = read
+        .notifications("@a:hs", StreamPos(u64::MAX), 10)
+        .expect("rows")
+        .iter()
+        .map(|(_, b)| b.len())
+        .collect();
+    // Newest first: custom actions carry their JSON, common ones one byte.
+    assert_eq!(sizes[1], 18);
+    assert_eq!(sizes[0], 18 + custom.len());
+    let rows = read.notification_rows("@a:hs", StreamPos(u64::MAX), 10).expect("rows");
+    let got: Vec<(u64, u64, u64, Vec<u8>)> =
+        rows.into_iter().map(|(p, r)| (p.0, r.room.0, r.ts, r.actions)).collect();
+    assert_eq!(
+        got,
+        [
+            (11, room.0, 1001, custom.to_vec()),
+            (10, room.0, 1000, common.to_vec()),
+            (9, room.0, 999, br#"["notify"]"#.to_vec()),
+        ]
+    );
+    // Paging stops before `before`.
+    assert_eq!(read.notification_rows("@a:hs", StreamPos(10), 10).expect("rows").len(), 1);
+}
+
+#[test]
+fn a_restore_drops_the_log_of_the_database_it_replaces() {
+    let (dir, store) = temp_store();
+    let put = |name: &'static str| {
+        store
+            .write_blocking(move |ctx| {
+                ctx.put_user(name, &user(1))?;
+                Ok(Ok::<_, StoreError>(()))
+            })
+            .expect("write")
+    };
+    put("in-backup");
+    let backup = tempfile::tempdir().expect("tempdir");
+    store.backup_to(&backup.path().join("hearth.redb")).expect("backup");
+    put("after-backup");
+    // The server dies with "after-backup" only in its log, then the backup
+    // is restored.
+    let crashed = crash_copy(dir.path(), true);
+    store.shutdown();
+    Store::restore_from(&backup.path().join("hearth.redb"), crashed.path()).expect("restore");
+    let restored = Store::open(crashed.path(), 1 << 20, None).expect("open");
+    let read = restored.read().expect("read");
+    assert!(read.user("in-backup").expect("get").is_some());
+    assert!(read.user("after-backup").expect("get").is_none());
 }

@@ -3,8 +3,10 @@
 //! Handlers send operations (boxed closures) over a channel. The writer blocks
 //! for the first, drains whatever else is queued (up to `MAX_BATCH`; with
 //! concurrent writers about, waiting up to `GATHER_WINDOW` for more), applies
-//! them all in one write transaction, commits once with fsync, and only then
-//! answers every waiter. A hundred concurrent senders cost one fsync.
+//! them all in one write transaction, makes the batch durable with one fsync
+//! (of the write-ahead log, see `wal.rs`, or of a durable redb commit at a
+//! checkpoint), and only then answers every waiter. A hundred concurrent
+//! senders cost one fsync.
 //!
 //! An operation that refuses its request returns `Ok(Err(_))` without having
 //! written anything, so its batch-mates are unaffected; a storage failure
@@ -28,9 +30,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, WriteTransaction};
+use redb::{Database, Durability};
 use tokio::sync::oneshot;
 
+use super::wal::{self, LoggedTxn, Wal};
 use super::{StoreError, StreamPos, tables};
 
 /// How many operations one transaction carries at most; bounds the latency a
@@ -56,6 +59,19 @@ const GATHER_WINDOW: Duration = Duration::from_millis(2);
 /// The smallest previous batch that makes the next one wait.
 const GATHER_AFTER: usize = 4;
 
+/// A checkpoint (durable redb commit, then the log is emptied) is due once
+/// the log holds this much...
+///
+/// Between checkpoints redb keeps the pages it changed in its cache and
+/// writes each once at the checkpoint, however often it changed; the log
+/// holds only the changed values. Larger means fewer bytes written per
+/// message but a longer replay after a crash (about a second per few tens
+/// of MiB on a Pi) and more of redb's cache holding unwritten pages (it
+/// writes them out early, without fsync, when they crowd out the cache).
+const CHECKPOINT_BYTES: u64 = 8 << 20;
+/// ...or once its oldest record is this old.
+const CHECKPOINT_AGE: Duration = Duration::from_secs(30);
+
 /// What a batch changed that long-polling clients may care about.
 #[derive(Debug, Clone)]
 pub struct CommitNotice {
@@ -68,7 +84,7 @@ pub struct CommitNotice {
 /// The write side an operation sees: the open transaction plus the batch's
 /// bookkeeping (stream positions, who to wake).
 pub struct WriteCtx<'a> {
-    pub(super) txn: &'a WriteTransaction,
+    pub(super) txn: LoggedTxn<'a>,
     next_position: &'a mut u64,
     wake: &'a mut Vec<String>,
 }
@@ -280,6 +296,7 @@ impl WriterHandle {
 
 pub(super) fn spawn(
     db: Arc<Database>,
+    wal: Wal,
     next_position: u64,
     committed: Arc<AtomicU64>,
     on_commit: Option<Box<dyn Fn(CommitNotice) + Send>>,
@@ -289,12 +306,39 @@ pub(super) fn spawn(
     let (tx, rx) = mpsc::channel::<Msg>();
     let thread = thread::Builder::new().name("hearth-writer".into()).spawn(move || {
         let ctx = RunCtx { committed: &committed, on_commit, stats: &stats, guard: &guard };
-        run(&db, rx, next_position, ctx)
+        let mut log = Log { wal, oldest: None };
+        run(&db, &mut log, rx, next_position, ctx)
     })?;
     Ok(WriterHandle {
         tx: Arc::new(Mutex::new(Some(tx))),
         thread: Arc::new(Mutex::new(Some(thread))),
     })
+}
+
+/// The write-ahead log and the age of its oldest record.
+struct Log {
+    wal: Wal,
+    oldest: Option<Instant>,
+}
+
+impl Log {
+    /// Whether the next batch should be committed durably (a checkpoint).
+    fn checkpoint_due(&self) -> bool {
+        self.wal.len() >= CHECKPOINT_BYTES
+            || self.oldest.is_some_and(|t| t.elapsed() >= CHECKPOINT_AGE)
+    }
+}
+
+/// Commits everything logged so far durably and empties the log (before an
+/// exclusive job, at shutdown, when the log has aged while idle).
+fn checkpoint(db: &Database, log: &mut Log, next_position: &mut u64) {
+    if log.oldest.is_none() {
+        return;
+    }
+    let mut wake = Vec::new();
+    if let Err((e, _)) = apply_batch(db, log, Vec::new(), next_position, &mut wake, true) {
+        tracing::error!("checkpoint of the write-ahead log failed (retried later): {e}");
+    }
 }
 
 struct RunCtx<'a> {
@@ -355,20 +399,42 @@ fn check_disk(guard: &DiskGuard, stats: &WriterStats) -> Result<(), u64> {
     Ok(())
 }
 
-fn run(db: &Database, rx: mpsc::Receiver<Msg>, mut next_position: u64, ctx: RunCtx<'_>) {
+fn run(
+    db: &Database,
+    log: &mut Log,
+    rx: mpsc::Receiver<Msg>,
+    mut next_position: u64,
+    ctx: RunCtx<'_>,
+) {
     let RunCtx { committed, on_commit, stats, guard } = ctx;
     let mut stopping = false;
     let mut last_ops = 1;
     while !stopping {
         let mut jobs = Vec::new();
         let mut exclusive = None;
-        match rx.recv() {
+        // While the log holds records, wake up when it is due for a
+        // checkpoint even if nothing else arrives.
+        let first = match log.oldest {
+            None => rx.recv().map_err(|_| true),
+            Some(t) => match rx.recv_timeout(CHECKPOINT_AGE.saturating_sub(t.elapsed())) {
+                Ok(m) => Ok(m),
+                Err(mpsc::RecvTimeoutError::Timeout) => Err(false),
+                Err(mpsc::RecvTimeoutError::Disconnected) => Err(true),
+            },
+        };
+        match first {
             Ok(Msg::Job(j)) => jobs.push(j),
             Ok(Msg::Exclusive(f)) => {
+                // The job reads the file: everything must be in it.
+                checkpoint(db, log, &mut next_position);
                 run_exclusive(db, f);
                 continue;
             }
-            Ok(Msg::Shutdown) | Err(_) => break,
+            Err(false) => {
+                checkpoint(db, log, &mut next_position);
+                continue;
+            }
+            Ok(Msg::Shutdown) | Err(true) => break,
         }
         // See `GATHER_WINDOW`. A batch of a few says little about what is
         // coming (a send plus someone's read marker): only wait after real
@@ -409,6 +475,7 @@ fn run(db: &Database, rx: mpsc::Receiver<Msg>, mut next_position: u64, ctx: RunC
                 job(Err(&e));
             }
             if let Some(f) = exclusive {
+                checkpoint(db, log, &mut next_position);
                 run_exclusive(db, f);
             }
             continue;
@@ -417,7 +484,8 @@ fn run(db: &Database, rx: mpsc::Receiver<Msg>, mut next_position: u64, ctx: RunC
         let mut wake = Vec::new();
         let ops = jobs.len();
         let started = Instant::now();
-        let result = apply_batch(db, jobs, &mut next_position, &mut wake);
+        let durable = log.checkpoint_due();
+        let result = apply_batch(db, log, jobs, &mut next_position, &mut wake, durable);
         match result {
             Ok(replies) => {
                 let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -445,9 +513,12 @@ fn run(db: &Database, rx: mpsc::Receiver<Msg>, mut next_position: u64, ctx: RunC
             }
         }
         if let Some(f) = exclusive {
+            checkpoint(db, log, &mut next_position);
             run_exclusive(db, f);
         }
     }
+    // A clean stop leaves the log empty and redb's file complete.
+    checkpoint(db, log, &mut next_position);
     // Answer anything that raced the shutdown so no waiter hangs.
     while let Ok(Msg::Job(j)) = rx.try_recv() {
         drop(j);
@@ -456,11 +527,16 @@ fn run(db: &Database, rx: mpsc::Receiver<Msg>, mut next_position: u64, ctx: RunC
 
 type BatchFailure = (StoreError, Vec<Reply>);
 
+/// Runs `jobs` in one write transaction and makes it durable: as a log
+/// record plus a non-durable redb commit, or, when `durable` (a
+/// checkpoint), as a durable redb commit after which the log is emptied.
 fn apply_batch(
     db: &Database,
+    log: &mut Log,
     jobs: Vec<Job>,
     next_position: &mut u64,
     wake: &mut Vec<String>,
+    durable: bool,
 ) -> Result<Vec<Reply>, BatchFailure> {
     let mut txn = match db.begin_write() {
         Ok(t) => t,
@@ -470,7 +546,8 @@ fn apply_batch(
             return Err((e, replies));
         }
     };
-    if let Err(e) = txn.set_durability(Durability::Immediate) {
+    let durability = if durable { Durability::Immediate } else { Durability::None };
+    if let Err(e) = txn.set_durability(durability) {
         let e = StoreError::Db(e.to_string());
         let replies = jobs.into_iter().map(|j| failed_reply(j, &e)).collect();
         return Err((e, replies));
@@ -478,29 +555,71 @@ fn apply_batch(
     let start = *next_position;
     let mut replies = Vec::with_capacity(jobs.len());
     let mut poisoned = false;
-    {
-        let mut ctx = WriteCtx { txn: &txn, next_position, wake };
+    let changes = {
+        let mut ctx = WriteCtx { txn: LoggedTxn::new(&txn), next_position, wake };
         for job in jobs {
             if let Some((reply, bad)) = job(Ok(&mut ctx)) {
                 poisoned |= bad;
                 replies.push(reply);
             }
         }
-    }
+        if !poisoned
+            && *ctx.next_position != start
+            && let Err(e) = write_next_position(&ctx.txn, *ctx.next_position)
+        {
+            drop(ctx);
+            let _ = txn.abort();
+            return Err((e, replies));
+        }
+        ctx.txn.take_changes()
+    };
     if poisoned {
         let _ = txn.abort();
         return Err((StoreError::Db("an operation in the batch failed".into()), replies));
     }
-    if *next_position != start
-        && let Err(e) = tables::write_meta_u64(&txn, tables::META_NEXT_POSITION, *next_position)
-    {
+    if durable {
+        if let Err(e) = tables::write_meta_u64(&txn, wal::META_CHECKPOINT_SEQ, log.wal.seq()) {
+            let _ = txn.abort();
+            return Err((e, replies));
+        }
+        if let Err(e) = txn.commit() {
+            return Err((StoreError::from(e), replies));
+        }
+        // Every record is in the file now; an unemptied log is only
+        // replayed for nothing (its records are at or below the recorded
+        // sequence number), so a failure here costs nothing but space.
+        if let Err(e) = log.wal.reset() {
+            tracing::warn!("cannot empty the write-ahead log after a checkpoint: {e}");
+        } else {
+            log.oldest = None;
+        }
+        return Ok(replies);
+    }
+    if changes.is_empty() {
+        // Every operation was refused or read-only: nothing to make durable.
+        let _ = txn.abort();
+        return Ok(replies);
+    }
+    let (len, seq) = (log.wal.len(), log.wal.seq());
+    if let Err(e) = log.wal.append(&changes) {
         let _ = txn.abort();
         return Err((e, replies));
     }
-    match txn.commit() {
-        Ok(()) => Ok(replies),
-        Err(e) => Err((StoreError::from(e), replies)),
+    if let Err(e) = txn.commit() {
+        // Not acknowledged, so the record must not come back at replay.
+        if let Err(e2) = log.wal.unappend(len, seq) {
+            tracing::error!("cannot take back a write-ahead log record: {e2}");
+        }
+        return Err((StoreError::from(e), replies));
     }
+    log.oldest.get_or_insert_with(Instant::now);
+    Ok(replies)
+}
+
+fn write_next_position(txn: &LoggedTxn<'_>, next: u64) -> Result<(), StoreError> {
+    let mut table = txn.open_table(tables::META)?;
+    table.insert(tables::META_NEXT_POSITION, next.to_be_bytes().as_slice())?;
+    Ok(())
 }
 
 /// Answers a job that never ran because the transaction could not start.

@@ -242,13 +242,13 @@ pub fn get_notifications(app: &App, req: &Request) -> Result<Reply, MatrixError>
     let mut next = None;
     let mut cursor = before;
     'pages: loop {
-        let page = read.notifications(&user, cursor, limit)?;
+        let page = read.notification_rows(&user, cursor, limit)?;
         let Some((last, _)) = page.last() else { break };
         cursor = *last;
-        for (pos, b) in &page {
-            let row: Value =
-                serde_json::from_slice(b).map_err(|e| MatrixError::internal("notification", e))?;
-            let highlight = row["actions"].as_array().is_some_and(|a| {
+        for (pos, row) in &page {
+            let actions: Value = serde_json::from_slice(&row.actions)
+                .map_err(|e| MatrixError::internal("notification", e))?;
+            let highlight = actions.as_array().is_some_and(|a| {
                 a.iter().any(|x| {
                     x["set_tweak"] == "highlight" && x.get("value").is_none_or(|v| v == true)
                 })
@@ -256,16 +256,15 @@ pub fn get_notifications(app: &App, req: &Request) -> Result<Reply, MatrixError>
             if only_highlight && !highlight {
                 continue;
             }
-            let room_id = row["room_id"].as_str().unwrap_or_default().to_owned();
-            let Some(record) = read.room(&room_id)? else { continue };
-            let short = crate::store::RoomShort(record.short);
+            let short = row.room;
+            let Some(room_id) = read.room_id(short)? else { continue };
             let Some(ev) = read.event_at(short, *pos)? else { continue };
             let event: Value =
                 serde_json::from_slice(&ev.json).map_err(|e| MatrixError::internal("event", e))?;
             let read_upto = sync::read_position(&read, &user, short)?;
             out.push(json!({
-                "actions": row["actions"], "event": event, "read": *pos <= read_upto,
-                "room_id": room_id, "ts": row["ts"],
+                "actions": actions, "event": event, "read": *pos <= read_upto,
+                "room_id": room_id, "ts": row.ts,
             }));
             if out.len() == limit {
                 next = Some(*pos);

@@ -4,7 +4,9 @@
 //! the send rooms (`PUT /rooms/{roomId}/send/m.room.message/{txnId}`) until
 //! its share of the messages is sent or the deadline passes. With `--pid`,
 //! the server's disk writes and CPU time over the scenario are divided by
-//! the messages sent: the SD-card and battery cost of one message.
+//! the messages sent: the SD-card and battery cost of one message. Disk
+//! writes are sampled twice: when the last send is answered, and again
+//! `send_settle` later, so writes a server defers are counted as well.
 
 use std::sync::Arc;
 
@@ -132,7 +134,26 @@ pub(super) async fn run(ctx: &Ctx, world: &World, rec: &mut Recorder<'_>) {
     } else if let Some(Err(e)) = &io_before {
         rec.fail(e);
     }
-    if let (Some(Ok(before)), Some(Ok(after))) = (cpu_before, pid.map(procfs::cpu_time)) {
+    let cpu_after = pid.map(procfs::cpu_time);
+    // Writes the server deferred (a checkpoint, a background flush) count
+    // too: sample again once they had time to happen.
+    if let (Some(Ok(before)), Some(pid)) = (&io_before, pid) {
+        tokio::time::sleep(scale.send_settle).await;
+        match procfs::io(pid) {
+            Ok(after) => rec.metric(
+                "disk_bytes_per_msg_settled",
+                &format!(
+                    "send: disk writes per message, incl. deferred ({:.0} s after)",
+                    scale.send_settle.as_secs_f64()
+                ),
+                "bytes",
+                Better::Lower,
+                after.write_bytes.saturating_sub(before.write_bytes) as f64 / sent as f64,
+            ),
+            Err(e) => rec.fail(e),
+        }
+    }
+    if let (Some(Ok(before)), Some(Ok(after))) = (cpu_before, cpu_after) {
         rec.metric(
             "cpu_ms_per_msg",
             "send: server CPU per message",
