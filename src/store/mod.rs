@@ -278,6 +278,7 @@ impl Store {
         let writer = writer::spawn(
             db.clone(),
             wal,
+            cache_bytes,
             start,
             committed.clone(),
             Some(callback),

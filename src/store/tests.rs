@@ -330,3 +330,30 @@ fn a_restore_drops_the_log_of_the_database_it_replaces() {
     assert!(read.user("in-backup").expect("get").is_some());
     assert!(read.user("after-backup").expect("get").is_none());
 }
+
+#[test]
+fn the_log_is_checkpointed_once_its_changes_outgrow_a_third_of_the_cache() {
+    let (dir, store) = temp_store();
+    let log = dir.path().join(wal::FILE_NAME);
+    let sizes: Vec<u64> = (0..4u8)
+        .map(|i| {
+            // Random bytes: deflate cannot shrink them, so the log grows by
+            // about what was written until a checkpoint empties it.
+            let mut value = vec![0u8; 400 << 10];
+            getrandom::fill(&mut value).expect("random");
+            store
+                .write_blocking(move |ctx| {
+                    ctx.set_meta(&format!("big{i}"), &value)?;
+                    Ok(Ok::<_, StoreError>(()))
+                })
+                .expect("write");
+            std::fs::metadata(&log).expect("log").len()
+        })
+        .collect();
+    // 1 MiB of cache: the limit is the 1 MiB minimum. Batches 1-3 are
+    // logged (1.2 MiB of changes), batch 4 is committed durably instead.
+    assert!(sizes[2] > sizes[1] && sizes[1] > sizes[0] && sizes[0] > 400 << 10, "{sizes:?}");
+    assert_eq!(sizes[3], 0, "{sizes:?}");
+    let read = store.read().expect("read");
+    assert_eq!(read.meta("big3").expect("meta").map(|v| v.len()), Some(400 << 10));
+}

@@ -60,17 +60,20 @@ const GATHER_WINDOW: Duration = Duration::from_millis(2);
 const GATHER_AFTER: usize = 4;
 
 /// A checkpoint (durable redb commit, then the log is emptied) is due once
-/// the log holds this much...
+/// the log's records hold changes of a third of redb's cache (see
+/// `spawn`), or once its oldest record is `CHECKPOINT_AGE` old.
 ///
 /// Between checkpoints redb keeps the pages it changed in its cache and
 /// writes each once at the checkpoint, however often it changed; the log
-/// holds only the changed values. Larger means fewer bytes written per
-/// message but a longer replay after a crash (about a second per few tens
-/// of MiB on a Pi) and more of redb's cache holding unwritten pages (it
-/// writes them out early, without fsync, when they crowd out the cache).
-const CHECKPOINT_BYTES: u64 = 8 << 20;
-/// ...or once its oldest record is this old.
+/// holds only the changed values. Checkpointing less often means fewer
+/// bytes written per message, but a longer replay after a crash, and past
+/// a point the changed pages (about 1.5× the changes: B-tree leaves are
+/// half full after splits) crowd the cache, and redb writes them out early
+/// (without fsync), some more than once. A third of the cache keeps them
+/// in it.
 const CHECKPOINT_AGE: Duration = Duration::from_secs(30);
+/// The least change volume that makes a checkpoint due, whatever the cache.
+const CHECKPOINT_MIN_CHANGES: u64 = 1 << 20;
 
 /// What a batch changed that long-polling clients may care about.
 #[derive(Debug, Clone)]
@@ -297,6 +300,7 @@ impl WriterHandle {
 pub(super) fn spawn(
     db: Arc<Database>,
     wal: Wal,
+    cache_bytes: usize,
     next_position: u64,
     committed: Arc<AtomicU64>,
     on_commit: Option<Box<dyn Fn(CommitNotice) + Send>>,
@@ -306,7 +310,8 @@ pub(super) fn spawn(
     let (tx, rx) = mpsc::channel::<Msg>();
     let thread = thread::Builder::new().name("hearth-writer".into()).spawn(move || {
         let ctx = RunCtx { committed: &committed, on_commit, stats: &stats, guard: &guard };
-        let mut log = Log { wal, oldest: None };
+        let change_limit = (cache_bytes as u64 / 3).max(CHECKPOINT_MIN_CHANGES);
+        let mut log = Log { wal, oldest: None, changes: 0, change_limit };
         run(&db, &mut log, rx, next_position, ctx)
     })?;
     Ok(WriterHandle {
@@ -315,16 +320,19 @@ pub(super) fn spawn(
     })
 }
 
-/// The write-ahead log and the age of its oldest record.
+/// The write-ahead log, the age of its oldest record and the volume of
+/// changes (before compression) its records hold.
 struct Log {
     wal: Wal,
     oldest: Option<Instant>,
+    changes: u64,
+    change_limit: u64,
 }
 
 impl Log {
     /// Whether the next batch should be committed durably (a checkpoint).
     fn checkpoint_due(&self) -> bool {
-        self.wal.len() >= CHECKPOINT_BYTES
+        self.changes >= self.change_limit
             || self.oldest.is_some_and(|t| t.elapsed() >= CHECKPOINT_AGE)
     }
 }
@@ -592,6 +600,7 @@ fn apply_batch(
             tracing::warn!("cannot empty the write-ahead log after a checkpoint: {e}");
         } else {
             log.oldest = None;
+            log.changes = 0;
         }
         return Ok(replies);
     }
@@ -613,6 +622,7 @@ fn apply_batch(
         return Err((StoreError::from(e), replies));
     }
     log.oldest.get_or_insert_with(Instant::now);
+    log.changes += changes.len() as u64;
     Ok(replies)
 }
 
