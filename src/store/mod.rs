@@ -277,8 +277,7 @@ impl Store {
             writer::DiskGuard { dir: dir.to_path_buf(), min_free_bytes: min_free_bytes.clone() };
         let writer = writer::spawn(
             db.clone(),
-            wal,
-            cache_bytes,
+            writer::Log::new(wal, cache_bytes),
             start,
             committed.clone(),
             Some(callback),

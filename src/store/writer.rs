@@ -299,8 +299,7 @@ impl WriterHandle {
 
 pub(super) fn spawn(
     db: Arc<Database>,
-    wal: Wal,
-    cache_bytes: usize,
+    mut log: Log,
     next_position: u64,
     committed: Arc<AtomicU64>,
     on_commit: Option<Box<dyn Fn(CommitNotice) + Send>>,
@@ -310,8 +309,6 @@ pub(super) fn spawn(
     let (tx, rx) = mpsc::channel::<Msg>();
     let thread = thread::Builder::new().name("hearth-writer".into()).spawn(move || {
         let ctx = RunCtx { committed: &committed, on_commit, stats: &stats, guard: &guard };
-        let change_limit = (cache_bytes as u64 / 3).max(CHECKPOINT_MIN_CHANGES);
-        let mut log = Log { wal, oldest: None, changes: 0, change_limit };
         run(&db, &mut log, rx, next_position, ctx)
     })?;
     Ok(WriterHandle {
@@ -322,7 +319,7 @@ pub(super) fn spawn(
 
 /// The write-ahead log, the age of its oldest record and the volume of
 /// changes (before compression) its records hold.
-struct Log {
+pub(super) struct Log {
     wal: Wal,
     oldest: Option<Instant>,
     changes: u64,
@@ -330,6 +327,13 @@ struct Log {
 }
 
 impl Log {
+    /// The writer's view of `wal` (empty, just recovered), with redb's
+    /// cache size to set the checkpoint volume by.
+    pub(super) fn new(wal: Wal, cache_bytes: usize) -> Log {
+        let change_limit = (cache_bytes as u64 / 3).max(CHECKPOINT_MIN_CHANGES);
+        Log { wal, oldest: None, changes: 0, change_limit }
+    }
+
     /// Whether the next batch should be committed durably (a checkpoint).
     fn checkpoint_due(&self) -> bool {
         self.changes >= self.change_limit
