@@ -343,13 +343,44 @@ impl Log {
 
 /// Commits everything logged so far durably and empties the log (before an
 /// exclusive job, at shutdown, when the log has aged while idle).
-fn checkpoint(db: &Database, log: &mut Log, next_position: &mut u64) {
+/// False if the log still holds records afterwards. Like a batch, a
+/// checkpoint is not started below the disk-space reserve (redb would latch
+/// the error); the log keeps everything durable meanwhile.
+fn checkpoint(db: &Database, log: &mut Log, next_position: &mut u64, ctx: &RunCtx<'_>) -> bool {
     if log.oldest.is_none() {
-        return;
+        return true;
+    }
+    if check_disk(ctx.guard, ctx.stats).is_err() {
+        return false;
     }
     let mut wake = Vec::new();
-    if let Err((e, _)) = apply_batch(db, log, Vec::new(), next_position, &mut wake, true) {
-        tracing::error!("checkpoint of the write-ahead log failed (retried later): {e}");
+    match apply_batch(db, log, Vec::new(), next_position, &mut wake, true) {
+        Ok(_) => true,
+        Err((e, _)) => {
+            tracing::error!("checkpoint of the write-ahead log failed (retried later): {e}");
+            false
+        }
+    }
+}
+
+/// Runs an exclusive job (it reads the database file) once everything the
+/// log holds is in the file; refuses it otherwise.
+fn checkpoint_then_exclusive(
+    db: &Database,
+    log: &mut Log,
+    next_position: &mut u64,
+    ctx: &RunCtx<'_>,
+    f: Exclusive,
+) {
+    if checkpoint(db, log, next_position, ctx) {
+        run_exclusive(db, f);
+    } else {
+        tracing::error!(
+            "backup refused: the write-ahead log could not be checkpointed into the database \
+             (disk full?)"
+        );
+        // Dropping `f` drops its reply sender: the caller sees the failure.
+        drop(f);
     }
 }
 
@@ -418,9 +449,12 @@ fn run(
     mut next_position: u64,
     ctx: RunCtx<'_>,
 ) {
-    let RunCtx { committed, on_commit, stats, guard } = ctx;
+    let RunCtx { committed, on_commit, stats, guard } = &ctx;
+    let (committed, stats, guard) = (*committed, *stats, *guard);
     let mut stopping = false;
     let mut last_ops = 1;
+    // After a checkpoint failed (disk full), when to try again.
+    let mut retry_at = Instant::now();
     while !stopping {
         let mut jobs = Vec::new();
         let mut exclusive = None;
@@ -428,7 +462,9 @@ fn run(
         // checkpoint even if nothing else arrives.
         let first = match log.oldest {
             None => rx.recv().map_err(|_| true),
-            Some(t) => match rx.recv_timeout(CHECKPOINT_AGE.saturating_sub(t.elapsed())) {
+            Some(t) => match rx.recv_timeout(
+                (t + CHECKPOINT_AGE).max(retry_at).saturating_duration_since(Instant::now()),
+            ) {
                 Ok(m) => Ok(m),
                 Err(mpsc::RecvTimeoutError::Timeout) => Err(false),
                 Err(mpsc::RecvTimeoutError::Disconnected) => Err(true),
@@ -437,13 +473,13 @@ fn run(
         match first {
             Ok(Msg::Job(j)) => jobs.push(j),
             Ok(Msg::Exclusive(f)) => {
-                // The job reads the file: everything must be in it.
-                checkpoint(db, log, &mut next_position);
-                run_exclusive(db, f);
+                checkpoint_then_exclusive(db, log, &mut next_position, &ctx, f);
                 continue;
             }
             Err(false) => {
-                checkpoint(db, log, &mut next_position);
+                if !checkpoint(db, log, &mut next_position, &ctx) {
+                    retry_at = Instant::now() + Duration::from_secs(1);
+                }
                 continue;
             }
             Ok(Msg::Shutdown) | Err(true) => break,
@@ -487,8 +523,7 @@ fn run(
                 job(Err(&e));
             }
             if let Some(f) = exclusive {
-                checkpoint(db, log, &mut next_position);
-                run_exclusive(db, f);
+                checkpoint_then_exclusive(db, log, &mut next_position, &ctx, f);
             }
             continue;
         }
@@ -525,12 +560,11 @@ fn run(
             }
         }
         if let Some(f) = exclusive {
-            checkpoint(db, log, &mut next_position);
-            run_exclusive(db, f);
+            checkpoint_then_exclusive(db, log, &mut next_position, &ctx, f);
         }
     }
     // A clean stop leaves the log empty and redb's file complete.
-    checkpoint(db, log, &mut next_position);
+    checkpoint(db, log, &mut next_position, &ctx);
     // Answer anything that raced the shutdown so no waiter hangs.
     while let Ok(Msg::Job(j)) = rx.try_recv() {
         drop(j);
