@@ -19,6 +19,12 @@
 //! log is then emptied. Pages rewritten many times between two checkpoints
 //! reach the disk once.
 //!
+//! The file is not truncated when it is emptied: appends start again at
+//! its beginning, over the records of the previous round, and it is grown
+//! by preallocating a MiB at a time. Overwriting blocks the file already
+//! owns lets `fdatasync` flush just the data; appending would make every
+//! fsync also commit the file system's journal (new size, new blocks).
+//!
 //! Recovery: redb comes back at its last durable commit. Records with a
 //! sequence number above the one that commit recorded are applied again,
 //! in order, in one durable transaction. The log is physical and every
@@ -26,7 +32,8 @@
 //! a state that already contains it changes nothing; the sequence check
 //! only saves the work. Each record carries a checksum; the first record
 //! that is torn (a crash during its append, never acknowledged) or does
-//! not follow its predecessor ends the log.
+//! not follow its predecessor (a leftover of an earlier round, or zeros)
+//! ends the log.
 //!
 //! Record layout (little-endian):
 //! `len: u32 | checksum: [u8; 8] | seq: u64 | raw_len: u32 | deflate(changes)`,
@@ -61,6 +68,10 @@ pub(super) const FILE_NAME: &str = "hearth.wal";
 pub(super) const META_CHECKPOINT_SEQ: &str = "wal_checkpoint_seq";
 
 const HEADER: usize = 4 + 8;
+/// The file grows by this much at a time (preallocated).
+const GROW: u64 = 1 << 20;
+/// A file that grew past this (one huge batch) is cut back when emptied.
+const KEEP: u64 = 4 << 20;
 const OP_INSERT: u8 = 1;
 const OP_REMOVE: u8 = 2;
 
@@ -170,6 +181,8 @@ pub(super) struct Wal {
     path: PathBuf,
     /// Bytes of valid records in the file.
     len: u64,
+    /// The file's size (records, then leftovers or preallocated zeros).
+    allocated: u64,
     /// Sequence number of the last record written (or checkpointed).
     seq: u64,
 }
@@ -204,10 +217,16 @@ impl Wal {
         rec.extend_from_slice(&packed);
         let sum = checksum(&rec[HEADER..]);
         rec[4..HEADER].copy_from_slice(&sum);
+        let end = self.len + rec.len() as u64;
+        if end > self.allocated {
+            self.preallocate(end.next_multiple_of(GROW));
+        }
         let written = self.file.write_all_at(&rec, self.len).and_then(|()| self.file.sync_data());
         if let Err(e) = written {
-            // Best effort: the record was never acknowledged either way.
+            // Best effort: the record was never acknowledged either way,
+            // and nothing may follow a torn record.
             let _ = self.file.set_len(self.len);
+            self.allocated = self.len;
             return Err(StoreError::Io(e));
         }
         self.len += rec.len() as u64;
@@ -221,18 +240,36 @@ impl Wal {
     pub(super) fn unappend(&mut self, len: u64, seq: u64) -> Result<(), StoreError> {
         self.file.set_len(len)?;
         self.file.sync_data()?;
+        self.allocated = len;
         self.len = len;
         self.seq = seq;
         Ok(())
     }
 
     /// Empties the log after a durable commit that contains every record in
-    /// it (that commit recorded `seq` in `meta`).
+    /// it (that commit recorded `seq` in `meta`): the next record goes to
+    /// the start of the file. What follows it there is a leftover with a
+    /// sequence number at or below `seq`, which ends the log at recovery.
     pub(super) fn reset(&mut self) -> Result<(), StoreError> {
-        self.file.set_len(0)?;
-        self.file.sync_data()?;
+        if self.allocated > KEEP {
+            self.file.set_len(0)?;
+            self.file.sync_data()?;
+            self.allocated = 0;
+        }
         self.len = 0;
         Ok(())
+    }
+
+    /// Grows the file to `size` with blocks reserved but not written (zeros
+    /// when read). Where the file system cannot, appends grow it instead.
+    fn preallocate(&mut self, size: u64) {
+        use std::os::fd::AsRawFd;
+        let Ok(len) = libc::off_t::try_from(size) else { return };
+        // SAFETY: plain syscall on a file descriptor this struct owns.
+        let r = unsafe { libc::fallocate(self.file.as_raw_fd(), 0, 0, len) };
+        if r == 0 {
+            self.allocated = size;
+        }
     }
 }
 
@@ -273,10 +310,8 @@ pub(super) fn open_and_recover(dir: &Path, db: &Database) -> Result<(Wal, u64), 
              without a checkpoint)"
         );
     }
-    let mut wal = Wal { file, path, len: bytes.len() as u64, seq };
-    if wal.len > 0 {
-        wal.reset()?;
-    }
+    let mut wal = Wal { file, path, len: 0, allocated: bytes.len() as u64, seq };
+    wal.reset()?;
     Ok((wal, seq))
 }
 
