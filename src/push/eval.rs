@@ -214,6 +214,10 @@ fn path_segments(key: &str) -> Vec<String> {
 
 /// The value at `key`, walking objects only: a path cannot index arrays.
 fn property<'e>(event: &'e Value, key: &str) -> Option<&'e Value> {
+    // Without escapes the segments are plain substrings: no allocation.
+    if !key.contains('\\') {
+        return key.split('.').try_fold(event, |value, segment| value.as_object()?.get(segment));
+    }
     path_segments(key).iter().try_fold(event, |value, segment| value.as_object()?.get(segment))
 }
 
@@ -242,22 +246,100 @@ fn lowercase(s: &str) -> Vec<char> {
 }
 
 fn glob_tokens(pattern: &str) -> Vec<Token> {
-    lowercase(pattern)
-        .into_iter()
-        .map(|c| match c {
-            '*' => Token::Any,
-            '?' => Token::One,
-            c => Token::Char(c),
-        })
-        .collect()
+    lowercase(pattern).into_iter().map(glob_token).collect()
 }
 
 fn literal_tokens(s: &str) -> Vec<Token> {
     lowercase(s).into_iter().map(Token::Char).collect()
 }
 
+/// The lowercased characters of `s`, without collecting them.
+fn lowered(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.chars().flat_map(char::to_lowercase)
+}
+
+fn glob_token(c: char) -> Token {
+    match c {
+        '*' => Token::Any,
+        '?' => Token::One,
+        c => Token::Char(c),
+    }
+}
+
+/// Patterns up to this many (lowercased) characters run without allocating:
+/// the NFA's states fit in the bits of a `u64`.
+const SMALL_PATTERN: usize = 63;
+
 fn glob_matches(pattern: &str, value: &str, span: Span) -> bool {
-    find(&glob_tokens(pattern), &lowercase(value), span)
+    // Most patterns of the default rules are plain words ("m.notice",
+    // "m.room.member") matched against a whole value.
+    if span == Span::Whole && !pattern.contains(['*', '?']) {
+        return lowered(pattern).eq(lowered(value));
+    }
+    let mut tokens = [Token::Any; SMALL_PATTERN];
+    let mut len = 0;
+    for c in lowered(pattern) {
+        let Some(slot) = tokens.get_mut(len) else {
+            return find(&glob_tokens(pattern), &lowercase(value), span);
+        };
+        *slot = glob_token(c);
+        len += 1;
+    }
+    find_small(&tokens[..len], lowered(value), span)
+}
+
+/// [`find`] for at most [`SMALL_PATTERN`] tokens, reading `text` as it
+/// goes: bit `j` of `states` means "the first `j` tokens have matched".
+fn find_small(tokens: &[Token], text: impl Iterator<Item = char>, span: Span) -> bool {
+    debug_assert!(tokens.len() <= SMALL_PATTERN);
+    let accepting = 1u64 << tokens.len();
+    let any = tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| **t == Token::Any)
+        .fold(0u64, |mask, (j, _)| mask | (1 << j));
+    let mut text = text.peekable();
+    let mut states = 0u64;
+    let mut previous: Option<char> = None;
+    loop {
+        let current = text.peek().copied();
+        let boundary = span == Span::Words
+            && match (previous, current) {
+                (Some(p), Some(c)) => !is_word_char(p) || !is_word_char(c),
+                _ => true,
+            };
+        if previous.is_none() || boundary {
+            states |= 1;
+        }
+        // `*` may match nothing; states only move forward, so one pass in
+        // order closes over chains of `*`.
+        for j in 0..tokens.len() {
+            if states & any & (1 << j) != 0 {
+                states |= 1 << (j + 1);
+            }
+        }
+        if states & accepting != 0 && (current.is_none() || boundary) {
+            return true;
+        }
+        let Some(c) = text.next() else { return false };
+        let mut next = states & any;
+        for (j, token) in tokens.iter().enumerate() {
+            if states & (1 << j) == 0 {
+                continue;
+            }
+            match *token {
+                Token::One => next |= 1 << (j + 1),
+                Token::Char(t) if t == c => next |= 1 << (j + 1),
+                Token::Any | Token::Char(_) => {}
+            }
+        }
+        states = next;
+        previous = Some(c);
+        // A whole-value match cannot restart: nothing left to find.
+        if states == 0 && span == Span::Whole {
+            return false;
+        }
+    }
 }
 
 /// Word characters are `[A-Za-z0-9_]`; every other character, and either end
@@ -416,6 +498,52 @@ mod tests {
     fn word_globs_stay_linear_on_long_bodies() {
         let body = "a".repeat(200_000);
         assert!(!glob_matches("*a*b*", &body, Span::Words));
+    }
+
+    #[test]
+    fn small_pattern_matcher_agrees_with_the_general_one() {
+        let patterns = [
+            "", "*", "?", "a", "ab", "a*", "*a", "a?b", "*a*b*", "?*", "a**b", "x.y", "ÄB*", "İ*",
+            "m.notice", "ca?e", "*-*", "é",
+        ];
+        let texts = [
+            "",
+            "a",
+            "ab",
+            "AB",
+            "a b",
+            "b a",
+            "aab",
+            "x.y",
+            "xay",
+            "äb",
+            "äbc",
+            "i̇x",
+            "İx",
+            "m.notice",
+            "M.NOTICE",
+            "cake cafe",
+            "a-b",
+            "snake_case a",
+            "café",
+            "-",
+            "é",
+        ];
+        for pattern in patterns {
+            for text in texts {
+                for span in [Span::Whole, Span::Words] {
+                    let general = find(&glob_tokens(pattern), &lowercase(text), span);
+                    assert_eq!(
+                        glob_matches(pattern, text, span),
+                        general,
+                        "{pattern:?} against {text:?}"
+                    );
+                }
+            }
+        }
+        let long = "a".repeat(SMALL_PATTERN + 1);
+        assert!(glob_matches(&long, &long.to_uppercase(), Span::Whole));
+        assert!(!glob_matches(&long, "a", Span::Whole));
     }
 
     // --- one test per condition kind ------------------------------------
