@@ -18,7 +18,8 @@
 //! - `ruleset`: [`Ruleset`] with the spec's get/put/delete/enabled/actions
 //!   semantics, its `GET /pushrules/` JSON shape and its compact stored form.
 //! - `defaults`: [`default_ruleset`], the spec's server-default rules in order.
-//! - `eval`: [`evaluate`], conditions, glob matching and property paths.
+//! - `eval`: [`evaluate`], conditions and property paths.
+//! - `glob`: glob-style matching, allocation-free for short patterns.
 //! - `cache`: [`RulesetCache`], users' parsed rulesets kept by the writer.
 //!
 //! # Errors
@@ -38,6 +39,7 @@ mod cache;
 mod defaults;
 mod eval;
 pub mod gateway;
+mod glob;
 mod rule;
 mod ruleset;
 
