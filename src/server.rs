@@ -32,6 +32,9 @@ pub struct App {
     pub hash_slots: Arc<Semaphore>,
     /// The server's ed25519 signing identity (generated on first start).
     pub signer: Signer,
+    /// Parsed room state and push rulesets the writer reuses between
+    /// operations (bounded; only the writer thread locks it).
+    pub writer_cache: crate::room::cache::SharedWriterCache,
     /// Long-polling `/sync` requests wait on their user's `Notify`; the
     /// waker task pokes exactly the users a commit affected.
     waiters: RefCell<HashMap<String, Rc<Notify>>>,
@@ -76,6 +79,7 @@ impl App {
             login_limiter: RefCell::new(limiter),
             hash_slots: Arc::new(Semaphore::new(2)),
             signer,
+            writer_cache: Default::default(),
             waiters: RefCell::new(HashMap::new()),
             typing: RefCell::new(crate::sync::typing::Typing::default()),
             sliding: RefCell::new(crate::sync::sliding::Connections::new()),

@@ -7,20 +7,15 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{EvalContext, Ruleset, default_ruleset, evaluate};
-use crate::room::build::{RoomTarget, power_levels};
+use super::{EvalContext, Ruleset, evaluate, parse_ruleset};
+use crate::room::build::RoomTarget;
+use crate::room::cache::WriterCache;
 use crate::room::power_levels::{PowerLevel, integer_map};
 use crate::store::{StoreError, StreamPos, WriteCtx};
 
 /// The ruleset of `user`: stored customisation on top of the defaults.
 pub fn load_ruleset(ctx: &WriteCtx<'_>, user: &str) -> Result<Ruleset, StoreError> {
-    Ok(match ctx.push_rules(user)? {
-        Some(bytes) => Ruleset::from_json(user, &bytes).unwrap_or_else(|e| {
-            tracing::warn!("push rules of {user} did not decode ({e}); using defaults");
-            default_ruleset(user)
-        }),
-        None => default_ruleset(user),
-    })
+    Ok(parse_ruleset(user, ctx.push_rules(user)?.as_deref()))
 }
 
 fn content_of(
@@ -38,41 +33,51 @@ fn content_of(
 
 /// Evaluates `event` (client format, just stored at `stream`) for every
 /// joined member but the sender, and for the invitee of an invite.
+/// `joined` is the room's joined members including the event's effect.
 pub fn notify_members(
     ctx: &mut WriteCtx<'_>,
+    cache: &mut WriterCache,
     server_name: &str,
     room: &RoomTarget,
     event: &Value,
     stream: StreamPos,
+    joined: &[String],
 ) -> Result<(), StoreError> {
-    let sender = event["sender"].as_str().unwrap_or_default().to_owned();
-    let mut targets = ctx.members_with(room.short, "join")?;
-    let member_count = targets.len() as u64;
-    if event["type"] == "m.room.member"
-        && event["content"]["membership"] == "invite"
-        && let Some(invitee) = event["state_key"].as_str()
+    let sender = event["sender"].as_str().unwrap_or_default();
+    let member_count = joined.len() as u64;
+    let invitee = if event["type"] == "m.room.member" && event["content"]["membership"] == "invite"
     {
-        targets.push(invitee.to_owned());
-    }
-    let suffix = format!(":{server_name}");
-    targets.retain(|u| *u != sender && u.ends_with(&suffix));
+        event["state_key"].as_str()
+    } else {
+        None
+    };
+    let local = |u: &str| u.strip_suffix(server_name).is_some_and(|rest| rest.ends_with(':'));
+    let targets: Vec<&str> = joined
+        .iter()
+        .map(String::as_str)
+        .chain(invitee)
+        .filter(|u| *u != sender && local(u))
+        .collect();
     if targets.is_empty() {
         return Ok(());
     }
-    let pl_content = content_of(ctx, room, "m.room.power_levels", "")?;
-    let notification_levels: BTreeMap<String, i64> = integer_map(&pl_content, "notifications");
-    let sender_level = match power_levels(ctx, room)?.map(|pl| pl.user_level(&sender)) {
+    let notification_levels: BTreeMap<String, i64> = cache
+        .state
+        .state_event(ctx, room, "m.room.power_levels", "")?
+        .map(|pl| integer_map(&pl.content, "notifications"))
+        .unwrap_or_default();
+    let sender_level = match cache.state.power_levels(ctx, room)?.map(|pl| pl.user_level(sender)) {
         Some(PowerLevel::Int(n)) => n,
         Some(PowerLevel::Infinite) => i64::MAX,
         None => 0,
     };
     let ts = event["origin_server_ts"].as_u64().unwrap_or(0);
     for user in targets {
-        let ruleset = load_ruleset(ctx, &user)?;
-        let member = content_of(ctx, room, "m.room.member", &user)?;
-        let display_name = member["displayname"].as_str();
+        let ruleset = cache.rulesets.ruleset(ctx, user)?;
+        let member = cache.state.state_event(ctx, room, "m.room.member", user)?;
+        let display_name = member.as_ref().and_then(|m| m.content["displayname"].as_str());
         let eval_ctx = EvalContext {
-            user_id: &user,
+            user_id: user,
             display_name,
             member_count,
             sender_power_level: sender_level,
@@ -84,9 +89,9 @@ pub fn notify_members(
         }
         let list: Vec<Value> = actions.actions.iter().map(|a| a.to_value()).collect();
         let bytes = serde_json::to_vec(&list).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        ctx.put_notification(&user, room.short, stream, actions.highlight, &bytes, ts)?;
-        ctx.wake_user(&user);
-        queue_pushes(ctx, room, event, &user, &actions)?;
+        ctx.put_notification(user, room.short, stream, actions.highlight, &bytes, ts)?;
+        ctx.wake_user(user);
+        queue_pushes(ctx, room, event, user, &actions)?;
     }
     Ok(())
 }

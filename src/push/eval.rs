@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::glob::{Span, find, glob_matches, literal_tokens, lowercase};
 use super::rule::{
     Action, Comparison, Condition, PushRule, RuleKind, is_canonical_scalar, parse_member_count,
 };
@@ -214,104 +215,11 @@ fn path_segments(key: &str) -> Vec<String> {
 
 /// The value at `key`, walking objects only: a path cannot index arrays.
 fn property<'e>(event: &'e Value, key: &str) -> Option<&'e Value> {
-    path_segments(key).iter().try_fold(event, |value, segment| value.as_object()?.get(segment))
-}
-
-/// What part of a value a glob must cover.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Span {
-    /// The entire value.
-    Whole,
-    /// Any substring that starts and ends at a word boundary.
-    Words,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Token {
-    /// `*`: zero or more characters.
-    Any,
-    /// `?`: exactly one character.
-    One,
-    Char(char),
-}
-
-/// Case-insensitive by Unicode lowercasing, character by character; the spec
-/// leaves the exact meaning of "case-insensitive" to the server.
-fn lowercase(s: &str) -> Vec<char> {
-    s.chars().flat_map(char::to_lowercase).collect()
-}
-
-fn glob_tokens(pattern: &str) -> Vec<Token> {
-    lowercase(pattern)
-        .into_iter()
-        .map(|c| match c {
-            '*' => Token::Any,
-            '?' => Token::One,
-            c => Token::Char(c),
-        })
-        .collect()
-}
-
-fn literal_tokens(s: &str) -> Vec<Token> {
-    lowercase(s).into_iter().map(Token::Char).collect()
-}
-
-fn glob_matches(pattern: &str, value: &str, span: Span) -> bool {
-    find(&glob_tokens(pattern), &lowercase(value), span)
-}
-
-/// Word characters are `[A-Za-z0-9_]`; every other character, and either end
-/// of the value, bounds a word.
-fn is_word_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
-}
-
-/// A position between characters is a word boundary at either end of the
-/// text or next to a non-word character, so that in "a-b" a match may start
-/// at the '-' or after it.
-fn is_boundary(text: &[char], at: usize) -> bool {
-    at == 0 || at == text.len() || !is_word_char(text[at - 1]) || !is_word_char(text[at])
-}
-
-/// Runs the pattern as an NFA over `text`: state `j` means "the first `j`
-/// tokens have matched". Checking every start position at once keeps this
-/// O(text × pattern) even for word matches on long bodies, where trying each
-/// start separately with backtracking would be quadratic or worse.
-fn find(tokens: &[Token], text: &[char], span: Span) -> bool {
-    let accepting = tokens.len();
-    let mut states = vec![false; accepting + 1];
-    let mut next = vec![false; accepting + 1];
-    for at in 0..=text.len() {
-        let boundary = span == Span::Words && is_boundary(text, at);
-        if at == 0 || boundary {
-            states[0] = true;
-        }
-        // `*` may match nothing: skipping it is free. States only move
-        // forward, so one pass in order closes over chains of `*`.
-        for j in 0..accepting {
-            if states[j] && tokens[j] == Token::Any {
-                states[j + 1] = true;
-            }
-        }
-        if states[accepting] && (at == text.len() || boundary) {
-            return true;
-        }
-        let Some(&c) = text.get(at) else { break };
-        next.fill(false);
-        for j in 0..accepting {
-            if !states[j] {
-                continue;
-            }
-            match tokens[j] {
-                Token::Any => next[j] = true,
-                Token::One => next[j + 1] = true,
-                Token::Char(t) if t == c => next[j + 1] = true,
-                Token::Char(_) => {}
-            }
-        }
-        std::mem::swap(&mut states, &mut next);
+    // Without escapes the segments are plain substrings: no allocation.
+    if !key.contains('\\') {
+        return key.split('.').try_fold(event, |value, segment| value.as_object()?.get(segment));
     }
-    false
+    path_segments(key).iter().try_fold(event, |value, segment| value.as_object()?.get(segment))
 }
 
 #[cfg(test)]
@@ -366,7 +274,7 @@ mod tests {
         eval(event, ctx).map(|a| a.rule_id)
     }
 
-    // --- paths and globs -------------------------------------------------
+    // --- property paths --------------------------------------------------
 
     #[test]
     fn path_segments_unescape_dots_and_backslashes_only() {
@@ -383,39 +291,6 @@ mod tests {
         assert_eq!(property(&event, r"content.m\.relates_to.rel_type"), Some(&json!("m.replace")));
         assert_eq!(property(&event, "content.m.relates_to.rel_type"), None);
         assert_eq!(property(&event, "content.list.0"), None);
-    }
-
-    #[test]
-    fn glob_star_and_question_mark() {
-        assert!(glob_matches("lunc?*", "Lunch plans", Span::Whole));
-        assert!(glob_matches("lunc?*", "LUNCH", Span::Whole));
-        assert!(!glob_matches("lunc?*", " lunch", Span::Whole));
-        assert!(!glob_matches("lunc?*", "lunc", Span::Whole));
-        assert!(glob_matches("*", "", Span::Whole));
-        assert!(glob_matches("", "", Span::Whole));
-        assert!(!glob_matches("", "x", Span::Whole));
-        assert!(glob_matches("a**b", "ab", Span::Whole));
-        assert!(glob_matches("*a*a*a*", "banana a", Span::Whole));
-    }
-
-    #[test]
-    fn word_globs_match_substrings_at_word_boundaries() {
-        assert!(glob_matches("ex*ple", "An example event.", Span::Words));
-        assert!(glob_matches("ex*ple", "exple", Span::Words));
-        assert!(glob_matches("ex*ple", "An exciting triple-whammy", Span::Words));
-        assert!(!glob_matches("cake", "pancakes", Span::Words));
-        assert!(!glob_matches("cake", "cakes", Span::Words));
-        assert!(glob_matches("cake", "I like CAKE!", Span::Words));
-        assert!(glob_matches("cake", "snake_case cake", Span::Words));
-        assert!(!glob_matches("snake", "snake_case", Span::Words), "_ is a word character");
-        // Non-ASCII letters are outside the spec's word characters.
-        assert!(glob_matches("caf", "café", Span::Words));
-    }
-
-    #[test]
-    fn word_globs_stay_linear_on_long_bodies() {
-        let body = "a".repeat(200_000);
-        assert!(!glob_matches("*a*b*", &body, Span::Words));
     }
 
     // --- one test per condition kind ------------------------------------

@@ -18,7 +18,9 @@
 //! - `ruleset`: [`Ruleset`] with the spec's get/put/delete/enabled/actions
 //!   semantics, its `GET /pushrules/` JSON shape and its compact stored form.
 //! - `defaults`: [`default_ruleset`], the spec's server-default rules in order.
-//! - `eval`: [`evaluate`], conditions, glob matching and property paths.
+//! - `eval`: [`evaluate`], conditions and property paths.
+//! - `glob`: glob-style matching, allocation-free for short patterns.
+//! - `cache`: [`RulesetCache`], users' parsed rulesets kept by the writer.
 //!
 //! # Errors
 //!
@@ -33,14 +35,17 @@
 //! | `BeforeAfterNotFound` | `M_UNKNOWN` | 400 (as in the spec's example) |
 
 pub mod apply;
+mod cache;
 mod defaults;
 mod eval;
 pub mod gateway;
+mod glob;
 mod rule;
 mod ruleset;
 
 use std::fmt;
 
+pub use cache::{MAX_RULESET_BYTES, MAX_RULESETS, RulesetCache, parse_ruleset};
 pub use defaults::{MASTER_RULE_ID, default_ruleset};
 pub use eval::{Actions, DEFAULT_NOTIFICATION_LEVEL, EvalContext, evaluate};
 pub use rule::{Action, Condition, NewPushRule, PushRule, RuleKind};

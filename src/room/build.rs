@@ -2,12 +2,16 @@
 //! current state, hashed, signed and stored — all inside one writer
 //! operation, so the auth check and the write are atomic.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::MatrixError;
 use crate::room::auth::{self, AuthEvent};
+use crate::room::cache::WriterCache;
 use crate::room::pdu::{self, ServerKey};
 use crate::room::version::RoomVersion;
 use crate::store::{RoomShort, StoreError, StreamPos, WriteCtx};
@@ -58,7 +62,7 @@ pub struct Appended {
 }
 
 /// Reads a stored client-format event back into what the auth rules need.
-fn to_auth_event(json: &[u8], version: RoomVersion) -> Result<AuthEvent, StoreError> {
+pub(crate) fn to_auth_event(json: &[u8], version: RoomVersion) -> Result<AuthEvent, StoreError> {
     let v: Value =
         serde_json::from_slice(json).map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -97,10 +101,25 @@ pub fn power_levels(
     Ok(auth::current_power_levels(room.version, &lookup).ok())
 }
 
+/// Just the `event_id` of a stored client-format event.
+#[derive(Deserialize)]
+struct EventIdOnly<'a> {
+    #[serde(borrow)]
+    event_id: Cow<'a, str>,
+}
+
+/// Just the `depth` of stored federation fields.
+#[derive(Deserialize)]
+struct DepthOnly {
+    depth: Option<u64>,
+}
+
 /// Authorises, builds, signs and stores `ev` in `room`. The outer `Err` is a
-/// storage failure; the inner one a refusal (nothing written).
+/// storage failure; the inner one a refusal (nothing written). State the
+/// rules read comes parsed from `cache`.
 pub fn append_event(
     ctx: &mut WriteCtx<'_>,
+    cache: &mut WriterCache,
     signer: &Signer,
     room: &RoomTarget,
     ev: NewEvent,
@@ -110,19 +129,20 @@ pub fn append_event(
     let is_create = ev.event_type == "m.room.create" && ev.state_key.as_deref() == Some("");
     let (prev_events, depth) = match ctx.latest_event(room.short)? {
         Some(latest) => {
-            let id = serde_json::from_slice::<Value>(&latest.json)
-                .ok()
-                .and_then(|v| v.get("event_id").and_then(Value::as_str).map(str::to_owned))
-                .ok_or_else(|| StoreError::Corrupt("stored event without event_id".into()))?;
+            let id = serde_json::from_slice::<EventIdOnly<'_>>(&latest.json)
+                .map_err(|_| StoreError::Corrupt("stored event without event_id".into()))?
+                .event_id
+                .into_owned();
             let depth = ctx
                 .pdu_fields(room.short, latest.stream)?
-                .and_then(|f| serde_json::from_slice::<Value>(&f).ok())
-                .and_then(|f| f.get("depth").and_then(Value::as_u64))
+                .and_then(|f| serde_json::from_slice::<DepthOnly>(&f).ok())
+                .and_then(|f| f.depth)
                 .unwrap_or(0);
             (vec![id], depth + 1)
         }
         None => (Vec::new(), 1),
     };
+    let NewEvent { event_type, state_key, sender, content, redacts } = ev;
     let candidate = AuthEvent {
         event_id: "$pending".into(),
         room_id: if is_create && version.room_id_from_create_event() {
@@ -130,51 +150,54 @@ pub fn append_event(
         } else {
             Some(room.room_id.clone())
         },
-        event_type: ev.event_type.clone(),
-        state_key: ev.state_key.clone(),
-        sender: ev.sender.clone(),
-        content: ev.content.clone(),
-        prev_events: prev_events.clone(),
+        event_type,
+        state_key,
+        sender,
+        content,
+        prev_events,
     };
     // Load the auth events the rules will read, plus the create event.
     let mut wanted = auth::auth_types_for_event(version, &candidate);
-    let mut loaded: HashMap<(String, String), AuthEvent> = HashMap::new();
     wanted.push(("m.room.create".into(), String::new()));
+    let mut loaded: Vec<(&str, &str, Arc<AuthEvent>)> = Vec::with_capacity(wanted.len());
     for (ty, key) in &wanted {
-        if loaded.contains_key(&(ty.clone(), key.clone())) {
+        if loaded.iter().any(|(t, k, _)| t == ty && k == key) {
             continue;
         }
-        if let Some(stored) = ctx.state_event(room.short, ty, key)? {
-            loaded.insert((ty.clone(), key.clone()), to_auth_event(&stored.json, version)?);
+        if let Some(event) = cache.state.state_event(ctx, room, ty, key)? {
+            loaded.push((ty, key, event));
         }
     }
-    wanted.pop();
-    let lookup = |t: &str, k: &str| loaded.get(&(t.to_owned(), k.to_owned()));
+    let lookup = |t: &str, k: &str| {
+        loaded.iter().find(|(lt, lk, _)| *lt == t && *lk == k).map(|(_, _, e)| &**e)
+    };
     if let Err(e) = auth::check(version, &candidate, &lookup) {
         return Ok(Err(MatrixError::forbidden(e.to_string())));
     }
-    let mut auth_ids: Vec<String> = wanted
+    let mut auth_ids: Vec<String> = wanted[..wanted.len() - 1]
         .iter()
-        .filter_map(|(t, k)| loaded.get(&(t.clone(), k.clone())).map(|e| e.event_id.clone()))
+        .filter_map(|(t, k)| lookup(t, k).map(|e| e.event_id.clone()))
         .collect();
     auth_ids.sort();
     auth_ids.dedup();
+    drop(loaded);
+    let AuthEvent { event_type, state_key, sender, content, prev_events, .. } = candidate;
 
     let mut pdu = Map::new();
     pdu.insert("auth_events".into(), json!(auth_ids));
-    pdu.insert("content".into(), ev.content.clone());
+    pdu.insert("content".into(), content.clone());
     pdu.insert("depth".into(), json!(depth));
     pdu.insert("origin_server_ts".into(), json!(now_ms));
     pdu.insert("prev_events".into(), json!(prev_events));
     if !(is_create && version.room_id_from_create_event()) {
         pdu.insert("room_id".into(), json!(room.room_id));
     }
-    pdu.insert("sender".into(), json!(ev.sender));
-    pdu.insert("type".into(), json!(ev.event_type));
-    if let Some(k) = &ev.state_key {
+    pdu.insert("sender".into(), json!(sender));
+    pdu.insert("type".into(), json!(event_type));
+    if let Some(k) = &state_key {
         pdu.insert("state_key".into(), json!(k));
     }
-    if let Some(r) = &ev.redacts {
+    if let Some(r) = &redacts {
         pdu.insert("redacts".into(), json!(r));
     }
     let mut pdu = Value::Object(pdu);
@@ -187,20 +210,22 @@ pub fn append_event(
         };
 
     let mut client = Map::new();
-    client.insert("content".into(), ev.content.clone());
+    client.insert("content".into(), content);
     client.insert("event_id".into(), json!(event_id));
     client.insert("origin_server_ts".into(), json!(now_ms));
     client.insert("room_id".into(), json!(room.room_id));
-    client.insert("sender".into(), json!(ev.sender));
-    client.insert("type".into(), json!(ev.event_type));
-    if let Some(k) = &ev.state_key {
+    client.insert("sender".into(), json!(sender));
+    client.insert("type".into(), json!(event_type));
+    if let Some(k) = &state_key {
         client.insert("state_key".into(), json!(k));
     }
-    if let Some(r) = &ev.redacts {
+    if let Some(r) = &redacts {
         client.insert("redacts".into(), json!(r));
     }
-    let client_json = serde_json::to_vec(&Value::Object(client))
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    // Kept as a value for the steps below: the event is not parsed back.
+    let client_value = Value::Object(client);
+    let client_json =
+        serde_json::to_vec(&client_value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let fields = json!({
         "auth_events": pdu["auth_events"],
         "prev_events": pdu["prev_events"],
@@ -210,28 +235,36 @@ pub fn append_event(
     });
     let fields = serde_json::to_vec(&fields).map_err(|e| StoreError::Corrupt(e.to_string()))?;
 
-    let membership = if ev.event_type == "m.room.member" {
-        ev.content.get("membership").and_then(Value::as_str).map(str::to_owned)
+    let content = &client_value["content"];
+    let membership = if event_type == "m.room.member" {
+        content.get("membership").and_then(Value::as_str)
     } else {
         None
     };
     let stream = ctx.next_position();
-    let state = ev.state_key.as_deref().map(|k| (ev.event_type.as_str(), k));
-    let member = match (&membership, &ev.state_key) {
-        (Some(m), Some(target)) => Some((target.as_str(), m.as_str())),
+    let state = state_key.as_deref().map(|k| (event_type.as_str(), k));
+    let member = match (membership, &state_key) {
+        (Some(m), Some(target)) => Some((target.as_str(), m)),
         _ => None,
     };
     ctx.put_event(room.short, stream, &event_id, &client_json, &fields, state, member)?;
-    crate::search::run::index_event(ctx, room.short, stream, &ev.event_type, &ev.content)?;
-    crate::sync::sliding::record_bump(ctx, room.short, stream, &ev.event_type)?;
-    let client_value: Value =
-        serde_json::from_slice(&client_json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    crate::push::apply::notify_members(ctx, &signer.server_name, room, &client_value, stream)?;
+    crate::search::run::index_event(ctx, room.short, stream, &event_type, content)?;
+    crate::sync::sliding::record_bump(ctx, room.short, stream, &event_type)?;
+    let joined = ctx.members_with(room.short, "join")?;
+    crate::push::apply::notify_members(
+        ctx,
+        cache,
+        &signer.server_name,
+        room,
+        &client_value,
+        stream,
+        &joined,
+    )?;
     crate::room::relations::record(ctx, room.short, stream, &client_value)?;
-    for user in ctx.members_with(room.short, "join")? {
-        ctx.wake_user(&user);
+    for user in &joined {
+        ctx.wake_user(user);
     }
-    if let (Some(_), Some(target)) = (&membership, &ev.state_key) {
+    if let (Some(_), Some(target)) = (membership, &state_key) {
         ctx.wake_user(target);
     }
     Ok(Ok(Appended { event_id, stream }))

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod build;
+pub mod cache;
 pub mod canonical;
 pub mod pdu;
 pub mod power_levels;

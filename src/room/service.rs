@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use crate::account::now_ms;
 use crate::error::{ErrorKind, MatrixError};
 use crate::room::build::{Appended, NewEvent, RoomTarget, append_event};
+use crate::room::cache::lock;
 use crate::room::pdu;
 use crate::room::version::RoomVersion;
 use crate::server::App;
@@ -30,10 +31,12 @@ pub async fn send(
     txn: Option<(String, String, String, String)>,
 ) -> Result<String, MatrixError> {
     let signer = app.signer.clone();
+    let cache = app.writer_cache.clone();
     let room_id = room_id.to_owned();
     let appended: Appended = app
         .store
         .write(move |ctx| {
+            let mut cache = lock(&cache);
             if let Some((u, d, s, t)) = &txn
                 && let Some(id) = ctx.txn_event(u, d, s, t)?
             {
@@ -42,7 +45,7 @@ pub async fn send(
             let Some(room) = target(ctx, &room_id)? else {
                 return Ok(Err(MatrixError::not_found("Room not found")));
             };
-            let appended = match append_event(ctx, &signer, &room, ev, now_ms())? {
+            let appended = match append_event(ctx, &mut cache, &signer, &room, ev, now_ms())? {
                 Ok(a) => a,
                 Err(e) => return Ok(Err(e)),
             };
@@ -67,9 +70,11 @@ pub async fn redact(
     txn: (String, String, String, String),
 ) -> Result<String, MatrixError> {
     let signer = app.signer.clone();
+    let cache = app.writer_cache.clone();
     let (room_id, event_id, sender) = (room_id.to_owned(), event_id.to_owned(), sender.to_owned());
     app.store
         .write(move |ctx| {
+            let mut cache = lock(&cache);
             let (u, d, s, t) = &txn;
             if let Some(id) = ctx.txn_event(u, d, s, t)? {
                 return Ok(Ok(id));
@@ -89,7 +94,7 @@ pub async fn redact(
             let original: Value = serde_json::from_slice(&original.json)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let original_sender = original.get("sender").and_then(Value::as_str).unwrap_or("");
-            let allowed = match crate::room::build::power_levels(ctx, &room)? {
+            let allowed = match cache.state.power_levels(ctx, &room)? {
                 Some(pl) => pl.can_redact(&sender, original_sender),
                 None => sender == original_sender,
             };
@@ -113,7 +118,7 @@ pub async fn redact(
                 content,
                 redacts: top_level,
             };
-            let appended = match append_event(ctx, &signer, &room, ev, now_ms())? {
+            let appended = match append_event(ctx, &mut cache, &signer, &room, ev, now_ms())? {
                 Ok(a) => a,
                 Err(e) => return Ok(Err(e)),
             };
@@ -133,6 +138,9 @@ pub async fn redact(
             redacted["unsigned"] = json!({ "redacted_because": because });
             let bytes =
                 serde_json::to_vec(&redacted).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            // Before the rewrite: whatever becomes of this batch, the parsed
+            // original must not be served again.
+            cache.state.event_rewritten(r, pos);
             ctx.rewrite_event(r, pos, &bytes)?;
             ctx.put_txn_event(u, d, s, t, &appended.event_id)?;
             Ok(Ok(appended.event_id))
@@ -158,10 +166,12 @@ pub struct CreateRoom {
 /// Creates a room with all its initial events in one transaction.
 pub async fn create_room(app: &App, req: CreateRoom) -> Result<String, MatrixError> {
     let signer = app.signer.clone();
+    let cache = app.writer_cache.clone();
     let server_name = app.config.server_name.clone();
     let random_id = format!("!{}:{}", random_opaque()?, server_name);
     app.store
         .write(move |ctx| {
+            let mut cache = lock(&cache);
             let mut now = now_ms();
             let v = req.version;
             let mut create_content = req.creation_content.clone();
@@ -244,7 +254,7 @@ pub async fn create_room(app: &App, req: CreateRoom) -> Result<String, MatrixErr
                 // The room is new, so a refusal here means the request was
                 // inconsistent; nothing is committed unless all pass —
                 // enforced by returning a storage-level failure.
-                if let Err(e) = append_event(ctx, &signer, &room, ev, now)? {
+                if let Err(e) = append_event(ctx, &mut cache, &signer, &room, ev, now)? {
                     return Err(StoreError::Refused(e.to_string()));
                 }
             }

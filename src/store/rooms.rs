@@ -83,6 +83,19 @@ macro_rules! room_reads {
                 self.event_at(room, StreamPos(stream))
             }
 
+            /// The stream position of the current state event
+            /// `(type, state_key)` of a room: one index lookup, no event read.
+            pub fn state_position(
+                &self,
+                room: RoomShort,
+                event_type: &str,
+                state_key: &str,
+            ) -> Result<Option<StreamPos>, StoreError> {
+                let state = self.$txn.open_table(ROOM_STATE_TO_STREAM)?;
+                let v = state.get((room.0, event_type, state_key))?;
+                Ok(v.map(|v| StreamPos(v.value())))
+            }
+
             pub fn event_at(
                 &self,
                 room: RoomShort,
@@ -481,7 +494,9 @@ impl WriteCtx<'_> {
         Ok(())
     }
 
-    /// Replaces the stored client JSON of an event (redaction).
+    /// Replaces the stored client JSON of an event (redaction). Whoever calls
+    /// this must also tell the writer's parsed-state cache
+    /// (`room::cache::StateCache::event_rewritten`).
     pub fn rewrite_event(
         &mut self,
         room: RoomShort,
