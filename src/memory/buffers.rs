@@ -174,11 +174,17 @@ fn pooled(layout: Layout) -> bool {
     layout.size() == SLOT && layout.align() <= 4096
 }
 
+// Each method is `inline(never)`: inlined (LTO does), the pool's checks
+// were copied into every allocation and deallocation site, growing the
+// executable's code by 0.9 MB and its resident code after start-up by
+// 0.2 MB (measured). Out of line, they cost one call per allocation.
+//
 // SAFETY: every block is either malloc's (System) or a pool slot of SLOT
 // bytes, page-aligned (so aligned for any `align <= 4096`), handed out to
 // one owner at a time; `slot_of` tells them apart by address, so each block
 // goes back to where it came from.
 unsafe impl GlobalAlloc for Allocator {
+    #[inline(never)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if pooled(layout)
             && let Some(p) = pool::take()
@@ -189,6 +195,7 @@ unsafe impl GlobalAlloc for Allocator {
         unsafe { System.alloc(layout) }
     }
 
+    #[inline(never)]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // A slot is zero already: never touched, or dropped with
         // MADV_DONTNEED since. Writing zeros would make it resident.
@@ -201,6 +208,7 @@ unsafe impl GlobalAlloc for Allocator {
         unsafe { System.alloc_zeroed(layout) }
     }
 
+    #[inline(never)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         match pool::slot_of(ptr) {
             // SAFETY: `ptr` came from `alloc` (caller's contract), which
@@ -211,6 +219,7 @@ unsafe impl GlobalAlloc for Allocator {
         }
     }
 
+    #[inline(never)]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let Some(index) = pool::slot_of(ptr) else {
             // SAFETY: not the pool's, so malloc's; a block reaching SLOT
