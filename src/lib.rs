@@ -30,7 +30,9 @@
 //! - [`admin`]: the admin socket of a running server, backup and restore,
 //!   `hearth doctor`.
 //! - [`metrics`]: Prometheus metrics on their own listener (off by default).
-//! - [`memory`]: releasing start-up-only pages of the executable from RSS.
+//! - [`memory`]: releasing start-up-only pages of the executable from RSS,
+//!   trimming the heap when idle, and the global allocator
+//!   ([`memory::buffers`]: connection buffers that cost no RSS untouched).
 
 pub mod account;
 pub mod admin;
@@ -51,3 +53,7 @@ pub mod search;
 pub mod server;
 pub mod store;
 pub mod sync;
+
+/// Installed here rather than in `main.rs` so the tests run on it too.
+#[global_allocator]
+static ALLOCATOR: memory::buffers::Allocator = memory::buffers::Allocator;

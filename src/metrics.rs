@@ -137,6 +137,11 @@ pub async fn render(app: &App) -> String {
     out.push_str("# HELP hearth_sync_long_polls Open /sync long-polls.\n");
     out.push_str("# TYPE hearth_sync_long_polls gauge\n");
     let _ = writeln!(out, "hearth_sync_long_polls {}", app.open_long_polls());
+    out.push_str(
+        "# HELP hearth_buffer_slots_in_use 8 KiB connection buffers handed out by the pool.\n",
+    );
+    out.push_str("# TYPE hearth_buffer_slots_in_use gauge\n");
+    let _ = writeln!(out, "hearth_buffer_slots_in_use {}", crate::memory::buffers::slots_in_use());
 
     let w = app.store.writer_stats();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);

@@ -36,8 +36,10 @@ pub struct App {
     /// operations (bounded; only the writer thread locks it).
     pub writer_cache: crate::room::cache::SharedWriterCache,
     /// Long-polling `/sync` requests wait on their user's `Notify`; the
-    /// waker task pokes exactly the users a commit affected.
-    waiters: RefCell<HashMap<String, Rc<Notify>>>,
+    /// waker task pokes exactly the users a commit affected. An `Arc` only
+    /// for `Notify::notified_owned`: a parked `/sync` keeps its armed
+    /// wake-up without borrowing from the request that created it.
+    waiters: RefCell<HashMap<String, Arc<Notify>>>,
     /// Who is typing where (in memory; spec: typing is ephemeral).
     pub typing: RefCell<crate::sync::typing::Typing>,
     /// Sliding sync connections (MSC4186): what each was sent, bounded.
@@ -97,7 +99,7 @@ impl App {
     }
 
     /// The `Notify` a user's long-polls wait on.
-    pub fn waiter(&self, user_id: &str) -> Rc<Notify> {
+    pub fn waiter(&self, user_id: &str) -> Arc<Notify> {
         self.waiters.borrow_mut().entry(user_id.to_owned()).or_default().clone()
     }
 
@@ -105,16 +107,16 @@ impl App {
     /// stays as small as the set of open long-polls.
     pub fn release_waiter(&self, user_id: &str) {
         let mut w = self.waiters.borrow_mut();
-        if w.get(user_id).is_some_and(|n| Rc::strong_count(n) == 1) {
+        if w.get(user_id).is_some_and(|n| Arc::strong_count(n) == 1) {
             w.remove(user_id);
         }
     }
 
     /// Parks a long-poll until `notified` fires (a commit woke its user),
     /// the server starts shutting down, or `deadline` passes.
-    pub async fn park(
+    pub async fn park<F: Future<Output = ()>>(
         &self,
-        notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+        notified: std::pin::Pin<&mut F>,
         deadline: tokio::time::Instant,
     ) {
         let shutdown = self.shutdown_notify.notified();
@@ -127,7 +129,7 @@ impl App {
 
     /// Whether a request of the user is waiting in a long-poll.
     pub fn is_waiting(&self, user_id: &str) -> bool {
-        self.waiters.borrow().get(user_id).is_some_and(|n| Rc::strong_count(n) > 1)
+        self.waiters.borrow().get(user_id).is_some_and(|n| Arc::strong_count(n) > 1)
     }
 
     pub fn wake(&self, user_id: &str) {
@@ -149,7 +151,7 @@ impl App {
     /// Open long-polls: each holds a clone of its user's `Notify` while it
     /// waits, the map holds one more.
     pub fn open_long_polls(&self) -> usize {
-        self.waiters.borrow().values().map(|n| Rc::strong_count(n).saturating_sub(1)).sum()
+        self.waiters.borrow().values().map(|n| Arc::strong_count(n).saturating_sub(1)).sum()
     }
 }
 

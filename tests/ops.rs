@@ -221,6 +221,8 @@ async fn metrics_count_requests_commits_and_long_polls() {
         m = scrape().await;
     }
     assert_eq!(sample(&m, "hearth_sync_long_polls "), Some(1.0), "{m}");
+    // The parked poll's connection holds hyper's buffers, from the pool.
+    assert!(sample(&m, "hearth_buffer_slots_in_use ").is_some_and(|n| n >= 1.0), "{m}");
     assert_eq!(
         sample(&m, "hearth_http_requests_total{endpoint=\"GetVersions\",status=\"2xx\"}"),
         Some(versions_before + 1.0),

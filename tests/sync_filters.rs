@@ -102,6 +102,47 @@ async fn stored_and_inline_filters_shape_the_sync_response() {
     alice.get(&format!("/_matrix/client/v3/sync?filter={bad}")).await.expect_err(400, "M_BAD_JSON");
 }
 
+/// A parked long-poll keeps only its filter's id and loads it again when
+/// woken: what it then returns must still honour the filter.
+#[tokio::test]
+async fn a_long_poll_with_a_stored_filter_waits_past_filtered_out_rooms() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let a = room(&alice, json!({ "name": "A" })).await;
+    let b = room(&alice, json!({ "name": "B" })).await;
+    let id = alice
+        .post(
+            "/_matrix/client/v3/user/@alice:localhost/filter",
+            json!({ "room": { "rooms": [a], "timeline": { "limit": 5 } } }),
+        )
+        .await
+        .ok()["filter_id"]
+        .as_str()
+        .expect("filter_id")
+        .to_owned();
+    let first = alice.get(&format!("/_matrix/client/v3/sync?filter={id}")).await.ok();
+    let since = next(&first);
+    let poll = {
+        let alice = alice.clone();
+        let path = format!("/_matrix/client/v3/sync?since={since}&filter={id}&timeout=30000");
+        tokio::spawn(async move { alice.get(&path).await })
+    };
+    send(&alice, &b, "t1", "in b, filtered out").await;
+    send(&alice, &a, "t2", "in a").await;
+    let woke = tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .expect("woke well before the timeout")
+        .expect("join")
+        .ok();
+    let join = &woke["rooms"]["join"];
+    assert!(join.get(&b).is_none(), "room B is filtered out: {woke}");
+    let bodies: Vec<&str> = events(&join[&a], &["timeline", "events"])
+        .iter()
+        .filter_map(|e| e["content"]["body"].as_str())
+        .collect();
+    assert_eq!(bodies, ["in a"], "{woke}");
+}
+
 #[tokio::test]
 async fn lazy_loading_sends_each_member_once_per_device_until_asked_for_redundancy() {
     let s = TestServer::start();

@@ -77,7 +77,12 @@ pub async fn dispatch(
         }
         GetOpenIdUserInfo => openid::user_info(app, req),
         GetFilter { user_id, filter_id } => sync::get_filter(app, req, &user_id, &filter_id),
-        Sync => sync::sync_events(app, req).await,
+        // The HTTP layer runs `/sync` itself, to let go of the request
+        // while a long-poll waits; this path keeps it alive throughout.
+        Sync => match sync::sync_events(app, req).await? {
+            crate::http::Outcome::Reply(reply) => Ok(reply),
+            crate::http::Outcome::Wait(wait) => wait.await,
+        },
         SlidingSync => sliding::sliding_sync(app, req).await,
         GetDehydratedDevice => dehydrated::get_dehydrated_device(app, req),
         PutDehydratedDevice => dehydrated::put_dehydrated_device(app, req).await,

@@ -10,6 +10,7 @@ pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,7 +156,7 @@ async fn serve_connection<I>(
 {
     let service = service_fn(move |req| {
         let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(&app, req, remote).await) }
+        async move { Ok::<_, std::convert::Infallible>(handle(&app, Box::new(req), remote).await) }
     });
     let io = TokioIo::new(io);
     // The two connection types share no trait for graceful shutdown.
@@ -207,32 +208,57 @@ pub fn set_header_limit(bytes: usize) {
     HEADER_LIMIT.with(|c| c.set(bytes));
 }
 
-async fn handle(app: &Rc<App>, req: hyper::Request<Incoming>, remote: SocketAddr) -> Reply {
+/// A handler's result: its reply, or a long-poll that has nothing to send
+/// yet and produces the reply when woken or at its timeout.
+pub enum Outcome<'a> {
+    Reply(Reply),
+    Wait(Pin<Box<dyn Future<Output = Result<Reply, MatrixError>> + 'a>>),
+}
+
+/// Serves one request; this is the future hyper keeps (boxed) for as long
+/// as the request runs.
+///
+/// A `/sync` long-poll parks for up to minutes, and a few hundred may be
+/// open, so what this future holds while one waits is what each costs.
+/// Routing, authentication and the handler's first pass run in a boxed
+/// future of their own that is finished (freed, with the request's
+/// headers, query and the connection read buffer they point into) before
+/// the wait begins; the wait itself ([`Outcome::Wait`]) holds only what
+/// the handler needs to answer later.
+///
+/// The request comes boxed: a future keeps its arguments' space for its
+/// whole life, and the request is consumed long before a wait begins.
+async fn handle(app: &Rc<App>, req: Box<hyper::Request<Incoming>>, remote: SocketAddr) -> Reply {
     let started = std::time::Instant::now();
     crate::memory::note_activity();
     // The `Endpoint` variant name, for metrics (bounded: never the path).
     let mut label = "Unrecognized";
-    let mut reply = if req.method() == hyper::Method::OPTIONS {
+    let result = if req.method() == hyper::Method::OPTIONS {
         label = "Preflight";
-        response::preflight()
+        Ok(response::preflight())
     } else {
-        match handle_inner(app, req, remote, &mut label).await {
-            Ok(r) => r,
-            Err(e) => response::error(&e.with_admin_contact(app.config.admin_contact.as_deref())),
+        match Box::pin(handle_inner(app, req, remote, &mut label)).await {
+            Ok(Outcome::Reply(r)) => Ok(r),
+            Ok(Outcome::Wait(wait)) => wait.await,
+            Err(e) => Err(e),
         }
+    };
+    let mut reply = match result {
+        Ok(r) => r,
+        Err(e) => response::error(&e.with_admin_contact(app.config.admin_contact.as_deref())),
     };
     response::add_cors(&mut reply);
     app.metrics.record_request(label, reply.status().as_u16(), started.elapsed());
     reply
 }
 
-async fn handle_inner(
-    app: &Rc<App>,
-    req: hyper::Request<Incoming>,
+async fn handle_inner<'a>(
+    app: &'a Rc<App>,
+    req: Box<hyper::Request<Incoming>>,
     remote: SocketAddr,
     label: &mut &'static str,
-) -> Result<Reply, MatrixError> {
-    let (parts, body) = req.into_parts();
+) -> Result<Outcome<'a>, MatrixError> {
+    let (parts, body) = (*req).into_parts();
     let path = parts.uri.path();
     let decoded: Vec<String> =
         path.trim_start_matches('/').split('/').map(decode_component).collect::<Result<_, _>>()?;
@@ -301,19 +327,13 @@ async fn handle_inner(
     dispatch(app, endpoint, &request).await
 }
 
-/// Runs the endpoint's handler in a future of its own size.
-///
-/// hyper keeps a connection's request future in one allocation for as long
-/// as the request runs, and a `/sync` long-poll runs for minutes. Inline,
-/// that future would be as large as `api::dispatch`'s, i.e. as its largest
-/// endpoint's; boxed, the connection holds a pointer, and a long-poll only
-/// what `/sync` needs (measured: most of the memory a parked long-poll
-/// held was this future and the connection task).
-async fn dispatch(
-    app: &Rc<App>,
+/// Runs the endpoint's handler in a future of its own size (boxed: inline,
+/// every request's future would be as large as the largest endpoint's).
+async fn dispatch<'a>(
+    app: &'a Rc<App>,
     endpoint: Endpoint,
     request: &Request,
-) -> Result<Reply, MatrixError> {
+) -> Result<Outcome<'a>, MatrixError> {
     // Locked and suspended accounts, for every endpoint (spec: account
     // moderation).
     if let Some(caller) = &request.caller {
@@ -321,7 +341,7 @@ async fn dispatch(
     }
     match endpoint {
         Endpoint::Sync => Box::pin(crate::api::client::sync::sync_events(app, request)).await,
-        other => Box::pin(crate::api::dispatch(app, other, request)).await,
+        other => Box::pin(crate::api::dispatch(app, other, request)).await.map(Outcome::Reply),
     }
 }
 

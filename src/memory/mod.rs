@@ -13,7 +13,11 @@
 //! mappings are touched, so no data can be lost.
 //!
 //! The heap is the other half: [`trim_when_idle`] returns the holes a
-//! burst of requests leaves once the server goes quiet.
+//! burst of requests leaves once the server goes quiet, and [`buffers`]
+//! keeps the 8 KiB connection buffers hyper allocates out of malloc's heap,
+//! so the part of them an idle connection never wrote costs nothing.
+
+pub mod buffers;
 
 use std::cell::Cell;
 use std::rc::Rc;
