@@ -6,7 +6,9 @@
 //! the server's disk writes and CPU time over the scenario are divided by
 //! the messages sent: the SD-card and battery cost of one message. Disk
 //! writes are sampled twice: when the last send is answered, and again
-//! `send_settle` later, so writes a server defers are counted as well.
+//! `send_settle` later, so writes a server defers are counted as well; the
+//! scenario also waits `send_settle` before it starts, so that writes
+//! deferred from earlier scenarios are not counted against it.
 
 use std::sync::Arc;
 
@@ -32,6 +34,11 @@ pub(super) async fn run(ctx: &Ctx, world: &World, rec: &mut Recorder<'_>) {
     let rooms = need!(rec, world.send_rooms);
     let scale = &ctx.settings.scale;
     let pid = ctx.pid();
+    // Let writes the server deferred from earlier scenarios land first, so
+    // that the window below counts this scenario's writes only.
+    if pid.is_some() {
+        tokio::time::sleep(scale.send_settle).await;
+    }
     let io_before = pid.map(procfs::io);
     let cpu_before = pid.map(procfs::cpu_time);
 
