@@ -22,7 +22,7 @@
 //! vectors reach 8 KiB by `realloc`, which stays with malloc).
 //!
 //! The pool is one reservation of address space made on first use
-//! ([`SLOTS`] slots, `MAP_NORESERVE`: no memory until touched). When it is
+//! (`SLOTS` slots, `MAP_NORESERVE`: no memory until touched). When it is
 //! full, or cannot be mapped, blocks come from malloc as before.
 
 use std::alloc::{GlobalAlloc, Layout, System};

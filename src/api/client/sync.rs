@@ -62,7 +62,7 @@ pub fn get_filter(
 /// `full_state`); otherwise returns the long-poll as [`Outcome::Wait`]. By
 /// then the request (headers, query, the connection's read buffer they
 /// point into) and every local of the first assembly are gone: a parked
-/// long-poll holds a [`SyncPoll`] and nothing else.
+/// long-poll holds a `SyncPoll` and nothing else.
 pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>, MatrixError> {
     let caller = req.caller()?;
     let user = caller.user_id.to_string();
