@@ -251,8 +251,12 @@ impl Store {
         if new_file {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         }
-        migrate(&db)?;
+        // The log's records are in the layout of the schema that wrote them
+        // (the file's): apply them before any migration changes it, and
+        // not at all to a file from a newer Hearth.
+        refuse_newer_schema(&db)?;
         let (wal, _) = wal::open_and_recover(dir, &db)?;
+        migrate(&db)?;
         let db = Arc::new(db);
         let start = {
             let txn = db.begin_read()?;
@@ -501,29 +505,33 @@ fn close_cleanly(path: &Path) -> Result<u32, StoreError> {
 }
 
 /// Brings the file to `SCHEMA_VERSION`, refusing files from the future.
-fn migrate(db: &Database) -> Result<(), StoreError> {
+/// The file's schema version, refusing files from the future.
+fn refuse_newer_schema(db: &Database) -> Result<Option<u32>, StoreError> {
     let found = {
         let txn = db.begin_read()?;
         tables::read_meta_u64(&txn, tables::META_SCHEMA_VERSION)?
     };
-    let found = found.map(|v| v as u32);
-    match found {
+    match found.map(|v| u32::try_from(v).unwrap_or(u32::MAX)) {
         Some(v) if v > SCHEMA_VERSION => {
             Err(StoreError::NewerSchema { found: v, known: SCHEMA_VERSION })
         }
-        // A new file, the current schema, or an older one: create any
-        // missing table (tables are only ever added within a schema version,
-        // so this is idempotent and cheap) and step the version up. Each
-        // future migration that changes a layout is a `match` arm on the
-        // version it upgrades from, applied in order inside one transaction.
-        _ => {
-            let txn = db.begin_write()?;
-            tables::create_all(&txn)?;
-            tables::write_meta_u64(&txn, tables::META_SCHEMA_VERSION, u64::from(SCHEMA_VERSION))?;
-            txn.commit()?;
-            Ok(())
-        }
+        other => Ok(other),
     }
+}
+
+fn migrate(db: &Database) -> Result<(), StoreError> {
+    // A new file (`None`), the current schema, or an older one (newer ones
+    // are refused): create any missing table (tables are only ever added
+    // within a schema version, so this is idempotent and cheap) and step
+    // the version up. Each future migration that changes a layout branches
+    // on the version it upgrades from, applied in order inside this
+    // transaction.
+    let _from = refuse_newer_schema(db)?;
+    let txn = db.begin_write()?;
+    tables::create_all(&txn)?;
+    tables::write_meta_u64(&txn, tables::META_SCHEMA_VERSION, u64::from(SCHEMA_VERSION))?;
+    txn.commit()?;
+    Ok(())
 }
 
 impl ReadTxn {
