@@ -144,7 +144,7 @@ fn encode_notification(room: RoomShort, actions: &[u8], ts: u64) -> Vec<u8> {
     out
 }
 
-fn decode_notification(bytes: &[u8]) -> Result<Option<NotificationRow>, StoreError> {
+fn decode_notification(bytes: &[u8]) -> Result<NotificationRow, StoreError> {
     let corrupt = || StoreError::Corrupt("notification row".into());
     if bytes.first() == Some(&ROW_V1) {
         let u64_at = |at: usize| -> Result<u64, StoreError> {
@@ -159,7 +159,7 @@ fn decode_notification(bytes: &[u8]) -> Result<Option<NotificationRow>, StoreErr
             Some(&i) => COMMON_ACTIONS.get(usize::from(i) - 1).ok_or_else(corrupt)?.to_vec(),
             None => return Err(corrupt()),
         };
-        return Ok(Some(NotificationRow { room, actions, ts }));
+        return Ok(NotificationRow { room, actions, ts });
     }
     Err(corrupt())
 }
@@ -187,8 +187,8 @@ impl ReadTxn {
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let ts = v["ts"].as_u64().unwrap_or(0);
                 out.push((pos, NotificationRow { room: RoomShort(room.short), actions, ts }));
-            } else if let Some(row) = decode_notification(&bytes)? {
-                out.push((pos, row));
+            } else {
+                out.push((pos, decode_notification(&bytes)?));
             }
         }
         Ok(out)

@@ -51,7 +51,7 @@ use std::fs::File;
 use std::io::Read;
 use std::ops::Deref;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use redb::{
     AccessGuard, Database, Durability, Key, ReadableDatabase, StorageError, Table, TableDefinition,
@@ -178,7 +178,6 @@ fn checksum(body: &[u8]) -> [u8; 8] {
 /// The open log file and where its end is.
 pub(super) struct Wal {
     file: File,
-    path: PathBuf,
     /// Bytes of valid records in the file.
     len: u64,
     /// The file's size (records, then leftovers or preallocated zeros).
@@ -310,7 +309,7 @@ pub(super) fn open_and_recover(dir: &Path, db: &Database) -> Result<(Wal, u64), 
              without a checkpoint)"
         );
     }
-    let mut wal = Wal { file, path, len: 0, allocated: bytes.len() as u64, seq };
+    let mut wal = Wal { file, len: 0, allocated: bytes.len() as u64, seq };
     wal.reset()?;
     Ok((wal, seq))
 }
@@ -392,12 +391,6 @@ fn apply(txn: &WriteTransaction, mut changes: &[u8]) -> Result<(), StoreError> {
         }
     }
     Ok(())
-}
-
-impl std::fmt::Debug for Wal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Wal").field("path", &self.path).field("len", &self.len).finish()
-    }
 }
 
 #[cfg(test)]

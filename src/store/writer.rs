@@ -609,9 +609,10 @@ fn apply_batch(
                 replies.push(reply);
             }
         }
+        let next = *ctx.next_position;
         if !poisoned
-            && *ctx.next_position != start
-            && let Err(e) = write_next_position(&ctx.txn, *ctx.next_position)
+            && next != start
+            && let Err(e) = ctx.set_meta(tables::META_NEXT_POSITION, &next.to_be_bytes())
         {
             drop(ctx);
             let _ = txn.abort();
@@ -662,12 +663,6 @@ fn apply_batch(
     log.oldest.get_or_insert_with(Instant::now);
     log.changes += changes.len() as u64;
     Ok(replies)
-}
-
-fn write_next_position(txn: &LoggedTxn<'_>, next: u64) -> Result<(), StoreError> {
-    let mut table = txn.open_table(tables::META)?;
-    table.insert(tables::META_NEXT_POSITION, next.to_be_bytes().as_slice())?;
-    Ok(())
 }
 
 /// Answers a job that never ran because the transaction could not start.
