@@ -150,7 +150,8 @@ fn doctor_reports_problems_and_how_to_fix_them() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = hearth(&data, &["doctor"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    assert!(text(&out.stdout).contains("schema version 1"), "{}", text(&out.stdout));
+    let version = format!("schema version {}", hearth::store::SCHEMA_VERSION);
+    assert!(text(&out.stdout).contains(&version), "{}", text(&out.stdout));
 
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     std::fs::set_permissions(data.join("hearth.redb"), std::fs::Permissions::from_mode(0o644))

@@ -48,7 +48,9 @@ pub use writer::{
 };
 
 /// The schema this binary writes. Bump it with a migration in `migrate`.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: events keyed by stream position alone, a room timeline index, event
+/// IDs indexed by hash (`rooms::migrate_events_to_v2`).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// What can go wrong below the API. Everything but `Locked` and
 /// `NewerSchema` is an internal failure (logged, answered `M_UNKNOWN`).
@@ -526,8 +528,11 @@ fn migrate(db: &Database) -> Result<(), StoreError> {
     // the version up. Each future migration that changes a layout branches
     // on the version it upgrades from, applied in order inside this
     // transaction.
-    let _from = refuse_newer_schema(db)?;
+    let from = refuse_newer_schema(db)?;
     let txn = db.begin_write()?;
+    if from == Some(1) {
+        rooms::migrate_events_to_v2(&txn)?;
+    }
     tables::create_all(&txn)?;
     tables::write_meta_u64(&txn, tables::META_SCHEMA_VERSION, u64::from(SCHEMA_VERSION))?;
     txn.commit()?;

@@ -2,9 +2,11 @@
 //! filters.
 //!
 //! Events are stored once, ready to serve: the client-format JSON keyed by
-//! `(room short id, stream position)`, with the federation-only fields
-//! (`auth_events`, `prev_events`, `depth`, `hashes`, `signatures`) in a
-//! second table under the same key, so the hot path never reads them.
+//! stream position, with the federation-only fields (`auth_events`,
+//! `prev_events`, `depth`, `hashes`, `signatures`) in a second table under
+//! the same key, so the hot path never reads them. A room's timeline is the
+//! index `(room short id, stream position)`; event IDs find their position
+//! through `event_hash_to_position`.
 //! Current state is an index `(room, type, state_key) → stream`; every state
 //! event is also listed in `room_stream_to_state_key` so a gappy sync finds
 //! what changed by a range scan instead of diffing full state.
@@ -13,10 +15,10 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::tables::{
-    ALIAS_TO_ROOM_ID, EVENT_ID_TO_POSITION, META, ROOM_ID_TO_RECORD, ROOM_SHORT_TO_ID,
-    ROOM_STATE_TO_STREAM, ROOM_STREAM_TO_EVENT, ROOM_STREAM_TO_PDU_FIELDS,
-    ROOM_STREAM_TO_STATE_KEY, ROOM_USER_TO_MEMBERSHIP, TXN_TO_EVENT_ID, USER_FILTER_TO_JSON,
-    USER_ROOM_TO_MEMBERSHIP, USER_STREAM_TO_ROOM,
+    ALIAS_TO_ROOM_ID, EVENT_HASH_TO_POSITION, META, ROOM_ID_TO_RECORD, ROOM_SHORT_TO_ID,
+    ROOM_STATE_TO_STREAM, ROOM_STREAM_TO_STATE_KEY, ROOM_STREAM_TO_UNIT, ROOM_USER_TO_MEMBERSHIP,
+    STREAM_TO_EVENT, STREAM_TO_PDU_FIELDS, TXN_TO_EVENT_ID, USER_FILTER_TO_JSON,
+    USER_ROOM_TO_MEMBERSHIP, USER_STREAM_TO_ROOM, event_hash,
 };
 use super::{ReadTxn, StoreError, StreamPos, WriteCtx};
 
@@ -96,30 +98,42 @@ macro_rules! room_reads {
                 Ok(v.map(|v| StreamPos(v.value())))
             }
 
+            /// Whether `stream` is an event of `room`. Positions are unique
+            /// across rooms, so the event tables need no room; callers still
+            /// name the room they found a position in, checked in debug
+            /// builds.
+            fn in_timeline(&self, room: RoomShort, stream: StreamPos) -> Result<bool, StoreError> {
+                let t = self.$txn.open_table(ROOM_STREAM_TO_UNIT)?;
+                Ok(t.get((room.0, stream.0))?.is_some())
+            }
+
             pub fn event_at(
                 &self,
                 room: RoomShort,
                 stream: StreamPos,
             ) -> Result<Option<StoredEvent>, StoreError> {
-                let events = self.$txn.open_table(ROOM_STREAM_TO_EVENT)?;
-                let v = events.get((room.0, stream.0))?;
+                let events = self.$txn.open_table(STREAM_TO_EVENT)?;
+                let v = events.get(stream.0)?;
+                debug_assert!(
+                    v.is_none() || self.in_timeline(room, stream)?,
+                    "event {stream:?} is not in room {room:?}"
+                );
                 Ok(v.map(|v| StoredEvent { stream, json: v.value().to_vec() }))
             }
 
             /// The newest event of a room.
             pub fn latest_event(&self, room: RoomShort) -> Result<Option<StoredEvent>, StoreError> {
-                let events = self.$txn.open_table(ROOM_STREAM_TO_EVENT)?;
-                let mut range = events.range((room.0, 0)..=(room.0, u64::MAX))?;
-                match range.next_back() {
-                    Some(row) => {
-                        let (k, v) = row?;
-                        Ok(Some(StoredEvent {
-                            stream: StreamPos(k.value().1),
-                            json: v.value().to_vec(),
-                        }))
+                let newest = {
+                    let timeline = self.$txn.open_table(ROOM_STREAM_TO_UNIT)?;
+                    let mut range = timeline.range((room.0, 0)..=(room.0, u64::MAX))?;
+                    match range.next_back() {
+                        Some(row) => row?.0.value().1,
+                        None => return Ok(None),
                     }
-                    None => Ok(None),
-                }
+                };
+                // (The timeline table is closed again: a write transaction
+                // opens each table once at a time.)
+                self.event_at(room, StreamPos(newest))
             }
 
             /// The federation-only fields of an event (JSON object).
@@ -128,8 +142,12 @@ macro_rules! room_reads {
                 room: RoomShort,
                 stream: StreamPos,
             ) -> Result<Option<Vec<u8>>, StoreError> {
-                let t = self.$txn.open_table(ROOM_STREAM_TO_PDU_FIELDS)?;
-                let v = t.get((room.0, stream.0))?;
+                let t = self.$txn.open_table(STREAM_TO_PDU_FIELDS)?;
+                let v = t.get(stream.0)?;
+                debug_assert!(
+                    v.is_none() || self.in_timeline(room, stream)?,
+                    "event {stream:?} is not in room {room:?}"
+                );
                 Ok(v.map(|v| v.value().to_vec()))
             }
 
@@ -155,8 +173,8 @@ macro_rules! room_reads {
                 &self,
                 event_id: &str,
             ) -> Result<Option<(RoomShort, StreamPos)>, StoreError> {
-                let t = self.$txn.open_table(EVENT_ID_TO_POSITION)?;
-                let v = t.get(event_id)?;
+                let t = self.$txn.open_table(EVENT_HASH_TO_POSITION)?;
+                let v = t.get(event_hash(event_id))?;
                 Ok(v.map(|v| {
                     let (r, s) = v.value();
                     (RoomShort(r), StreamPos(s))
@@ -222,6 +240,20 @@ macro_rules! room_reads {
 room_reads!(ReadTxn, 0);
 room_reads!(WriteCtx<'_>, txn);
 
+/// The event at `stream` of a room's timeline index (which only lists
+/// stored events).
+fn stored(
+    events: &impl ReadableTable<u64, &'static [u8]>,
+    stream: u64,
+) -> Result<StoredEvent, StoreError> {
+    match events.get(stream)? {
+        Some(v) => Ok(StoredEvent { stream: StreamPos(stream), json: v.value().to_vec() }),
+        None => {
+            Err(StoreError::Corrupt(format!("timeline lists event {stream}, which is missing")))
+        }
+    }
+}
+
 impl ReadTxn {
     /// Events of a room with `after < stream <= upto`, newest `limit` of
     /// them, oldest first; and whether older ones in the range were left out.
@@ -232,19 +264,20 @@ impl ReadTxn {
         upto: StreamPos,
         limit: usize,
     ) -> Result<(Vec<StoredEvent>, bool), StoreError> {
-        let events = self.0.open_table(ROOM_STREAM_TO_EVENT)?;
+        let timeline = self.0.open_table(ROOM_STREAM_TO_UNIT)?;
+        let events = self.0.open_table(STREAM_TO_EVENT)?;
         let mut out = Vec::new();
         let mut limited = false;
         if after >= upto {
             return Ok((out, false));
         }
-        for row in events.range((room.0, after.0 + 1)..=(room.0, upto.0))?.rev() {
-            let (k, v) = row?;
+        for row in timeline.range((room.0, after.0 + 1)..=(room.0, upto.0))?.rev() {
+            let stream = row?.0.value().1;
             if out.len() == limit {
                 limited = true;
                 break;
             }
-            out.push(StoredEvent { stream: StreamPos(k.value().1), json: v.value().to_vec() });
+            out.push(stored(&events, stream)?);
         }
         out.reverse();
         Ok((out, limited))
@@ -257,14 +290,14 @@ impl ReadTxn {
         before: StreamPos,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let events = self.0.open_table(ROOM_STREAM_TO_EVENT)?;
+        let timeline = self.0.open_table(ROOM_STREAM_TO_UNIT)?;
+        let events = self.0.open_table(STREAM_TO_EVENT)?;
         let mut out = Vec::new();
         if before.0 == 0 {
             return Ok(out);
         }
-        for row in events.range((room.0, 0)..(room.0, before.0))?.rev().take(limit) {
-            let (k, v) = row?;
-            out.push(StoredEvent { stream: StreamPos(k.value().1), json: v.value().to_vec() });
+        for row in timeline.range((room.0, 0)..(room.0, before.0))?.rev().take(limit) {
+            out.push(stored(&events, row?.0.value().1)?);
         }
         Ok(out)
     }
@@ -276,11 +309,11 @@ impl ReadTxn {
         from: StreamPos,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let events = self.0.open_table(ROOM_STREAM_TO_EVENT)?;
+        let timeline = self.0.open_table(ROOM_STREAM_TO_UNIT)?;
+        let events = self.0.open_table(STREAM_TO_EVENT)?;
         let mut out = Vec::new();
-        for row in events.range((room.0, from.0)..=(room.0, u64::MAX))?.take(limit) {
-            let (k, v) = row?;
-            out.push(StoredEvent { stream: StreamPos(k.value().1), json: v.value().to_vec() });
+        for row in timeline.range((room.0, from.0)..=(room.0, u64::MAX))?.take(limit) {
+            out.push(stored(&events, row?.0.value().1)?);
         }
         Ok(out)
     }
@@ -477,9 +510,12 @@ impl WriteCtx<'_> {
         state: Option<(&str, &str)>,
         member: Option<(&str, &str)>,
     ) -> Result<(), StoreError> {
-        self.txn.open_table(ROOM_STREAM_TO_EVENT)?.insert((room.0, stream.0), client_json)?;
-        self.txn.open_table(ROOM_STREAM_TO_PDU_FIELDS)?.insert((room.0, stream.0), pdu_fields)?;
-        self.txn.open_table(EVENT_ID_TO_POSITION)?.insert(event_id, (room.0, stream.0))?;
+        self.txn.open_table(STREAM_TO_EVENT)?.insert(stream.0, client_json)?;
+        self.txn.open_table(STREAM_TO_PDU_FIELDS)?.insert(stream.0, pdu_fields)?;
+        self.txn.open_table(ROOM_STREAM_TO_UNIT)?.insert((room.0, stream.0), ())?;
+        self.txn
+            .open_table(EVENT_HASH_TO_POSITION)?
+            .insert(event_hash(event_id), (room.0, stream.0))?;
         if let Some((ty, key)) = state {
             self.txn.open_table(ROOM_STATE_TO_STREAM)?.insert((room.0, ty, key), stream.0)?;
             self.txn.open_table(ROOM_STREAM_TO_STATE_KEY)?.insert((room.0, stream.0), (ty, key))?;
@@ -503,7 +539,8 @@ impl WriteCtx<'_> {
         stream: StreamPos,
         client_json: &[u8],
     ) -> Result<(), StoreError> {
-        self.txn.open_table(ROOM_STREAM_TO_EVENT)?.insert((room.0, stream.0), client_json)?;
+        debug_assert!(self.in_timeline(room, stream)?, "event {stream:?} is not in room {room:?}");
+        self.txn.open_table(STREAM_TO_EVENT)?.insert(stream.0, client_json)?;
         Ok(())
     }
 
@@ -563,4 +600,46 @@ impl WriteCtx<'_> {
         t.insert((user_id, next), json)?;
         Ok(next)
     }
+}
+
+/// Schema 1 → 2: moves events from `(room, stream)` keys to stream keys
+/// (in stream order, so the new tables fill their leaves), lists them in
+/// the room timeline index, re-keys the event ID index by hash, and
+/// deletes the old tables. One transaction: a crash leaves schema 1.
+pub(super) fn migrate_events_to_v2(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    use super::tables::{
+        V1_EVENT_ID_TO_POSITION, V1_ROOM_STREAM_TO_EVENT, V1_ROOM_STREAM_TO_PDU_FIELDS,
+    };
+    let old_events = txn.open_table(V1_ROOM_STREAM_TO_EVENT)?;
+    let old_pdus = txn.open_table(V1_ROOM_STREAM_TO_PDU_FIELDS)?;
+    let mut order = Vec::new();
+    for row in old_events.iter()? {
+        let (room, stream) = row?.0.value();
+        order.push((stream, room));
+    }
+    order.sort_unstable();
+    {
+        let mut events = txn.open_table(STREAM_TO_EVENT)?;
+        let mut pdus = txn.open_table(STREAM_TO_PDU_FIELDS)?;
+        let mut timeline = txn.open_table(ROOM_STREAM_TO_UNIT)?;
+        for &(stream, room) in &order {
+            if let Some(v) = old_events.get((room, stream))? {
+                events.insert(stream, v.value())?;
+            }
+            if let Some(v) = old_pdus.get((room, stream))? {
+                pdus.insert(stream, v.value())?;
+            }
+            timeline.insert((room, stream), ())?;
+        }
+        let mut ids = txn.open_table(EVENT_HASH_TO_POSITION)?;
+        for row in txn.open_table(V1_EVENT_ID_TO_POSITION)?.iter()? {
+            let (k, v) = row?;
+            ids.insert(event_hash(k.value()), v.value())?;
+        }
+    }
+    drop((old_events, old_pdus));
+    txn.delete_table(V1_ROOM_STREAM_TO_EVENT)?;
+    txn.delete_table(V1_ROOM_STREAM_TO_PDU_FIELDS)?;
+    txn.delete_table(V1_EVENT_ID_TO_POSITION)?;
+    Ok(())
 }

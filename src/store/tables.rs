@@ -16,9 +16,10 @@
 //! | `registration_token_to_record` | token | JSON [`RegistrationTokenRecord`](super::RegistrationTokenRecord) | accounts |
 //! | `room_id_to_record` | room_id | JSON [`RoomRecord`](super::RoomRecord) (short id, version, public) | rooms |
 //! | `room_short_to_id` | room short id (u64) | room_id — reverse of the above, same transaction | rooms |
-//! | `room_stream_to_event` | (room short, stream) | client-format event JSON, served as is | rooms |
-//! | `room_stream_to_pdu_fields` | (room short, stream) | JSON of `auth_events`, `prev_events`, `depth`, `hashes`, `signatures` | rooms |
-//! | `event_id_to_position` | event_id | (room short, stream) | rooms |
+//! | `stream_to_event` | stream | client-format event JSON, served as is | rooms |
+//! | `stream_to_pdu_fields` | stream | JSON of `auth_events`, `prev_events`, `depth`, `hashes`, `signatures` | rooms |
+//! | `room_stream_to_unit` | (room short, stream) | () — a room's timeline: which positions are its events | rooms |
+//! | `event_hash_to_position` | [`event_hash`]`(event_id)` | (room short, stream) | rooms |
 //! | `room_state_to_stream` | (room short, type, state_key) | stream of the current state event | rooms |
 //! | `room_stream_to_state_key` | (room short, stream) | (type, state_key) of every state event, for state deltas | rooms |
 //! | `user_room_to_membership` | (user_id, room short) | (membership, stream) | rooms |
@@ -74,11 +75,44 @@ pub(super) const ROOM_ID_TO_RECORD: TableDefinition<&str, &[u8]> =
     TableDefinition::new("room_id_to_record");
 pub(super) const ROOM_SHORT_TO_ID: TableDefinition<u64, &str> =
     TableDefinition::new("room_short_to_id");
-pub(super) const ROOM_STREAM_TO_EVENT: TableDefinition<(u64, u64), &[u8]> =
+/// Events keyed by their stream position alone: positions only grow, so
+/// every new event lands in the tree's last leaf, which redb leaves packed
+/// when it starts the next one. (Keyed by `(room, stream)`, each room's
+/// newest leaf sat in the middle of the tree and was split in half when
+/// full, leaving event pages half empty.)
+pub(super) const STREAM_TO_EVENT: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("stream_to_event");
+pub(super) const STREAM_TO_PDU_FIELDS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("stream_to_pdu_fields");
+pub(super) const ROOM_STREAM_TO_UNIT: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("room_stream_to_unit");
+/// Event IDs are hashes, so this index takes its inserts at random places:
+/// a checkpoint rewrites about one of its leaves per new event until the
+/// leaves outnumber the events. Fixed-width 32-byte entries (the ID's
+/// 128-bit hash, not the 44-byte ID) keep the leaves few.
+pub(super) const EVENT_HASH_TO_POSITION: TableDefinition<u128, (u64, u64)> =
+    TableDefinition::new("event_hash_to_position");
+
+/// The key of an event ID in [`EVENT_HASH_TO_POSITION`]: the first 128 bits
+/// of its BLAKE3 hash. Unlike the reference hash inside a room v3+ event ID
+/// (chosen by whoever builds the event), nobody can aim at a value of this
+/// one, and 128 bits make an accidental collision out of reach.
+pub(super) fn event_hash(event_id: &str) -> u128 {
+    let h = blake3::hash(event_id.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h.as_bytes()[..16]);
+    u128::from_be_bytes(b)
+}
+
+/// Schema 1's event tables, keyed by `(room short, stream)` and by event
+/// ID. Only a write-ahead log from a schema-1 server writes to them (it is
+/// replayed before migration); the migration to schema 2 moves their rows
+/// to the tables above and deletes them.
+pub(super) const V1_ROOM_STREAM_TO_EVENT: TableDefinition<(u64, u64), &[u8]> =
     TableDefinition::new("room_stream_to_event");
-pub(super) const ROOM_STREAM_TO_PDU_FIELDS: TableDefinition<(u64, u64), &[u8]> =
+pub(super) const V1_ROOM_STREAM_TO_PDU_FIELDS: TableDefinition<(u64, u64), &[u8]> =
     TableDefinition::new("room_stream_to_pdu_fields");
-pub(super) const EVENT_ID_TO_POSITION: TableDefinition<&str, (u64, u64)> =
+pub(super) const V1_EVENT_ID_TO_POSITION: TableDefinition<&str, (u64, u64)> =
     TableDefinition::new("event_id_to_position");
 pub(super) const ROOM_STATE_TO_STREAM: TableDefinition<(u64, &str, &str), u64> =
     TableDefinition::new("room_state_to_stream");
@@ -174,9 +208,9 @@ macro_rules! all_tables {
             6 => REGISTRATION_TOKEN_TO_RECORD,
             7 => ROOM_ID_TO_RECORD,
             8 => ROOM_SHORT_TO_ID,
-            9 => ROOM_STREAM_TO_EVENT,
-            10 => ROOM_STREAM_TO_PDU_FIELDS,
-            11 => EVENT_ID_TO_POSITION,
+            9 => V1_ROOM_STREAM_TO_EVENT,
+            10 => V1_ROOM_STREAM_TO_PDU_FIELDS,
+            11 => V1_EVENT_ID_TO_POSITION,
             12 => ROOM_STATE_TO_STREAM,
             13 => ROOM_STREAM_TO_STATE_KEY,
             14 => USER_ROOM_TO_MEMBERSHIP,
@@ -210,16 +244,26 @@ macro_rules! all_tables {
             42 => RELATION_TO_CHILD,
             43 => THREAD_ROOT_TO_LATEST,
             44 => USER_TO_DEHYDRATED_DEVICE,
-            45 => ROOM_TO_LATEST_BUMP
+            45 => ROOM_TO_LATEST_BUMP,
+            46 => STREAM_TO_EVENT,
+            47 => STREAM_TO_PDU_FIELDS,
+            48 => ROOM_STREAM_TO_UNIT,
+            49 => EVENT_HASH_TO_POSITION
         }
     };
 }
+
+/// Log ids of tables no current schema has (kept in [`all_tables`] so an
+/// older server's log can still be replayed before migrating).
+const RETIRED: [u8; 3] = [9, 10, 11];
 
 /// Creates every table so read transactions can open them on a new file.
 pub(super) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     macro_rules! create {
         ($($id:literal => $table:ident),*) => {
-            $(txn.open_table($table)?;)*
+            $(if !RETIRED.contains(&$id) {
+                txn.open_table($table)?;
+            })*
         };
     }
     all_tables!(create);

@@ -387,3 +387,60 @@ fn records_of_an_earlier_round_left_in_the_log_are_not_replayed() {
     let x = recovered.read().expect("read").user("x").expect("get").expect("x");
     assert_eq!(x.created_ms, 4, "an old record after the new one was applied again");
 }
+
+#[test]
+fn a_schema_1_file_is_migrated_to_stream_keyed_events() {
+    use tables::{V1_EVENT_ID_TO_POSITION, V1_ROOM_STREAM_TO_EVENT, V1_ROOM_STREAM_TO_PDU_FIELDS};
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A schema-1 file as that server left it: two rooms whose events
+    // interleave in stream order.
+    {
+        let db = Database::create(dir.path().join("hearth.redb")).expect("create");
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut events = txn.open_table(V1_ROOM_STREAM_TO_EVENT).expect("table");
+            let mut pdus = txn.open_table(V1_ROOM_STREAM_TO_PDU_FIELDS).expect("table");
+            let mut ids = txn.open_table(V1_EVENT_ID_TO_POSITION).expect("table");
+            for stream in 1..=6u64 {
+                let room = 2 - stream % 2;
+                let json = format!("{{\"event_id\":\"$e{stream}\"}}");
+                events.insert((room, stream), json.as_bytes()).expect("insert");
+                pdus.insert((room, stream), format!("{{\"depth\":{stream}}}").as_bytes())
+                    .expect("insert");
+                ids.insert(format!("$e{stream}").as_str(), (room, stream)).expect("insert");
+            }
+        }
+        tables::write_meta_u64(&txn, tables::META_SCHEMA_VERSION, 1).expect("meta");
+        tables::write_meta_u64(&txn, tables::META_NEXT_POSITION, 7).expect("meta");
+        txn.commit().expect("commit");
+    }
+    let store = Store::open(dir.path(), 1 << 20, None).expect("open migrates");
+    let read = store.read().expect("read");
+    assert_eq!(read.schema_version().expect("version"), Some(u64::from(SCHEMA_VERSION)));
+    let (r2, r1) = (RoomShort(2), RoomShort(1));
+    let (evs, limited) = read.events_after(r2, StreamPos(0), StreamPos(6), 10).expect("events");
+    assert!(!limited);
+    assert_eq!(evs.iter().map(|e| e.stream.0).collect::<Vec<_>>(), [2, 4, 6]);
+    assert_eq!(evs[1].json, br#"{"event_id":"$e4"}"#);
+    let back = read.events_before(r1, StreamPos(6), 10).expect("events");
+    assert_eq!(back.iter().map(|e| e.stream.0).collect::<Vec<_>>(), [5, 3, 1]);
+    assert_eq!(read.latest_event(r1).expect("latest").map(|e| e.stream.0), Some(5));
+    assert_eq!(read.event_position("$e3").expect("pos"), Some((r1, StreamPos(3))));
+    assert_eq!(read.event_position("$e9").expect("pos"), None);
+    assert_eq!(
+        read.pdu_fields(r2, StreamPos(4)).expect("pdu").as_deref(),
+        Some(&br#"{"depth":4}"#[..])
+    );
+    // The old tables are gone.
+    let names: Vec<String> = read
+        .0
+        .list_tables()
+        .expect("list")
+        .map(|t| redb::TableHandle::name(&t).to_owned())
+        .collect();
+    assert!(names.contains(&"stream_to_event".to_owned()), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n == "room_stream_to_event" || n == "event_id_to_position"),
+        "{names:?}"
+    );
+}

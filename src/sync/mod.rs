@@ -4,7 +4,7 @@
 //! stripped state, and rooms left.
 //!
 //! Everything is a range scan over the one stream: `user_stream_to_room` for
-//! membership changes, `room_stream_to_event` per joined room for new
+//! membership changes, the timeline index `room_stream_to_unit` per joined room for new
 //! events, `room_stream_to_state_key` for state deltas. An incremental sync
 //! with nothing new costs one index lookup per joined room.
 
