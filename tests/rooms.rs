@@ -89,6 +89,102 @@ async fn sending_with_the_same_txn_id_is_idempotent_per_device() {
 }
 
 #[tokio::test]
+async fn the_sending_device_alone_sees_the_transaction_id() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    let r = room(&alice, json!({ "preset": "public_chat" })).await;
+    bob.post(&format!("/_matrix/client/v3/rooms/{r}/join"), json!({})).await.ok();
+    let laptop = s.client().with_token(
+        s.client().login("alice", "pw-alice-1").await.ok()["access_token"].as_str().expect("t"),
+    );
+    let id = send(&alice, &r, "txn-42", "hello").await;
+    let txn_of = |ev: &Value| ev["unsigned"]["transaction_id"].clone();
+    let in_sync = |body: &Value| -> Value {
+        let events = body["rooms"]["join"][r.as_str()]["timeline"]["events"].as_array().cloned();
+        events
+            .unwrap_or_default()
+            .into_iter()
+            .find(|e| e["event_id"] == id.as_str())
+            .expect("event")
+    };
+    let event_path = format!("/_matrix/client/v3/rooms/{r}/event/{id}");
+    let messages_path = format!("/_matrix/client/v3/rooms/{r}/messages?dir=b&limit=1");
+    let sliding = json!({ "lists": { "all": { "ranges": [[0, 9]], "timeline_limit": 1 } } });
+    // The sender's device: in /sync, sliding sync, /event, /messages, /context.
+    assert_eq!(txn_of(&in_sync(&alice.get("/_matrix/client/v3/sync").await.ok())), "txn-42");
+    assert_eq!(txn_of(&alice.get(&event_path).await.ok()), "txn-42");
+    assert_eq!(txn_of(&alice.get(&messages_path).await.ok()["chunk"][0]), "txn-42");
+    let context = alice.get(&format!("/_matrix/client/v3/rooms/{r}/context/{id}")).await.ok();
+    assert_eq!(txn_of(&context["event"]), "txn-42");
+    let slid = alice
+        .post("/_matrix/client/unstable/org.matrix.simplified_msc3575/sync", sliding.clone())
+        .await
+        .ok();
+    assert_eq!(txn_of(&slid["rooms"][r.as_str()]["timeline"][0]), "txn-42", "{slid}");
+    // Another device of the same user, and another user: never, and the
+    // device marker the server keeps beside it never leaks.
+    for other in [&laptop, &bob] {
+        let synced = in_sync(&other.get("/_matrix/client/v3/sync").await.ok());
+        let fetched = other.get(&event_path).await.ok();
+        let paged = other.get(&messages_path).await.ok()["chunk"][0].clone();
+        let slid = other
+            .post("/_matrix/client/unstable/org.matrix.simplified_msc3575/sync", sliding.clone())
+            .await
+            .ok();
+        let slid = slid["rooms"][r.as_str()]["timeline"][0].clone();
+        for ev in [synced, fetched, paged, slid] {
+            assert_eq!(ev["event_id"], id.as_str());
+            assert!(
+                ev.get("unsigned").is_none_or(|u| u.as_object().is_some_and(|o| o.is_empty())),
+                "{ev}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_state_event_carries_what_it_replaced() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let r = room(&alice, json!({ "name": "first" })).await;
+    let first = alice.get(&format!("/_matrix/client/v3/rooms/{r}/state/m.room.name/")).await.ok();
+    assert_eq!(first["name"], "first");
+    let name_path = format!("/_matrix/client/v3/rooms/{r}/state/m.room.name/");
+    let first_id = {
+        let state = alice.get(&format!("/_matrix/client/v3/rooms/{r}/state")).await.ok();
+        let name =
+            state.as_array().expect("state").iter().find(|e| e["type"] == "m.room.name").cloned();
+        name.expect("name event")["event_id"].as_str().expect("id").to_owned()
+    };
+    let second = alice.put(&name_path, json!({ "name": "second" })).await.ok();
+    let second = second["event_id"].as_str().expect("id").to_owned();
+    let ev = alice.get(&format!("/_matrix/client/v3/rooms/{r}/event/{second}")).await.ok();
+    assert_eq!(ev["unsigned"]["prev_content"], json!({ "name": "first" }), "{ev}");
+    assert_eq!(ev["unsigned"]["replaces_state"], first_id.as_str());
+    assert_eq!(ev["unsigned"]["prev_sender"], "@alice:localhost");
+    // A display-name change: clients tell it from a join by prev_content.
+    alice
+        .put(
+            "/_matrix/client/v3/profile/@alice:localhost/displayname",
+            json!({ "displayname": "Al" }),
+        )
+        .await
+        .ok();
+    let page =
+        alice.get(&format!("/_matrix/client/v3/rooms/{r}/messages?dir=b&limit=1")).await.ok();
+    let member = &page["chunk"][0];
+    assert_eq!(member["type"], "m.room.member", "{page}");
+    assert_eq!(member["content"]["displayname"], "Al");
+    assert_eq!(member["unsigned"]["prev_content"]["membership"], "join", "{member}");
+    // The room's first state events replace nothing.
+    let create =
+        alice.get(&format!("/_matrix/client/v3/rooms/{r}/messages?dir=f&limit=1")).await.ok();
+    assert_eq!(create["chunk"][0]["type"], "m.room.create");
+    assert!(create["chunk"][0].get("unsigned").is_none(), "{create}");
+}
+
+#[tokio::test]
 async fn outsiders_cannot_read_or_write_and_invite_only_rooms_refuse_them() {
     let s = TestServer::start();
     let (alice, _) = s.client().register("alice", "pw-alice-1").await;

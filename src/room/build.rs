@@ -25,6 +25,10 @@ pub struct NewEvent {
     pub content: Value,
     /// For `m.room.redaction` before v11 (top-level `redacts`).
     pub redacts: Option<String>,
+    /// `(device ID, transaction ID)` of the client request that sends it:
+    /// stored in `unsigned`, served to that device only
+    /// (`crate::room::served`).
+    pub txn: Option<(String, String)>,
 }
 
 impl NewEvent {
@@ -36,6 +40,7 @@ impl NewEvent {
             sender: sender.to_owned(),
             content,
             redacts: None,
+            txn: None,
         }
     }
 }
@@ -108,6 +113,11 @@ struct EventIdOnly<'a> {
     event_id: Cow<'a, str>,
 }
 
+/// The `event_id` of a stored client-format event.
+pub fn event_id_of(json: &[u8]) -> Option<String> {
+    serde_json::from_slice::<EventIdOnly<'_>>(json).ok().map(|e| e.event_id.into_owned())
+}
+
 /// Just the `depth` of stored federation fields.
 #[derive(Deserialize)]
 struct DepthOnly {
@@ -142,7 +152,7 @@ pub fn append_event(
         }
         None => (Vec::new(), 1),
     };
-    let NewEvent { event_type, state_key, sender, content, redacts } = ev;
+    let NewEvent { event_type, state_key, sender, content, redacts, txn } = ev;
     let candidate = AuthEvent {
         event_id: "$pending".into(),
         room_id: if is_create && version.room_id_from_create_event() {
@@ -182,6 +192,21 @@ pub fn append_event(
     auth_ids.dedup();
     drop(loaded);
     let AuthEvent { event_type, state_key, sender, content, prev_events, .. } = candidate;
+    // `unsigned`, stored with the event: what it replaces, for a state event
+    // (clients describe "changed their name" from `prev_content`), and the
+    // sending device's transaction ID.
+    let mut unsigned = Map::new();
+    if let Some(k) = &state_key
+        && let Some(prev) = cache.state.state_event(ctx, room, &event_type, k)?
+    {
+        unsigned.insert("prev_content".into(), prev.content.clone());
+        unsigned.insert("prev_sender".into(), json!(prev.sender));
+        unsigned.insert("replaces_state".into(), json!(prev.event_id));
+    }
+    if let Some((device, txn_id)) = txn {
+        unsigned.insert("transaction_id".into(), json!(txn_id));
+        unsigned.insert(crate::room::served::TXN_DEVICE.into(), json!(device));
+    }
 
     let mut pdu = Map::new();
     pdu.insert("auth_events".into(), json!(auth_ids));
@@ -221,6 +246,9 @@ pub fn append_event(
     }
     if let Some(r) = &redacts {
         client.insert("redacts".into(), json!(r));
+    }
+    if !unsigned.is_empty() {
+        client.insert("unsigned".into(), Value::Object(unsigned));
     }
     // Kept as a value for the steps below: the event is not parsed back.
     let client_value = Value::Object(client);

@@ -10,6 +10,7 @@ pub mod pdu;
 pub mod power_levels;
 pub mod redaction;
 pub mod relations;
+pub mod served;
 pub mod service;
 pub mod upgrade;
 pub mod version;

@@ -33,9 +33,7 @@ pub fn record(
 
 fn load(read: &ReadTxn, room: RoomShort, stream: StreamPos) -> Result<Option<Value>, MatrixError> {
     match read.event_at(room, stream)? {
-        Some(e) => Ok(Some(
-            serde_json::from_slice(&e.json).map_err(|err| MatrixError::internal("event", err))?,
-        )),
+        Some(e) => Ok(Some(crate::room::served::parse(&e.json, None)?)),
         None => Ok(None),
     }
 }

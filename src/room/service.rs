@@ -22,13 +22,42 @@ pub(crate) fn target(ctx: &WriteCtx<'_>, room_id: &str) -> Result<Option<RoomTar
     }))
 }
 
-/// Sends `ev` into `room_id`. With `txn` = (user, device, scope, txn_id) the
-/// send is idempotent: a retransmission returns the first event's ID.
+/// A client's transaction ID with who sent it: the same ID from the same
+/// device on the same path is one request (spec: "Transaction
+/// identifiers"), whichever access token the device used.
+pub struct Txn {
+    pub user: String,
+    pub device: String,
+    pub id: String,
+}
+
+impl Txn {
+    pub fn of(caller: &crate::http::Caller, id: &str) -> Txn {
+        Txn {
+            user: caller.user_id.to_string(),
+            device: caller.device_id.to_string(),
+            id: id.into(),
+        }
+    }
+}
+
+/// The event ID a transaction made earlier in `room`, if it did.
+fn earlier_event(ctx: &WriteCtx<'_>, txn: &Txn, scope: &str) -> Result<Option<String>, StoreError> {
+    let Some((room, stream)) = ctx.txn_position(&txn.user, &txn.device, scope, &txn.id)? else {
+        return Ok(None);
+    };
+    let Some(event) = ctx.event_at(room, stream)? else { return Ok(None) };
+    Ok(crate::room::build::event_id_of(&event.json))
+}
+
+/// Sends `ev` into `room_id`. With `txn` the send is idempotent: a
+/// retransmission returns the first event's ID, and the event carries the
+/// transaction ID for the sending device (`unsigned.transaction_id`).
 pub async fn send(
     app: &App,
     room_id: &str,
-    ev: NewEvent,
-    txn: Option<(String, String, String, String)>,
+    mut ev: NewEvent,
+    txn: Option<Txn>,
 ) -> Result<String, MatrixError> {
     let signer = app.signer.clone();
     let cache = app.writer_cache.clone();
@@ -37,20 +66,22 @@ pub async fn send(
         .store
         .write(move |ctx| {
             let mut cache = lock(&cache);
-            if let Some((u, d, s, t)) = &txn
-                && let Some(id) = ctx.txn_event(u, d, s, t)?
-            {
-                return Ok(Ok(Appended { event_id: id, stream: crate::store::StreamPos(0) }));
-            }
             let Some(room) = target(ctx, &room_id)? else {
                 return Ok(Err(MatrixError::not_found("Room not found")));
             };
+            let scope = format!("s{}/{}", room.short.0, ev.event_type);
+            if let Some(t) = &txn {
+                if let Some(id) = earlier_event(ctx, t, &scope)? {
+                    return Ok(Ok(Appended { event_id: id, stream: crate::store::StreamPos(0) }));
+                }
+                ev.txn = Some((t.device.clone(), t.id.clone()));
+            }
             let appended = match append_event(ctx, &mut cache, &signer, &room, ev, now_ms())? {
                 Ok(a) => a,
                 Err(e) => return Ok(Err(e)),
             };
-            if let Some((u, d, s, t)) = &txn {
-                ctx.put_txn_event(u, d, s, t, &appended.event_id)?;
+            if let Some(t) = &txn {
+                ctx.put_txn(&t.user, &t.device, &scope, &t.id, (room.short, appended.stream))?;
             }
             Ok(Ok(appended))
         })
@@ -67,7 +98,7 @@ pub async fn redact(
     event_id: &str,
     sender: &str,
     reason: Option<String>,
-    txn: (String, String, String, String),
+    txn: Txn,
 ) -> Result<String, MatrixError> {
     let signer = app.signer.clone();
     let cache = app.writer_cache.clone();
@@ -75,13 +106,13 @@ pub async fn redact(
     app.store
         .write(move |ctx| {
             let mut cache = lock(&cache);
-            let (u, d, s, t) = &txn;
-            if let Some(id) = ctx.txn_event(u, d, s, t)? {
-                return Ok(Ok(id));
-            }
             let Some(room) = target(ctx, &room_id)? else {
                 return Ok(Err(MatrixError::not_found("Room not found")));
             };
+            let scope = format!("r{}/{}", room.short.0, event_id);
+            if let Some(id) = earlier_event(ctx, &txn, &scope)? {
+                return Ok(Ok(id));
+            }
             let Some((r, pos)) = ctx.event_position(&event_id)? else {
                 return Ok(Err(MatrixError::not_found("Event not found")));
             };
@@ -117,6 +148,7 @@ pub async fn redact(
                 sender: sender.clone(),
                 content,
                 redacts: top_level,
+                txn: Some((txn.device.clone(), txn.id.clone())),
             };
             let appended = match append_event(ctx, &mut cache, &signer, &room, ev, now_ms())? {
                 Ok(a) => a,
@@ -124,7 +156,7 @@ pub async fn redact(
             };
             let because = ctx
                 .event_at(room.short, appended.stream)?
-                .and_then(|e| serde_json::from_slice::<Value>(&e.json).ok())
+                .and_then(|e| crate::room::served::parse(&e.json, None).ok())
                 .unwrap_or(Value::Null);
             // A redacted event no longer relates to anything (its reaction
             // or edit stops counting).
@@ -142,7 +174,7 @@ pub async fn redact(
             // original must not be served again.
             cache.state.event_rewritten(r, pos);
             ctx.rewrite_event(r, pos, &bytes)?;
-            ctx.put_txn_event(u, d, s, t, &appended.event_id)?;
+            ctx.put_txn(&txn.user, &txn.device, &scope, &txn.id, (room.short, appended.stream))?;
             Ok(Ok(appended.event_id))
         })
         .await
@@ -224,6 +256,7 @@ pub async fn create_room(app: &App, req: CreateRoom) -> Result<String, MatrixErr
                 sender: req.creator.clone(),
                 content,
                 redacts: None,
+                txn: None,
             };
             let mut member = json!({ "membership": "join" });
             if let Some(n) = &req.creator_profile.0 {

@@ -132,6 +132,7 @@ pub async fn upgrade(
         sender: user.to_owned(),
         content: json!({ "body": "This room has been replaced", "replacement_room": new_room }),
         redacts: None,
+        txn: None,
     };
     service::send(app, room_id, tombstone, None).await?;
     // 6. Quieten the old room.
@@ -151,6 +152,7 @@ pub async fn upgrade(
         sender: user.to_owned(),
         content: old_pl,
         redacts: None,
+        txn: None,
     };
     if let Err(e) = service::send(app, room_id, lower, None).await {
         // Not fatal: the tombstone already points everyone to the new room.

@@ -136,7 +136,7 @@ impl Rooms<'_> {
 }
 
 fn parse(e: &StoredEvent) -> Result<Value, MatrixError> {
-    serde_json::from_slice(&e.json).map_err(|err| MatrixError::internal("stored event", err))
+    crate::room::served::parse(&e.json, None)
 }
 
 /// The mask of keys both asked for and allowed by the type filter.

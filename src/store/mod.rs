@@ -50,7 +50,9 @@ pub use writer::{
 /// The schema this binary writes. Bump it with a migration in `migrate`.
 /// 2: events keyed by stream position alone, a room timeline index, event
 /// IDs indexed by hash (`rooms::migrate_events_to_v2`).
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: transaction IDs point at the event's position, under a compact scope
+/// (`rooms::migrate_txns_to_v3`).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// What can go wrong below the API. Everything but `Locked` and
 /// `NewerSchema` is an internal failure (logged, answered `M_UNKNOWN`).
@@ -532,6 +534,9 @@ fn migrate(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
     if from == Some(1) {
         rooms::migrate_events_to_v2(&txn)?;
+    }
+    if from.is_some_and(|v| v < 3) {
+        rooms::migrate_txns_to_v3(&txn)?;
     }
     tables::create_all(&txn)?;
     tables::write_meta_u64(&txn, tables::META_SCHEMA_VERSION, u64::from(SCHEMA_VERSION))?;

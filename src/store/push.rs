@@ -1,17 +1,21 @@
 //! Push: each user's push-rule customisation, the notifications evaluation
 //! produced, and pushers.
 //!
-//! A notification is written twice in the same transaction: under
-//! `(user, room, stream)` so unread counts are a range scan from the user's
-//! read receipt, and under `(user, stream)` for `GET /notifications`.
+//! A notification is a row for every member a message notifies, so it is
+//! most of what a message costs the disk in a busy room and is kept to one
+//! small row: `(user, room, stream) → mark`, where the mark's low bit says
+//! "highlight" and the bits above name the action list the user's rules
+//! gave, when it is one of those the default rules produce
+//! (`COMMON_ACTIONS`, codes 1…). Unread counts are a range scan from the
+//! user's read receipt; `GET /notifications` merges the user's rooms newest
+//! first.
 //!
-//! The `(user, stream)` row is written for every member a message notifies,
-//! so it is kept small (it is most of what a message costs the disk in a
-//! busy room): `1 | room short: u64 | ts: u64 | actions`, where `actions`
-//! is one byte naming one of the action lists the default rules produce
-//! (`COMMON_ACTIONS`), or `0` followed by the list's JSON. Rows written
-//! before this layout are JSON objects (`{room_id, event_id, actions, ts}`)
-//! and are still read.
+//! Any other action list (code 0) is kept in a second row under
+//! `(user, stream)`: `1 | room short: u64 | ts: u64 | actions`, `actions`
+//! being `0` followed by the list's JSON. Earlier versions wrote that row
+//! for every notification (with a one-byte code for common lists), and
+//! before that as JSON (`{room_id, event_id, actions, ts}`); both are still
+//! read.
 
 use redb::ReadableTable;
 
@@ -68,9 +72,7 @@ impl ReadTxn {
         for row in t.range((user, room.0, after.0.saturating_add(1))..=(user, room.0, u64::MAX))? {
             let (_, v) = row?;
             n += 1;
-            if v.value() != 0 {
-                h += 1;
-            }
+            h += u64::from(v.value() & HIGHLIGHT);
         }
         Ok((n, h))
     }
@@ -87,23 +89,7 @@ impl ReadTxn {
         let mut out = Vec::new();
         for row in t.range((user, room.0, after.0.saturating_add(1))..=(user, room.0, u64::MAX))? {
             let (k, v) = row?;
-            out.push((StreamPos(k.value().2), v.value() != 0));
-        }
-        Ok(out)
-    }
-
-    /// A user's notification rows before `before`, newest first, as stored.
-    pub(super) fn notifications(
-        &self,
-        user: &str,
-        before: StreamPos,
-        limit: usize,
-    ) -> Result<Vec<(StreamPos, Vec<u8>)>, StoreError> {
-        let t = self.0.open_table(USER_STREAM_TO_NOTIFICATION)?;
-        let mut out = Vec::new();
-        for row in t.range((user, 0)..(user, before.0))?.rev().take(limit) {
-            let (k, v) = row?;
-            out.push((StreamPos(k.value().1), v.value().to_vec()));
+            out.push((StreamPos(k.value().2), v.value() & HIGHLIGHT != 0));
         }
         Ok(out)
     }
@@ -115,8 +101,13 @@ pub struct NotificationRow {
     pub room: RoomShort,
     /// The actions the user's push rules gave, as JSON (a list).
     pub actions: Vec<u8>,
-    pub ts: u64,
+    /// When it was recorded, if the row says (else: the event's own
+    /// `origin_server_ts`, which is what rows that say hold).
+    pub ts: Option<u64>,
 }
+
+/// The mark's highlight bit; the bits above it are the action code.
+const HIGHLIGHT: u8 = 1;
 
 const ROW_V1: u8 = 1;
 
@@ -129,18 +120,22 @@ const COMMON_ACTIONS: [&[u8]; 5] = [
     br#"["notify",{"set_tweak":"sound","value":"ring"}]"#,
 ];
 
+/// The code of a common action list (1…), or 0.
+fn action_code(actions: &[u8]) -> u8 {
+    COMMON_ACTIONS.iter().position(|c| *c == actions).map_or(0, |i| i as u8 + 1)
+}
+
+fn common_actions(code: u8) -> Option<&'static [u8]> {
+    COMMON_ACTIONS.get(usize::from(code).checked_sub(1)?).copied()
+}
+
 fn encode_notification(room: RoomShort, actions: &[u8], ts: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(18);
+    let mut out = Vec::with_capacity(18 + actions.len());
     out.push(ROW_V1);
     out.extend_from_slice(&room.0.to_le_bytes());
     out.extend_from_slice(&ts.to_le_bytes());
-    match COMMON_ACTIONS.iter().position(|c| *c == actions) {
-        Some(i) => out.push(i as u8 + 1),
-        None => {
-            out.push(0);
-            out.extend_from_slice(actions);
-        }
-    }
+    out.push(0);
+    out.extend_from_slice(actions);
     out
 }
 
@@ -156,42 +151,78 @@ fn decode_notification(bytes: &[u8]) -> Result<NotificationRow, StoreError> {
         let ts = u64_at(9)?;
         let actions = match bytes.get(17) {
             Some(0) => bytes[18..].to_vec(),
-            Some(&i) => COMMON_ACTIONS.get(usize::from(i) - 1).ok_or_else(corrupt)?.to_vec(),
+            Some(&i) => common_actions(i).ok_or_else(corrupt)?.to_vec(),
             None => return Err(corrupt()),
         };
-        return Ok(NotificationRow { room, actions, ts });
+        return Ok(NotificationRow { room, actions, ts: Some(ts) });
     }
     Err(corrupt())
 }
 
 impl ReadTxn {
     /// A user's notifications before `before`, newest first, decoded (rows
-    /// of rooms that no longer resolve are skipped).
+    /// of rooms that no longer resolve are skipped): the newest `limit` of
+    /// each room the user has marks in, merged.
     pub fn notification_rows(
         &self,
         user: &str,
         before: StreamPos,
         limit: usize,
     ) -> Result<Vec<(StreamPos, NotificationRow)>, StoreError> {
-        let mut out = Vec::new();
-        for (pos, bytes) in self.notifications(user, before, limit)? {
-            if bytes.first() == Some(&b'{') {
-                // The JSON layout of earlier versions.
-                let v: serde_json::Value = serde_json::from_slice(&bytes)
-                    .map_err(|e| StoreError::Corrupt(format!("notification row: {e}")))?;
-                let Some(room) = v["room_id"].as_str().map(|r| self.room(r)).transpose()?.flatten()
-                else {
-                    continue;
-                };
-                let actions = serde_json::to_vec(&v["actions"])
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let ts = v["ts"].as_u64().unwrap_or(0);
-                out.push((pos, NotificationRow { room: RoomShort(room.short), actions, ts }));
-            } else {
-                out.push((pos, decode_notification(&bytes)?));
+        let marks = self.0.open_table(USER_ROOM_STREAM_TO_HIGHLIGHT)?;
+        let mut newest: Vec<(u64, u64, u8)> = Vec::new();
+        let mut from_room = 0;
+        loop {
+            // The next room with marks (one seek per room).
+            let next = marks.range((user, from_room, 0)..=(user, u64::MAX, u64::MAX))?.next();
+            let Some(row) = next else { break };
+            let room = row?.0.value().1;
+            for row in marks.range((user, room, 0)..(user, room, before.0))?.rev().take(limit) {
+                let (k, v) = row?;
+                newest.push((k.value().2, room, v.value()));
+            }
+            match room.checked_add(1) {
+                Some(r) => from_room = r,
+                None => break,
             }
         }
+        newest.sort_unstable_by_key(|m| std::cmp::Reverse(m.0));
+        newest.truncate(limit);
+        let side = self.0.open_table(USER_STREAM_TO_NOTIFICATION)?;
+        let mut out = Vec::with_capacity(newest.len());
+        for (stream, room, mark) in newest {
+            let row = match common_actions(mark >> 1) {
+                Some(actions) => {
+                    NotificationRow { room: RoomShort(room), actions: actions.to_vec(), ts: None }
+                }
+                None => match side.get((user, stream))? {
+                    Some(v) => match self.decode_side_row(v.value())? {
+                        Some(row) => row,
+                        None => continue,
+                    },
+                    None => return Err(StoreError::Corrupt("notification without actions".into())),
+                },
+            };
+            out.push((StreamPos(stream), row));
+        }
         Ok(out)
+    }
+
+    /// A `(user, stream)` notification row, in either layout it was written
+    /// in (`None`: its room no longer resolves).
+    fn decode_side_row(&self, bytes: &[u8]) -> Result<Option<NotificationRow>, StoreError> {
+        if bytes.first() != Some(&b'{') {
+            return decode_notification(bytes).map(Some);
+        }
+        // The JSON layout of earlier versions.
+        let v: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| StoreError::Corrupt(format!("notification row: {e}")))?;
+        let Some(room) = v["room_id"].as_str().map(|r| self.room(r)).transpose()?.flatten() else {
+            return Ok(None);
+        };
+        let actions =
+            serde_json::to_vec(&v["actions"]).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some(NotificationRow { room: RoomShort(room.short), actions, ts: v["ts"].as_u64() }))
     }
 }
 
@@ -212,13 +243,16 @@ impl WriteCtx<'_> {
         actions: &[u8],
         ts: u64,
     ) -> Result<(), StoreError> {
+        let code = action_code(actions);
         self.txn
             .open_table(USER_ROOM_STREAM_TO_HIGHLIGHT)?
-            .insert((user, room.0, stream.0), u8::from(highlight))?;
-        let row = encode_notification(room, actions, ts);
-        self.txn
-            .open_table(USER_STREAM_TO_NOTIFICATION)?
-            .insert((user, stream.0), row.as_slice())?;
+            .insert((user, room.0, stream.0), u8::from(highlight) | code << 1)?;
+        if code == 0 {
+            let row = encode_notification(room, actions, ts);
+            self.txn
+                .open_table(USER_STREAM_TO_NOTIFICATION)?
+                .insert((user, stream.0), row.as_slice())?;
+        }
         Ok(())
     }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::tables::{
     ALIAS_TO_ROOM_ID, EVENT_HASH_TO_POSITION, META, ROOM_ID_TO_RECORD, ROOM_SHORT_TO_ID,
     ROOM_STATE_TO_STREAM, ROOM_STREAM_TO_STATE_KEY, ROOM_STREAM_TO_UNIT, ROOM_USER_TO_MEMBERSHIP,
-    STREAM_TO_EVENT, STREAM_TO_PDU_FIELDS, TXN_TO_EVENT_ID, USER_FILTER_TO_JSON,
+    STREAM_TO_EVENT, STREAM_TO_PDU_FIELDS, TXN_TO_POSITION, USER_FILTER_TO_JSON,
     USER_ROOM_TO_MEMBERSHIP, USER_STREAM_TO_ROOM, event_hash,
 };
 use super::{ReadTxn, StoreError, StreamPos, WriteCtx};
@@ -222,16 +222,22 @@ macro_rules! room_reads {
                 Ok(v.map(|v| v.value().to_owned()))
             }
 
-            pub fn txn_event(
+            /// Where an earlier request with this transaction ID put its
+            /// event (`(RoomShort(0), StreamPos(0))` if it made none). The
+            /// scope is described at `TXN_TO_POSITION`.
+            pub fn txn_position(
                 &self,
                 user_id: &str,
                 device_id: &str,
                 scope: &str,
                 txn_id: &str,
-            ) -> Result<Option<String>, StoreError> {
-                let t = self.$txn.open_table(TXN_TO_EVENT_ID)?;
+            ) -> Result<Option<(RoomShort, StreamPos)>, StoreError> {
+                let t = self.$txn.open_table(TXN_TO_POSITION)?;
                 let v = t.get((user_id, device_id, scope, txn_id))?;
-                Ok(v.map(|v| v.value().to_owned()))
+                Ok(v.map(|v| {
+                    let (r, s) = v.value();
+                    (RoomShort(r), StreamPos(s))
+                }))
             }
         }
     };
@@ -573,17 +579,19 @@ impl WriteCtx<'_> {
         Ok(existed)
     }
 
-    pub fn put_txn_event(
+    /// Records that a request with this transaction ID made the event at
+    /// `(room, stream)` (or none: `(RoomShort(0), StreamPos(0))`).
+    pub fn put_txn(
         &mut self,
         user_id: &str,
         device_id: &str,
         scope: &str,
         txn_id: &str,
-        event_id: &str,
+        (room, stream): (RoomShort, StreamPos),
     ) -> Result<(), StoreError> {
         self.txn
-            .open_table(TXN_TO_EVENT_ID)?
-            .insert((user_id, device_id, scope, txn_id), event_id)?;
+            .open_table(TXN_TO_POSITION)?
+            .insert((user_id, device_id, scope, txn_id), (room.0, stream.0))?;
         Ok(())
     }
 
@@ -641,5 +649,49 @@ pub(super) fn migrate_events_to_v2(txn: &redb::WriteTransaction) -> Result<(), S
     txn.delete_table(V1_ROOM_STREAM_TO_EVENT)?;
     txn.delete_table(V1_ROOM_STREAM_TO_PDU_FIELDS)?;
     txn.delete_table(V1_EVENT_ID_TO_POSITION)?;
+    Ok(())
+}
+
+/// Schema 2 → 3: transaction IDs keyed by a compact scope and pointing at
+/// the event's position instead of its ID (`TXN_TO_POSITION`). Rows whose
+/// room or event no longer resolves are dropped (a retransmission of them
+/// is then treated as new, as after any server that forgets old IDs).
+pub(super) fn migrate_txns_to_v3(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    use super::tables::V2_TXN_TO_EVENT_ID;
+    {
+        let old = txn.open_table(V2_TXN_TO_EVENT_ID)?;
+        let rooms = txn.open_table(ROOM_ID_TO_RECORD)?;
+        let positions = txn.open_table(EVENT_HASH_TO_POSITION)?;
+        let mut new = txn.open_table(TXN_TO_POSITION)?;
+        let short_of = |room_id: &str| -> Result<Option<u64>, StoreError> {
+            match rooms.get(room_id)? {
+                Some(v) => Ok(Some(decode::<RoomRecord>("room", v.value())?.short)),
+                None => Ok(None),
+            }
+        };
+        for row in old.iter()? {
+            let (k, v) = row?;
+            let (user, device, scope, txn_id) = k.value();
+            let position = positions.get(event_hash(v.value()))?;
+            let converted = if let Some(ty) = scope.strip_prefix("sendToDevice/") {
+                Some((format!("d/{ty}"), (0, 0)))
+            } else if let Some((kind, rest)) = scope.split_once('/')
+                && let Some((room_id, tail)) = rest.split_once('/')
+                && let (Some(short), Some(p)) = (short_of(room_id)?, position)
+            {
+                match kind {
+                    "send" => Some((format!("s{short}/{tail}"), p.value())),
+                    "redact" => Some((format!("r{short}/{tail}"), p.value())),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            if let Some((scope, pos)) = converted {
+                new.insert((user, device, scope.as_str(), txn_id), pos)?;
+            }
+        }
+    }
+    txn.delete_table(V2_TXN_TO_EVENT_ID)?;
     Ok(())
 }

@@ -126,8 +126,18 @@ pub(super) const USER_STREAM_TO_ROOM: TableDefinition<(&str, u64), u64> =
     TableDefinition::new("user_stream_to_room");
 pub(super) const ALIAS_TO_ROOM_ID: TableDefinition<&str, &str> =
     TableDefinition::new("alias_to_room_id");
-pub(super) const TXN_TO_EVENT_ID: TableDefinition<(&str, &str, &str, &str), &str> =
+/// Schema 2's transaction IDs: `(user, device, "send/{room ID}/{type}",
+/// txn) → event ID`. The migration to schema 3 rewrites them into
+/// [`TXN_TO_POSITION`] and deletes the table.
+pub(super) const V2_TXN_TO_EVENT_ID: TableDefinition<(&str, &str, &str, &str), &str> =
     TableDefinition::new("txn_to_event_id");
+/// Transaction IDs: `(user, device, scope, txn) → (room short, stream)` of
+/// the event the request made (`(0, 0)` for requests that made none). The
+/// scope names the request's path compactly: `s{room short}/{type}` for a
+/// send, `r{room short}/{event ID}` for a redaction, `d/{type}` for
+/// send-to-device. One row per sent message, so it is kept small.
+pub(super) const TXN_TO_POSITION: TableDefinition<(&str, &str, &str, &str), (u64, u64)> =
+    TableDefinition::new("txn_to_position");
 pub(super) const USER_FILTER_TO_JSON: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("user_filter_to_json");
 
@@ -217,7 +227,7 @@ macro_rules! all_tables {
             15 => ROOM_USER_TO_MEMBERSHIP,
             16 => USER_STREAM_TO_ROOM,
             17 => ALIAS_TO_ROOM_ID,
-            18 => TXN_TO_EVENT_ID,
+            18 => V2_TXN_TO_EVENT_ID,
             19 => USER_FILTER_TO_JSON,
             20 => USER_ACCOUNT_DATA_TO_JSON,
             21 => USER_STREAM_TO_ACCOUNT_DATA,
@@ -248,14 +258,15 @@ macro_rules! all_tables {
             46 => STREAM_TO_EVENT,
             47 => STREAM_TO_PDU_FIELDS,
             48 => ROOM_STREAM_TO_UNIT,
-            49 => EVENT_HASH_TO_POSITION
+            49 => EVENT_HASH_TO_POSITION,
+            50 => TXN_TO_POSITION
         }
     };
 }
 
 /// Log ids of tables no current schema has (kept in [`all_tables`] so an
 /// older server's log can still be replayed before migrating).
-const RETIRED: [u8; 3] = [9, 10, 11];
+const RETIRED: [u8; 4] = [9, 10, 11, 18];
 
 /// Creates every table so read transactions can open them on a new file.
 pub(super) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {

@@ -262,46 +262,63 @@ fn a_clean_stop_checkpoints_and_leaves_the_log_empty() {
 }
 
 #[test]
-fn notification_rows_are_compact_and_rows_of_the_json_layout_still_read() {
+fn common_notifications_are_one_row_and_rows_of_earlier_layouts_still_read() {
     let (_dir, store) = temp_store();
     let common = br#"["notify",{"set_tweak":"sound","value":"default"}]"#;
     let custom = br#"["notify",{"set_tweak":"sound","value":"bell.ogg"}]"#;
-    let room = store
+    let (r1, r2) = store
         .write_blocking(move |ctx| {
-            let room = ctx.create_room_record("!r:hs", "12", false)?;
-            ctx.put_notification("@a:hs", room, StreamPos(10), false, common, 1000)?;
-            ctx.put_notification("@a:hs", room, StreamPos(11), true, custom, 1001)?;
-            // A row as earlier versions wrote it.
-            let legacy = br#"{"room_id":"!r:hs","event_id":"$e","actions":["notify"],"ts":999}"#;
-            ctx.txn
-                .open_table(tables::USER_STREAM_TO_NOTIFICATION)?
-                .insert(("@a:hs", 9), legacy.as_slice())?;
-            Ok(Ok::<_, StoreError>(room))
+            let r1 = ctx.create_room_record("!r:hs", "12", false)?;
+            let r2 = ctx.create_room_record("!s:hs", "12", false)?;
+            ctx.put_notification("@a:hs", r1, StreamPos(10), false, common, 1000)?;
+            ctx.put_notification("@a:hs", r2, StreamPos(11), true, custom, 1001)?;
+            ctx.put_notification("@a:hs", r1, StreamPos(12), true, common, 1002)?;
+            ctx.put_notification("@b:hs", r1, StreamPos(13), false, common, 1003)?;
+            // Rows as earlier versions wrote them: a mark without an action
+            // code beside a JSON row, and beside a row with a one-byte code.
+            let legacy = br#"{"room_id":"!s:hs","event_id":"$e","actions":["notify"],"ts":999}"#;
+            let mut coded = vec![1];
+            coded.extend_from_slice(&r1.0.to_le_bytes());
+            coded.extend_from_slice(&998u64.to_le_bytes());
+            coded.push(4);
+            let mut marks = ctx.txn.open_table(tables::USER_ROOM_STREAM_TO_HIGHLIGHT)?;
+            marks.insert(("@a:hs", r2.0, 9), 0)?;
+            marks.insert(("@a:hs", r1.0, 8), 1)?;
+            drop(marks);
+            let mut side = ctx.txn.open_table(tables::USER_STREAM_TO_NOTIFICATION)?;
+            side.insert(("@a:hs", 9), legacy.as_slice())?;
+            side.insert(("@a:hs", 8), coded.as_slice())?;
+            Ok(Ok::<_, StoreError>((r1, r2)))
         })
         .expect("write");
     let read = store.read().expect("read");
-    let sizes: Vec<usize> = read
-        .notifications("@a:hs", StreamPos(u64::MAX), 10)
-        .expect("rows")
-        .iter()
-        .map(|(_, b)| b.len())
+    // Only the uncommon action list (and the legacy rows) took a second row.
+    let side = read.0.open_table(tables::USER_STREAM_TO_NOTIFICATION).expect("table");
+    let side_rows: Vec<u64> = redb::ReadableTable::iter(&side)
+        .expect("iter")
+        .map(|r| r.expect("row").0.value().1)
         .collect();
-    // Newest first: custom actions carry their JSON, common ones one byte.
-    assert_eq!(sizes[1], 18);
-    assert_eq!(sizes[0], 18 + custom.len());
+    assert_eq!(side_rows, [8, 9, 11]);
     let rows = read.notification_rows("@a:hs", StreamPos(u64::MAX), 10).expect("rows");
-    let got: Vec<(u64, u64, u64, Vec<u8>)> =
+    let got: Vec<(u64, u64, Option<u64>, Vec<u8>)> =
         rows.into_iter().map(|(p, r)| (p.0, r.room.0, r.ts, r.actions)).collect();
+    let highlight = br#"["notify",{"set_tweak":"highlight"}]"#;
     assert_eq!(
         got,
         [
-            (11, room.0, 1001, custom.to_vec()),
-            (10, room.0, 1000, common.to_vec()),
-            (9, room.0, 999, br#"["notify"]"#.to_vec()),
+            (12, r1.0, None, common.to_vec()),
+            (11, r2.0, Some(1001), custom.to_vec()),
+            (10, r1.0, None, common.to_vec()),
+            (9, r2.0, Some(999), br#"["notify"]"#.to_vec()),
+            (8, r1.0, Some(998), highlight.to_vec()),
         ]
     );
-    // Paging stops before `before`.
-    assert_eq!(read.notification_rows("@a:hs", StreamPos(10), 10).expect("rows").len(), 1);
+    // Paging: before a position, at most `limit`, across rooms.
+    let page = read.notification_rows("@a:hs", StreamPos(11), 2).expect("rows");
+    assert_eq!(page.iter().map(|(p, _)| p.0).collect::<Vec<_>>(), [10, 9]);
+    // Counts read the highlight bit under the action code.
+    assert_eq!(read.unread_counts("@a:hs", r1, StreamPos(0)).expect("counts"), (3, 2));
+    assert_eq!(read.unread_counts("@a:hs", r1, StreamPos(10)).expect("counts"), (1, 1));
 }
 
 #[test]
@@ -443,4 +460,61 @@ fn a_schema_1_file_is_migrated_to_stream_keyed_events() {
         !names.iter().any(|n| n == "room_stream_to_event" || n == "event_id_to_position"),
         "{names:?}"
     );
+}
+
+#[test]
+fn a_schema_2_file_keeps_its_transaction_ids_as_positions() {
+    use tables::{
+        EVENT_HASH_TO_POSITION, ROOM_ID_TO_RECORD, ROOM_STREAM_TO_UNIT, STREAM_TO_EVENT,
+        V2_TXN_TO_EVENT_ID, event_hash,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let db = Database::create(dir.path().join("hearth.redb")).expect("create");
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut rooms = txn.open_table(ROOM_ID_TO_RECORD).expect("table");
+            rooms.insert("!r:hs", br#"{"short":5,"version":"10"}"#.as_slice()).expect("insert");
+            let mut events = txn.open_table(STREAM_TO_EVENT).expect("table");
+            let mut timeline = txn.open_table(ROOM_STREAM_TO_UNIT).expect("table");
+            let mut ids = txn.open_table(EVENT_HASH_TO_POSITION).expect("table");
+            for (stream, id) in [(7u64, "$sent"), (8, "$redaction")] {
+                let json = format!("{{\"event_id\":\"{id}\"}}");
+                events.insert(stream, json.as_bytes()).expect("insert");
+                timeline.insert((5, stream), ()).expect("insert");
+                ids.insert(event_hash(id), (5, stream)).expect("insert");
+            }
+            let mut txns = txn.open_table(V2_TXN_TO_EVENT_ID).expect("table");
+            for (scope, txn_id, event_id) in [
+                ("send/!r:hs/m.room.message", "t1", "$sent"),
+                ("redact/!r:hs/$sent", "t2", "$redaction"),
+                ("sendToDevice/m.room_key_request", "t3", ""),
+                ("send/!r:hs/m.room.message", "t4", "$never-stored"),
+                ("send/!gone:hs/m.room.message", "t5", "$sent"),
+            ] {
+                txns.insert(("@a:hs", "DEV", scope, txn_id), event_id).expect("insert");
+            }
+        }
+        tables::write_meta_u64(&txn, tables::META_SCHEMA_VERSION, 2).expect("meta");
+        tables::write_meta_u64(&txn, tables::META_NEXT_POSITION, 9).expect("meta");
+        txn.commit().expect("commit");
+    }
+    let store = Store::open(dir.path(), 1 << 20, None).expect("open migrates");
+    let read = store.read().expect("read");
+    assert_eq!(read.schema_version().expect("version"), Some(u64::from(SCHEMA_VERSION)));
+    let pos = |scope: &str, t: &str| read.txn_position("@a:hs", "DEV", scope, t).expect("read");
+    let room = RoomShort(5);
+    assert_eq!(pos("s5/m.room.message", "t1"), Some((room, StreamPos(7))));
+    assert_eq!(pos("r5/$sent", "t2"), Some((room, StreamPos(8))));
+    assert_eq!(pos("d/m.room_key_request", "t3"), Some((RoomShort(0), StreamPos(0))));
+    assert_eq!(pos("s5/m.room.message", "t4"), None, "event unknown: dropped");
+    assert_eq!(pos("s5/m.room.message", "t5"), None, "room unknown: dropped");
+    assert_eq!(pos("s5/m.room.message", "t2"), None, "scopes stay apart");
+    let names: Vec<String> = read
+        .0
+        .list_tables()
+        .expect("list")
+        .map(|t| redb::TableHandle::name(&t).to_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n == "txn_to_event_id"), "{names:?}");
 }

@@ -113,8 +113,17 @@ pub fn pagination_token(p: StreamPos) -> String {
 /// Parses stored client-format JSON for a sync response (which omits
 /// `room_id`: the room is the key it sits under).
 pub fn event_value(e: &StoredEvent, drop_room_id: bool) -> Result<Value, MatrixError> {
-    let mut v: Value = serde_json::from_slice(&e.json)
-        .map_err(|err| MatrixError::internal("stored event", err))?;
+    event_value_for(e, drop_room_id, None)
+}
+
+/// [`event_value`] for `device`, which sees the transaction IDs of the
+/// events it sent.
+pub fn event_value_for(
+    e: &StoredEvent,
+    drop_room_id: bool,
+    device: Option<&str>,
+) -> Result<Value, MatrixError> {
+    let mut v = crate::room::served::parse(&e.json, device)?;
     if drop_room_id && let Some(o) = v.as_object_mut() {
         o.remove("room_id");
     }
@@ -267,12 +276,13 @@ pub fn timeline_events(
     upto: StreamPos,
     filter: &RoomEventFilter,
     limit: usize,
+    device: &str,
 ) -> Result<(Vec<(StoredEvent, Value)>, bool), MatrixError> {
     if filter.is_open() {
         let (events, limited) = read.events_after(room, since, upto, limit)?;
         let parsed = events
             .into_iter()
-            .map(|e| event_value(&e, true).map(|v| (e, v)))
+            .map(|e| event_value_for(&e, true, Some(device)).map(|v| (e, v)))
             .collect::<Result<_, _>>()?;
         return Ok((parsed, limited));
     }
@@ -295,7 +305,7 @@ pub fn timeline_events(
             }
             scanned += 1;
             before = e.stream;
-            let v = event_value(&e, true)?;
+            let v = event_value_for(&e, true, Some(device))?;
             if filter.allows_event(&v) {
                 out.push((e, v));
             }
@@ -319,7 +329,15 @@ fn joined_room(
     let rf = &params.filter.room;
     let since = if fresh { StreamPos(0) } else { params.since.unwrap_or_default() };
     let (mut pairs, limited) = if rf.timeline.allows_room(room_id) {
-        timeline_events(read, m.room, since, upto, &rf.timeline, params.timeline_limit())?
+        timeline_events(
+            read,
+            m.room,
+            since,
+            upto,
+            &rf.timeline,
+            params.timeline_limit(),
+            &params.device_id,
+        )?
     } else {
         (Vec::new(), false)
     };
@@ -493,7 +511,15 @@ fn left_room(cx: &mut Cx, m: &Membership, room_id: &str) -> Result<Value, Matrix
     let rf = &params.filter.room;
     let since = params.since.unwrap_or_default();
     let (pairs, limited) = if rf.timeline.allows_room(room_id) {
-        timeline_events(read, m.room, since, m.stream, &rf.timeline, params.timeline_limit())?
+        timeline_events(
+            read,
+            m.room,
+            since,
+            m.stream,
+            &rf.timeline,
+            params.timeline_limit(),
+            &params.device_id,
+        )?
     } else {
         (Vec::new(), false)
     };

@@ -14,7 +14,7 @@ use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::ids::UserId;
 use crate::server::App;
-use crate::store::{ReadTxn, StoreError};
+use crate::store::{ReadTxn, RoomShort, StoreError, StreamPos};
 use crate::sync;
 
 fn to_vec(v: &Value) -> Result<Vec<u8>, StoreError> {
@@ -455,8 +455,8 @@ pub async fn send_to_device(
     let (ty, txn) = (event_type.to_owned(), txn_id.to_owned());
     app.store
         .write(move |ctx| {
-            let scope = format!("sendToDevice/{ty}");
-            if ctx.txn_event(&sender, &device, &scope, &txn)?.is_some() {
+            let scope = format!("d/{ty}");
+            if ctx.txn_position(&sender, &device, &scope, &txn)?.is_some() {
                 return Ok(Ok(()));
             }
             for (user, per_device) in &messages {
@@ -480,7 +480,7 @@ pub async fn send_to_device(
                     }
                 }
             }
-            ctx.put_txn_event(&sender, &device, &scope, &txn, "")?;
+            ctx.put_txn(&sender, &device, &scope, &txn, (RoomShort(0), StreamPos(0)))?;
             Ok(Ok::<_, MatrixError>(()))
         })
         .await?;

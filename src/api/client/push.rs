@@ -259,12 +259,12 @@ pub fn get_notifications(app: &App, req: &Request) -> Result<Reply, MatrixError>
             let short = row.room;
             let Some(room_id) = read.room_id(short)? else { continue };
             let Some(ev) = read.event_at(short, *pos)? else { continue };
-            let event: Value =
-                serde_json::from_slice(&ev.json).map_err(|e| MatrixError::internal("event", e))?;
+            let event = crate::room::served::parse(&ev.json, None)?;
             let read_upto = sync::read_position(&read, &user, short)?;
+            let ts = row.ts.or_else(|| event["origin_server_ts"].as_u64()).unwrap_or(0);
             out.push(json!({
                 "actions": actions, "event": event, "read": *pos <= read_upto,
-                "room_id": room_id, "ts": row.ts,
+                "room_id": room_id, "ts": ts,
             }));
             if out.len() == limit {
                 next = Some(*pos);

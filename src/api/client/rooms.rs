@@ -8,10 +8,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, json};
+use crate::http::{Caller, Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId, UserId};
 use crate::room::build::NewEvent;
-use crate::room::service::{self, CreateRoom};
+use crate::room::service::{self, CreateRoom, Txn};
 use crate::room::version::RoomVersion;
 use crate::room::visibility::Visibility;
 use crate::server::App;
@@ -342,16 +342,9 @@ pub async fn send_message_event(
         sender: caller.user_id.to_string(),
         content,
         redacts: None,
+        txn: None,
     };
-    // spec: a retransmission is the same txn ID on the same path, so the
-    // scope names the room and event type too.
-    let txn = (
-        caller.user_id.to_string(),
-        caller.device_id.to_string(),
-        format!("send/{room_id}/{event_type}"),
-        txn_id.to_owned(),
-    );
-    let event_id = service::send(app, room_id, ev, Some(txn)).await?;
+    let event_id = service::send(app, room_id, ev, Some(Txn::of(caller, txn_id))).await?;
     Ok(json(&json!({ "event_id": event_id })))
 }
 
@@ -375,13 +368,15 @@ pub async fn set_room_state(
         sender: caller.user_id.to_string(),
         content,
         redacts: None,
+        txn: None,
     };
     let event_id = service::send(app, room_id, ev, None).await?;
     Ok(json(&json!({ "event_id": event_id })))
 }
 
+/// A stored event for a client (without another device's transaction ID).
 pub(crate) fn parse(e: &StoredEvent) -> Result<Value, MatrixError> {
-    serde_json::from_slice(&e.json).map_err(|err| MatrixError::internal("stored event", err))
+    crate::room::served::parse(&e.json, None)
 }
 
 /// `GET /rooms/{roomId}/state/{eventType}/{stateKey}`
@@ -460,19 +455,19 @@ pub fn get_event(
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
     let seen = visible_event(&read, caller.user_id.as_str(), short, event_id)?;
-    Ok(json(&parse_bundled(&read, short, &seen.event, caller.user_id.as_str())?))
+    Ok(json(&parse_bundled(&read, short, &seen.event, caller)?))
 }
 
-/// A stored event with its bundled aggregations, as the spec asks for
-/// `/event`, `/messages`, `/context` and `/sync`.
+/// A stored event for the caller's device with its bundled aggregations,
+/// as the spec asks for `/event`, `/messages`, `/context` and `/sync`.
 pub(crate) fn parse_bundled(
     read: &ReadTxn,
     room: RoomShort,
     e: &StoredEvent,
-    user: &str,
+    caller: &Caller,
 ) -> Result<Value, MatrixError> {
-    let mut v = parse(e)?;
-    crate::room::relations::bundle(read, room, &mut v, user)?;
+    let mut v = crate::room::served::parse(&e.json, Some(caller.device_id.as_str()))?;
+    crate::room::relations::bundle(read, room, &mut v, caller.user_id.as_str())?;
     Ok(v)
 }
 
@@ -563,7 +558,6 @@ pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, Matrix
         return Err(MatrixError::invalid_param("dir must be b or f"));
     }
     let vis = Visibility::load(&read, caller.user_id.as_str(), short)?;
-    let user = caller.user_id.as_str();
     let page = if filter.allows_room(room_id) {
         scan_page(&read, short, dir == "b", from, to, upto, limit, &|e| {
             Ok(vis.can_see(e) && (filter.is_open() || filter.allows_event(&parse(e)?)))
@@ -574,7 +568,7 @@ pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, Matrix
     let chunk: Vec<Value> = page
         .events
         .iter()
-        .map(|e| parse_bundled(&read, short, e, user))
+        .map(|e| parse_bundled(&read, short, e, caller))
         .collect::<Result<_, _>>()?;
     let start_token = match from {
         Some(f) => sync::pagination_token(f),
@@ -701,12 +695,7 @@ pub async fn redact_event(
         Some(Value::String(r)) => Some(r.clone()),
         Some(_) => return Err(MatrixError::bad_json("reason must be a string")),
     };
-    let txn = (
-        caller.user_id.to_string(),
-        caller.device_id.to_string(),
-        format!("redact/{room_id}/{event_id}"),
-        txn_id.to_owned(),
-    );
+    let txn = Txn::of(caller, txn_id);
     let event_id =
         service::redact(app, room_id, event_id, caller.user_id.as_str(), reason, txn).await?;
     Ok(json(&json!({ "event_id": event_id })))
@@ -770,11 +759,10 @@ pub fn get_event_context(
     let start = before_events.last().map(|e| e.stream).unwrap_or(pos);
     let end =
         after_events.last().map(|e| StreamPos(e.stream.0 + 1)).unwrap_or(StreamPos(pos.0 + 1));
-    let user = caller.user_id.as_str();
     let bundle = |evs: &[StoredEvent]| -> Result<Vec<Value>, MatrixError> {
-        evs.iter().map(|e| parse_bundled(&read, short, e, user)).collect()
+        evs.iter().map(|e| parse_bundled(&read, short, e, caller)).collect()
     };
-    let event_value = parse_bundled(&read, short, &event, user)?;
+    let event_value = parse_bundled(&read, short, &event, caller)?;
     let events_before = bundle(before_events)?;
     let events_after = bundle(after_events)?;
     let mut state = Vec::new();

@@ -30,6 +30,7 @@ fn state(sender: &str, event_type: &str, state_key: &str, content: Value) -> New
         sender: sender.into(),
         content,
         redacts: None,
+        txn: None,
     }
 }
 
@@ -162,6 +163,7 @@ fn message(sender: &str, body: &str) -> NewEvent {
         sender: sender.into(),
         content: json!({"msgtype": "m.text", "body": body}),
         redacts: None,
+        txn: None,
     }
 }
 

@@ -13,7 +13,8 @@ use crate::error::MatrixError;
 use crate::room::visibility::Visibility;
 use crate::store::{ReadTxn, RoomShort, StreamPos};
 use crate::sync::{
-    event_value, pagination_token, read_position, restricted_history, sender_of, stripped_state,
+    event_value, event_value_for, pagination_token, read_position, restricted_history, sender_of,
+    stripped_state,
 };
 
 /// Lazily-loaded members remembered per room; beyond this the set is reset
@@ -201,8 +202,10 @@ pub(super) fn room_response(
             }
         }
     }
-    let timeline: Vec<Value> =
-        events.iter().map(|e| event_value(e, true)).collect::<Result<_, _>>()?;
+    let timeline: Vec<Value> = events
+        .iter()
+        .map(|e| event_value_for(e, true, Some(ctx.input.device_id)))
+        .collect::<Result<_, _>>()?;
     if cfg.lazy() {
         for v in &timeline {
             let mut users = Vec::new();
