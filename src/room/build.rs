@@ -118,12 +118,6 @@ pub fn event_id_of(json: &[u8]) -> Option<String> {
     serde_json::from_slice::<EventIdOnly<'_>>(json).ok().map(|e| e.event_id.into_owned())
 }
 
-/// Just the `depth` of stored federation fields.
-#[derive(Deserialize)]
-struct DepthOnly {
-    depth: Option<u64>,
-}
-
 /// Authorises, builds, signs and stores `ev` in `room`. The outer `Err` is a
 /// storage failure; the inner one a refusal (nothing written). State the
 /// rules read comes parsed from `cache`.
@@ -145,8 +139,7 @@ pub fn append_event(
                 .into_owned();
             let depth = ctx
                 .pdu_fields(room.short, latest.stream)?
-                .and_then(|f| serde_json::from_slice::<DepthOnly>(&f).ok())
-                .and_then(|f| f.depth)
+                .and_then(|f| crate::room::fields::depth(&f))
                 .unwrap_or(0);
             (vec![id], depth + 1)
         }
@@ -261,7 +254,8 @@ pub fn append_event(
         "hashes": pdu["hashes"],
         "signatures": pdu["signatures"],
     });
-    let fields = serde_json::to_vec(&fields).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let fields =
+        crate::room::fields::encode(&fields).map_err(|e| StoreError::Corrupt(e.to_string()))?;
 
     let content = &client_value["content"];
     let membership = if event_type == "m.room.member" {

@@ -365,3 +365,30 @@ fn state_cache_is_bounded() {
     })
     .expect("fill");
 }
+
+#[test]
+fn stored_fields_rebuild_the_signed_pdu() {
+    let f = fixture();
+    let pos = f
+        .run(false, |ctx, cache, signer, room| send(ctx, cache, signer, room, message(BOB, "hi")))
+        .expect("send");
+    let read = f.store.read().expect("read");
+    let bytes = read.pdu_fields(f.room.short, pos).expect("read").expect("fields");
+    assert_eq!(bytes[0], 1, "stored in the compact layout");
+    let fields = crate::room::fields::decode(&bytes).expect("decodes");
+    assert_eq!(fields["depth"], 6, "after the five set-up events");
+    // The PDU the event was signed as: the client form without what the
+    // server adds for clients, plus the stored fields.
+    let event = read.event_at(f.room.short, pos).expect("read").expect("event");
+    let mut pdu: Value = serde_json::from_slice(&event.json).expect("json");
+    let event_id = pdu["event_id"].as_str().expect("id").to_owned();
+    let o = pdu.as_object_mut().expect("object");
+    o.remove("event_id");
+    o.remove("unsigned");
+    o.extend(fields.as_object().expect("object").clone());
+    let key = f.signer.key.verifying_key();
+    crate::room::pdu::verify_event(&pdu, RoomVersion::V11, "example.org", "ed25519:t", &key)
+        .expect("signature checks out");
+    assert!(crate::room::pdu::content_hash_matches(&pdu).expect("hash"));
+    assert_eq!(crate::room::pdu::event_id(&pdu, RoomVersion::V11).expect("id"), event_id);
+}
