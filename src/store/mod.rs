@@ -50,8 +50,9 @@ pub use writer::{
 /// The schema this binary writes. Bump it with a migration in `migrate`.
 /// 2: events keyed by stream position alone, a room timeline index, event
 /// IDs indexed by hash (`rooms::migrate_events_to_v2`).
-/// 3: transaction IDs point at the event's position, under a compact scope
-/// (`rooms::migrate_txns_to_v3`).
+/// 3: transaction IDs point at the event's position, under a compact scope;
+/// the event-ID index is split into epochs of stream positions
+/// (`rooms::migrate_to_v3`).
 pub const SCHEMA_VERSION: u32 = 3;
 
 /// What can go wrong below the API. Everything but `Locked` and
@@ -536,7 +537,7 @@ fn migrate(db: &Database) -> Result<(), StoreError> {
         rooms::migrate_events_to_v2(&txn)?;
     }
     if from.is_some_and(|v| v < 3) {
-        rooms::migrate_txns_to_v3(&txn)?;
+        rooms::migrate_to_v3(&txn)?;
     }
     tables::create_all(&txn)?;
     tables::write_meta_u64(&txn, tables::META_SCHEMA_VERSION, u64::from(SCHEMA_VERSION))?;

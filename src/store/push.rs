@@ -20,8 +20,8 @@
 use redb::ReadableTable;
 
 use super::tables::{
-    EVENT_HASH_TO_POSITION, PUSH_QUEUE, PUSHER_TO_JSON, RECEIPT_TO_EVENT, USER_PUSH_RULES_TO_JSON,
-    USER_ROOM_STREAM_TO_HIGHLIGHT, USER_STREAM_TO_NOTIFICATION, event_hash,
+    PUSH_QUEUE, PUSHER_TO_JSON, RECEIPT_TO_EVENT, USER_PUSH_RULES_TO_JSON,
+    USER_ROOM_STREAM_TO_HIGHLIGHT, USER_STREAM_TO_NOTIFICATION,
 };
 use super::{ReadTxn, RoomShort, StoreError, StreamPos, WriteCtx};
 
@@ -316,13 +316,12 @@ impl WriteCtx<'_> {
     /// push payload's unread count).
     pub fn unread_in_room(&self, user: &str, room: RoomShort) -> Result<u64, StoreError> {
         let receipts = self.txn.open_table(RECEIPT_TO_EVENT)?;
-        let positions = self.txn.open_table(EVENT_HASH_TO_POSITION)?;
         let mut read_upto = 0;
         for ty in ["m.read", "m.read.private"] {
             if let Some(v) = receipts.get((room.0, ty, user, ""))?
-                && let Some(p) = positions.get(event_hash(v.value().0))?
+                && let Some((_, p)) = self.event_position(v.value().0)?
             {
-                read_upto = read_upto.max(p.value().1);
+                read_upto = read_upto.max(p.0);
             }
         }
         let t = self.txn.open_table(USER_ROOM_STREAM_TO_HIGHLIGHT)?;

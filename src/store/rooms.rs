@@ -15,10 +15,10 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::tables::{
-    ALIAS_TO_ROOM_ID, EVENT_HASH_TO_POSITION, META, ROOM_ID_TO_RECORD, ROOM_SHORT_TO_ID,
+    ALIAS_TO_ROOM_ID, EVENT_EPOCH_HASH_TO_POSITION, META, ROOM_ID_TO_RECORD, ROOM_SHORT_TO_ID,
     ROOM_STATE_TO_STREAM, ROOM_STREAM_TO_STATE_KEY, ROOM_STREAM_TO_UNIT, ROOM_USER_TO_MEMBERSHIP,
     STREAM_TO_EVENT, STREAM_TO_PDU_FIELDS, TXN_TO_POSITION, USER_FILTER_TO_JSON,
-    USER_ROOM_TO_MEMBERSHIP, USER_STREAM_TO_ROOM, event_hash,
+    USER_ROOM_TO_MEMBERSHIP, USER_STREAM_TO_ROOM, epoch, event_hash,
 };
 use super::{ReadTxn, StoreError, StreamPos, WriteCtx};
 
@@ -173,12 +173,20 @@ macro_rules! room_reads {
                 &self,
                 event_id: &str,
             ) -> Result<Option<(RoomShort, StreamPos)>, StoreError> {
-                let t = self.$txn.open_table(EVENT_HASH_TO_POSITION)?;
-                let v = t.get(event_hash(event_id))?;
-                Ok(v.map(|v| {
-                    let (r, s) = v.value();
-                    (RoomShort(r), StreamPos(s))
-                }))
+                // The epochs, newest first (most IDs clients name are recent).
+                let t = self.$txn.open_table(EVENT_EPOCH_HASH_TO_POSITION)?;
+                let newest = match t.last()? {
+                    Some((k, _)) => k.value().0,
+                    None => return Ok(None),
+                };
+                let hash = event_hash(event_id);
+                for e in (0..=newest).rev() {
+                    if let Some(v) = t.get((e, hash))? {
+                        let (r, s) = v.value();
+                        return Ok(Some((RoomShort(r), StreamPos(s))));
+                    }
+                }
+                Ok(None)
             }
 
             /// A user's membership in a room, if any.
@@ -520,8 +528,8 @@ impl WriteCtx<'_> {
         self.txn.open_table(STREAM_TO_PDU_FIELDS)?.insert(stream.0, pdu_fields)?;
         self.txn.open_table(ROOM_STREAM_TO_UNIT)?.insert((room.0, stream.0), ())?;
         self.txn
-            .open_table(EVENT_HASH_TO_POSITION)?
-            .insert(event_hash(event_id), (room.0, stream.0))?;
+            .open_table(EVENT_EPOCH_HASH_TO_POSITION)?
+            .insert((epoch(stream.0), event_hash(event_id)), (room.0, stream.0))?;
         if let Some((ty, key)) = state {
             self.txn.open_table(ROOM_STATE_TO_STREAM)?.insert((room.0, ty, key), stream.0)?;
             self.txn.open_table(ROOM_STREAM_TO_STATE_KEY)?.insert((room.0, stream.0), (ty, key))?;
@@ -617,6 +625,7 @@ impl WriteCtx<'_> {
 pub(super) fn migrate_events_to_v2(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     use super::tables::{
         V1_EVENT_ID_TO_POSITION, V1_ROOM_STREAM_TO_EVENT, V1_ROOM_STREAM_TO_PDU_FIELDS,
+        V2_EVENT_HASH_TO_POSITION,
     };
     let old_events = txn.open_table(V1_ROOM_STREAM_TO_EVENT)?;
     let old_pdus = txn.open_table(V1_ROOM_STREAM_TO_PDU_FIELDS)?;
@@ -639,7 +648,7 @@ pub(super) fn migrate_events_to_v2(txn: &redb::WriteTransaction) -> Result<(), S
             }
             timeline.insert((room, stream), ())?;
         }
-        let mut ids = txn.open_table(EVENT_HASH_TO_POSITION)?;
+        let mut ids = txn.open_table(V2_EVENT_HASH_TO_POSITION)?;
         for row in txn.open_table(V1_EVENT_ID_TO_POSITION)?.iter()? {
             let (k, v) = row?;
             ids.insert(event_hash(k.value()), v.value())?;
@@ -653,15 +662,16 @@ pub(super) fn migrate_events_to_v2(txn: &redb::WriteTransaction) -> Result<(), S
 }
 
 /// Schema 2 → 3: transaction IDs keyed by a compact scope and pointing at
-/// the event's position instead of its ID (`TXN_TO_POSITION`). Rows whose
+/// the event's position instead of its ID (`TXN_TO_POSITION`); rows whose
 /// room or event no longer resolves are dropped (a retransmission of them
-/// is then treated as new, as after any server that forgets old IDs).
-pub(super) fn migrate_txns_to_v3(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
-    use super::tables::V2_TXN_TO_EVENT_ID;
+/// is then treated as new, as after any server that forgets old IDs). Then
+/// the event-ID index moves to its epochs (`EVENT_EPOCH_HASH_TO_POSITION`).
+pub(super) fn migrate_to_v3(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    use super::tables::{V2_EVENT_HASH_TO_POSITION, V2_TXN_TO_EVENT_ID};
     {
         let old = txn.open_table(V2_TXN_TO_EVENT_ID)?;
         let rooms = txn.open_table(ROOM_ID_TO_RECORD)?;
-        let positions = txn.open_table(EVENT_HASH_TO_POSITION)?;
+        let positions = txn.open_table(V2_EVENT_HASH_TO_POSITION)?;
         let mut new = txn.open_table(TXN_TO_POSITION)?;
         let short_of = |room_id: &str| -> Result<Option<u64>, StoreError> {
             match rooms.get(room_id)? {
@@ -693,5 +703,19 @@ pub(super) fn migrate_txns_to_v3(txn: &redb::WriteTransaction) -> Result<(), Sto
         }
     }
     txn.delete_table(V2_TXN_TO_EVENT_ID)?;
+    {
+        // In position order, so each epoch's rows arrive together.
+        let mut rows = Vec::new();
+        for row in txn.open_table(V2_EVENT_HASH_TO_POSITION)?.iter()? {
+            let (k, v) = row?;
+            rows.push((v.value().1, k.value(), v.value().0));
+        }
+        rows.sort_unstable();
+        let mut ids = txn.open_table(EVENT_EPOCH_HASH_TO_POSITION)?;
+        for (stream, hash, room) in rows {
+            ids.insert((epoch(stream), hash), (room, stream))?;
+        }
+    }
+    txn.delete_table(V2_EVENT_HASH_TO_POSITION)?;
     Ok(())
 }

@@ -86,14 +86,34 @@ pub(super) const STREAM_TO_PDU_FIELDS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("stream_to_pdu_fields");
 pub(super) const ROOM_STREAM_TO_UNIT: TableDefinition<(u64, u64), ()> =
     TableDefinition::new("room_stream_to_unit");
-/// Event IDs are hashes, so this index takes its inserts at random places:
-/// a checkpoint rewrites about one of its leaves per new event until the
-/// leaves outnumber the events. Fixed-width 32-byte entries (the ID's
-/// 128-bit hash, not the 44-byte ID) keep the leaves few.
-pub(super) const EVENT_HASH_TO_POSITION: TableDefinition<u128, (u64, u64)> =
+/// Schema 2's event-ID index, keyed by the ID's hash alone. Event IDs are
+/// hashes, so it took its inserts at random places: a checkpoint rewrote
+/// about one of its leaves per new event once the leaves outnumbered the
+/// events between checkpoints, so bytes written per message grew with the
+/// history (≈0.8 KiB per message at 60,000 events, heading for a page per
+/// message). The migration to schema 3 moves it to
+/// [`EVENT_EPOCH_HASH_TO_POSITION`].
+pub(super) const V2_EVENT_HASH_TO_POSITION: TableDefinition<u128, (u64, u64)> =
     TableDefinition::new("event_hash_to_position");
+/// Event IDs: `(epoch of the stream position, the ID's 128-bit hash) →
+/// (room, stream)`, epochs being [`EPOCH_POSITIONS`] positions long. New
+/// events go into the newest epoch, so the leaves a checkpoint rewrites
+/// are bounded by an epoch's size, not the history's; a lookup probes the
+/// epochs newest first (most IDs clients name are recent ones).
+pub(super) const EVENT_EPOCH_HASH_TO_POSITION: TableDefinition<(u64, u128), (u64, u64)> =
+    TableDefinition::new("event_epoch_hash_to_position");
 
-/// The key of an event ID in [`EVENT_HASH_TO_POSITION`]: the first 128 bits
+/// Stream positions per event-ID epoch: an epoch's index is at most a few
+/// hundred leaves, and a lookup of an ID from a million positions ago
+/// probes 61 epochs (≈1 µs each).
+pub(super) const EPOCH_POSITIONS: u64 = 1 << 14;
+
+/// The event-ID epoch of a stream position.
+pub(super) fn epoch(stream: u64) -> u64 {
+    stream / EPOCH_POSITIONS
+}
+
+/// The hash of an event ID in [`EVENT_EPOCH_HASH_TO_POSITION`]: the first 128 bits
 /// of its BLAKE3 hash. Unlike the reference hash inside a room v3+ event ID
 /// (chosen by whoever builds the event), nobody can aim at a value of this
 /// one, and 128 bits make an accidental collision out of reach.
@@ -258,15 +278,16 @@ macro_rules! all_tables {
             46 => STREAM_TO_EVENT,
             47 => STREAM_TO_PDU_FIELDS,
             48 => ROOM_STREAM_TO_UNIT,
-            49 => EVENT_HASH_TO_POSITION,
-            50 => TXN_TO_POSITION
+            49 => V2_EVENT_HASH_TO_POSITION,
+            50 => TXN_TO_POSITION,
+            51 => EVENT_EPOCH_HASH_TO_POSITION
         }
     };
 }
 
 /// Log ids of tables no current schema has (kept in [`all_tables`] so an
 /// older server's log can still be replayed before migrating).
-const RETIRED: [u8; 4] = [9, 10, 11, 18];
+const RETIRED: [u8; 5] = [9, 10, 11, 18, 49];
 
 /// Creates every table so read transactions can open them on a new file.
 pub(super) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {

@@ -463,9 +463,9 @@ fn a_schema_1_file_is_migrated_to_stream_keyed_events() {
 }
 
 #[test]
-fn a_schema_2_file_keeps_its_transaction_ids_as_positions() {
+fn a_schema_2_file_keeps_its_transaction_ids_and_event_ids() {
     use tables::{
-        EVENT_HASH_TO_POSITION, ROOM_ID_TO_RECORD, ROOM_STREAM_TO_UNIT, STREAM_TO_EVENT,
+        ROOM_ID_TO_RECORD, ROOM_STREAM_TO_UNIT, STREAM_TO_EVENT, V2_EVENT_HASH_TO_POSITION,
         V2_TXN_TO_EVENT_ID, event_hash,
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -477,8 +477,10 @@ fn a_schema_2_file_keeps_its_transaction_ids_as_positions() {
             rooms.insert("!r:hs", br#"{"short":5,"version":"10"}"#.as_slice()).expect("insert");
             let mut events = txn.open_table(STREAM_TO_EVENT).expect("table");
             let mut timeline = txn.open_table(ROOM_STREAM_TO_UNIT).expect("table");
-            let mut ids = txn.open_table(EVENT_HASH_TO_POSITION).expect("table");
-            for (stream, id) in [(7u64, "$sent"), (8, "$redaction")] {
+            let mut ids = txn.open_table(V2_EVENT_HASH_TO_POSITION).expect("table");
+            // Positions in two epochs of the new index (its oldest and a
+            // later one).
+            for (stream, id) in [(7u64, "$sent"), (8, "$redaction"), (50_000, "$late")] {
                 let json = format!("{{\"event_id\":\"{id}\"}}");
                 events.insert(stream, json.as_bytes()).expect("insert");
                 timeline.insert((5, stream), ()).expect("insert");
@@ -496,12 +498,16 @@ fn a_schema_2_file_keeps_its_transaction_ids_as_positions() {
             }
         }
         tables::write_meta_u64(&txn, tables::META_SCHEMA_VERSION, 2).expect("meta");
-        tables::write_meta_u64(&txn, tables::META_NEXT_POSITION, 9).expect("meta");
+        tables::write_meta_u64(&txn, tables::META_NEXT_POSITION, 50_001).expect("meta");
         txn.commit().expect("commit");
     }
     let store = Store::open(dir.path(), 1 << 20, None).expect("open migrates");
     let read = store.read().expect("read");
     assert_eq!(read.schema_version().expect("version"), Some(u64::from(SCHEMA_VERSION)));
+    let at = |id: &str| read.event_position(id).expect("read");
+    assert_eq!(at("$sent"), Some((RoomShort(5), StreamPos(7))));
+    assert_eq!(at("$late"), Some((RoomShort(5), StreamPos(50_000))));
+    assert_eq!(at("$unknown"), None);
     let pos = |scope: &str, t: &str| read.txn_position("@a:hs", "DEV", scope, t).expect("read");
     let room = RoomShort(5);
     assert_eq!(pos("s5/m.room.message", "t1"), Some((room, StreamPos(7))));
@@ -516,5 +522,39 @@ fn a_schema_2_file_keeps_its_transaction_ids_as_positions() {
         .expect("list")
         .map(|t| redb::TableHandle::name(&t).to_owned())
         .collect();
-    assert!(!names.iter().any(|n| n == "txn_to_event_id"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n == "txn_to_event_id" || n == "event_hash_to_position"),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn event_ids_are_found_in_every_epoch() {
+    let (_dir, store) = temp_store();
+    let positions =
+        [1, tables::EPOCH_POSITIONS - 1, tables::EPOCH_POSITIONS, 5 * tables::EPOCH_POSITIONS + 3];
+    store
+        .write_blocking(move |ctx| {
+            let room = ctx.create_room_record("!r:hs", "12", false)?;
+            for p in positions {
+                let json = format!("{{\"event_id\":\"$e{p}\"}}");
+                ctx.put_event(
+                    room,
+                    StreamPos(p),
+                    &format!("$e{p}"),
+                    json.as_bytes(),
+                    b"{}",
+                    None,
+                    None,
+                )?;
+            }
+            Ok(Ok::<_, StoreError>(()))
+        })
+        .expect("write");
+    let read = store.read().expect("read");
+    for p in positions {
+        let found = read.event_position(&format!("$e{p}")).expect("read").map(|(_, s)| s.0);
+        assert_eq!(found, Some(p));
+    }
+    assert_eq!(read.event_position("$e2").expect("read"), None);
 }
