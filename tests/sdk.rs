@@ -39,6 +39,8 @@ struct Seen {
     room_id: OwnedRoomId,
     sender: OwnedUserId,
     body: String,
+    /// `unsigned.transaction_id`: only the sending client's copy has it.
+    transaction_id: Option<String>,
 }
 
 /// An SDK client with the in-memory store, pointed at the test server.
@@ -82,6 +84,7 @@ fn record_messages(client: &Client) -> Arc<Mutex<Vec<Seen>>> {
                     room_id: room.room_id().to_owned(),
                     sender: ev.sender,
                     body: text.body,
+                    transaction_id: ev.unsigned.transaction_id.map(|t| t.to_string()),
                 });
             }
         }
@@ -186,6 +189,16 @@ async fn two_sdk_clients_chat_through_hearth() {
     let alice_hellos =
         alice_seen.lock().expect("not poisoned").iter().filter(|m| m.body == "hello bob").count();
     assert_eq!(alice_hellos, 1, "a message is delivered to handlers once");
+    // The sending client matches its local echo by the transaction ID it
+    // chose; nobody else is given it.
+    let txn_of = |seen: &Mutex<Vec<Seen>>, body: &str| {
+        let seen = seen.lock().expect("not poisoned");
+        seen.iter().find(|m| m.body == body).map(|m| m.transaction_id.clone())
+    };
+    assert!(matches!(txn_of(&alice_seen, "hello bob"), Some(Some(t)) if !t.is_empty()));
+    assert!(matches!(txn_of(&bob_seen, "hi alice"), Some(Some(t)) if !t.is_empty()));
+    assert_eq!(txn_of(&bob_seen, "hello bob"), Some(None));
+    assert_eq!(txn_of(&alice_seen, "hi alice"), Some(None));
 
     // History through /messages has both, newest first.
     let history = bob_room.messages(MessagesOptions::backward()).await.expect("/messages");
