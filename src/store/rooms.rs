@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use super::tables::{
     ALIAS_TO_ROOM_ID, EVENT_EPOCH_HASH_TO_POSITION, META, ROOM_ID_TO_RECORD, ROOM_SHORT_TO_ID,
     ROOM_STATE_TO_STREAM, ROOM_STREAM_TO_STATE_KEY, ROOM_STREAM_TO_UNIT, ROOM_USER_TO_MEMBERSHIP,
-    STREAM_TO_EVENT, STREAM_TO_PDU_FIELDS, TXN_TO_POSITION, USER_FILTER_TO_JSON,
-    USER_ROOM_TO_MEMBERSHIP, USER_STREAM_TO_ROOM, epoch, event_hash,
+    STREAM_TO_EVENT, STREAM_TO_PDU_FIELDS, TXN_EPOCHS_KEPT, TXN_TO_POSITION, USER_FILTER_TO_JSON,
+    USER_ROOM_TO_MEMBERSHIP, USER_STREAM_TO_ROOM, epoch, event_hash, txn_epoch,
 };
 use super::{ReadTxn, StoreError, StreamPos, WriteCtx};
 
@@ -228,24 +228,6 @@ macro_rules! room_reads {
                 let t = self.$txn.open_table(ALIAS_TO_ROOM_ID)?;
                 let v = t.get(alias)?;
                 Ok(v.map(|v| v.value().to_owned()))
-            }
-
-            /// Where an earlier request with this transaction ID put its
-            /// event (`(RoomShort(0), StreamPos(0))` if it made none). The
-            /// scope is described at `TXN_TO_POSITION`.
-            pub fn txn_position(
-                &self,
-                user_id: &str,
-                device_id: &str,
-                scope: &str,
-                txn_id: &str,
-            ) -> Result<Option<(RoomShort, StreamPos)>, StoreError> {
-                let t = self.$txn.open_table(TXN_TO_POSITION)?;
-                let v = t.get((user_id, device_id, scope, txn_id))?;
-                Ok(v.map(|v| {
-                    let (r, s) = v.value();
-                    (RoomShort(r), StreamPos(s))
-                }))
             }
         }
     };
@@ -587,8 +569,32 @@ impl WriteCtx<'_> {
         Ok(existed)
     }
 
+    /// Where an earlier request with this transaction ID put its event
+    /// (`(RoomShort(0), StreamPos(0))` if it made none), if it came within
+    /// the remembered epochs. The scope is described at `TXN_TO_POSITION`.
+    pub fn txn_position(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        scope: &str,
+        txn_id: &str,
+    ) -> Result<Option<(RoomShort, StreamPos)>, StoreError> {
+        let now = txn_epoch(self.upcoming_position());
+        let t = self.txn.open_table(TXN_TO_POSITION)?;
+        for e in (now.saturating_sub(TXN_EPOCHS_KEPT - 1)..=now).rev() {
+            if let Some(v) = t.get((e, user_id, device_id, scope, txn_id))? {
+                let (r, s) = v.value();
+                return Ok(Some((RoomShort(r), StreamPos(s))));
+            }
+        }
+        Ok(None)
+    }
+
     /// Records that a request with this transaction ID made the event at
-    /// `(room, stream)` (or none: `(RoomShort(0), StreamPos(0))`).
+    /// `(room, stream)` (or none: `(RoomShort(0), StreamPos(0))`), and
+    /// forgets a few IDs older than the remembered epochs: the work is
+    /// bounded per request, and the rows go oldest first, from the front of
+    /// the table.
     pub fn put_txn(
         &mut self,
         user_id: &str,
@@ -597,9 +603,20 @@ impl WriteCtx<'_> {
         txn_id: &str,
         (room, stream): (RoomShort, StreamPos),
     ) -> Result<(), StoreError> {
-        self.txn
-            .open_table(TXN_TO_POSITION)?
-            .insert((user_id, device_id, scope, txn_id), (room.0, stream.0))?;
+        const FORGET_PER_PUT: usize = 16;
+        let now = txn_epoch(self.upcoming_position());
+        let mut t = self.txn.open_table(TXN_TO_POSITION)?;
+        t.insert((now, user_id, device_id, scope, txn_id), (room.0, stream.0))?;
+        let Some(oldest_kept) = (now + 1).checked_sub(TXN_EPOCHS_KEPT) else { return Ok(()) };
+        let mut forget = Vec::new();
+        for row in t.range(..(oldest_kept, "", "", "", ""))?.take(FORGET_PER_PUT) {
+            let key = row?.0;
+            let (e, u, d, s, x) = key.value();
+            forget.push((e, u.to_owned(), d.to_owned(), s.to_owned(), x.to_owned()));
+        }
+        for (e, u, d, s, x) in &forget {
+            t.remove((*e, u.as_str(), d.as_str(), s.as_str(), x.as_str()))?;
+        }
         Ok(())
     }
 
@@ -673,6 +690,13 @@ pub(super) fn migrate_to_v3(txn: &redb::WriteTransaction) -> Result<(), StoreErr
         let rooms = txn.open_table(ROOM_ID_TO_RECORD)?;
         let positions = txn.open_table(V2_EVENT_HASH_TO_POSITION)?;
         let mut new = txn.open_table(TXN_TO_POSITION)?;
+        // Migrated IDs start the remembered window afresh.
+        let next = txn
+            .open_table(META)?
+            .get(super::tables::META_NEXT_POSITION)?
+            .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+            .map_or(0, u64::from_be_bytes);
+        let now = txn_epoch(next);
         let short_of = |room_id: &str| -> Result<Option<u64>, StoreError> {
             match rooms.get(room_id)? {
                 Some(v) => Ok(Some(decode::<RoomRecord>("room", v.value())?.short)),
@@ -698,7 +722,7 @@ pub(super) fn migrate_to_v3(txn: &redb::WriteTransaction) -> Result<(), StoreErr
                 None
             };
             if let Some((scope, pos)) = converted {
-                new.insert((user, device, scope.as_str(), txn_id), pos)?;
+                new.insert((now, user, device, scope.as_str(), txn_id), pos)?;
             }
         }
     }

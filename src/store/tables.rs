@@ -151,13 +151,29 @@ pub(super) const ALIAS_TO_ROOM_ID: TableDefinition<&str, &str> =
 /// [`TXN_TO_POSITION`] and deletes the table.
 pub(super) const V2_TXN_TO_EVENT_ID: TableDefinition<(&str, &str, &str, &str), &str> =
     TableDefinition::new("txn_to_event_id");
-/// Transaction IDs: `(user, device, scope, txn) → (room short, stream)` of
-/// the event the request made (`(0, 0)` for requests that made none). The
-/// scope names the request's path compactly: `s{room short}/{type}` for a
-/// send, `r{room short}/{event ID}` for a redaction, `d/{type}` for
-/// send-to-device. One row per sent message, so it is kept small.
-pub(super) const TXN_TO_POSITION: TableDefinition<(&str, &str, &str, &str), (u64, u64)> =
-    TableDefinition::new("txn_to_position");
+/// Transaction IDs: `(epoch, user, device, scope, txn) → (room short,
+/// stream)` of the event the request made (`(0, 0)` for requests that made
+/// none). The scope names the request's path compactly: `s{room
+/// short}/{type}` for a send, `r{room short}/{event ID}` for a redaction,
+/// `d/{type}` for send-to-device. One row per sent message, so it is kept
+/// small; the epoch (of the stream position when the request came,
+/// [`TXN_EPOCH_POSITIONS`] long) keeps a device's random IDs (Element X
+/// sends UUIDs) from landing all over its whole history's rows, and lets
+/// old IDs be forgotten (`WriteCtx::put_txn`).
+pub(super) const TXN_TO_POSITION: TableDefinition<(u64, &str, &str, &str, &str), (u64, u64)> =
+    TableDefinition::new("txn_epoch_to_position");
+
+/// Stream positions per transaction-ID epoch.
+pub(super) const TXN_EPOCH_POSITIONS: u64 = 1 << 16;
+/// Epochs whose transaction IDs are remembered, the current one included:
+/// a retransmission is recognised for at least 131,072 stream positions
+/// (months on a family server; clients retry within minutes).
+pub(super) const TXN_EPOCHS_KEPT: u64 = 3;
+
+/// The transaction-ID epoch of a stream position.
+pub(super) fn txn_epoch(stream: u64) -> u64 {
+    stream / TXN_EPOCH_POSITIONS
+}
 pub(super) const USER_FILTER_TO_JSON: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("user_filter_to_json");
 

@@ -508,14 +508,27 @@ fn a_schema_2_file_keeps_its_transaction_ids_and_event_ids() {
     assert_eq!(at("$sent"), Some((RoomShort(5), StreamPos(7))));
     assert_eq!(at("$late"), Some((RoomShort(5), StreamPos(50_000))));
     assert_eq!(at("$unknown"), None);
-    let pos = |scope: &str, t: &str| read.txn_position("@a:hs", "DEV", scope, t).expect("read");
+    let found = store
+        .write_blocking(|ctx| {
+            let pos = |scope: &str, t: &str| ctx.txn_position("@a:hs", "DEV", scope, t);
+            let got = [
+                pos("s5/m.room.message", "t1")?,
+                pos("r5/$sent", "t2")?,
+                pos("d/m.room_key_request", "t3")?,
+                pos("s5/m.room.message", "t4")?,
+                pos("s5/m.room.message", "t5")?,
+                pos("s5/m.room.message", "t2")?,
+            ];
+            Ok(Ok::<_, StoreError>(got))
+        })
+        .expect("read");
     let room = RoomShort(5);
-    assert_eq!(pos("s5/m.room.message", "t1"), Some((room, StreamPos(7))));
-    assert_eq!(pos("r5/$sent", "t2"), Some((room, StreamPos(8))));
-    assert_eq!(pos("d/m.room_key_request", "t3"), Some((RoomShort(0), StreamPos(0))));
-    assert_eq!(pos("s5/m.room.message", "t4"), None, "event unknown: dropped");
-    assert_eq!(pos("s5/m.room.message", "t5"), None, "room unknown: dropped");
-    assert_eq!(pos("s5/m.room.message", "t2"), None, "scopes stay apart");
+    assert_eq!(found[0], Some((room, StreamPos(7))));
+    assert_eq!(found[1], Some((room, StreamPos(8))));
+    assert_eq!(found[2], Some((RoomShort(0), StreamPos(0))));
+    assert_eq!(found[3], None, "event unknown: dropped");
+    assert_eq!(found[4], None, "room unknown: dropped");
+    assert_eq!(found[5], None, "scopes stay apart");
     let names: Vec<String> = read
         .0
         .list_tables()
@@ -557,4 +570,59 @@ fn event_ids_are_found_in_every_epoch() {
         assert_eq!(found, Some(p));
     }
     assert_eq!(read.event_position("$e2").expect("read"), None);
+}
+
+#[test]
+fn transaction_ids_are_remembered_for_the_kept_epochs_then_forgotten() {
+    use tables::{TXN_EPOCH_POSITIONS, TXN_EPOCHS_KEPT, TXN_TO_POSITION};
+    let (_dir, store) = temp_store();
+    let room = RoomShort(1);
+    // Moves the stream on by whole epochs (positions are only counted).
+    let advance = |epochs: u64| {
+        store
+            .write_blocking(move |ctx| {
+                for _ in 0..epochs * TXN_EPOCH_POSITIONS {
+                    ctx.next_position();
+                }
+                Ok(Ok::<_, StoreError>(()))
+            })
+            .expect("advance")
+    };
+    let put = |txn: &'static str, stream: u64| {
+        store
+            .write_blocking(move |ctx| {
+                ctx.put_txn("@a:hs", "DEV", "s1/m.room.message", txn, (room, StreamPos(stream)))?;
+                Ok(Ok::<_, StoreError>(()))
+            })
+            .expect("put")
+    };
+    let lookup = |txn: &'static str| {
+        store
+            .write_blocking(move |ctx| {
+                Ok(Ok::<_, StoreError>(ctx.txn_position(
+                    "@a:hs",
+                    "DEV",
+                    "s1/m.room.message",
+                    txn,
+                )?))
+            })
+            .expect("lookup")
+    };
+    let rows = || {
+        let read = store.read().expect("read");
+        let t = read.0.open_table(TXN_TO_POSITION).expect("table");
+        redb::ReadableTableMetadata::len(&t).expect("len")
+    };
+    put("old-1", 10);
+    put("old-2", 11);
+    advance(TXN_EPOCHS_KEPT - 1);
+    assert_eq!(lookup("old-1"), Some((room, StreamPos(10))), "still in the window");
+    put("new", 12);
+    assert_eq!(rows(), 3, "nothing old enough to forget yet");
+    advance(1);
+    assert_eq!(lookup("old-1"), None, "its epoch left the window");
+    assert_eq!(lookup("new"), Some((room, StreamPos(12))));
+    put("newer", 13);
+    assert_eq!(rows(), 2, "the next write forgot the two old rows");
+    assert_eq!(lookup("newer"), Some((room, StreamPos(13))));
 }

@@ -101,6 +101,11 @@ impl WriteCtx<'_> {
         StreamPos(p)
     }
 
+    /// The position `next_position` would give, without taking it.
+    pub(super) fn upcoming_position(&self) -> u64 {
+        *self.next_position
+    }
+
     /// Wakes `user_id`'s long-polls once the batch has committed.
     pub fn wake_user(&mut self, user_id: &str) {
         self.wake.push(user_id.to_owned());
