@@ -160,8 +160,10 @@ pub(super) const V2_TXN_TO_EVENT_ID: TableDefinition<(&str, &str, &str, &str), &
 /// [`TXN_EPOCH_POSITIONS`] long) keeps a device's random IDs (Element X
 /// sends UUIDs) from landing all over its whole history's rows, and lets
 /// old IDs be forgotten (`WriteCtx::put_txn`).
-pub(super) const TXN_TO_POSITION: TableDefinition<(u64, &str, &str, &str, &str), (u64, u64)> =
+pub(super) const TXN_TO_POSITION: TableDefinition<TxnKey, (u64, u64)> =
     TableDefinition::new("txn_epoch_to_position");
+/// `(epoch, user, device, scope, transaction ID)`.
+pub(super) type TxnKey = (u64, &'static str, &'static str, &'static str, &'static str);
 
 /// Stream positions per transaction-ID epoch.
 pub(super) const TXN_EPOCH_POSITIONS: u64 = 1 << 16;
