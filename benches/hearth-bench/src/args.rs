@@ -31,6 +31,8 @@ OPTIONS:
                          messages, then RSS; only run when named here)
     --senders N          concurrent senders in the send scenario
                          [default: 8 small, 32 default, 64 large]
+    --txn-ids KIND       sequential (prefix.counter, like matrix-js-sdk) or random
+                         (32 hex digits, like Element X)      [default: sequential]
     --json               print one JSON document on stdout (progress stays on stderr)
     --wait-ready         only wait for the first 200 from /_matrix/client/versions
                          and print the seconds it took (start-up time)
@@ -63,6 +65,8 @@ pub(crate) struct Settings {
     pub(crate) only: BTreeSet<&'static str>,
     pub(crate) json: bool,
     pub(crate) wait_ready: Option<WaitReady>,
+    /// `--txn-ids random`.
+    pub(crate) random_txn_ids: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +89,7 @@ pub(crate) fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, Str
     let mut only: Option<BTreeSet<&'static str>> = None;
     let mut senders = None;
     let mut json = false;
+    let mut random_txn_ids = false;
     let mut wait_ready = false;
     let mut spawned_at_ns = None;
     let mut ready_timeout = Duration::from_secs(120);
@@ -135,6 +140,17 @@ pub(crate) fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, Str
                 senders = Some(n);
             }
             "--json" => json = true,
+            "--txn-ids" => {
+                random_txn_ids = match value("--txn-ids")?.as_str() {
+                    "sequential" => false,
+                    "random" => true,
+                    other => {
+                        return Err(format!(
+                            "--txn-ids: expected sequential or random, got {other:?}"
+                        ));
+                    }
+                }
+            }
             "--wait-ready" => wait_ready = true,
             "--spawned-at-ns" => {
                 let v = value("--spawned-at-ns")?;
@@ -172,6 +188,7 @@ pub(crate) fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, Str
             .unwrap_or_else(|| SCENARIOS.into_iter().filter(|s| !OPT_IN.contains(s)).collect()),
         json,
         wait_ready: wait_ready.then_some(WaitReady { spawned_at_ns, timeout: ready_timeout }),
+        random_txn_ids,
     })))
 }
 

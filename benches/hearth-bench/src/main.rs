@@ -42,6 +42,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    matrix::RANDOM_TXN_IDS.store(settings.random_txn_ids, std::sync::atomic::Ordering::Relaxed);
     // One thread is plenty for the client side and leaves the other cores
     // to the server under test (the target machines have 2–4 cores).
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {

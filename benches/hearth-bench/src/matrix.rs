@@ -5,7 +5,7 @@
 //! or anything else. Responses are checked for the fields the scenarios
 //! rely on and reported as [`Error::Unexpected`] when they are missing.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hyper::Method;
@@ -28,10 +28,31 @@ pub(crate) struct User {
     txn_counter: AtomicU64,
 }
 
+/// `--txn-ids random`: transaction IDs that look like Element X's (32
+/// random-looking hex digits, as the matrix-rust-sdk sends) instead of a
+/// per-device prefix and counter (as matrix-js-sdk sends: `m{ts}.{n}`).
+pub(crate) static RANDOM_TXN_IDS: AtomicBool = AtomicBool::new(false);
+
+/// A bijection on `u64` that scatters consecutive inputs (SplitMix64's
+/// finaliser).
+fn scatter(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
 impl User {
     /// A transaction id unique for this device across runs.
     pub(crate) fn next_txn_id(&self) -> String {
         let n = self.txn_counter.fetch_add(1, Ordering::Relaxed);
+        if RANDOM_TXN_IDS.load(Ordering::Relaxed) {
+            // Unique per device: `scatter` is a bijection; the prefix's
+            // hash only varies the first half between devices and runs.
+            let seed = self.txn_prefix.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+            return format!("{:016x}{:016x}", scatter(seed ^ n), scatter(n ^ seed.rotate_left(17)));
+        }
         format!("{}.{n}", self.txn_prefix)
     }
 }
@@ -305,5 +326,22 @@ mod tests {
         assert_eq!(encode("a-b_c.d~e"), "a-b_c.d~e");
         assert_eq!(encode("{\"a\":1}"), "%7B%22a%22%3A1%7D");
         assert_eq!(encode("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn random_transaction_ids_are_distinct_and_look_like_element_xs() {
+        RANDOM_TXN_IDS.store(true, Ordering::Relaxed);
+        let user = User {
+            access_token: String::new(),
+            txn_prefix: "hb-alice-DEV".into(),
+            txn_counter: AtomicU64::new(0),
+        };
+        let ids: Vec<String> = (0..10_000).map(|_| user.next_txn_id()).collect();
+        RANDOM_TXN_IDS.store(false, Ordering::Relaxed);
+        assert!(ids.iter().all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())));
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        // Not in sending order (sequential IDs would be).
+        assert!(ids.windows(2).filter(|w| w[0] < w[1]).count() < 6_000);
     }
 }
