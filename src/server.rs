@@ -221,6 +221,10 @@ pub async fn run_with_reload(
     let waker_app = app.clone();
     let waker = tokio::task::spawn_local(async move {
         while let Some(notice) = commits.recv().await {
+            // Readers see the batch only now, after its requests' tasks
+            // (woken first by their replies) have answered (see
+            // `Store::subscribe`).
+            waker_app.store.publish(notice.position);
             for user in &notice.users {
                 if user == crate::store::PUSH_WAKE {
                     waker_app.push_wake.notify_one();

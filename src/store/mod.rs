@@ -193,6 +193,12 @@ pub struct Store {
     writer: writer::WriterHandle,
     /// The highest stream position whose batch has committed.
     committed: Arc<AtomicU64>,
+    /// The highest position readers are shown (`current_position`): the
+    /// subscriber moves it with [`Store::publish`] once it handles a
+    /// commit's notice; without a subscriber it follows `committed`.
+    visible: Arc<AtomicU64>,
+    /// Whether a subscriber publishes positions.
+    published: Arc<AtomicBool>,
     /// Where commit notices go (the event loop's waker task), once subscribed.
     subscriber: Arc<Mutex<Option<UnboundedSender<CommitNotice>>>>,
     /// The database file.
@@ -296,6 +302,8 @@ impl Store {
         Ok(Store {
             db,
             writer,
+            visible: Arc::new(AtomicU64::new(committed.load(Ordering::Acquire))),
+            published: Arc::default(),
             committed,
             subscriber,
             path,
@@ -417,12 +425,31 @@ impl Store {
 
     /// Commit notices from now on arrive on the returned channel (one
     /// subscriber: the event loop).
+    ///
+    /// The subscriber also decides when readers see a commit: it calls
+    /// [`Store::publish`] with each notice's position. The event loop's
+    /// waker does so when it runs, which is after the tasks of the batch's
+    /// requests were woken by their replies (the writer answers a batch
+    /// before it sends the notice, and the loop runs woken tasks in order);
+    /// and each request publishes its own batch up to itself when its
+    /// answer arrives (`write`), before it responds. So a client gets the
+    /// response to its send before a `/sync` can carry the event, and sees
+    /// its write in whatever it asks next. (matrix-js-sdk throws when the
+    /// remote echo of a threaded event, matched by `transaction_id`, beats
+    /// the response.)
     pub fn subscribe(&self) -> UnboundedReceiver<CommitNotice> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         if let Ok(mut guard) = self.subscriber.lock() {
             *guard = Some(tx);
+            self.visible.fetch_max(self.committed.load(Ordering::Acquire), Ordering::AcqRel);
+            self.published.store(true, Ordering::Release);
         }
         rx
+    }
+
+    /// Shows readers everything up to `position` (see [`Store::subscribe`]).
+    pub fn publish(&self, position: StreamPos) {
+        self.visible.fetch_max(position.0, Ordering::AcqRel);
     }
 
     /// A read snapshot of everything committed so far.
@@ -430,8 +457,12 @@ impl Store {
         Ok(ReadTxn(self.db.begin_read()?))
     }
 
-    /// The newest committed stream position.
+    /// The newest stream position readers are shown: committed, and
+    /// published by the subscriber if there is one.
     pub fn current_position(&self) -> StreamPos {
+        if self.published.load(Ordering::Acquire) {
+            return StreamPos(self.visible.load(Ordering::Acquire));
+        }
         StreamPos(self.committed.load(Ordering::Acquire))
     }
 
@@ -449,7 +480,13 @@ impl Store {
     {
         let rx = self.writer.submit(op)?;
         match rx.await {
-            Ok(r) => r,
+            Ok((r, upto)) => {
+                // Read your writes: whatever this request does next sees
+                // its batch (never past what committed: a failed batch's
+                // positions were not).
+                self.publish(StreamPos(upto.min(self.committed.load(Ordering::Acquire))));
+                r
+            }
             Err(_) => Err(E::from(StoreError::WriterGone)),
         }
     }

@@ -112,6 +112,10 @@ impl WriteCtx<'_> {
     }
 }
 
+/// An operation's answer and the highest position its batch had handed out
+/// when it finished (see `WriterHandle::submit`).
+pub(super) type Answer<R, E> = (Result<R, E>, u64);
+
 /// Called after commit with the commit's outcome; sends the op's reply.
 type Reply = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 /// One queued operation: runs inside the batch (`Ok`) and returns how to
@@ -215,20 +219,23 @@ impl WriterHandle {
         }
     }
 
+    /// The answer comes with the highest stream position the batch had
+    /// handed out when `op` finished (its own and its predecessors' in the
+    /// batch), for `Store::publish`.
     pub(super) fn submit<R, E, F>(
         &self,
         op: F,
-    ) -> Result<oneshot::Receiver<Result<R, E>>, StoreError>
+    ) -> Result<oneshot::Receiver<Answer<R, E>>, StoreError>
     where
         F: FnOnce(&mut WriteCtx<'_>) -> Result<Result<R, E>, StoreError> + Send + 'static,
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
         let (reply_tx, reply_rx) = oneshot::channel();
-        self.submit_with(op, move |answer| {
+        self.submit_with(op, move |answer, upto| {
             // The waiter may have gone away (client disconnected); the
             // write stands either way.
-            let _ = reply_tx.send(answer);
+            let _ = reply_tx.send((answer, upto));
         })?;
         Ok(reply_rx)
     }
@@ -245,7 +252,7 @@ impl WriterHandle {
         E: From<StoreError> + Send + 'static,
     {
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        self.submit_with(op, move |answer| {
+        self.submit_with(op, move |answer, _| {
             let _ = reply_tx.send(answer);
         })?;
         Ok(reply_rx)
@@ -256,17 +263,18 @@ impl WriterHandle {
         F: FnOnce(&mut WriteCtx<'_>) -> Result<Result<R, E>, StoreError> + Send + 'static,
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        S: FnOnce(Result<R, E>) + Send + 'static,
+        S: FnOnce(Result<R, E>, u64) + Send + 'static,
     {
         let job: Job = Box::new(move |ctx| {
             let ctx = match ctx {
                 Ok(ctx) => ctx,
                 Err(e) => {
-                    send(Err(E::from(e.duplicate())));
+                    send(Err(E::from(e.duplicate())), 0);
                     return None;
                 }
             };
             let outcome = op(ctx);
+            let upto = ctx.upcoming_position().saturating_sub(1);
             let poisoned = outcome.is_err();
             let reply: Reply = Box::new(move |commit| {
                 let answer = match (outcome, commit) {
@@ -275,7 +283,7 @@ impl WriterHandle {
                     (Ok(Ok(_)), Err(e)) => Err(E::from(StoreError::Db(e.to_string()))),
                     (Err(e), _) => Err(E::from(e)),
                 };
-                send(answer);
+                send(answer, upto);
             });
             Some((reply, poisoned))
         });
