@@ -91,10 +91,21 @@ async fn sending_with_the_same_txn_id_is_idempotent_per_device() {
 #[tokio::test]
 async fn the_sending_device_alone_sees_the_transaction_id() {
     let s = TestServer::start();
-    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (alice, registered) = s.client().register("alice", "pw-alice-1").await;
     let (bob, _) = s.client().register("bob", "pw-bob-1").await;
     let r = room(&alice, json!({ "preset": "public_chat" })).await;
     bob.post(&format!("/_matrix/client/v3/rooms/{r}/join"), json!({})).await.ok();
+    // Bob again, on a device he names like Alice's (device IDs are per user).
+    let alice_device = registered["device_id"].as_str().expect("device_id");
+    let login = json!({
+        "type": "m.login.password",
+        "identifier": { "type": "m.id.user", "user": "bob" },
+        "password": "pw-bob-1",
+        "device_id": alice_device,
+    });
+    let bob_twin = s.client().post("/_matrix/client/v3/login", login).await.ok();
+    assert_eq!(bob_twin["device_id"], alice_device);
+    let bob_twin = s.client().with_token(bob_twin["access_token"].as_str().expect("t"));
     let laptop = s.client().with_token(
         s.client().login("alice", "pw-alice-1").await.ok()["access_token"].as_str().expect("t"),
     );
@@ -124,7 +135,7 @@ async fn the_sending_device_alone_sees_the_transaction_id() {
     assert_eq!(txn_of(&slid["rooms"][r.as_str()]["timeline"][0]), "txn-42", "{slid}");
     // Another device of the same user, and another user: never, and the
     // device marker the server keeps beside it never leaks.
-    for other in [&laptop, &bob] {
+    for other in [&laptop, &bob, &bob_twin] {
         let synced = in_sync(&other.get("/_matrix/client/v3/sync").await.ok());
         let fetched = other.get(&event_path).await.ok();
         let paged = other.get(&messages_path).await.ok()["chunk"][0].clone();

@@ -5,7 +5,9 @@
 //! ([`TXN_DEVICE`]). The spec gives the transaction ID only to the client
 //! that sent the event (it matches its local echo by it), so every parse of
 //! a stored event for a client goes through [`parse`]: the device marker
-//! never leaves the server, and the transaction ID reaches only that device.
+//! never leaves the server, and the transaction ID reaches only that device
+//! of the sender (device IDs are per user: two users may both have a
+//! device `PHONE`).
 
 use serde_json::Value;
 
@@ -15,20 +17,28 @@ use crate::error::MatrixError;
 /// it (next to `transaction_id`).
 pub const TXN_DEVICE: &str = "io.hearth.txn_device";
 
-/// Parses stored client-format JSON for `device` (`None`: for no device in
-/// particular, e.g. another user or a push gateway).
-pub fn parse(json: &[u8], device: Option<&str>) -> Result<Value, MatrixError> {
+/// Who an event is served to.
+#[derive(Clone, Copy, Debug)]
+pub struct Viewer<'a> {
+    pub user: &'a str,
+    pub device: &'a str,
+}
+
+/// Parses stored client-format JSON for `viewer` (`None`: for nobody in
+/// particular, e.g. a push gateway or a copy kept inside another event).
+pub fn parse(json: &[u8], viewer: Option<Viewer<'_>>) -> Result<Value, MatrixError> {
     let mut v: Value =
         serde_json::from_slice(json).map_err(|e| MatrixError::internal("stored event", e))?;
-    shape(&mut v, device);
+    shape(&mut v, viewer);
     Ok(v)
 }
 
-/// Removes what `device` may not see from a parsed stored event.
-pub fn shape(v: &mut Value, device: Option<&str>) {
+/// Removes what `viewer` may not see from a parsed stored event.
+pub fn shape(v: &mut Value, viewer: Option<Viewer<'_>>) {
+    let sent_by_viewer = viewer.is_some_and(|w| v["sender"] == w.user);
     let Some(unsigned) = v.get_mut("unsigned").and_then(Value::as_object_mut) else { return };
     let Some(sender_device) = unsigned.remove(TXN_DEVICE) else { return };
-    if device.is_none_or(|d| sender_device.as_str() != Some(d)) {
+    if !(sent_by_viewer && viewer.is_some_and(|w| sender_device == w.device)) {
         unsigned.remove("transaction_id");
     }
     if unsigned.is_empty()
@@ -47,16 +57,23 @@ mod tests {
     fn stored() -> Vec<u8> {
         serde_json::to_vec(&json!({
             "type": "m.room.message",
+            "sender": "@a:hs",
             "unsigned": { "transaction_id": "t1", TXN_DEVICE: "PHONE" },
         }))
         .expect("json")
     }
 
+    fn viewer<'a>(user: &'a str, device: &'a str) -> Option<Viewer<'a>> {
+        Some(Viewer { user, device })
+    }
+
     #[test]
     fn only_the_sending_device_sees_the_transaction_id() {
-        let mine = parse(&stored(), Some("PHONE")).expect("parse");
+        let mine = parse(&stored(), viewer("@a:hs", "PHONE")).expect("parse");
         assert_eq!(mine["unsigned"], json!({ "transaction_id": "t1" }));
-        for other in [Some("LAPTOP"), None] {
+        // Another device of the sender; another user whose device has the
+        // same ID; nobody in particular.
+        for other in [viewer("@a:hs", "LAPTOP"), viewer("@b:hs", "PHONE"), None] {
             let v = parse(&stored(), other).expect("parse");
             assert!(v.get("unsigned").is_none(), "{other:?}: {v}");
         }
@@ -67,7 +84,7 @@ mod tests {
         let mut v = json!({
             "unsigned": { "prev_content": {"a": 1}, "transaction_id": "t", TXN_DEVICE: "D" },
         });
-        shape(&mut v, Some("E"));
+        shape(&mut v, viewer("@a:hs", "E"));
         assert_eq!(v["unsigned"], json!({ "prev_content": {"a": 1} }));
         let mut plain = json!({ "unsigned": { "transaction_id": "x" } });
         shape(&mut plain, None);

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Map, Value, json};
 
 use crate::error::MatrixError;
+use crate::room::served::Viewer;
 use crate::room::visibility::Visibility;
 use crate::store::{Membership, ReadTxn, Receipt, RoomShort, StoredEvent, StreamPos};
 use filter::{Filter, RoomEventFilter};
@@ -116,14 +117,14 @@ pub fn event_value(e: &StoredEvent, drop_room_id: bool) -> Result<Value, MatrixE
     event_value_for(e, drop_room_id, None)
 }
 
-/// [`event_value`] for `device`, which sees the transaction IDs of the
-/// events it sent.
+/// [`event_value`] for `viewer`, who sees the transaction IDs of the
+/// events that device sent.
 pub fn event_value_for(
     e: &StoredEvent,
     drop_room_id: bool,
-    device: Option<&str>,
+    viewer: Option<Viewer<'_>>,
 ) -> Result<Value, MatrixError> {
-    let mut v = crate::room::served::parse(&e.json, device)?;
+    let mut v = crate::room::served::parse(&e.json, viewer)?;
     if drop_room_id && let Some(o) = v.as_object_mut() {
         o.remove("room_id");
     }
@@ -276,13 +277,13 @@ pub fn timeline_events(
     upto: StreamPos,
     filter: &RoomEventFilter,
     limit: usize,
-    device: &str,
+    viewer: Viewer<'_>,
 ) -> Result<(Vec<(StoredEvent, Value)>, bool), MatrixError> {
     if filter.is_open() {
         let (events, limited) = read.events_after(room, since, upto, limit)?;
         let parsed = events
             .into_iter()
-            .map(|e| event_value_for(&e, true, Some(device)).map(|v| (e, v)))
+            .map(|e| event_value_for(&e, true, Some(viewer)).map(|v| (e, v)))
             .collect::<Result<_, _>>()?;
         return Ok((parsed, limited));
     }
@@ -305,7 +306,7 @@ pub fn timeline_events(
             }
             scanned += 1;
             before = e.stream;
-            let v = event_value_for(&e, true, Some(device))?;
+            let v = event_value_for(&e, true, Some(viewer))?;
             if filter.allows_event(&v) {
                 out.push((e, v));
             }
@@ -336,7 +337,7 @@ fn joined_room(
             upto,
             &rf.timeline,
             params.timeline_limit(),
-            &params.device_id,
+            Viewer { user: user_id, device: &params.device_id },
         )?
     } else {
         (Vec::new(), false)
@@ -518,7 +519,7 @@ fn left_room(cx: &mut Cx, m: &Membership, room_id: &str) -> Result<Value, Matrix
             m.stream,
             &rf.timeline,
             params.timeline_limit(),
-            &params.device_id,
+            Viewer { user: cx.user_id, device: &params.device_id },
         )?
     } else {
         (Vec::new(), false)

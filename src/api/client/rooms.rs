@@ -11,6 +11,7 @@ use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Caller, Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId, UserId};
 use crate::room::build::NewEvent;
+use crate::room::served::Viewer;
 use crate::room::service::{self, CreateRoom, Txn};
 use crate::room::version::RoomVersion;
 use crate::room::visibility::Visibility;
@@ -466,7 +467,8 @@ pub(crate) fn parse_bundled(
     e: &StoredEvent,
     caller: &Caller,
 ) -> Result<Value, MatrixError> {
-    let mut v = crate::room::served::parse(&e.json, Some(caller.device_id.as_str()))?;
+    let viewer = Viewer { user: caller.user_id.as_str(), device: caller.device_id.as_str() };
+    let mut v = crate::room::served::parse(&e.json, Some(viewer))?;
     crate::room::relations::bundle(read, room, &mut v, caller.user_id.as_str())?;
     Ok(v)
 }

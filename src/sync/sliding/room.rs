@@ -10,6 +10,7 @@ use super::connection::{Meta, SentRoom};
 use super::request::{RoomConfig, fingerprint};
 use super::{Candidate, SyncInput};
 use crate::error::MatrixError;
+use crate::room::served::Viewer;
 use crate::room::visibility::Visibility;
 use crate::store::{ReadTxn, RoomShort, StreamPos};
 use crate::sync::{
@@ -204,7 +205,7 @@ pub(super) fn room_response(
     }
     let timeline: Vec<Value> = events
         .iter()
-        .map(|e| event_value_for(e, true, Some(ctx.input.device_id)))
+        .map(|e| event_value_for(e, true, Some(Viewer { user, device: ctx.input.device_id })))
         .collect::<Result<_, _>>()?;
     if cfg.lazy() {
         for v in &timeline {
