@@ -12,10 +12,10 @@
 //!   | sha256 (32) | servers | servers × (name | keys | keys × (key ID | signature (64)))
 //! ```
 //!
-//! where counts are one byte and names are one length byte and UTF-8. An
-//! encoding is kept only if it decodes back to exactly the fields it came
-//! from; anything else (and every row of earlier versions) is JSON, which
-//! starts with `{`.
+//! where counts are one byte and names are one length byte and UTF-8. Each
+//! Base64 string is taken only if its bytes encode back to the very same
+//! string (so the row decodes to exactly the fields it came from); anything
+//! else (and every row of earlier versions) is JSON, which starts with `{`.
 
 use serde_json::{Map, Value};
 
@@ -27,12 +27,10 @@ const BINARY_V1: u8 = 1;
 
 /// Stored bytes for the fields object.
 pub fn encode(fields: &Value) -> Result<Vec<u8>, serde_json::Error> {
-    if let Some(bytes) = encode_binary(fields)
-        && decode_binary(&bytes).as_ref() == Some(fields)
-    {
-        return Ok(bytes);
+    match encode_binary(fields) {
+        Some(bytes) => Ok(bytes),
+        None => serde_json::to_vec(fields),
     }
-    serde_json::to_vec(fields)
 }
 
 /// The fields object back from stored bytes (`None`: not a layout this
@@ -59,8 +57,13 @@ fn push_name(out: &mut Vec<u8>, name: &str) -> Option<()> {
     Some(())
 }
 
-fn push_fixed(out: &mut Vec<u8>, raw: Vec<u8>, len: usize) -> Option<()> {
-    (raw.len() == len).then(|| out.extend_from_slice(&raw))
+/// Appends the `len` bytes `text` spells in Base64, if it spells that many
+/// and is how they are spelled (no padding, no stray trailing bits).
+fn push_base64(out: &mut Vec<u8>, text: &str, len: usize, url_safe: bool) -> Option<()> {
+    let raw = if url_safe { decode_url_safe_base64(text) } else { decode_unpadded_base64(text) };
+    let raw = raw.ok().filter(|r| r.len() == len)?;
+    let again = if url_safe { encode_url_safe_base64(&raw) } else { encode_unpadded_base64(&raw) };
+    (again == text).then(|| out.extend_from_slice(&raw))
 }
 
 fn encode_binary(fields: &Value) -> Option<Vec<u8>> {
@@ -75,15 +78,14 @@ fn encode_binary(fields: &Value) -> Option<Vec<u8>> {
         let ids = o.get(key)?.as_array()?;
         out.push(u8::try_from(ids.len()).ok()?);
         for id in ids {
-            let hash = id.as_str()?.strip_prefix('$')?;
-            push_fixed(&mut out, decode_url_safe_base64(hash).ok()?, 32)?;
+            push_base64(&mut out, id.as_str()?.strip_prefix('$')?, 32, true)?;
         }
     }
     let hashes = o.get("hashes")?.as_object()?;
     if hashes.len() != 1 {
         return None;
     }
-    push_fixed(&mut out, decode_unpadded_base64(hashes.get("sha256")?.as_str()?).ok()?, 32)?;
+    push_base64(&mut out, hashes.get("sha256")?.as_str()?, 32, false)?;
     let servers = o.get("signatures")?.as_object()?;
     out.push(u8::try_from(servers.len()).ok()?);
     for (server, keys) in servers {
@@ -92,7 +94,7 @@ fn encode_binary(fields: &Value) -> Option<Vec<u8>> {
         out.push(u8::try_from(keys.len()).ok()?);
         for (key_id, signature) in keys {
             push_name(&mut out, key_id)?;
-            push_fixed(&mut out, decode_unpadded_base64(signature.as_str()?).ok()?, 64)?;
+            push_base64(&mut out, signature.as_str()?, 64, false)?;
         }
     }
     Some(out)
@@ -211,6 +213,11 @@ mod tests {
         let h = trailing_bits["hashes"]["sha256"].as_str().expect("hash").to_owned();
         trailing_bits["hashes"]["sha256"] = json!(format!("{}B", &h[..h.len() - 1]));
         cases.push(trailing_bits);
+        let mut padded = usual();
+        // Same bytes, spelled with padding: re-encoding would drop it.
+        let h = padded["hashes"]["sha256"].as_str().expect("hash").to_owned();
+        padded["hashes"]["sha256"] = json!(format!("{h}="));
+        cases.push(padded);
         for fields in cases {
             let bytes = encode(&fields).expect("encode");
             assert_eq!(bytes[0], b'{', "{fields}");
