@@ -6,7 +6,7 @@
 //! `prev_events`, `depth`, `hashes`, `signatures`) in a second table under
 //! the same key, so the hot path never reads them. A room's timeline is the
 //! index `(room short id, stream position)`; event IDs find their position
-//! through `event_hash_to_position`.
+//! through `event_epoch_hash_to_position`.
 //! Current state is an index `(room, type, state_key) → stream`; every state
 //! event is also listed in `room_stream_to_state_key` so a gappy sync finds
 //! what changed by a range scan instead of diffing full state.
@@ -18,7 +18,7 @@ use super::tables::{
     ALIAS_TO_ROOM_ID, EVENT_EPOCH_HASH_TO_POSITION, META, ROOM_ID_TO_RECORD, ROOM_SHORT_TO_ID,
     ROOM_STATE_TO_STREAM, ROOM_STREAM_TO_STATE_KEY, ROOM_STREAM_TO_UNIT, ROOM_USER_TO_MEMBERSHIP,
     STREAM_TO_EVENT, STREAM_TO_PDU_FIELDS, TXN_EPOCHS_KEPT, TXN_TO_POSITION, USER_FILTER_TO_JSON,
-    USER_ROOM_TO_MEMBERSHIP, USER_STREAM_TO_ROOM, epoch, event_hash, txn_epoch,
+    USER_ROOM_TO_MEMBERSHIP, USER_STREAM_TO_ROOM, epoch, event_hash, meta_u64, txn_epoch,
 };
 use super::{ReadTxn, StoreError, StreamPos, WriteCtx};
 
@@ -691,12 +691,8 @@ pub(super) fn migrate_to_v3(txn: &redb::WriteTransaction) -> Result<(), StoreErr
         let positions = txn.open_table(V2_EVENT_HASH_TO_POSITION)?;
         let mut new = txn.open_table(TXN_TO_POSITION)?;
         // Migrated IDs start the remembered window afresh.
-        let next = txn
-            .open_table(META)?
-            .get(super::tables::META_NEXT_POSITION)?
-            .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
-            .map_or(0, u64::from_be_bytes);
-        let now = txn_epoch(next);
+        let next = meta_u64(&txn.open_table(META)?, super::tables::META_NEXT_POSITION)?;
+        let now = txn_epoch(next.unwrap_or(0));
         let short_of = |room_id: &str| -> Result<Option<u64>, StoreError> {
             match rooms.get(room_id)? {
                 Some(v) => Ok(Some(decode::<RoomRecord>("room", v.value())?.short)),

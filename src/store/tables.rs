@@ -17,16 +17,16 @@
 //! | `room_id_to_record` | room_id | JSON [`RoomRecord`](super::RoomRecord) (short id, version, public) | rooms |
 //! | `room_short_to_id` | room short id (u64) | room_id — reverse of the above, same transaction | rooms |
 //! | `stream_to_event` | stream | client-format event JSON, served as is | rooms |
-//! | `stream_to_pdu_fields` | stream | JSON of `auth_events`, `prev_events`, `depth`, `hashes`, `signatures` | rooms |
+//! | `stream_to_pdu_fields` | stream | `auth_events`, `prev_events`, `depth`, `hashes`, `signatures`: bytes (`room::fields`) or JSON | rooms |
 //! | `room_stream_to_unit` | (room short, stream) | () — a room's timeline: which positions are its events | rooms |
-//! | `event_hash_to_position` | [`event_hash`]`(event_id)` | (room short, stream) | rooms |
+//! | `event_epoch_hash_to_position` | ([`epoch`]`(stream)`, [`event_hash`]`(event_id)`) | (room short, stream) | rooms |
 //! | `room_state_to_stream` | (room short, type, state_key) | stream of the current state event | rooms |
 //! | `room_stream_to_state_key` | (room short, stream) | (type, state_key) of every state event, for state deltas | rooms |
 //! | `user_room_to_membership` | (user_id, room short) | (membership, stream) | rooms |
 //! | `room_user_to_membership` | (room short, user_id) | membership — reverse of the above, same transaction | rooms |
 //! | `user_stream_to_room` | (user_id, stream) | room short: membership changes, for sync | rooms |
 //! | `alias_to_room_id` | #alias:server | room_id | rooms |
-//! | `txn_to_event_id` | (user_id, device_id, scope, txn_id) | event_id (idempotent sends) | rooms |
+//! | `txn_epoch_to_position` | ([`txn_epoch`]`(stream)`, user_id, device_id, scope, txn_id) | (room short, stream) of the event it made (idempotent sends) | rooms |
 //! | `user_filter_to_json` | (user_id, filter id) | filter JSON | rooms |
 //! | `user_account_data_to_json` | (user_id, room_id or "", type) | content JSON | userdata |
 //! | `user_stream_to_account_data` | (user_id, stream) | (room_id or "", type): changes, for sync | userdata |
@@ -41,8 +41,8 @@
 //! | `backup_key_to_json` | (user_id, version, room_id, session_id) | KeyBackupData JSON | e2ee |
 //! | `report_to_json` | stream | content report JSON (reporter, target, reason, ts) | userdata |
 //! | `user_push_rules_to_json` | user_id | the user's push-rule customisation (compact JSON) | push |
-//! | `user_room_stream_to_highlight` | (user_id, room short, stream) | 1 = highlight, 0 = plain notification | push |
-//! | `user_stream_to_notification` | (user_id, stream) | `{room_id, event_id, actions, ts}` for GET /notifications | push |
+//! | `user_room_stream_to_highlight` | (user_id, room short, stream) | a notification: bit 0 highlight, bits above the code of a common action list (0: see the next table) | push |
+//! | `user_stream_to_notification` | (user_id, stream) | room, ts and actions of a notification with an uncommon action list | push |
 //! | `pusher_to_json` | (user_id, app_id, pushkey) | pusher JSON | push |
 //! | `media_to_record` | (server_name, media_id) | JSON [`MediaRecord`](super::MediaRecord) | media |
 //! | `thumbnail_to_hash` | (server_name, media_id, width, height, method) | blake3 hex of the thumbnail file | media |
@@ -434,6 +434,14 @@ pub(super) fn read_meta_u64(txn: &ReadTransaction, key: &str) -> Result<Option<u
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
+    meta_u64(&table, key)
+}
+
+/// A meta integer from an open `meta` table (read or write transaction).
+pub(super) fn meta_u64(
+    table: &impl redb::ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<u64>, StoreError> {
     let Some(v) = table.get(key)? else { return Ok(None) };
     let bytes: [u8; 8] = v
         .value()
