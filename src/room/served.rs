@@ -35,10 +35,11 @@ pub fn parse(json: &[u8], viewer: Option<Viewer<'_>>) -> Result<Value, MatrixErr
 
 /// Removes what `viewer` may not see from a parsed stored event.
 pub fn shape(v: &mut Value, viewer: Option<Viewer<'_>>) {
-    let sent_by_viewer = viewer.is_some_and(|w| v["sender"] == w.user);
     let Some(unsigned) = v.get_mut("unsigned").and_then(Value::as_object_mut) else { return };
     let Some(sender_device) = unsigned.remove(TXN_DEVICE) else { return };
-    if !(sent_by_viewer && viewer.is_some_and(|w| sender_device == w.device)) {
+    let keep = viewer.is_some_and(|w| sender_device == w.device && v["sender"] == w.user);
+    let Some(unsigned) = v.get_mut("unsigned").and_then(Value::as_object_mut) else { return };
+    if !keep {
         unsigned.remove("transaction_id");
     }
     if unsigned.is_empty()
