@@ -77,6 +77,22 @@ struct RawConfig {
     mdns: Option<bool>,
     mdns_name: Option<String>,
     mdns_listen: Option<String>,
+    turn_uris: Option<Vec<String>>,
+    turn_shared_secret: Option<String>,
+    turn_username: Option<String>,
+    turn_password: Option<String>,
+    turn_user_lifetime: Option<String>,
+    turn_allow_guests: Option<bool>,
+    rtc_foci: Option<Vec<RawRtcFocus>>,
+}
+
+/// One `[[rtc_foci]]` entry as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRtcFocus {
+    #[serde(rename = "type")]
+    kind: String,
+    livekit_service_url: Option<String>,
 }
 
 /// Values given on the command line; they win over the file.
@@ -139,6 +155,53 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Answer mDNS queries for a `.local` name (`net::mdns`); `None` → off.
     pub mdns: Option<MdnsConfig>,
+    /// The TURN relay handed out by `/voip/turnServer`; `None` → not configured.
+    pub turn: Option<TurnConfig>,
+    /// MatrixRTC foci (MSC4143) for group calls; empty → none advertised.
+    pub rtc_foci: Vec<RtcFocus>,
+}
+
+/// `turn_*`: the TURN server clients relay calls through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnConfig {
+    /// `turn:` / `turns:` URIs, as given.
+    pub uris: Vec<String>,
+    pub credentials: TurnCredentials,
+    /// How long handed-out credentials are valid (the response's `ttl`).
+    pub user_lifetime_secs: u64,
+    /// Whether guests get credentials too. Hearth issues no guest accounts
+    /// (guest registration is refused), so today every caller is a full user.
+    pub allow_guests: bool,
+}
+
+/// How `/voip/turnServer` makes credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TurnCredentials {
+    /// `turn_shared_secret`: time-limited credentials by the TURN REST API
+    /// convention (coturn's `use-auth-secret`), see [`crate::voip`].
+    SharedSecret(String),
+    /// `turn_username` + `turn_password`: the same static pair for everyone.
+    Static { username: String, password: String },
+}
+
+/// Secrets stay out of logs and debug output.
+impl fmt::Debug for TurnCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TurnCredentials::SharedSecret(_) => f.write_str("SharedSecret(..)"),
+            TurnCredentials::Static { username, .. } => {
+                write!(f, "Static {{ username: {username:?}, .. }}")
+            }
+        }
+    }
+}
+
+/// One `[[rtc_foci]]` entry: a MatrixRTC focus for group calls (MSC4143).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RtcFocus {
+    /// A LiveKit SFU behind its JWT service (what Element Call uses);
+    /// `service_url` is that service's base URL (`livekit_service_url`).
+    LiveKit { service_url: String },
 }
 
 /// `mdns`, `mdns_name` and `mdns_listen`: the optional mDNS responder.
@@ -299,6 +362,21 @@ impl Config {
             Some(true) => Some(mdns_config(&server_name, raw.mdns_name, raw.mdns_listen)?),
             Some(false) | None => None,
         };
+        let turn = turn_config(
+            raw.turn_uris,
+            raw.turn_shared_secret,
+            raw.turn_username,
+            raw.turn_password,
+            raw.turn_user_lifetime,
+            raw.turn_allow_guests,
+        )?;
+        let rtc_foci = raw
+            .rtc_foci
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| rtc_focus(i, f))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
             server_name,
             listen,
@@ -326,8 +404,130 @@ impl Config {
             min_free_disk_bytes: min_free_disk_mb << 20,
             tls,
             mdns,
+            turn,
+            rtc_foci,
         })
     }
+}
+
+/// Validates the `turn_*` keys: URIs and credentials come together or not
+/// at all, and exactly one kind of credentials.
+fn turn_config(
+    uris: Option<Vec<String>>,
+    secret: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    lifetime: Option<String>,
+    allow_guests: Option<bool>,
+) -> Result<Option<TurnConfig>, ConfigError> {
+    let uris = uris.unwrap_or_default();
+    for uri in &uris {
+        // spec: `uris` items match `^turns?:`; a host must follow.
+        let rest = uri.strip_prefix("turn:").or_else(|| uri.strip_prefix("turns:"));
+        let host = rest.map(|r| r.split(['?', ':']).next().unwrap_or(""));
+        if host.is_none_or(|h| h.is_empty() || h.contains(char::is_whitespace)) {
+            return Err(ConfigError(format!(
+                "turn_uris: {uri:?} is not a TURN URI like \"turn:turn.example.org:3478?transport=udp\" \
+                 (turn: or turns:, then a host)"
+            )));
+        }
+    }
+    let credentials = match (secret, username, password) {
+        (None, None, None) => None,
+        (Some(s), None, None) => {
+            if s.trim().is_empty() {
+                return Err(ConfigError("turn_shared_secret: must not be empty".into()));
+            }
+            Some(TurnCredentials::SharedSecret(s))
+        }
+        (Some(_), _, _) => {
+            return Err(ConfigError(
+                "turn_shared_secret: set either it or turn_username and turn_password, not both"
+                    .into(),
+            ));
+        }
+        (None, Some(username), Some(password)) => {
+            if username.is_empty() || password.is_empty() {
+                return Err(ConfigError(
+                    "turn_username: it and turn_password must not be empty".into(),
+                ));
+            }
+            Some(TurnCredentials::Static { username, password })
+        }
+        (None, Some(_), None) => {
+            return Err(ConfigError("turn_password: must be set when turn_username is".into()));
+        }
+        (None, None, Some(_)) => {
+            return Err(ConfigError("turn_username: must be set when turn_password is".into()));
+        }
+    };
+    let user_lifetime_secs = match lifetime {
+        None => 24 * 3600,
+        Some(text) => parse_duration_secs(&text)
+            .filter(|s| (60..=30 * 24 * 3600).contains(s))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "turn_user_lifetime: {text:?} is not a duration from 1 minute to 30 days \
+                     with a unit, like \"1d\", \"12h\", \"30m\" or \"3600s\""
+                ))
+            })?,
+    };
+    match (uris.is_empty(), credentials) {
+        (true, None) => Ok(None),
+        (false, Some(credentials)) => Ok(Some(TurnConfig {
+            uris,
+            credentials,
+            user_lifetime_secs,
+            allow_guests: allow_guests.unwrap_or(true),
+        })),
+        (false, None) => Err(ConfigError(
+            "turn_uris: needs turn_shared_secret (or turn_username and turn_password)".into(),
+        )),
+        (true, Some(_)) => Err(ConfigError(
+            "turn_uris: must list the TURN server's URIs when TURN credentials are set".into(),
+        )),
+    }
+}
+
+/// `"90s"`, `"30m"`, `"12h"`, `"1d"` → seconds.
+fn parse_duration_secs(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let unit = match text.chars().last()? {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 24 * 3600,
+        _ => return None,
+    };
+    let number = &text[..text.len() - 1];
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    number.parse::<u64>().ok()?.checked_mul(unit)
+}
+
+/// Validates the `i`th `[[rtc_foci]]` entry.
+fn rtc_focus(i: usize, raw: RawRtcFocus) -> Result<RtcFocus, ConfigError> {
+    if raw.kind != "livekit" {
+        return Err(ConfigError(format!(
+            "rtc_foci[{i}].type: {:?} is not a supported focus type (only \"livekit\")",
+            raw.kind
+        )));
+    }
+    let Some(url) = raw.livekit_service_url else {
+        return Err(ConfigError(format!(
+            "rtc_foci[{i}].livekit_service_url: must be set for a \"livekit\" focus"
+        )));
+    };
+    let host = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    if host.is_none_or(|h| h.is_empty() || h.starts_with('/') || h.contains(char::is_whitespace)) {
+        return Err(ConfigError(format!(
+            "rtc_foci[{i}].livekit_service_url: {url:?} is not an http:// or https:// URL"
+        )));
+    }
+    // Served exactly as written: clients resolve paths against it, so a
+    // trailing slash matters.
+    Ok(RtcFocus::LiveKit { service_url: url })
 }
 
 /// Validates the mDNS keys: the name defaults to `server_name` when that is
@@ -478,6 +678,8 @@ mod tests {
         assert_eq!(example.mdns, defaults.mdns);
         assert_eq!(example.presence, defaults.presence);
         assert_eq!(example.user_directory_search_all, defaults.user_directory_search_all);
+        assert_eq!(example.turn, defaults.turn);
+        assert_eq!(example.rtc_foci, defaults.rtc_foci);
     }
 
     #[test]
@@ -530,5 +732,108 @@ mod tests {
         let raw: RawConfig = toml::from_str("server_name = \"a.example\"").expect("toml");
         let ov = Overrides { server_name: Some("b.example".into()), ..Overrides::default() };
         assert_eq!(Config::from_raw(raw, &ov).expect("valid").server_name, "b.example");
+    }
+
+    #[test]
+    fn turn_is_off_by_default_and_takes_uris_with_a_shared_secret() {
+        assert_eq!(parse("").expect("defaults").turn, None);
+        let c = parse(
+            "turn_uris = [\"turn:pi.example.org:3478?transport=udp\", \"turns:pi.example.org:5349\"]\n\
+             turn_shared_secret = \"s3cret\"",
+        )
+        .expect("valid");
+        let turn = c.turn.expect("configured");
+        assert_eq!(turn.uris.len(), 2);
+        assert_eq!(turn.credentials, TurnCredentials::SharedSecret("s3cret".into()));
+        assert_eq!(turn.user_lifetime_secs, 86_400, "one day by default");
+        assert!(turn.allow_guests);
+        assert!(!format!("{turn:?}").contains("s3cret"), "the secret stays out of logs");
+        let c = parse(
+            "turn_uris = [\"turn:10.0.0.2\"]\nturn_username = \"u\"\nturn_password = \"p\"\n\
+             turn_user_lifetime = \"12h\"\nturn_allow_guests = false",
+        )
+        .expect("valid");
+        let turn = c.turn.expect("configured");
+        assert_eq!(
+            turn.credentials,
+            TurnCredentials::Static { username: "u".into(), password: "p".into() }
+        );
+        assert_eq!(turn.user_lifetime_secs, 12 * 3600);
+        assert!(!turn.allow_guests);
+    }
+
+    #[test]
+    fn bad_turn_settings_name_the_key() {
+        let uri = "turn_uris = [\"turn:pi.example.org\"]\n";
+        let cases = [
+            (format!("{uri}"), "turn_uris:"),
+            ("turn_shared_secret = \"s\"".to_owned(), "turn_uris:"),
+            (
+                "turn_uris = [\"stun:pi.example.org\"]\nturn_shared_secret = \"s\"".into(),
+                "turn_uris:",
+            ),
+            ("turn_uris = [\"turn:\"]\nturn_shared_secret = \"s\"".into(), "turn_uris:"),
+            (format!("{uri}turn_shared_secret = \" \""), "turn_shared_secret:"),
+            (
+                format!("{uri}turn_shared_secret = \"s\"\nturn_username = \"u\""),
+                "turn_shared_secret:",
+            ),
+            (format!("{uri}turn_username = \"u\""), "turn_password:"),
+            (format!("{uri}turn_password = \"p\""), "turn_username:"),
+            (
+                format!("{uri}turn_shared_secret = \"s\"\nturn_user_lifetime = \"1\""),
+                "turn_user_lifetime:",
+            ),
+            (
+                format!("{uri}turn_shared_secret = \"s\"\nturn_user_lifetime = \"10s\""),
+                "turn_user_lifetime:",
+            ),
+            (
+                format!("{uri}turn_shared_secret = \"s\"\nturn_user_lifetime = \"31d\""),
+                "turn_user_lifetime:",
+            ),
+            (
+                format!("{uri}turn_shared_secret = \"s\"\nturn_user_lifetime = \"-1h\""),
+                "turn_user_lifetime:",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = parse(&text).expect_err(&text);
+            assert!(e.0.starts_with(key), "{text}: {e}");
+        }
+        for (text, secs) in [("90s", 90), ("30m", 1800), ("1d", 86_400), ("30d", 30 * 86_400)] {
+            let c =
+                parse(&format!("{uri}turn_shared_secret = \"s\"\nturn_user_lifetime = {text:?}"))
+                    .expect(text);
+            assert_eq!(c.turn.expect("on").user_lifetime_secs, secs, "{text}");
+        }
+    }
+
+    #[test]
+    fn rtc_foci_take_livekit_service_urls() {
+        assert!(parse("").expect("defaults").rtc_foci.is_empty());
+        let c = parse(
+            "rtc_foci = [{ type = \"livekit\", livekit_service_url = \"https://rtc.example.org/livekit/jwt/\" }]",
+        )
+        .expect("valid");
+        assert_eq!(
+            c.rtc_foci,
+            vec![RtcFocus::LiveKit { service_url: "https://rtc.example.org/livekit/jwt/".into() }]
+        );
+        for (text, key) in [
+            ("rtc_foci = [{ type = \"mesh\" }]", "rtc_foci[0].type:"),
+            ("rtc_foci = [{ type = \"livekit\" }]", "rtc_foci[0].livekit_service_url:"),
+            (
+                "rtc_foci = [{ type = \"livekit\", livekit_service_url = \"https://a\" }, \
+                 { type = \"livekit\", livekit_service_url = \"wss://b\" }]",
+                "rtc_foci[1].livekit_service_url:",
+            ),
+        ] {
+            let e = parse(text).expect_err(text);
+            assert!(e.0.starts_with(key), "{text}: {e}");
+        }
+        let e =
+            parse("rtc_foci = [{ type = \"livekit\", url = \"https://a\" }]").expect_err("typo");
+        assert!(e.0.contains("url"), "{e}");
     }
 }

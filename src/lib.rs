@@ -33,6 +33,7 @@
 //! - [`memory`]: releasing start-up-only pages of the executable from RSS,
 //!   trimming the heap when idle, and the global allocator
 //!   ([`memory::buffers`]: connection buffers that cost no RSS untouched).
+//! - [`voip`]: TURN credentials for calls (the TURN REST API convention).
 
 pub mod account;
 pub mod admin;
@@ -53,6 +54,7 @@ pub mod search;
 pub mod server;
 pub mod store;
 pub mod sync;
+pub mod voip;
 
 /// Installed here rather than in `main.rs` so the tests run on it too.
 #[global_allocator]

@@ -64,6 +64,8 @@ pub struct App {
     /// Woken once at shutdown so every long-poll returns.
     pub shutdown_notify: Rc<Notify>,
     shutting_down: Cell<bool>,
+    /// `/voip/turnServer` requests per user (each hands out a credential).
+    pub turn_limiter: RefCell<RateLimiter>,
 }
 
 impl App {
@@ -95,6 +97,9 @@ impl App {
             metrics: crate::metrics::Metrics::default(),
             shutdown_notify: Rc::new(Notify::new()),
             shutting_down: Cell::new(false),
+            turn_limiter: RefCell::new(RateLimiter::new(
+                crate::api::client::voip::TURN_REQUESTS_PER_MINUTE,
+            )),
         }
     }
 

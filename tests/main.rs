@@ -8,6 +8,7 @@ mod support;
 
 mod accounts;
 mod admin_cli;
+mod calls;
 mod dehydrated;
 mod devices;
 mod directory;

@@ -1,8 +1,10 @@
 //! A bounded token-bucket limiter for failed logins, keyed by user and by
-//! client address (spec: client-server-api/#rate-limiting).
+//! client address (spec: client-server-api/#rate-limiting), and for
+//! requests that are limited per user whether they succeed or not
+//! ([`RateLimiter::take`], e.g. `/voip/turnServer`).
 //!
-//! Only failures spend tokens, so a family logging in normally is never
-//! slowed; a guesser is held to `per_minute` attempts per key.
+//! For logins only failures spend tokens, so a family logging in normally
+//! is never slowed; a guesser is held to `per_minute` attempts per key.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -59,6 +61,14 @@ impl RateLimiter {
         self.buckets.insert(key.to_owned(), b);
     }
 
+    /// Spends one request of `key`, or `Err(retry_after_ms)` when it has
+    /// none left (then nothing is spent).
+    pub fn take(&mut self, key: &str, now: Instant) -> Result<(), u64> {
+        self.check(key, now)?;
+        self.record_failure(key, now);
+        Ok(())
+    }
+
     fn evict(&mut self, now: Instant) {
         let per_minute = f64::from(self.per_minute);
         let rate = per_minute / 60_000.0;
@@ -92,6 +102,18 @@ mod tests {
         let wait = l.check("u:alice", t).expect_err("budget spent");
         assert!(wait > 0 && wait <= 20_000, "{wait}");
         assert!(l.check("u:bob", t).is_ok(), "other keys are unaffected");
+    }
+
+    #[test]
+    fn take_spends_every_request_and_refuses_beyond_the_budget() {
+        let mut l = RateLimiter::new(2);
+        let t = Instant::now();
+        assert!(l.take("@a:b", t).is_ok());
+        assert!(l.take("@a:b", t).is_ok());
+        let wait = l.take("@a:b", t).expect_err("budget spent");
+        assert!(wait > 0 && wait <= 30_000, "{wait}");
+        assert!(l.take("@c:b", t).is_ok(), "other keys are unaffected");
+        assert!(l.take("@a:b", t + Duration::from_secs(30)).is_ok(), "refilled");
     }
 
     #[test]

@@ -167,7 +167,8 @@ pub async fn dispatch(
         }
         ReportRoom { room_id } => misc::report_room(app, req, &room_id).await,
         ReportUser { user_id } => misc::report_user(app, req, &user_id).await,
-        GetTurnServer => misc::turn_server(req),
+        GetTurnServer => voip::get_turn_server(app, req),
+        GetRtcTransports => voip::get_rtc_transports(app, req),
         GetThirdpartyProtocols => misc::thirdparty_protocols(req),
         ThirdpartyUnknown => misc::thirdparty_unknown(req),
         Whois { user_id } => misc::whois(app, req, &user_id),

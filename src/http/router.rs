@@ -292,6 +292,8 @@ pub enum Endpoint {
         user_id: String,
     },
     GetTurnServer,
+    /// MSC4143 MatrixRTC transports (unstable prefix).
+    GetRtcTransports,
     GetThirdpartyProtocols,
     /// Lookups for a third-party protocol (none exist).
     ThirdpartyUnknown,
@@ -444,6 +446,7 @@ impl Endpoint {
             | ReportRoom { .. }
             | ReportUser { .. }
             | GetTurnServer
+            | GetRtcTransports
             | GetThirdpartyProtocols
             | ThirdpartyUnknown
             | Whois { .. }
@@ -538,6 +541,9 @@ pub fn route(method: &Method, segs: &[&str]) -> Result<Endpoint, MatrixError> {
             only(post, SlidingSync)
         }
         ["_matrix", "client", "unstable", "org.matrix.msc3814.v1", rest @ ..] => msc3814(m, rest),
+        ["_matrix", "client", "unstable", "org.matrix.msc4143", "rtc", "transports"] => {
+            only(get, GetRtcTransports)
+        }
         ["_matrix", "client", "v1", "room_summary", room]
         | ["_matrix", "client", "unstable", "im.nheko.summary", "summary", room]
         | ["_matrix", "client", "unstable", "im.nheko.summary", "rooms", room, "summary"] => {

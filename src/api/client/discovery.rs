@@ -15,8 +15,8 @@ pub const SUPPORTED_VERSIONS: &[&str] = &[
 ];
 
 /// `GET /_matrix/client/versions`
-pub fn get_versions(_app: &App, _req: &Request) -> Result<Reply, MatrixError> {
-    Ok(json(&json!({
+pub fn get_versions(app: &App, _req: &Request) -> Result<Reply, MatrixError> {
+    let mut out = json!({
         "versions": SUPPORTED_VERSIONS,
         "unstable_features": {
             // MSC4186 simplified sliding sync (what Element X needs).
@@ -28,16 +28,31 @@ pub fn get_versions(_app: &App, _req: &Request) -> Result<Reply, MatrixError> {
             // MSC3266 room summaries.
             "im.nheko.summary": true,
         },
-    })))
+    });
+    // MSC4143 MatrixRTC: only with a focus to offer, so clients do not look
+    // for one (and fail the call) when none is configured.
+    if !app.config.rtc_foci.is_empty() {
+        out["unstable_features"]["org.matrix.msc4143"] = json!(true);
+    }
+    Ok(json(&out))
 }
 
 /// `GET /.well-known/matrix/client`: only what is configured. Guessing
 /// `https://<server_name>` breaks LAN and test installs (DESIGN.md).
+///
+/// The MatrixRTC foci ride along as `org.matrix.msc4143.rtc_foci` (where
+/// Element X looked before `rtc/transports`), but only in a document that
+/// is served: `m.homeserver` is required there, so `rtc_foci` alone does not
+/// make one. Clients asking `rtc/transports` get them either way.
 pub fn get_well_known_client(app: &App) -> Result<Reply, MatrixError> {
-    match &app.config.public_base_url {
-        Some(url) => Ok(json(&json!({ "m.homeserver": { "base_url": url } }))),
-        None => Err(MatrixError::not_found("No well-known client configuration")),
+    let Some(url) = &app.config.public_base_url else {
+        return Err(MatrixError::not_found("No well-known client configuration"));
+    };
+    let mut out = json!({ "m.homeserver": { "base_url": url } });
+    if !app.config.rtc_foci.is_empty() {
+        out["org.matrix.msc4143.rtc_foci"] = json!(super::voip::rtc_foci(&app.config.rtc_foci));
     }
+    Ok(json(&out))
 }
 
 /// `GET /.well-known/matrix/support`: the configured `admin_contact` (a

@@ -1,5 +1,5 @@
 //! Smaller spec areas: mutual rooms, the user directory, reporting
-//! content, VoIP TURN discovery, third-party protocols and `whois`.
+//! content, third-party protocols and `whois`.
 
 use std::collections::HashSet;
 
@@ -184,14 +184,6 @@ pub async fn report_user(app: &App, req: &Request, user_id: &str) -> Result<Repl
         "reason": reason, "ts": now_ms() }),
     )
     .await?;
-    Ok(json(&json!({})))
-}
-
-/// `GET /voip/turnServer`: no TURN server is configured, so there is
-/// nothing to hand out; an empty object tells clients to fall back to STUN
-/// or host candidates, as other servers answer when unconfigured.
-pub fn turn_server(req: &Request) -> Result<Reply, MatrixError> {
-    req.caller()?;
     Ok(json(&json!({})))
 }
 

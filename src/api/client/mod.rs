@@ -24,3 +24,4 @@ pub mod spaces;
 pub mod summary;
 pub mod sync;
 pub mod userdata;
+pub mod voip;
