@@ -198,6 +198,12 @@ echo hearthpi >"$img/etc/hostname"
 # Raspberry Pi OS Lite runs avahi-daemon, which announces <hostname>.local.
 printf '#!/bin/sh\n' >"$img/usr/sbin/avahi-daemon"
 chmod 755 "$img/usr/sbin/avahi-daemon"
+# coturn, as if installed: its binary and group (a stock turnserver.conf).
+mkdir -p "$img/usr/bin"
+printf '#!/bin/sh\n' >"$img/usr/bin/turnserver"
+chmod 755 "$img/usr/bin/turnserver"
+printf 'turnserver:x:990:\n' >>"$img/etc/group"
+printf '# stock\n' >"$img/etc/turnserver.conf"
 if board/raspberry-pi/customise-image.sh --root "$img" "$arm64" >"$work/c.log" 2>&1; then
   fail "customise accepted an arm64 package for an amd64 image"
 fi
@@ -224,6 +230,20 @@ for want in 'server_name = "hearthpi.local"' 'listen = "0.0.0.0:8008"' 'registra
   grep -qxF "$want" "$cfg" || fail "first boot config lacks $want"
 done
 grep -q 'http://hearthpi.local:8008' "$work/firstboot.log" || fail "first boot did not print the URL"
+# Calls: one generated secret in both configs, coturn's file for its group only.
+turn_secret=$(sed -n 's/^static-auth-secret=//p' "$img/etc/turnserver.conf")
+[ "${#turn_secret}" -ge 48 ] || fail "turnserver.conf secret: $(cat "$img/etc/turnserver.conf")"
+grep -qxF "turn_shared_secret = \"$turn_secret\"" "$cfg" || fail "hearth.toml lacks the TURN secret"
+grep -qxF 'turn_uris = ["turn:hearthpi.local:3478?transport=udp", "turn:hearthpi.local:3478?transport=tcp"]' "$cfg" ||
+  fail "hearth.toml turn_uris: $(grep turn_uris "$cfg")"
+for want in use-auth-secret realm=hearthpi.local listening-port=3478 min-port=49160 max-port=49200 \
+  no-tls no-dtls no-multicast-peers denied-peer-ip=127.0.0.0-127.255.255.255 \
+  denied-peer-ip=192.168.0.0-192.168.255.255; do
+  grep -qxF "$want" "$img/etc/turnserver.conf" || fail "turnserver.conf lacks $want"
+done
+[ "$(stat -c '%a %g' "$img/etc/turnserver.conf")" = "640 990" ] ||
+  fail "turnserver.conf: $(stat -c '%a %g' "$img/etc/turnserver.conf")"
+grep -qx '# stock' "$img/etc/turnserver.conf.orig" || fail "the package's turnserver.conf was not kept"
 grep -q 'Storage=volatile' "$img/etc/systemd/journald.conf.d/hearth-sd-card.conf" || fail "journald not volatile"
 grep -Eq '^PARTUUID=abcd-02[[:space:]]+/[[:space:]]+ext4[[:space:]]+defaults,noatime[[:space:]]' "$img/etc/fstab" ||
   fail "fstab: $(cat "$img/etc/fstab")"
@@ -263,11 +283,21 @@ r=$(curl -sS -m 30 -X POST -H 'Content-Type: application/json' \
   -d "{\"username\":\"bob\",\"password\":\"another long password\",\"auth\":{\"type\":\"m.login.registration_token\",\"token\":\"$token\",\"session\":\"$session\"}}" \
   "$base/_matrix/client/v3/register")
 grep -q '"user_id":"@bob:hearthpi.local"' <<<"$r" || fail "register with the first-boot token: $r"
+bob_token=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])' <<<"$r")
+r=$(curl -sS -m 30 -H "Authorization: Bearer $bob_token" "$base/_matrix/client/v3/voip/turnServer")
+python3 - "$turn_secret" "$r" <<'PY' || fail "turnServer: $r"
+import base64, hashlib, hmac, json, sys
+secret, body = sys.argv[1], json.loads(sys.argv[2])
+expected = base64.b64encode(hmac.new(secret.encode(), body["username"].encode(), hashlib.sha1).digest()).decode()
+assert body["username"].endswith(":@bob:hearthpi.local"), body
+assert body["password"] == expected, body
+assert body["uris"][0] == "turn:hearthpi.local:3478?transport=udp", body
+PY
 kill -TERM "$server_pid"
 wait "$server_pid" || fail "server exit status $?"
 server_pid=
 log=
-echo "   first boot made @alice:hearthpi.local (admin) and a working registration token"
+echo "   first boot made @alice:hearthpi.local (admin), a working registration token and a TURN secret shared with coturn"
 
 # Without avahi, and with a name chosen in hearth.txt, mDNS is switched on.
 img2=$work/pi2
@@ -275,15 +305,21 @@ new_root "$img2"
 mkdir -p "$img2/boot/firmware"
 echo raspberrypi >"$img2/etc/hostname"
 board/raspberry-pi/customise-image.sh --root "$img2" "$v2" >/dev/null
-printf 'server_name=Family.local\n' >>"$img2/boot/firmware/hearth.txt"
+printf 'server_name=Family.local\ncalls=No\n' >>"$img2/boot/firmware/hearth.txt"
+mkdir -p "$img2/usr/bin"
+printf '#!/bin/sh\n' >"$img2/usr/bin/turnserver"
+chmod 755 "$img2/usr/bin/turnserver"
 HEARTH_ROOT=$img2 "$img2/usr/local/sbin/hearth-firstboot" >"$work/firstboot2.log" 2>&1 ||
   fail "first boot 2: $(cat "$work/firstboot2.log")"
 grep -qx 'server_name = "family.local"' "$img2/etc/hearth/hearth.toml" || fail "hearth.txt server_name not used"
 grep -qx 'mdns = true' "$img2/etc/hearth/hearth.toml" || fail "mdns not switched on without avahi"
+if grep -q '^turn_' "$img2/etc/hearth/hearth.toml" || [ -e "$img2/etc/turnserver.conf" ]; then
+  fail "calls=no still set up a TURN relay"
+fi
 grep -q 'admin password: *[A-Za-z0-9]\{20,\}' "$img2/root/hearth-first-admin.txt" || fail "no generated password"
 "$img2/usr/bin/hearth" user list --config "$img2/etc/hearth/hearth.toml" --data-dir "$img2/var/lib/hearth" |
   grep -qx '@admin:family.local.admin' || fail "default admin missing"
-echo "   without avahi: mdns = true, generated admin password"
+echo "   without avahi: mdns = true, generated admin password; calls=no: no TURN relay"
 
 step "Raspberry Pi: customise a made-up disk image"
 # Two partitions like Raspberry Pi OS Lite's (FAT boot, ext4 root) in an MBR

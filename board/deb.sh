@@ -107,6 +107,7 @@ Maintainer: Hearth developers <dev@hearth.invalid>
 Installed-Size: $installed_size
 Depends: $depends
 Recommends: systemd
+Suggests: coturn
 Section: net
 Priority: optional
 Description: Matrix homeserver for single-board computers

@@ -11,10 +11,15 @@
 #  4. writes /etc/hearth/hearth.toml: that name, listening on the LAN
 #     (0.0.0.0:8008), registration by token, mDNS on unless avahi-daemon
 #     already answers for <hostname>.local;
-#  5. creates the first admin account (`admin` and `admin_password` from the
+#  5. unless `calls=no` in the settings file, sets up a TURN relay for
+#     calls: installs Debian's coturn if it is missing (needs the internet;
+#     without it calls still work inside the LAN), writes
+#     /etc/turnserver.conf with a generated shared secret that also goes
+#     into hearth.toml (turn_shared_secret, turn_uris), starts coturn;
+#  6. creates the first admin account (`admin` and `admin_password` from the
 #     settings file; a generated password otherwise) and a registration
 #     token, both saved in /root/hearth-first-admin.txt (mode 0600);
-#  6. starts the service and prints how to connect.
+#  7. starts the service and prints how to connect.
 #
 # The settings file is hearth.txt on the boot partition (/boot/firmware),
 # editable from a PC before the first boot; see board/raspberry-pi/hearth.txt.
@@ -164,7 +169,108 @@ if [ "$name" != "$hostname.local" ] || [ ! -x "$root/usr/sbin/avahi-daemon" ]; t
     esac
 fi
 
-# 5. The first account, while the service is stopped (admin commands refuse
+# 5. The TURN relay for calls, unless the settings file says calls=no.
+# coturn's defaults are tightened: it relays only to addresses outside the
+# LAN (so nobody can use it to reach the Pi or the home network), uses a
+# small relay port range for the home router, and no TLS (no certificate
+# exists yet).
+calls=$(setting calls | tr '[:upper:]' '[:lower:]')
+turn_conf=$root/etc/turnserver.conf
+if [ "$calls" = no ]; then
+    say "calls=no: no TURN relay"
+else
+    if [ ! -x "$root/usr/bin/turnserver" ] && [ -z "$root" ] && command -v apt-get >/dev/null; then
+        say "installing coturn (the TURN relay for calls)"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq coturn; } \
+            >/dev/null 2>&1 ||
+            say "coturn could not be installed (no internet?); calls work inside the LAN only"
+    fi
+    if [ -x "$root/usr/bin/turnserver" ]; then
+        turn_secret=$(head -c 48 /dev/urandom | base64 | tr -d '/+=\n')
+        # The Pi's LAN address: two clients relayed here reach each other
+        # through it, so it stays allowed.
+        lan_ip=
+        if [ -z "$root" ] && command -v hostname >/dev/null; then
+            for ip in $(hostname -I 2>/dev/null); do
+                case "$ip" in *:*) ;; *) lan_ip=$ip; break ;; esac
+            done
+        fi
+        if [ -f "$turn_conf" ] && [ ! -f "$turn_conf.orig" ]; then
+            cp -p "$turn_conf" "$turn_conf.orig"
+        fi
+        # A new file, so the umask (027) applies: the old one was world-readable.
+        rm -f "$turn_conf"
+        {
+            cat <<CONF
+# Written by hearth-firstboot: coturn as the TURN relay for Hearth's calls
+# (/usr/share/doc/hearth/README.board.md, "Calls"); the package's file is
+# $turn_conf.orig. static-auth-secret is also turn_shared_secret in
+# /etc/hearth/hearth.toml: change both together, then restart both.
+
+# Clients connect here (UDP and TCP); forward both on the home router.
+listening-port=3478
+# Relayed media uses these UDP ports; forward them too.
+min-port=49160
+max-port=49200
+
+# Time-limited credentials from Hearth's /voip/turnServer.
+use-auth-secret
+static-auth-secret=$turn_secret
+realm=$name
+fingerprint
+
+# Relay only to the internet: never to the Pi itself, multicast or the LAN.
+# coturn 4.6 refuses loopback peers by default (its old no-loopback-peers
+# option is gone); the ranges below refuse them on any version.
+no-multicast-peers
+denied-peer-ip=0.0.0.0-0.255.255.255
+denied-peer-ip=10.0.0.0-10.255.255.255
+denied-peer-ip=100.64.0.0-100.127.255.255
+denied-peer-ip=127.0.0.0-127.255.255.255
+denied-peer-ip=169.254.0.0-169.254.255.255
+denied-peer-ip=172.16.0.0-172.31.255.255
+denied-peer-ip=192.168.0.0-192.168.255.255
+denied-peer-ip=::1
+denied-peer-ip=fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff
+denied-peer-ip=fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff
+CONF
+            if [ -n "$lan_ip" ]; then
+                printf '# The Pi itself, for two clients relayed here.\nallowed-peer-ip=%s\n' "$lan_ip"
+            fi
+            cat <<'CONF'
+
+# A family's calls, not a public relay: a few allocations per user.
+user-quota=12
+total-quota=120
+
+# No TLS until a certificate is configured: add cert= and pkey= (PEM files
+# the turnserver user can read), remove no-tls and no-dtls, forward TCP
+# 5349, and add "turns:<name>:5349?transport=tcp" to turn_uris.
+no-tls
+no-dtls
+no-cli
+
+# Behind a home router, relay addresses must be the public one:
+# external-ip=<public IP>/<the Pi's LAN IP>
+CONF
+        } >"$turn_conf"
+        # It holds the secret: readable by coturn's group only (umask 027),
+        # looked up in the system being set up, like the hearth user below.
+        turn_gid=$(sed -n 's/^turnserver:[^:]*:\([0-9]*\):.*/\1/p' "$root/etc/group")
+        [ -z "$turn_gid" ] || chgrp "$turn_gid" "$turn_conf"
+        set_key turn_uris "[\"turn:$name:3478?transport=udp\", \"turn:$name:3478?transport=tcp\"]"
+        set_key turn_shared_secret "\"$turn_secret\""
+        say "calls: TURN relay (coturn) on port 3478, relay ports 49160-49200"
+        if systemd_running; then
+            systemctl enable coturn.service 2>/dev/null || true
+            systemctl restart coturn.service || say "coturn did not start: journalctl -u coturn"
+        fi
+    else
+        say "coturn is not installed: no TURN relay (calls work inside the LAN)"
+    fi
+fi
+
+# 6. The first account, while the service is stopped (admin commands refuse
 # a running server's database), owned by hearth like everything it writes.
 if systemd_running; then
     systemctl stop hearth.service || true
@@ -193,7 +299,7 @@ if [ -f "$settings" ] && grep -q '^[[:space:]]*admin_password' "$settings"; then
     sed -i 's/^[[:space:]]*admin_password[[:space:]]*=.*/admin_password=/' "$settings"
 fi
 
-# 6. Start.
+# 7. Start.
 if systemd_running; then
     systemctl enable hearth.service
     systemctl start hearth.service
