@@ -29,7 +29,7 @@ fn with_turn(
 }
 
 /// A shared-secret TURN server at `uris`, for `TestServer::start_with`.
-fn with_turn_start(uris: &[String], lifetime: u64) -> impl FnOnce(&mut Config) {
+fn with_shared_secret(uris: &[String], lifetime: u64) -> impl FnOnce(&mut Config) {
     with_turn(uris, TurnCredentials::SharedSecret(SECRET.into()), lifetime)
 }
 
@@ -44,7 +44,7 @@ fn livekit() -> Vec<RtcFocus> {
 #[tokio::test]
 async fn turn_server_hands_out_credentials_that_expire_after_the_lifetime() {
     let uris = vec!["turn:turn.example.org:3478?transport=udp".to_owned()];
-    let s = TestServer::start_with(with_turn_start(&uris, 3600));
+    let s = TestServer::start_with(with_shared_secret(&uris, 3600));
     let (alice, _) = s.client().register("alice", "pw-alice-1").await;
     let before = now_secs();
     let body = alice.get(TURN).await.ok();
@@ -75,7 +75,7 @@ async fn turn_server_hands_out_static_credentials_as_configured() {
 #[tokio::test]
 async fn turn_server_is_rate_limited_per_user() {
     let uris = vec!["turn:turn.example.org".to_owned()];
-    let s = TestServer::start_with(with_turn_start(&uris, 86_400));
+    let s = TestServer::start_with(with_shared_secret(&uris, 86_400));
     let (alice, _) = s.client().register("alice", "pw-alice-1").await;
     let (bob, _) = s.client().register("bob", "pw-bob-1").await;
     let mut refused = None;
@@ -208,7 +208,7 @@ async fn coturn_relays_with_turn_server_credentials_and_refuses_wrong_or_expired
         format!("turn:127.0.0.1:{port}?transport=udp"),
         format!("turn:127.0.0.1:{port}?transport=tcp"),
     ];
-    let s = TestServer::start_with(with_turn_start(&uris, 86_400));
+    let s = TestServer::start_with(with_shared_secret(&uris, 86_400));
     let (alice, _) = s.client().register("alice", "pw-alice-1").await;
     let body: Value = alice.get(TURN).await.ok();
     let username = body["username"].as_str().expect("username");
