@@ -131,7 +131,7 @@ impl ErrorKind {
 
 /// A Matrix error response. `extra` carries the fields some errcodes add
 /// (`soft_logout`, `retry_after_ms`, the UIA `flows`/`session`, …).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct MatrixError {
     pub kind: ErrorKind,
     pub message: String,

@@ -288,7 +288,7 @@ pub async fn create_room(app: &App, req: CreateRoom) -> Result<String, MatrixErr
                 // inconsistent; nothing is committed unless all pass —
                 // enforced by returning a storage-level failure.
                 if let Err(e) = append_event(ctx, &mut cache, &signer, &room, ev, now)? {
-                    return Err(StoreError::Refused(e.to_string()));
+                    return Err(StoreError::refused(e));
                 }
             }
             if let Some(alias) = &req.alias {
