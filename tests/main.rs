@@ -30,3 +30,4 @@ mod sync_filters;
 mod tls;
 mod uia;
 mod userdata;
+mod events;

@@ -1,0 +1,108 @@
+//! Building events from client requests: the spec's size limits, integer-only
+//! JSON, annotation dedup and the fields the server owns in `createRoom`.
+
+use serde_json::{Value, json};
+
+use crate::support::{Client, TestServer, room};
+
+/// Sends `content` as `event_type`; returns the response.
+async fn send_event(
+    c: &Client,
+    room: &str,
+    event_type: &str,
+    txn: &str,
+    content: Value,
+) -> crate::support::Resp {
+    c.put(&format!("/_matrix/client/v3/rooms/{room}/send/{event_type}/{txn}"), content).await
+}
+
+#[tokio::test]
+async fn events_over_64_kib_are_refused_as_too_large_on_every_path() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let room_id = room(&alice, json!({})).await;
+    // Well under the limit once the PDU's other fields are added.
+    let fits = json!({ "msgtype": "m.text", "body": "a".repeat(60_000) });
+    send_event(&alice, &room_id, "m.room.message", "t0", fits).await.ok();
+    for (i, size) in [70_000, 300_000, 1_000_000].into_iter().enumerate() {
+        let big = json!({ "msgtype": "m.text", "body": "a".repeat(size) });
+        send_event(&alice, &room_id, "m.room.message", &format!("t{}", i + 1), big)
+            .await
+            .expect_err(413, "M_TOO_LARGE");
+    }
+    // The PDU is measured, not the content: content that fits alone but not
+    // with the event around it is refused too.
+    let edge = json!({ "body": "a".repeat(65_500) });
+    send_event(&alice, &room_id, "m.room.message", "t9", edge).await.expect_err(413, "M_TOO_LARGE");
+    alice
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room_id}/state/m.room.topic/"),
+            json!({ "topic": "t".repeat(70_000) }),
+        )
+        .await
+        .expect_err(413, "M_TOO_LARGE");
+    let event_id = send_event(&alice, &room_id, "m.room.message", "t10", json!({ "body": "x" }))
+        .await
+        .ok()["event_id"]
+        .as_str()
+        .expect("event_id")
+        .to_owned();
+    alice
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room_id}/redact/{event_id}/r1"),
+            json!({ "reason": "r".repeat(70_000) }),
+        )
+        .await
+        .expect_err(413, "M_TOO_LARGE");
+    alice
+        .post(
+            "/_matrix/client/v3/createRoom",
+            json!({ "initial_state": [
+                { "type": "m.room.topic", "state_key": "", "content": { "topic": "t".repeat(70_000) } }
+            ] }),
+        )
+        .await
+        .expect_err(413, "M_TOO_LARGE");
+    // Nothing refused reached the timeline.
+    let messages = alice
+        .get(&format!("/_matrix/client/v3/rooms/{room_id}/messages?dir=b&limit=50"))
+        .await
+        .ok();
+    let chunk = messages["chunk"].as_array().expect("chunk");
+    let longest = chunk
+        .iter()
+        .filter_map(|e| e["content"]["body"].as_str().or(e["content"]["topic"].as_str()))
+        .map(str::len)
+        .max();
+    assert_eq!(longest, Some(60_000), "{messages}");
+}
+
+#[tokio::test]
+async fn event_types_and_state_keys_over_255_bytes_are_refused() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let room_id = room(&alice, json!({})).await;
+    let long = "x".repeat(256);
+    let just_fits = "x".repeat(255);
+    send_event(&alice, &room_id, &long, "t1", json!({})).await.expect_err(413, "M_TOO_LARGE");
+    send_event(&alice, &room_id, &just_fits, "t2", json!({})).await.ok();
+    alice
+        .put(&format!("/_matrix/client/v3/rooms/{room_id}/state/m.custom/{long}"), json!({}))
+        .await
+        .expect_err(413, "M_TOO_LARGE");
+    alice
+        .put(&format!("/_matrix/client/v3/rooms/{room_id}/state/{long}/"), json!({}))
+        .await
+        .expect_err(413, "M_TOO_LARGE");
+    alice
+        .put(&format!("/_matrix/client/v3/rooms/{room_id}/state/m.custom/{just_fits}"), json!({}))
+        .await
+        .ok();
+    alice
+        .post(
+            "/_matrix/client/v3/createRoom",
+            json!({ "initial_state": [{ "type": "m.custom", "state_key": long, "content": {} }] }),
+        )
+        .await
+        .expect_err(413, "M_TOO_LARGE");
+}
