@@ -288,6 +288,15 @@ pub async fn create_room(app: &App, req: CreateRoom) -> Result<String, MatrixErr
                 // inconsistent; nothing is committed unless all pass —
                 // enforced by returning a storage-level failure.
                 if let Err(e) = append_event(ctx, &mut cache, &signer, &room, ev, now)? {
+                    // In a new room an auth failure means the request's own
+                    // events contradict each other: its initial state is
+                    // invalid (spec: createRoom, 400 M_INVALID_ROOM_STATE).
+                    let e = match e.kind {
+                        ErrorKind::Forbidden => {
+                            MatrixError::new(ErrorKind::InvalidRoomState, e.message)
+                        }
+                        _ => e,
+                    };
                     return Err(StoreError::refused(e));
                 }
             }
