@@ -106,3 +106,81 @@ async fn event_types_and_state_keys_over_255_bytes_are_refused() {
         .await
         .expect_err(413, "M_TOO_LARGE");
 }
+
+/// `PUT path` with `body` sent as given (not re-encoded), as `c`.
+async fn put_raw(c: &Client, path: &str, body: &'static str) -> crate::support::Resp {
+    raw(c, reqwest::Method::PUT, path, body).await
+}
+
+async fn raw(
+    c: &Client,
+    method: reqwest::Method,
+    path: &str,
+    body: &'static str,
+) -> crate::support::Resp {
+    let r = c
+        .http
+        .request(method, format!("{}{path}", c.base))
+        .bearer_auth(c.token.as_deref().expect("logged in"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status();
+    let headers = r.headers().clone();
+    let bytes = r.bytes().await.expect("body");
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    crate::support::Resp { status, body, headers }
+}
+
+#[tokio::test]
+async fn numbers_with_a_fraction_or_exponent_are_refused_wherever_json_becomes_an_event() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let room_id = room(&alice, json!({})).await;
+    let send = format!("/_matrix/client/v3/rooms/{room_id}/send/m.custom/");
+    let state = format!("/_matrix/client/v3/rooms/{room_id}/state/m.custom/");
+    for (i, body) in [r#"{"n": 1E2}"#, r#"{"n": 1e2}"#, r#"{"a": [{"n": 1.0}]}"#, r#"{"n": 1.5}"#]
+        .into_iter()
+        .enumerate()
+    {
+        put_raw(&alice, &format!("{send}t{i}"), body).await.expect_err(400, "M_BAD_JSON");
+        put_raw(&alice, &state, body).await.expect_err(400, "M_BAD_JSON");
+    }
+    for body in [
+        r#"{"initial_state": [{"type": "m.custom", "content": {"n": 2E0}}]}"#,
+        r#"{"power_level_content_override": {"users_default": 1E1}}"#,
+        r#"{"creation_content": {"n": 1e0}}"#,
+    ] {
+        raw(&alice, reqwest::Method::POST, "/_matrix/client/v3/createRoom", body)
+            .await
+            .expect_err(400, "M_BAD_JSON");
+    }
+    // Integers pass as written; `-0` is the integer 0.
+    let sent = put_raw(&alice, &format!("{send}ok"), r#"{"n": 100, "z": -0, "s": "1E2"}"#).await.ok();
+    let event_id = sent["event_id"].as_str().expect("event_id");
+    let event =
+        alice.get(&format!("/_matrix/client/v3/rooms/{room_id}/event/{event_id}")).await.ok();
+    assert_eq!(event["content"], json!({ "n": 100, "z": 0, "s": "1E2" }));
+    assert!(event["content"]["z"].is_i64() || event["content"]["z"].is_u64(), "{event}");
+}
+
+#[tokio::test]
+async fn an_absent_event_body_is_not_json() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let room_id = room(&alice, json!({})).await;
+    put_raw(&alice, &format!("/_matrix/client/v3/rooms/{room_id}/send/m.room.message/t1"), "")
+        .await
+        .expect_err(400, "M_NOT_JSON");
+    put_raw(&alice, &format!("/_matrix/client/v3/rooms/{room_id}/state/m.custom/"), "  ")
+        .await
+        .expect_err(400, "M_NOT_JSON");
+    let messages = alice
+        .get(&format!("/_matrix/client/v3/rooms/{room_id}/messages?dir=b&limit=50"))
+        .await
+        .ok();
+    let types: Vec<&Value> = messages["chunk"].as_array().expect("chunk").iter().map(|e| &e["type"]).collect();
+    assert!(!types.iter().any(|t| *t == "m.room.message" || *t == "m.custom"), "{messages}");
+}

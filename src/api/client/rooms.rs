@@ -41,7 +41,7 @@ struct CreateRoomBody {
 /// `POST /_matrix/client/v3/createRoom`
 pub async fn create_room(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
-    let body: CreateRoomBody = req.json()?;
+    let body: CreateRoomBody = req.event_json()?;
     let version = match &body.room_version {
         Some(v) => RoomVersion::parse(v).ok_or_else(|| {
             MatrixError::new(
@@ -336,7 +336,7 @@ pub async fn send_message_event(
     txn_id: &str,
 ) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
-    let content = Value::Object(req.json_object()?);
+    let content = Value::Object(req.event_content()?);
     let ev = NewEvent {
         event_type: event_type.to_owned(),
         state_key: None,
@@ -358,7 +358,7 @@ pub async fn set_room_state(
     state_key: &str,
 ) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
-    let content = Value::Object(req.json_object()?);
+    let content = Value::Object(req.event_content()?);
     if event_type == "m.room.member" {
         UserId::parse(state_key)
             .map_err(|e| MatrixError::invalid_param(format!("state_key: {e}")))?;
