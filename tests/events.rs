@@ -134,6 +134,62 @@ async fn raw(
     crate::support::Resp { status, body, headers }
 }
 
+/// A reaction with `key` to `parent`.
+fn reaction(parent: &str, key: &str) -> Value {
+    json!({ "m.relates_to": { "rel_type": "m.annotation", "event_id": parent, "key": key } })
+}
+
+#[tokio::test]
+async fn the_same_annotation_twice_is_refused_until_the_first_is_redacted() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    let room_id = room(&alice, json!({ "preset": "public_chat" })).await;
+    bob.post(&format!("/_matrix/client/v3/join/{room_id}"), json!({})).await.ok();
+    let parent = crate::support::send(&alice, &room_id, "m1", "lunch?").await;
+    let first = send_event(&alice, &room_id, "m.reaction", "r1", reaction(&parent, "👍")).await.ok();
+    send_event(&alice, &room_id, "m.reaction", "r2", reaction(&parent, "👍"))
+        .await
+        .expect_err(400, "M_DUPLICATE_ANNOTATION");
+    // A retransmission is the same request, not a duplicate.
+    let again = send_event(&alice, &room_id, "m.reaction", "r1", reaction(&parent, "👍")).await.ok();
+    assert_eq!(again["event_id"], first["event_id"]);
+    // Another key, or another sender, is another annotation.
+    send_event(&alice, &room_id, "m.reaction", "r3", reaction(&parent, "🎉")).await.ok();
+    send_event(&bob, &room_id, "m.reaction", "r1", reaction(&parent, "👍")).await.ok();
+    // Two at once: exactly one is stored.
+    let (a, b) = tokio::join!(
+        send_event(&bob, &room_id, "m.reaction", "c1", reaction(&parent, "🍕")),
+        send_event(&bob, &room_id, "m.reaction", "c2", reaction(&parent, "🍕")),
+    );
+    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 400], "{} / {}", a.body, b.body);
+    // Once the first is redacted the reaction can be sent again.
+    let first_id = first["event_id"].as_str().expect("event_id");
+    alice
+        .put(&format!("/_matrix/client/v3/rooms/{room_id}/redact/{first_id}/x1"), json!({}))
+        .await
+        .ok();
+    send_event(&alice, &room_id, "m.reaction", "r4", reaction(&parent, "👍")).await.ok();
+    let relations = alice
+        .get(&format!(
+            "/_matrix/client/v1/rooms/{room_id}/relations/{parent}/m.annotation/m.reaction"
+        ))
+        .await
+        .ok();
+    let count = |sender: &str, key: &str| {
+        relations["chunk"]
+            .as_array()
+            .expect("chunk")
+            .iter()
+            .filter(|e| e["sender"] == sender && e["content"]["m.relates_to"]["key"] == key)
+            .count()
+    };
+    assert_eq!(count("@alice:localhost", "👍"), 1, "{relations}");
+    assert_eq!(count("@bob:localhost", "🍕"), 1, "{relations}");
+}
+
 #[tokio::test]
 async fn numbers_with_a_fraction_or_exponent_are_refused_wherever_json_becomes_an_event() {
     let s = TestServer::start();

@@ -76,6 +76,20 @@ pub async fn send(
                 }
                 ev.txn = Some((t.device.clone(), t.id.clone()));
             }
+            if ev.state_key.is_none()
+                && crate::room::relations::is_duplicate_annotation(
+                    ctx,
+                    room.short,
+                    &ev.sender,
+                    &ev.event_type,
+                    &ev.content,
+                )?
+            {
+                return Ok(Err(MatrixError::new(
+                    ErrorKind::DuplicateAnnotation,
+                    "You already sent this annotation to this event; redact it to send it again",
+                )));
+            }
             let appended = match append_event(ctx, &mut cache, &signer, &room, ev, now_ms())? {
                 Ok(a) => a,
                 Err(e) => return Ok(Err(e)),
