@@ -240,3 +240,33 @@ async fn an_absent_event_body_is_not_json() {
     let types: Vec<&Value> = messages["chunk"].as_array().expect("chunk").iter().map(|e| &e["type"]).collect();
     assert!(!types.iter().any(|t| *t == "m.room.message" || *t == "m.custom"), "{messages}");
 }
+
+/// The content of the room's create event.
+async fn create_content(c: &Client, room_id: &str) -> Value {
+    c.get(&format!("/_matrix/client/v3/rooms/{room_id}/state/m.room.create/")).await.ok()
+}
+
+#[tokio::test]
+async fn the_server_owns_the_creator_field_of_the_create_event() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    for version in ["11", "12"] {
+        let room_id = room(
+            &alice,
+            json!({
+                "room_version": version,
+                "creation_content": { "creator": "@mallory:localhost", "m.federate": false },
+            }),
+        )
+        .await;
+        let content = create_content(&alice, &room_id).await;
+        assert!(content.get("creator").is_none(), "v{version}: {content}");
+        assert_eq!(content["m.federate"], false, "v{version}: {content}");
+    }
+    let room_id = room(
+        &alice,
+        json!({ "room_version": "10", "creation_content": { "creator": "@mallory:localhost" } }),
+    )
+    .await;
+    assert_eq!(create_content(&alice, &room_id).await["creator"], "@alice:localhost");
+}

@@ -222,8 +222,12 @@ pub async fn create_room(app: &App, req: CreateRoom) -> Result<String, MatrixErr
             let v = req.version;
             let mut create_content = req.creation_content.clone();
             create_content.insert("room_version".into(), json!(v.as_str()));
+            // spec: createRoom `creation_content`: the server overwrites
+            // `creator`, which only room versions before 11 have.
             if v.create_has_creator() {
                 create_content.insert("creator".into(), json!(req.creator));
+            } else {
+                create_content.remove("creator");
             }
             let create_content = Value::Object(create_content);
             let room_id = if v.room_id_from_create_event() {
