@@ -270,3 +270,48 @@ async fn the_server_owns_the_creator_field_of_the_create_event() {
     .await;
     assert_eq!(create_content(&alice, &room_id).await["creator"], "@alice:localhost");
 }
+
+#[tokio::test]
+async fn trusted_private_chat_makes_invitees_additional_creators_from_v12() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    let room_id = room(
+        &alice,
+        json!({
+            "room_version": "12",
+            "preset": "trusted_private_chat",
+            "invite": ["@bob:localhost"],
+            "creation_content": { "additional_creators": ["@carol:localhost", "@bob:localhost"] },
+        }),
+    )
+    .await;
+    let content = create_content(&alice, &room_id).await;
+    assert_eq!(content["additional_creators"], json!(["@carol:localhost", "@bob:localhost"]));
+    let room_id = room(
+        &alice,
+        json!({ "room_version": "12", "preset": "trusted_private_chat", "invite": ["@bob:localhost"] }),
+    )
+    .await;
+    let content = create_content(&alice, &room_id).await;
+    assert_eq!(content["additional_creators"], json!(["@bob:localhost"]));
+    // As a creator Bob may change the power levels once he has joined.
+    bob.post(&format!("/_matrix/client/v3/join/{room_id}"), json!({})).await.ok();
+    let levels_path = format!("/_matrix/client/v3/rooms/{room_id}/state/m.room.power_levels/");
+    let mut levels = alice.get(&levels_path).await.ok();
+    assert!(levels["users"].get("@bob:localhost").is_none(), "{levels}");
+    levels["state_default"] = json!(60);
+    bob.put(&levels_path, levels).await.ok();
+    // Before v12 the invitees get the creator's power level instead.
+    let room_id = room(
+        &alice,
+        json!({ "room_version": "11", "preset": "trusted_private_chat", "invite": ["@bob:localhost"] }),
+    )
+    .await;
+    assert!(create_content(&alice, &room_id).await.get("additional_creators").is_none());
+    let levels = alice
+        .get(&format!("/_matrix/client/v3/rooms/{room_id}/state/m.room.power_levels/"))
+        .await
+        .ok();
+    assert_eq!(levels["users"]["@bob:localhost"], 100, "{levels}");
+}
