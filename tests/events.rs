@@ -147,12 +147,14 @@ async fn the_same_annotation_twice_is_refused_until_the_first_is_redacted() {
     let room_id = room(&alice, json!({ "preset": "public_chat" })).await;
     bob.post(&format!("/_matrix/client/v3/join/{room_id}"), json!({})).await.ok();
     let parent = crate::support::send(&alice, &room_id, "m1", "lunch?").await;
-    let first = send_event(&alice, &room_id, "m.reaction", "r1", reaction(&parent, "👍")).await.ok();
+    let first =
+        send_event(&alice, &room_id, "m.reaction", "r1", reaction(&parent, "👍")).await.ok();
     send_event(&alice, &room_id, "m.reaction", "r2", reaction(&parent, "👍"))
         .await
         .expect_err(400, "M_DUPLICATE_ANNOTATION");
     // A retransmission is the same request, not a duplicate.
-    let again = send_event(&alice, &room_id, "m.reaction", "r1", reaction(&parent, "👍")).await.ok();
+    let again =
+        send_event(&alice, &room_id, "m.reaction", "r1", reaction(&parent, "👍")).await.ok();
     assert_eq!(again["event_id"], first["event_id"]);
     // Another key, or another sender, is another annotation.
     send_event(&alice, &room_id, "m.reaction", "r3", reaction(&parent, "🎉")).await.ok();
@@ -214,7 +216,8 @@ async fn numbers_with_a_fraction_or_exponent_are_refused_wherever_json_becomes_a
             .expect_err(400, "M_BAD_JSON");
     }
     // Integers pass as written; `-0` is the integer 0.
-    let sent = put_raw(&alice, &format!("{send}ok"), r#"{"n": 100, "z": -0, "s": "1E2"}"#).await.ok();
+    let sent =
+        put_raw(&alice, &format!("{send}ok"), r#"{"n": 100, "z": -0, "s": "1E2"}"#).await.ok();
     let event_id = sent["event_id"].as_str().expect("event_id");
     let event =
         alice.get(&format!("/_matrix/client/v3/rooms/{room_id}/event/{event_id}")).await.ok();
@@ -237,7 +240,8 @@ async fn an_absent_event_body_is_not_json() {
         .get(&format!("/_matrix/client/v3/rooms/{room_id}/messages?dir=b&limit=50"))
         .await
         .ok();
-    let types: Vec<&Value> = messages["chunk"].as_array().expect("chunk").iter().map(|e| &e["type"]).collect();
+    let types: Vec<&Value> =
+        messages["chunk"].as_array().expect("chunk").iter().map(|e| &e["type"]).collect();
     assert!(!types.iter().any(|t| *t == "m.room.message" || *t == "m.custom"), "{messages}");
 }
 
