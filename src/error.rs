@@ -17,6 +17,7 @@ pub enum ErrorKind {
     BadJson,
     BadState,
     CannotOverwriteMedia,
+    DuplicateAnnotation,
     Exclusive,
     Forbidden,
     GuestAccessForbidden,
@@ -59,6 +60,7 @@ impl ErrorKind {
             ErrorKind::BadJson => "M_BAD_JSON",
             ErrorKind::BadState => "M_BAD_STATE",
             ErrorKind::CannotOverwriteMedia => "M_CANNOT_OVERWRITE_MEDIA",
+            ErrorKind::DuplicateAnnotation => "M_DUPLICATE_ANNOTATION",
             ErrorKind::Exclusive => "M_EXCLUSIVE",
             ErrorKind::Forbidden => "M_FORBIDDEN",
             ErrorKind::GuestAccessForbidden => "M_GUEST_ACCESS_FORBIDDEN",
@@ -96,6 +98,7 @@ impl ErrorKind {
         match self {
             ErrorKind::BadJson
             | ErrorKind::BadState
+            | ErrorKind::DuplicateAnnotation
             | ErrorKind::IncompatibleRoomVersion
             | ErrorKind::InvalidParam
             | ErrorKind::InvalidRoomState
@@ -131,7 +134,7 @@ impl ErrorKind {
 
 /// A Matrix error response. `extra` carries the fields some errcodes add
 /// (`soft_logout`, `retry_after_ms`, the UIA `flows`/`session`, …).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct MatrixError {
     pub kind: ErrorKind,
     pub message: String,

@@ -14,6 +14,7 @@ mod devices;
 mod directory;
 mod durability;
 mod e2ee;
+mod events;
 mod http;
 mod mdns;
 mod media;

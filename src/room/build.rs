@@ -9,9 +9,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::error::MatrixError;
+use crate::error::{ErrorKind, MatrixError};
 use crate::room::auth::{self, AuthEvent};
 use crate::room::cache::WriterCache;
+use crate::room::canonical::canonical_json_bytes;
 use crate::room::pdu::{self, ServerKey};
 use crate::room::version::RoomVersion;
 use crate::store::{RoomShort, StoreError, StreamPos, WriteCtx};
@@ -118,6 +119,55 @@ pub fn event_id_of(json: &[u8]) -> Option<String> {
     serde_json::from_slice::<EventIdOnly<'_>>(json).ok().map(|e| e.event_id.into_owned())
 }
 
+/// The largest event, as the federation PDU (signatures included) in
+/// canonical JSON (spec: client-server-api/#size-limits).
+pub const MAX_PDU_BYTES: usize = 65_536;
+
+/// The largest `type`, `state_key`, `sender` and `room_id`, in bytes (the
+/// same section; user and room IDs are limited to 255 bytes by the
+/// appendices' grammar).
+pub const MAX_KEY_BYTES: usize = 255;
+
+fn too_large(message: String) -> MatrixError {
+    MatrixError::new(ErrorKind::TooLarge, message)
+}
+
+/// The spec's per-key size limits, checked before any work is spent on an
+/// event that could never be sent.
+fn check_key_sizes(ev: &NewEvent, room_id: &str) -> Result<(), MatrixError> {
+    let keys = [
+        ("type", Some(ev.event_type.as_str())),
+        ("state_key", ev.state_key.as_deref()),
+        ("sender", Some(ev.sender.as_str())),
+        ("room_id", Some(room_id)),
+    ];
+    for (name, value) in keys {
+        if let Some(v) = value
+            && v.len() > MAX_KEY_BYTES
+        {
+            return Err(too_large(format!(
+                "The event's {name} is {} bytes long; at most {MAX_KEY_BYTES} are allowed",
+                v.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The whole-event limit, measured on the signed PDU as federation would
+/// carry it.
+fn check_pdu_size(pdu: &Value) -> Result<(), MatrixError> {
+    let bytes = canonical_json_bytes(pdu)
+        .map_err(|e| MatrixError::bad_json(format!("event cannot be signed: {e}")))?;
+    if bytes.len() > MAX_PDU_BYTES {
+        return Err(too_large(format!(
+            "The event is {} bytes long as canonical JSON; at most {MAX_PDU_BYTES} are allowed",
+            bytes.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Authorises, builds, signs and stores `ev` in `room`. The outer `Err` is a
 /// storage failure; the inner one a refusal (nothing written). State the
 /// rules read comes parsed from `cache`.
@@ -129,6 +179,9 @@ pub fn append_event(
     ev: NewEvent,
     now_ms: u64,
 ) -> Result<Result<Appended, MatrixError>, StoreError> {
+    if let Err(e) = check_key_sizes(&ev, &room.room_id) {
+        return Ok(Err(e));
+    }
     let version = room.version;
     let is_create = ev.event_type == "m.room.create" && ev.state_key.as_deref() == Some("");
     let (prev_events, depth) = match ctx.latest_event(room.short)? {
@@ -226,6 +279,9 @@ pub fn append_event(
                 return Ok(Err(MatrixError::bad_json(format!("event cannot be signed: {e}"))));
             }
         };
+    if let Err(e) = check_pdu_size(&pdu) {
+        return Ok(Err(e));
+    }
 
     let mut client = Map::new();
     client.insert("content".into(), content);

@@ -31,6 +31,34 @@ pub fn record(
     ctx.put_relation(room, parent, rel_type, stream, sender, ty)
 }
 
+/// Whether `sender` already annotated the same event with the same event
+/// type and `key` (spec: client-server-api/#avoiding-duplicate-annotations).
+/// Runs in the writer against the batch's transaction, so of two identical
+/// annotations in one batch the second sees the first. A redacted
+/// annotation no longer counts: redaction removes its relation row.
+pub fn is_duplicate_annotation(
+    ctx: &WriteCtx<'_>,
+    room: RoomShort,
+    sender: &str,
+    event_type: &str,
+    content: &Value,
+) -> Result<bool, StoreError> {
+    let Some(("m.annotation", parent)) = relation_of(content) else { return Ok(false) };
+    let Some(key) = content["m.relates_to"].get("key") else { return Ok(false) };
+    for child in ctx.relations(room, parent, Some("m.annotation"))? {
+        if child.sender != sender || child.event_type != event_type {
+            continue;
+        }
+        let Some(stored) = ctx.event_at(room, child.stream)? else { continue };
+        let earlier: Value = serde_json::from_slice(&stored.json)
+            .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
+        if earlier["content"]["m.relates_to"].get("key") == Some(key) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 fn load(read: &ReadTxn, room: RoomShort, stream: StreamPos) -> Result<Option<Value>, MatrixError> {
     match read.event_at(room, stream)? {
         Some(e) => Ok(Some(crate::room::served::parse(&e.json, None)?)),

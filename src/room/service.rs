@@ -76,6 +76,20 @@ pub async fn send(
                 }
                 ev.txn = Some((t.device.clone(), t.id.clone()));
             }
+            if ev.state_key.is_none()
+                && crate::room::relations::is_duplicate_annotation(
+                    ctx,
+                    room.short,
+                    &ev.sender,
+                    &ev.event_type,
+                    &ev.content,
+                )?
+            {
+                return Ok(Err(MatrixError::new(
+                    ErrorKind::DuplicateAnnotation,
+                    "You already sent this annotation to this event; redact it to send it again",
+                )));
+            }
             let appended = match append_event(ctx, &mut cache, &signer, &room, ev, now_ms())? {
                 Ok(a) => a,
                 Err(e) => return Ok(Err(e)),
@@ -208,8 +222,12 @@ pub async fn create_room(app: &App, req: CreateRoom) -> Result<String, MatrixErr
             let v = req.version;
             let mut create_content = req.creation_content.clone();
             create_content.insert("room_version".into(), json!(v.as_str()));
+            // spec: createRoom `creation_content`: the server overwrites
+            // `creator`, which only room versions before 11 have.
             if v.create_has_creator() {
                 create_content.insert("creator".into(), json!(req.creator));
+            } else {
+                create_content.remove("creator");
             }
             let create_content = Value::Object(create_content);
             let room_id = if v.room_id_from_create_event() {
@@ -288,7 +306,16 @@ pub async fn create_room(app: &App, req: CreateRoom) -> Result<String, MatrixErr
                 // inconsistent; nothing is committed unless all pass —
                 // enforced by returning a storage-level failure.
                 if let Err(e) = append_event(ctx, &mut cache, &signer, &room, ev, now)? {
-                    return Err(StoreError::Refused(e.to_string()));
+                    // In a new room an auth failure means the request's own
+                    // events contradict each other: its initial state is
+                    // invalid (spec: createRoom, 400 M_INVALID_ROOM_STATE).
+                    let e = match e.kind {
+                        ErrorKind::Forbidden => {
+                            MatrixError::new(ErrorKind::InvalidRoomState, e.message)
+                        }
+                        _ => e,
+                    };
+                    return Err(StoreError::refused(e));
                 }
             }
             if let Some(alias) = &req.alias {

@@ -73,8 +73,10 @@ pub enum StoreError {
     /// The writer thread is gone (shutting down).
     WriterGone,
     /// An operation found its request invalid after it had begun writing;
-    /// its batch is rolled back. Rare by design (ops validate first).
-    Refused(String),
+    /// its batch is rolled back. Rare by design (ops validate first). It
+    /// carries the answer for the client (errcode and message): a refusal
+    /// is the request's fault, not the storage's.
+    Refused(Box<crate::error::MatrixError>),
     /// Free disk space is below the reserve (or the disk filled up): the
     /// write was refused before anything reached the file.
     DiskFull {
@@ -84,12 +86,18 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// An operation's refusal of its request (see `Refused`).
+    pub fn refused(e: crate::error::MatrixError) -> StoreError {
+        StoreError::Refused(Box::new(e))
+    }
+
     /// The same failure again (`StoreError` is not `Clone` because of `Io`),
     /// for answering every operation of a batch that could not start.
     pub(crate) fn duplicate(&self) -> StoreError {
         match self {
             StoreError::DiskFull { free_bytes } => StoreError::DiskFull { free_bytes: *free_bytes },
             StoreError::WriterGone => StoreError::WriterGone,
+            StoreError::Refused(m) => StoreError::Refused(m.clone()),
             other => StoreError::Db(other.to_string()),
         }
     }
@@ -118,7 +126,7 @@ impl fmt::Display for StoreError {
             StoreError::Db(e) => write!(f, "database error: {e}"),
             StoreError::Corrupt(e) => write!(f, "stored data did not decode: {e}"),
             StoreError::WriterGone => f.write_str("the database writer has stopped"),
-            StoreError::Refused(m) => write!(f, "refused: {m}"),
+            StoreError::Refused(m) => write!(f, "refused: {}", m.message),
             StoreError::DiskFull { free_bytes } => write!(
                 f,
                 "the disk is full ({} MiB free); writes are refused until space is freed",
@@ -163,9 +171,7 @@ impl From<std::io::Error> for StoreError {
 impl From<StoreError> for crate::error::MatrixError {
     fn from(e: StoreError) -> crate::error::MatrixError {
         match e {
-            StoreError::Refused(m) => {
-                crate::error::MatrixError::new(crate::error::ErrorKind::InvalidRoomState, m)
-            }
+            StoreError::Refused(m) => *m,
             // spec: client-server-api/#common-error-codes names disk space as
             // the example of M_RESOURCE_LIMIT_EXCEEDED, on routes that modify
             // state. The HTTP layer adds the required `admin_contact`, or

@@ -626,3 +626,22 @@ fn transaction_ids_are_remembered_for_the_kept_epochs_then_forgotten() {
     assert_eq!(rows(), 2, "the next write forgot the two old rows");
     assert_eq!(lookup("newer"), Some((room, StreamPos(13))));
 }
+
+#[test]
+fn an_operation_refused_midway_answers_with_its_own_error_and_writes_nothing() {
+    let (_dir, store) = temp_store();
+    let answer = store.write_blocking(|ctx| {
+        ctx.put_user("carol", &user(3))?;
+        Err::<Result<(), crate::error::MatrixError>, _>(StoreError::refused(
+            crate::error::MatrixError::new(crate::error::ErrorKind::TooLarge, "event too large"),
+        ))
+    });
+    match answer {
+        Err(e) => {
+            assert_eq!(e.kind, crate::error::ErrorKind::TooLarge);
+            assert_eq!(e.message, "event too large");
+        }
+        Ok(()) => panic!("a refused operation was acknowledged"),
+    }
+    assert!(store.read().expect("read").user("carol").expect("get").is_none());
+}

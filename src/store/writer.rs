@@ -119,9 +119,13 @@ pub(super) type Answer<R, E> = (Result<R, E>, u64);
 /// Called after commit with the commit's outcome; sends the op's reply.
 type Reply = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 /// One queued operation: runs inside the batch (`Ok`) and returns how to
-/// answer, or is answered at once with the error that kept the batch from
+/// answer plus, if it failed (which rolls the batch back), a copy of its
+/// error; or is answered at once with the error that kept the batch from
 /// starting (`Err`: disk full, no transaction).
-type Job = Box<dyn FnOnce(Result<&mut WriteCtx<'_>, &StoreError>) -> Option<(Reply, bool)> + Send>;
+type Job = Box<
+    dyn FnOnce(Result<&mut WriteCtx<'_>, &StoreError>) -> Option<(Reply, Option<StoreError>)>
+        + Send,
+>;
 
 /// Runs alone between batches, with a write transaction open (so nothing
 /// can commit while it runs) that is aborted afterwards.
@@ -275,7 +279,7 @@ impl WriterHandle {
             };
             let outcome = op(ctx);
             let upto = ctx.upcoming_position().saturating_sub(1);
-            let poisoned = outcome.is_err();
+            let poisoned = outcome.as_ref().err().map(StoreError::duplicate);
             let reply: Reply = Box::new(move |commit| {
                 let answer = match (outcome, commit) {
                     (Ok(Err(refused)), _) => Err(refused),
@@ -565,7 +569,7 @@ fn run(
             }
             Err((e, replies)) => {
                 stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-                tracing::error!("write batch of {} operations failed: {e}", replies.len());
+                log_failed_batch(&e, replies.len());
                 // Positions handed out in the failed batch are not reused.
                 for r in replies {
                     r(Err(&e));
@@ -581,6 +585,20 @@ fn run(
     // Answer anything that raced the shutdown so no waiter hangs.
     while let Ok(Msg::Job(j)) = rx.try_recv() {
         drop(j);
+    }
+}
+
+/// Logs why a batch was rolled back, at the level it deserves: a refusal
+/// (an operation found its request invalid midway, like a `createRoom`
+/// whose power-level override forbids its own initial state) is the
+/// client's mistake, answered with its own error, not a storage failure.
+fn log_failed_batch(e: &StoreError, ops: usize) {
+    match e {
+        StoreError::Refused(m) => tracing::debug!(
+            "write batch of {ops} operations rolled back: a request was refused: {}",
+            m.message
+        ),
+        e => tracing::error!("write batch of {ops} operations failed: {e}"),
     }
 }
 
@@ -613,17 +631,22 @@ fn apply_batch(
     }
     let start = *next_position;
     let mut replies = Vec::with_capacity(jobs.len());
-    let mut poisoned = false;
+    let mut poisoned: Option<StoreError> = None;
     let changes = {
         let mut ctx = WriteCtx { txn: LoggedTxn::new(&txn), next_position, wake };
         for job in jobs {
             if let Some((reply, bad)) = job(Ok(&mut ctx)) {
-                poisoned |= bad;
+                // A storage failure outranks a refusal in the log.
+                if let Some(e) = bad
+                    && poisoned.as_ref().is_none_or(|p| matches!(p, StoreError::Refused(_)))
+                {
+                    poisoned = Some(e);
+                }
                 replies.push(reply);
             }
         }
         let next = *ctx.next_position;
-        if !poisoned
+        if poisoned.is_none()
             && next != start
             && let Err(e) = ctx.set_meta(tables::META_NEXT_POSITION, &next.to_be_bytes())
         {
@@ -633,9 +656,9 @@ fn apply_batch(
         }
         ctx.txn.take_changes()
     };
-    if poisoned {
+    if let Some(e) = poisoned {
         let _ = txn.abort();
-        return Err((StoreError::Db("an operation in the batch failed".into()), replies));
+        return Err((e, replies));
     }
     if durable {
         if let Err(e) = tables::write_meta_u64(&txn, wal::META_CHECKPOINT_SEQ, log.wal.seq()) {
@@ -682,4 +705,56 @@ fn apply_batch(
 fn failed_reply(job: Job, e: &StoreError) -> Reply {
     let _ = job(Err(e));
     Box::new(|_| {})
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::error::MatrixError;
+
+    /// A log sink the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What `f` logs on this thread, at every level.
+    fn logged(f: impl FnOnce()) -> String {
+        let out = Captured::default();
+        let sink = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = out.0.lock().expect("log buffer").clone();
+        String::from_utf8(bytes).expect("UTF-8 log")
+    }
+
+    #[test]
+    fn a_batch_rolled_back_by_a_refusal_is_logged_at_debug_with_the_reason() {
+        let refusal = StoreError::refused(MatrixError::forbidden("power level too low"));
+        let log = logged(|| log_failed_batch(&refusal, 1));
+        assert!(log.contains("DEBUG"), "{log}");
+        assert!(log.contains("power level too low"), "{log}");
+        assert!(!log.contains("ERROR") && !log.contains("database error"), "{log}");
+    }
+
+    #[test]
+    fn a_batch_failed_by_storage_is_logged_as_an_error() {
+        let log = logged(|| log_failed_batch(&StoreError::Db("page checksum".into()), 2));
+        assert!(log.contains("ERROR") && log.contains("page checksum"), "{log}");
+    }
 }

@@ -41,7 +41,7 @@ struct CreateRoomBody {
 /// `POST /_matrix/client/v3/createRoom`
 pub async fn create_room(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
-    let body: CreateRoomBody = req.json()?;
+    let body: CreateRoomBody = req.event_json()?;
     let version = match &body.room_version {
         Some(v) => RoomVersion::parse(v).ok_or_else(|| {
             MatrixError::new(
@@ -70,7 +70,10 @@ pub async fn create_room(app: &App, req: &Request) -> Result<Reply, MatrixError>
     if !version.privileged_creators() {
         users.insert(creator.clone(), json!(100));
     }
-    if preset == "trusted_private_chat" {
+    // trusted_private_chat makes the invitees the creator's equals: from v12
+    // as additional creators (see below; creators may not be listed in
+    // `users` then), before as users at 100.
+    if preset == "trusted_private_chat" && !version.privileged_creators() {
         for u in &invite {
             users.insert(u.clone(), json!(100));
         }
@@ -149,6 +152,27 @@ pub async fn create_room(app: &App, req: &Request) -> Result<Reply, MatrixError>
     let creator_profile = profile.map(|p| (p.displayname, p.avatar_url)).unwrap_or_default();
     let mut creation_content = body.creation_content.unwrap_or_default();
     creation_content.remove("room_version");
+    // spec: createRoom, the note on `trusted_private_chat` and
+    // `creation_content`: the invitees join the client's own
+    // `additional_creators`, without duplicates.
+    if preset == "trusted_private_chat" && version.privileged_creators() && !invite.is_empty() {
+        let mut creators = match creation_content.remove("additional_creators") {
+            None => Vec::new(),
+            Some(Value::Array(list)) => list,
+            Some(_) => {
+                return Err(MatrixError::new(
+                    ErrorKind::InvalidRoomState,
+                    "creation_content.additional_creators must be an array of user IDs",
+                ));
+            }
+        };
+        for u in &invite {
+            if !creators.iter().any(|c| c.as_str() == Some(u)) {
+                creators.push(json!(u));
+            }
+        }
+        creation_content.insert("additional_creators".into(), Value::Array(creators));
+    }
     let room_id = service::create_room(
         app,
         CreateRoom {
@@ -336,7 +360,7 @@ pub async fn send_message_event(
     txn_id: &str,
 ) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
-    let content = Value::Object(req.json_object()?);
+    let content = Value::Object(req.event_content()?);
     let ev = NewEvent {
         event_type: event_type.to_owned(),
         state_key: None,
@@ -358,7 +382,7 @@ pub async fn set_room_state(
     state_key: &str,
 ) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
-    let content = Value::Object(req.json_object()?);
+    let content = Value::Object(req.event_content()?);
     if event_type == "m.room.member" {
         UserId::parse(state_key)
             .map_err(|e| MatrixError::invalid_param(format!("state_key: {e}")))?;

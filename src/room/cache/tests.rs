@@ -4,6 +4,8 @@
 
 use serde_json::{Value, json};
 
+use crate::error::MatrixError;
+
 use super::*;
 use crate::push::{MASTER_RULE_ID, RuleKind, default_ruleset};
 use crate::room::build::{NewEvent, Signer, append_event};
@@ -69,7 +71,7 @@ fn fixture() -> Fixture {
             ];
             for ev in events {
                 if let Err(e) = append_event(ctx, &mut cache, &s, &room, ev, 1)? {
-                    return Err(StoreError::Refused(e.to_string()));
+                    return Err(StoreError::refused(e));
                 }
             }
             Ok(Ok::<_, StoreError>(room))
@@ -98,7 +100,7 @@ impl Fixture {
             let mut cache = lock(&cache);
             let r = f(ctx, &mut cache, &signer, &room)?;
             if abort {
-                return Err(StoreError::Refused("test abort".into()));
+                return Err(StoreError::refused(MatrixError::bad_json("test abort")));
             }
             Ok(Ok(r))
         })
@@ -138,7 +140,7 @@ fn send(
 ) -> Result<StreamPos, StoreError> {
     match append_event(ctx, cache, signer, room, ev, 2)? {
         Ok(a) => Ok(a.stream),
-        Err(e) => Err(StoreError::Refused(e.to_string())),
+        Err(e) => Err(StoreError::refused(e)),
     }
 }
 
