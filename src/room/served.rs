@@ -11,8 +11,10 @@
 //!
 //! Serving is also where fields that depend on the reader or on the client
 //! generation are added, never stored (the stored bytes mirror the signed
-//! PDU, and events stored before such a rule keep working): both forms of
-//! a redaction's `redacts` ([`shape`]).
+//! PDU, and events stored before such a rule keep working):
+//! `unsigned.membership`, the viewer's membership at the event
+//! ([`set_membership`]), and both forms of a redaction's `redacts`
+//! ([`shape`]).
 
 use serde_json::Value;
 
@@ -72,6 +74,18 @@ fn both_redacts(v: &mut Value) {
             }
         }
         _ => {}
+    }
+}
+
+/// Sets `unsigned.membership`: the viewer's membership in the room at the
+/// time of the event, the event's own change included (spec:
+/// client-server-api, `ClientEvent.unsigned.membership`). Clients tell
+/// "sent before you joined" from other undecryptable messages by it.
+pub fn set_membership(v: &mut Value, membership: &str) {
+    let Some(o) = v.as_object_mut() else { return };
+    let unsigned = o.entry("unsigned").or_insert_with(|| Value::Object(Default::default()));
+    if let Some(u) = unsigned.as_object_mut() {
+        u.insert("membership".into(), Value::String(membership.to_owned()));
     }
 }
 
@@ -151,6 +165,16 @@ mod tests {
             json!({ "type": "m.room.redaction", "redacts": "$a", "content": { "redacts": "$b" } });
         shape(&mut v, None);
         assert_eq!((&v["redacts"], &v["content"]["redacts"]), (&json!("$a"), &json!("$b")));
+    }
+
+    #[test]
+    fn membership_joins_other_unsigned_keys() {
+        let mut v = json!({ "unsigned": { "age": 5 } });
+        set_membership(&mut v, "invite");
+        assert_eq!(v["unsigned"], json!({ "age": 5, "membership": "invite" }));
+        let mut bare = json!({ "type": "m.room.message" });
+        set_membership(&mut bare, "leave");
+        assert_eq!(bare["unsigned"], json!({ "membership": "leave" }));
     }
 
     #[test]

@@ -87,6 +87,18 @@ console.log("ok: unread count 30");
 const res = await bob.searchRoomEvents({ term: "served" });
 if (!res.results.length) fail("search found nothing");
 console.log("ok: search", res.results.length);
+// unsigned.membership: the reader's membership at each event, which the
+// SDK reads to tell "sent before you joined" from other undecryptable
+// messages. Bob's new device reaches back past his invite.
+const before = () => room2.getLiveTimeline().getEvents().find(e => e.getType() === "m.room.name");
+for (let i = 0; i < 3 && !before(); i++) await bob2.scrollback(room2, 30);
+if (!before()) fail("the room name event not reached by scrollback");
+if (before().getMembershipAtEvent() !== "leave") fail("membership before the invite: " + before().getMembershipAtEvent());
+const bobInvite = room2.getLiveTimeline().getEvents().find(e => e.getType() === "m.room.member" && e.getStateKey() === br.user_id && e.getContent().membership === "invite");
+if (bobInvite?.getMembershipAtEvent() !== "invite") fail("membership at the invite: " + bobInvite?.getMembershipAtEvent());
+if (firstAgain.getMembershipAtEvent() !== "join") fail("membership after joining (history): " + firstAgain.getMembershipAtEvent());
+if (ev.getMembershipAtEvent() !== "join") fail("membership after joining (live): " + ev.getMembershipAtEvent());
+console.log("ok: unsigned.membership leave/invite/join");
 // Redactions in a room version 11 room, where `redacts` sits in `content`:
 // the SDK reads the top-level `redacts`, which the server serves too.
 const { room_id: r11 } = await alice.createRoom({ room_version: "11", invite: [br.user_id], preset: "private_chat" });
