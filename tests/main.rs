@@ -27,6 +27,7 @@ mod rooms;
 mod sdk;
 mod sdk_sliding;
 mod search;
+mod served;
 mod sliding;
 mod sync_filters;
 mod tls;

@@ -340,3 +340,62 @@ async fn the_sdk_bootstraps_cross_signing_and_a_key_backup() {
         http.get(&format!("/_matrix/client/v3/room_keys/keys/{room_id}?version={v}")).await.ok();
     assert!(keys["sessions"].as_object().is_some_and(|s| !s.is_empty()), "{keys}");
 }
+
+/// `unsigned.membership` of each event in `events` that has one, by event ID,
+/// read from the raw JSON (matrix-sdk 0.18 has no typed field for it).
+fn memberships_at(events: &[TimelineEvent]) -> std::collections::HashMap<String, String> {
+    events
+        .iter()
+        .filter_map(|e| {
+            let json: Value = serde_json::from_str(e.raw().json().get()).ok()?;
+            let id = json["event_id"].as_str()?.to_owned();
+            Some((id, json["unsigned"]["membership"].as_str()?.to_owned()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_is_told_the_users_membership_at_each_event() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("heidi", "pw-heidi-1").await;
+    let bob = logged_in(&s, "ivan", "pw-ivan-1").await;
+    let bob_id = bob.user_id().expect("logged in").to_string();
+    let room_id =
+        crate::support::room(&alice, serde_json::json!({ "preset": "private_chat" })).await;
+    let before = crate::support::send(&alice, &room_id, "b", "before you came").await;
+    alice
+        .post(
+            &format!("/_matrix/client/v3/rooms/{room_id}/invite"),
+            serde_json::json!({ "user_id": bob_id }),
+        )
+        .await
+        .ok();
+    let room_id = RoomId::parse(&room_id).expect("room id");
+    sync_until(&bob, "bob's invite", |c| has_room(c, &room_id, RoomState::Invited)).await;
+    bob.join_room_by_id(&room_id).await.expect("join");
+    let after = crate::support::send(&alice, room_id.as_str(), "a", "after you came").await;
+
+    // Live: the timeline of the SDK's own /sync.
+    let start = Instant::now();
+    let live = loop {
+        assert!(start.elapsed() < DEADLINE, "the message after the join not synced");
+        let response = bob.sync_once(SyncSettings::new().timeout(LONG_POLL)).await.expect("sync");
+        let seen = response
+            .rooms
+            .joined
+            .get(&room_id)
+            .map(|r| memberships_at(&r.timeline.events))
+            .unwrap_or_default();
+        if seen.contains_key(&after) {
+            break seen;
+        }
+    };
+    assert_eq!(live[&after], "join", "{live:?}");
+
+    // History through the SDK's /messages reaches back before the invite.
+    let room = bob.get_room(&room_id).expect("room");
+    let history = room.messages(MessagesOptions::backward()).await.expect("/messages");
+    let past = memberships_at(&history.chunk);
+    assert_eq!(past.get(&before).map(String::as_str), Some("leave"), "{past:?}");
+    assert_eq!(past.get(&after).map(String::as_str), Some("join"), "{past:?}");
+}

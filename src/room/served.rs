@@ -8,6 +8,13 @@
 //! never leaves the server, and the transaction ID reaches only that device
 //! of the sender (device IDs are per user: two users may both have a
 //! device `PHONE`).
+//!
+//! Serving is also where fields that depend on the reader or on the client
+//! generation are added, never stored (the stored bytes mirror the signed
+//! PDU, and events stored before such a rule keep working):
+//! `unsigned.membership`, the viewer's membership at the event
+//! ([`set_membership`]), and both forms of a redaction's `redacts`
+//! ([`shape`]).
 
 use serde_json::Value;
 
@@ -33,8 +40,57 @@ pub fn parse(json: &[u8], viewer: Option<Viewer<'_>>) -> Result<Value, MatrixErr
     Ok(v)
 }
 
-/// Removes what `viewer` may not see from a parsed stored event.
+/// Removes what `viewer` may not see from a parsed stored event and adds
+/// the `redacts` form it lacks.
 pub fn shape(v: &mut Value, viewer: Option<Viewer<'_>>) {
+    both_redacts(v);
+    if let Some(because) = v.pointer_mut("/unsigned/redacted_because") {
+        both_redacts(because);
+    }
+    strip_transaction_id(v, viewer);
+}
+
+/// Room version 11 moved `redacts` from the top level of `m.room.redaction`
+/// into `content`. The spec asks servers to serve both (spec:
+/// rooms/v11, "Moving the `redacts` property"): clients written against
+/// older versions (matrix-js-sdk, so Element Web and Cinny) read only the
+/// top level and would leave a deleted message on screen; newer ones read
+/// `content`. Only a missing form is added: the one the room version signs
+/// stays as stored.
+fn both_redacts(v: &mut Value) {
+    if v.get("type").and_then(Value::as_str) != Some("m.room.redaction") {
+        return;
+    }
+    let top = v.get("redacts").filter(|r| r.is_string()).cloned();
+    let Some(content) = v.get_mut("content").and_then(Value::as_object_mut) else { return };
+    let inner = content.get("redacts").filter(|r| r.is_string()).cloned();
+    match (top, inner) {
+        (Some(r), None) => {
+            content.insert("redacts".into(), r);
+        }
+        (None, Some(r)) => {
+            if let Some(o) = v.as_object_mut() {
+                o.insert("redacts".into(), r);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Sets `unsigned.membership`: the viewer's membership in the room at the
+/// time of the event, the event's own change included (spec:
+/// client-server-api, `ClientEvent.unsigned.membership`). Clients tell
+/// "sent before you joined" from other undecryptable messages by it.
+pub fn set_membership(v: &mut Value, membership: &str) {
+    let Some(o) = v.as_object_mut() else { return };
+    let unsigned = o.entry("unsigned").or_insert_with(|| Value::Object(Default::default()));
+    if let Some(u) = unsigned.as_object_mut() {
+        u.insert("membership".into(), Value::String(membership.to_owned()));
+    }
+}
+
+/// The transaction ID goes only to the device that sent the event.
+fn strip_transaction_id(v: &mut Value, viewer: Option<Viewer<'_>>) {
     let Some(unsigned) = v.get_mut("unsigned").and_then(Value::as_object_mut) else { return };
     let Some(sender_device) = unsigned.remove(TXN_DEVICE) else { return };
     let keep = viewer.is_some_and(|w| sender_device == w.device && v["sender"] == w.user);
@@ -78,6 +134,47 @@ mod tests {
             let v = parse(&stored(), other).expect("parse");
             assert!(v.get("unsigned").is_none(), "{other:?}: {v}");
         }
+    }
+
+    #[test]
+    fn a_redaction_is_served_with_redacts_at_the_top_level_and_in_content() {
+        // v11 and later: signed in `content`; before v11: at the top level.
+        let v11 = json!({ "type": "m.room.redaction", "content": { "redacts": "$t" } });
+        let v10 = json!({ "type": "m.room.redaction", "redacts": "$t", "content": {} });
+        for stored in [v11, v10] {
+            let v = parse(&serde_json::to_vec(&stored).expect("json"), None).expect("parse");
+            assert_eq!((&v["redacts"], &v["content"]["redacts"]), (&json!("$t"), &json!("$t")));
+        }
+        // The copy inside a redacted event, and nothing for other types.
+        let mut redacted = json!({
+            "type": "m.room.message",
+            "content": {},
+            "unsigned": { "redacted_because": { "type": "m.room.redaction", "content": { "redacts": "$t" } } },
+        });
+        shape(&mut redacted, None);
+        assert_eq!(redacted["unsigned"]["redacted_because"]["redacts"], "$t");
+        assert!(redacted.get("redacts").is_none());
+        let mut message = json!({ "type": "m.room.message", "content": { "redacts": "$t" } });
+        shape(&mut message, None);
+        assert!(message.get("redacts").is_none(), "{message}");
+    }
+
+    #[test]
+    fn a_stored_form_that_differs_is_left_as_signed() {
+        let mut v =
+            json!({ "type": "m.room.redaction", "redacts": "$a", "content": { "redacts": "$b" } });
+        shape(&mut v, None);
+        assert_eq!((&v["redacts"], &v["content"]["redacts"]), (&json!("$a"), &json!("$b")));
+    }
+
+    #[test]
+    fn membership_joins_other_unsigned_keys() {
+        let mut v = json!({ "unsigned": { "age": 5 } });
+        set_membership(&mut v, "invite");
+        assert_eq!(v["unsigned"], json!({ "age": 5, "membership": "invite" }));
+        let mut bare = json!({ "type": "m.room.message" });
+        set_membership(&mut bare, "leave");
+        assert_eq!(bare["unsigned"], json!({ "membership": "leave" }));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!
 //! Both histories are small (a user's membership changes in one room, the
 //! room's visibility changes), so they are loaded once per request and each
-//! event is then judged in memory.
+//! event is then judged in memory. The membership history also gives each
+//! event served to the user its `unsigned.membership` ([`Memberships`]).
 
 use serde_json::Value;
 
@@ -14,7 +15,7 @@ use crate::store::{ReadTxn, RoomShort, StoredEvent, StreamPos};
 
 pub struct Visibility {
     /// The user's membership after each change, oldest first.
-    memberships: Vec<(StreamPos, String)>,
+    memberships: Memberships,
     /// The room's history visibility after each change, oldest first.
     settings: Vec<(StreamPos, String)>,
     user_id: String,
@@ -27,24 +28,75 @@ fn content_field(e: &StoredEvent, key: &str) -> Option<String> {
 
 /// The value in force *before* `pos` in a change list (default `dflt`).
 fn before<'a>(changes: &'a [(StreamPos, String)], pos: StreamPos, dflt: &'a str) -> &'a str {
-    changes.iter().rev().find(|(p, _)| *p < pos).map(|(_, v)| v.as_str()).unwrap_or(dflt)
+    last_of(&changes[..changes.partition_point(|(p, _)| *p < pos)], dflt)
 }
 
 /// The value in force *after* the event at `pos`.
 fn after<'a>(changes: &'a [(StreamPos, String)], pos: StreamPos, dflt: &'a str) -> &'a str {
-    changes.iter().rev().find(|(p, _)| *p <= pos).map(|(_, v)| v.as_str()).unwrap_or(dflt)
+    last_of(&changes[..changes.partition_point(|(p, _)| *p <= pos)], dflt)
 }
 
-impl Visibility {
-    pub fn load(read: &ReadTxn, user_id: &str, room: RoomShort) -> Result<Visibility, MatrixError> {
-        let mut memberships = Vec::new();
+/// Change lists are sorted by position: the value in force is found by
+/// binary search, so judging a page of events costs no walk of the list.
+fn last_of<'a>(changes: &'a [(StreamPos, String)], dflt: &'a str) -> &'a str {
+    changes.last().map(|(_, v)| v.as_str()).unwrap_or(dflt)
+}
+
+/// One user's membership history in one room: what each event's
+/// `unsigned.membership` says (spec: the `membership` property of
+/// `ClientEvent.unsigned`), and what history visibility is judged by.
+#[derive(Debug)]
+pub struct Memberships(Vec<(StreamPos, String)>);
+
+impl Memberships {
+    /// Every change, oldest first: a scan of the user's membership changes,
+    /// not of the room's history.
+    pub fn load(
+        read: &ReadTxn,
+        user_id: &str,
+        room: RoomShort,
+    ) -> Result<Memberships, MatrixError> {
+        let mut changes = Vec::new();
         for pos in read.membership_positions(user_id, room)? {
             if let Some(ev) = read.event_at(room, pos)?
                 && let Some(m) = content_field(&ev, "membership")
             {
-                memberships.push((pos, m));
+                changes.push((pos, m));
             }
         }
+        Ok(Memberships(changes))
+    }
+
+    /// What is needed to answer [`Memberships::at`] for events at `oldest`
+    /// and later, given the user's current membership `latest` (membership,
+    /// position of its event): nothing is read when every event is at or
+    /// after that change, as in a member's recent timeline, where each
+    /// event carries the current membership.
+    pub fn since(
+        read: &ReadTxn,
+        user_id: &str,
+        room: RoomShort,
+        latest: (&str, StreamPos),
+        oldest: Option<StreamPos>,
+    ) -> Result<Memberships, MatrixError> {
+        let (membership, pos) = latest;
+        if oldest.is_none_or(|o| o >= pos) {
+            return Ok(Memberships(vec![(pos, membership.to_owned())]));
+        }
+        Memberships::load(read, user_id, room)
+    }
+
+    /// The membership at the event at `pos`, the event's own change
+    /// included; `leave` before the first (spec: "If the user had yet to
+    /// join the room at the time of the event ... set to `leave`").
+    pub fn at(&self, pos: StreamPos) -> &str {
+        after(&self.0, pos, "leave")
+    }
+}
+
+impl Visibility {
+    pub fn load(read: &ReadTxn, user_id: &str, room: RoomShort) -> Result<Visibility, MatrixError> {
+        let memberships = Memberships::load(read, user_id, room)?;
         let mut settings = Vec::new();
         for pos in read.state_positions(room, "m.room.history_visibility", "")? {
             if let Some(ev) = read.event_at(room, pos)? {
@@ -55,9 +107,14 @@ impl Visibility {
         Ok(Visibility { memberships, settings, user_id: user_id.to_owned() })
     }
 
+    /// The user's membership history in the room.
+    pub fn memberships(&self) -> &Memberships {
+        &self.memberships
+    }
+
     /// Whether the user has ever been in the room, or it is readable by all now.
     pub fn may_look(&self) -> bool {
-        self.memberships.iter().any(|(_, m)| m == "join")
+        self.memberships.0.iter().any(|(_, m)| m == "join")
             || self.settings.last().is_some_and(|(_, v)| v == "world_readable")
     }
 
@@ -68,7 +125,7 @@ impl Visibility {
             ("joined" | "invited", _) => false,
             // `shared` and anything unknown (treated as shared): allowed if
             // the user joined at any point after the event.
-            _ => self.memberships.iter().any(|(p, m)| *p > pos && m == "join"),
+            _ => self.memberships.0.iter().any(|(p, m)| *p > pos && m == "join"),
         }
     }
 
@@ -76,7 +133,7 @@ impl Visibility {
     pub fn can_see(&self, event: &StoredEvent) -> bool {
         let pos = event.stream;
         let vis_before = before(&self.settings, pos, "shared");
-        let mem_before = before(&self.memberships, pos, "leave");
+        let mem_before = before(&self.memberships.0, pos, "leave");
         if self.allows(vis_before, mem_before, pos) {
             return true;
         }
@@ -87,11 +144,28 @@ impl Visibility {
         let key = v.get("state_key").and_then(Value::as_str);
         let special = ty == "m.room.history_visibility"
             || (ty == "m.room.member" && key == Some(self.user_id.as_str()));
-        special
-            && self.allows(
-                after(&self.settings, pos, "shared"),
-                after(&self.memberships, pos, "leave"),
-                pos,
-            )
+        special && self.allows(after(&self.settings, pos, "shared"), self.memberships.at(pos), pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changes(list: &[(u64, &str)]) -> Memberships {
+        Memberships(list.iter().map(|(p, m)| (StreamPos(*p), (*m).to_owned())).collect())
+    }
+
+    #[test]
+    fn membership_at_an_event_counts_the_events_own_change() {
+        let m = changes(&[(10, "invite"), (20, "join"), (30, "leave"), (40, "join")]);
+        let at = |p| m.at(StreamPos(p));
+        assert_eq!(at(5), "leave", "no member event yet: leave (spec)");
+        assert_eq!(at(10), "invite", "the invite itself");
+        assert_eq!(at(15), "invite");
+        assert_eq!(at(20), "join");
+        assert_eq!(at(35), "leave");
+        assert_eq!(at(40), "join");
+        assert_eq!(at(1_000), "join");
     }
 }

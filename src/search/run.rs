@@ -139,6 +139,13 @@ fn parse(e: &StoredEvent) -> Result<Value, MatrixError> {
     crate::room::served::parse(&e.json, None)
 }
 
+/// An event as the searching user receives it: with their membership at it.
+fn parse_seen(view: &RoomView, e: &StoredEvent) -> Result<Value, MatrixError> {
+    let mut v = parse(e)?;
+    crate::room::served::set_membership(&mut v, view.visibility.memberships().at(e.stream));
+    Ok(v)
+}
+
 /// The mask of keys both asked for and allowed by the type filter.
 fn key_mask(c: &Criteria) -> u8 {
     let f = &c.filter;
@@ -244,7 +251,7 @@ pub fn search(
     for cand in page {
         let Some(view) = rooms.view(cand.room)? else { continue };
         let Some(event) = read.event_at(cand.room, cand.stream)? else { continue };
-        let v = parse(&event)?;
+        let v = parse_seen(view, &event)?;
         if let Some((_, texts)) =
             searchable_text(v["type"].as_str().unwrap_or_default(), &v["content"])
         {
@@ -340,8 +347,9 @@ fn context(
         .collect();
     let start = before.last().map_or(pos, |e| e.stream);
     let end = after.last().map_or(StreamPos(pos.0 + 1), |e| StreamPos(e.stream.0 + 1));
-    let events_before: Vec<Value> = before.iter().map(parse).collect::<Result<_, _>>()?;
-    let events_after: Vec<Value> = after.iter().map(parse).collect::<Result<_, _>>()?;
+    let seen = |e| parse_seen(view, e);
+    let events_before: Vec<Value> = before.iter().map(seen).collect::<Result<_, _>>()?;
+    let events_after: Vec<Value> = after.iter().map(seen).collect::<Result<_, _>>()?;
     let mut out = json!({
         "events_before": events_before,
         "events_after": events_after,

@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::MatrixError;
 use crate::room::served::Viewer;
-use crate::room::visibility::Visibility;
+use crate::room::visibility::{Memberships, Visibility};
 use crate::store::{Membership, ReadTxn, Receipt, RoomShort, StoredEvent, StreamPos};
 use filter::{Filter, RoomEventFilter};
 use lazy::DeviceMembers;
@@ -129,6 +129,26 @@ pub fn event_value_for(
         o.remove("room_id");
     }
     Ok(v)
+}
+
+/// Sets `unsigned.membership` on timeline events (`values`, parsed from
+/// `events`) for `user_id`, whose current membership in the room is `m`.
+/// Events after that change carry it as it is, so the user's membership
+/// history is read only when the timeline reaches back before it (a room
+/// newly joined or left), once per room.
+pub fn set_memberships(
+    read: &ReadTxn,
+    user_id: &str,
+    m: &Membership,
+    events: &[StoredEvent],
+    values: &mut [Value],
+) -> Result<(), MatrixError> {
+    let oldest = events.iter().map(|e| e.stream).min();
+    let history = Memberships::since(read, user_id, m.room, (&m.membership, m.stream), oldest)?;
+    for (e, v) in events.iter().zip(values) {
+        crate::room::served::set_membership(v, history.at(e.stream));
+    }
+    Ok(())
 }
 
 pub fn sender_of(v: &Value) -> Option<&str> {
@@ -353,6 +373,7 @@ fn joined_room(
         return Ok(None);
     }
     let (events, mut timeline): (Vec<StoredEvent>, Vec<Value>) = pairs.into_iter().unzip();
+    set_memberships(read, user_id, m, &events, &mut timeline)?;
     for ev in &mut timeline {
         crate::room::relations::bundle(read, m.room, ev, user_id)?;
     }
@@ -525,7 +546,9 @@ fn left_room(cx: &mut Cx, m: &Membership, room_id: &str) -> Result<Value, Matrix
         (Vec::new(), false)
     };
     let prev = pairs.first().map(|(e, _)| e.stream).unwrap_or(m.stream);
-    let timeline: Vec<Value> = pairs.into_iter().map(|(_, v)| params.filter.project(v)).collect();
+    let (events, mut timeline): (Vec<StoredEvent>, Vec<Value>) = pairs.into_iter().unzip();
+    set_memberships(read, cx.user_id, m, &events, &mut timeline)?;
+    let timeline: Vec<Value> = timeline.into_iter().map(|v| params.filter.project(v)).collect();
     let state_field = if params.use_state_after { "state_after" } else { "state" };
     Ok(json!({
         "timeline": { "events": timeline, "limited": limited, "prev_batch": pagination_token(prev) },

@@ -87,6 +87,38 @@ console.log("ok: unread count 30");
 const res = await bob.searchRoomEvents({ term: "served" });
 if (!res.results.length) fail("search found nothing");
 console.log("ok: search", res.results.length);
+// unsigned.membership: the reader's membership at each event, which the
+// SDK reads to tell "sent before you joined" from other undecryptable
+// messages. Bob's new device reaches back past his invite.
+const before = () => room2.getLiveTimeline().getEvents().find(e => e.getType() === "m.room.name");
+for (let i = 0; i < 3 && !before(); i++) await bob2.scrollback(room2, 30);
+if (!before()) fail("the room name event not reached by scrollback");
+if (before().getMembershipAtEvent() !== "leave") fail("membership before the invite: " + before().getMembershipAtEvent());
+const bobInvite = room2.getLiveTimeline().getEvents().find(e => e.getType() === "m.room.member" && e.getStateKey() === br.user_id && e.getContent().membership === "invite");
+if (bobInvite?.getMembershipAtEvent() !== "invite") fail("membership at the invite: " + bobInvite?.getMembershipAtEvent());
+if (firstAgain.getMembershipAtEvent() !== "join") fail("membership after joining (history): " + firstAgain.getMembershipAtEvent());
+if (ev.getMembershipAtEvent() !== "join") fail("membership after joining (live): " + ev.getMembershipAtEvent());
+console.log("ok: unsigned.membership leave/invite/join");
+// Redactions in a room version 11 room, where `redacts` sits in `content`:
+// the SDK reads the top-level `redacts`, which the server serves too.
+const { room_id: r11 } = await alice.createRoom({ room_version: "11", invite: [br.user_id], preset: "private_chat" });
+await wait("bob invited to the v11 room", () => bob.getRoom(r11)?.getMyMembership() === "invite");
+await bob.joinRoom(r11);
+await wait("bob joined the v11 room", () => bob.getRoom(r11)?.getMyMembership() === "join");
+const doomed = await alice.sendTextMessage(r11, "delete me");
+const liked = await alice.sendTextMessage(r11, "like me");
+const bob11 = bob.getRoom(r11), alice11 = alice.getRoom(r11);
+await wait("bob sees the v11 messages", () => bob11.findEventById(doomed.event_id) && bob11.findEventById(liked.event_id));
+await alice.redactEvent(r11, doomed.event_id);
+await wait("the deleted message redacted live at bob", () => bob11.findEventById(doomed.event_id)?.isRedacted());
+console.log("ok: v11 redaction applied live");
+const thumbs = await bob.sendEvent(r11, "m.reaction", { "m.relates_to": { rel_type: "m.annotation", event_id: liked.event_id, key: "👍" } });
+const thumbsAtAlice = () => alice11.relations.getChildEventsForEvent(liked.event_id, "m.annotation", "m.reaction")
+  ?.getSortedAnnotationsByKey()?.find(([key]) => key === "👍")?.[1].size ?? 0;
+await wait("the reaction counted at alice", () => thumbsAtAlice() === 1);
+await bob.redactEvent(r11, thumbs.event_id);
+await wait("the reaction removal counted at alice", () => thumbsAtAlice() === 0);
+console.log("ok: v11 reaction removal drops the count live");
 for (const c of [alice, bob, bob2]) c.stopClient();
 console.log("ALL OK");
 process.exit(0);

@@ -9,6 +9,7 @@ use super::rooms::{SeenEvent, parse, room_short, visible_event, visible_upto};
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::room::relations::bundle;
+use crate::room::served::set_membership;
 use crate::room::visibility::Visibility;
 use crate::server::App;
 use crate::store::StreamPos;
@@ -74,7 +75,7 @@ pub fn get_relations(
                     continue;
                 }
                 if let Some(ev) = read.event_at(short, c.stream)? {
-                    let v = parse(&ev)?;
+                    let mut v = parse(&ev)?;
                     if let Some(id) = v["event_id"].as_str() {
                         next.push(id.to_owned());
                     }
@@ -82,6 +83,7 @@ pub fn get_relations(
                         && ev.stream <= upto
                         && vis.can_see(&ev)
                     {
+                        set_membership(&mut v, vis.memberships().at(ev.stream));
                         children.push((c.stream, v));
                     }
                 }
@@ -171,6 +173,7 @@ pub fn get_threads(app: &App, req: &Request, room_id: &str) -> Result<Reply, Mat
             break;
         }
         bundle(&read, short, &mut v, user)?;
+        set_membership(&mut v, vis.memberships().at(ev.stream));
         chunk.push(v);
     }
     let mut out = json!({ "chunk": chunk });

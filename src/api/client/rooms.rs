@@ -14,7 +14,7 @@ use crate::room::build::NewEvent;
 use crate::room::served::Viewer;
 use crate::room::service::{self, CreateRoom, Txn};
 use crate::room::version::RoomVersion;
-use crate::room::visibility::Visibility;
+use crate::room::visibility::{Memberships, Visibility};
 use crate::server::App;
 use crate::store::{ReadTxn, RoomShort, StoredEvent, StreamPos};
 use crate::sync;
@@ -480,19 +480,22 @@ pub fn get_event(
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
     let seen = visible_event(&read, caller.user_id.as_str(), short, event_id)?;
-    Ok(json(&parse_bundled(&read, short, &seen.event, caller)?))
+    Ok(json(&parse_bundled(&read, short, &seen.event, caller, seen.vis.memberships())?))
 }
 
-/// A stored event for the caller's device with its bundled aggregations,
-/// as the spec asks for `/event`, `/messages`, `/context` and `/sync`.
+/// A stored event for the caller's device with its bundled aggregations
+/// and the caller's membership at it, as the spec asks for `/event`,
+/// `/messages`, `/context` and `/sync`.
 pub(crate) fn parse_bundled(
     read: &ReadTxn,
     room: RoomShort,
     e: &StoredEvent,
     caller: &Caller,
+    memberships: &Memberships,
 ) -> Result<Value, MatrixError> {
     let viewer = Viewer { user: caller.user_id.as_str(), device: caller.device_id.as_str() };
     let mut v = crate::room::served::parse(&e.json, Some(viewer))?;
+    crate::room::served::set_membership(&mut v, memberships.at(e.stream));
     crate::room::relations::bundle(read, room, &mut v, caller.user_id.as_str())?;
     Ok(v)
 }
@@ -594,7 +597,7 @@ pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, Matrix
     let chunk: Vec<Value> = page
         .events
         .iter()
-        .map(|e| parse_bundled(&read, short, e, caller))
+        .map(|e| parse_bundled(&read, short, e, caller, vis.memberships()))
         .collect::<Result<_, _>>()?;
     let start_token = match from {
         Some(f) => sync::pagination_token(f),
@@ -786,9 +789,9 @@ pub fn get_event_context(
     let end =
         after_events.last().map(|e| StreamPos(e.stream.0 + 1)).unwrap_or(StreamPos(pos.0 + 1));
     let bundle = |evs: &[StoredEvent]| -> Result<Vec<Value>, MatrixError> {
-        evs.iter().map(|e| parse_bundled(&read, short, e, caller)).collect()
+        evs.iter().map(|e| parse_bundled(&read, short, e, caller, vis.memberships())).collect()
     };
-    let event_value = parse_bundled(&read, short, &event, caller)?;
+    let event_value = parse_bundled(&read, short, &event, caller, vis.memberships())?;
     let events_before = bundle(before_events)?;
     let events_after = bundle(after_events)?;
     let mut state = Vec::new();

@@ -15,7 +15,7 @@ use crate::room::visibility::Visibility;
 use crate::store::{ReadTxn, RoomShort, StreamPos};
 use crate::sync::{
     event_value, event_value_for, pagination_token, read_position, restricted_history, sender_of,
-    stripped_state,
+    set_memberships, stripped_state,
 };
 
 /// Lazily-loaded members remembered per room; beyond this the set is reset
@@ -203,10 +203,11 @@ pub(super) fn room_response(
             }
         }
     }
-    let timeline: Vec<Value> = events
+    let mut timeline: Vec<Value> = events
         .iter()
         .map(|e| event_value_for(e, true, Some(Viewer { user, device: ctx.input.device_id })))
         .collect::<Result<_, _>>()?;
+    set_memberships(read, user, m, &events, &mut timeline)?;
     if cfg.lazy() {
         for v in &timeline {
             let mut users = Vec::new();
