@@ -631,3 +631,23 @@ async fn members_can_be_asked_as_of_a_token_and_by_membership() {
         "dave joined after bob left"
     );
 }
+
+#[tokio::test]
+async fn an_event_an_outsider_may_not_see_is_not_found_like_one_in_no_room() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (eve, _) = s.client().register("eve", "pw-eve-1").await;
+    let r = room(&alice, json!({ "preset": "private_chat" })).await;
+    let secret = send(&alice, &r, "t", "secret").await;
+    let hidden = eve.get(&format!("/_matrix/client/v3/rooms/{r}/event/{secret}")).await;
+    hidden.expect_err(404, "M_NOT_FOUND");
+    // The same answer as for a room that does not exist: nothing says the
+    // room is there.
+    let nowhere =
+        eve.get(&format!("/_matrix/client/v3/rooms/!nope:localhost/event/{secret}")).await;
+    nowhere.expect_err(404, "M_NOT_FOUND");
+    assert_eq!(hidden.body, nowhere.body);
+    eve.get(&format!("/_matrix/client/v3/rooms/{r}/context/{secret}"))
+        .await
+        .expect_err(404, "M_NOT_FOUND");
+}

@@ -432,7 +432,13 @@ pub(crate) fn visible_event(
     event_id: &str,
 ) -> Result<SeenEvent, MatrixError> {
     let not_found = || MatrixError::not_found("Event not found");
-    let upto = visible_upto(read, user, room)?;
+    // A non-member gets the same answer as for a missing event (spec:
+    // 404 "not found or you do not have permission"), not the 403 of
+    // `visible_upto`, which would confirm the room exists.
+    let upto = match visible_upto(read, user, room) {
+        Err(e) if e.kind == ErrorKind::Forbidden => return Err(not_found()),
+        other => other?,
+    };
     let (r, pos) = read.event_position(event_id)?.ok_or_else(not_found)?;
     if r != room || pos > upto {
         return Err(not_found());
@@ -454,7 +460,13 @@ pub fn get_event(
 ) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
     let read = app.store.read()?;
-    let short = room_short(&read, room_id)?;
+    // An unknown room answers as an unknown event does.
+    let short = match room_short(&read, room_id) {
+        Err(e) if e.kind == ErrorKind::NotFound => {
+            return Err(MatrixError::not_found("Event not found"));
+        }
+        other => other?,
+    };
     let seen = visible_event(&read, caller.user_id.as_str(), short, event_id)?;
     Ok(json(&parse_bundled(&read, short, &seen.event, caller)?))
 }
