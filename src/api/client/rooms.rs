@@ -605,7 +605,8 @@ pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, Matrix
 /// One page of `/messages`.
 struct Page {
     events: Vec<StoredEvent>,
-    /// Where the next page starts; `None` once nothing is left.
+    /// Where the next page starts; `None` when the page moved nowhere or
+    /// reached the room's start, before which nothing can ever appear.
     end: Option<StreamPos>,
 }
 
@@ -642,7 +643,14 @@ fn scan_page(
             read.events_from(room, cursor, limit.max(32))?
         };
         if batch.is_empty() {
-            return Ok(Page { events, end: None });
+            // Backwards this is the room's start. Forwards it is only the
+            // newest event so far: a page that read up to it still needs
+            // a token to read on from once newer events arrive (clients
+            // reading on from `/context` require one); an empty page
+            // has none, the caller keeps its `from` (spec: `end` is omitted
+            // when no further events are available).
+            let end = (!backwards && scanned > 0).then_some(cursor);
+            return Ok(Page { events, end });
         }
         for e in batch {
             let past_end = if backwards {
@@ -651,7 +659,9 @@ fn scan_page(
                 e.stream > upto || to.is_some_and(|t| e.stream >= t)
             };
             if past_end {
-                return Ok(Page { events, end: None });
+                // Events lie beyond `to` (or the caller's departure, which
+                // a re-join can move): where to go on from, if anywhere.
+                return Ok(Page { events, end: (scanned > 0).then_some(cursor) });
             }
             cursor = if backwards { e.stream } else { StreamPos(e.stream.0 + 1) };
             scanned += 1;
