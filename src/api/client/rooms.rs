@@ -725,19 +725,33 @@ pub async fn redact_event(
     Ok(json(&json!({ "event_id": event_id })))
 }
 
-/// `POST /rooms/{roomId}/forget`: only rooms the caller has left.
-pub fn forget_room(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixError> {
+/// `POST /rooms/{roomId}/forget`: only rooms the caller has left. A
+/// forgotten room stays out of every sync response until the caller's
+/// membership changes again.
+pub async fn forget_room(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
-    let read = app.store.read()?;
-    let short = room_short(&read, room_id)?;
-    match read.membership(caller.user_id.as_str(), short)? {
-        Some(m) if m.membership == "join" || m.membership == "invite" => Err(MatrixError::new(
-            ErrorKind::Unknown,
-            "You must leave the room before forgetting it",
-        )
-        .with_status(400)),
-        _ => Ok(json(&json!({}))),
-    }
+    let short = room_short(&app.store.read()?, room_id)?;
+    let user = caller.user_id.to_string();
+    app.store
+        .write(move |ctx| {
+            // In the writer: the membership checked is the one forgotten.
+            match ctx.membership(&user, short)? {
+                Some(m) if m.membership == "join" || m.membership == "invite" => {
+                    Ok(Err(MatrixError::new(
+                        ErrorKind::Unknown,
+                        "You must leave the room before forgetting it",
+                    )
+                    .with_status(400)))
+                }
+                Some(m) => {
+                    ctx.forget_room(&user, &m)?;
+                    Ok(Ok(()))
+                }
+                None => Ok(Ok(())),
+            }
+        })
+        .await?;
+    Ok(json(&json!({})))
 }
 
 /// `GET /rooms/{roomId}/context/{eventId}`
