@@ -23,7 +23,7 @@ fn text(b: &[u8]) -> String {
 
 /// A data directory with the admin `root` (password `s3cret-enough`, kept
 /// in the file `pw`), and what `user add` printed.
-fn with_root() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf, Output) {
+pub fn with_root() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf, Output) {
     let temp = tempfile::tempdir().expect("tempdir");
     let pw = temp.path().join("pw");
     std::fs::write(&pw, "s3cret-enough\n").expect("write");

@@ -94,3 +94,55 @@ async fn the_public_directory_lists_published_rooms_with_search_and_paging() {
     let all = s.client().get("/_matrix/client/v3/publicRooms").await.ok();
     assert_eq!(all["total_room_count_estimate"], 4);
 }
+
+#[tokio::test]
+async fn deleting_an_alias_takes_it_out_of_the_canonical_alias_when_the_deleter_may() {
+    let (_temp, data, _, _) = crate::admin_cli::with_root();
+    let s = TestServer::start_in(&data, |_| {});
+    let login = s.client().login("root", "s3cret-enough").await.ok();
+    let root = s.client().with_token(login["access_token"].as_str().expect("token"));
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let r = crate::support::room(
+        &alice,
+        json!({ "visibility": "public", "preset": "public_chat", "room_alias_name": "kitchen" }),
+    )
+    .await;
+    for a in ["pantry", "larder"] {
+        alice
+            .put(
+                &format!("/_matrix/client/v3/directory/room/%23{a}:localhost"),
+                json!({ "room_id": r }),
+            )
+            .await
+            .ok();
+    }
+    let state = format!("/_matrix/client/v3/rooms/{r}/state/m.room.canonical_alias/");
+    alice
+        .put(
+            &state,
+            json!({ "alias": "#kitchen:localhost", "alt_aliases": ["#pantry:localhost", "#larder:localhost"] }),
+        )
+        .await
+        .ok();
+    alice.delete("/_matrix/client/v3/directory/room/%23pantry:localhost", json!({})).await.ok();
+    let now = alice.get(&format!("{state}?format=event")).await.ok();
+    assert_eq!(
+        now["content"],
+        json!({ "alias": "#kitchen:localhost", "alt_aliases": ["#larder:localhost"] })
+    );
+    assert_eq!(now["sender"], "@alice:localhost");
+    alice.delete("/_matrix/client/v3/directory/room/%23kitchen:localhost", json!({})).await.ok();
+    let now = alice.get(&state).await.ok();
+    assert_eq!(now, json!({ "alt_aliases": ["#larder:localhost"] }));
+    let listed = s.client().get("/_matrix/client/v3/publicRooms").await.ok();
+    assert_eq!(listed["chunk"][0]["room_id"], r.as_str());
+    assert!(listed["chunk"][0].get("canonical_alias").is_none(), "{listed}");
+    // An admin outside the room may delete the alias, but may not change
+    // the room's state: that stays as it was.
+    root.delete("/_matrix/client/v3/directory/room/%23larder:localhost", json!({})).await.ok();
+    s.client()
+        .get("/_matrix/client/v3/directory/room/%23larder:localhost")
+        .await
+        .expect_err(404, "M_NOT_FOUND");
+    assert_eq!(alice.get(&state).await.ok(), json!({ "alt_aliases": ["#larder:localhost"] }));
+}

@@ -635,3 +635,64 @@ async fn members_can_be_asked_as_of_a_token_and_by_membership() {
         "dave joined after bob left"
     );
 }
+
+#[tokio::test]
+async fn an_event_an_outsider_may_not_see_is_not_found_like_one_in_no_room() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (eve, _) = s.client().register("eve", "pw-eve-1").await;
+    let r = room(&alice, json!({ "preset": "private_chat" })).await;
+    let secret = send(&alice, &r, "t", "secret").await;
+    let hidden = eve.get(&format!("/_matrix/client/v3/rooms/{r}/event/{secret}")).await;
+    hidden.expect_err(404, "M_NOT_FOUND");
+    // The same answer as for a room that does not exist: nothing says the
+    // room is there.
+    let nowhere =
+        eve.get(&format!("/_matrix/client/v3/rooms/!nope:localhost/event/{secret}")).await;
+    nowhere.expect_err(404, "M_NOT_FOUND");
+    assert_eq!(hidden.body, nowhere.body);
+    eve.get(&format!("/_matrix/client/v3/rooms/{r}/context/{secret}"))
+        .await
+        .expect_err(404, "M_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn messages_give_an_end_token_for_every_page_except_at_the_rooms_start() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let r = room(&alice, json!({})).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(send(&alice, &r, &format!("t{i}"), &format!("m{i}")).await);
+    }
+    let messages = format!("/_matrix/client/v3/rooms/{r}/messages");
+    // Jump to a hit, then read forwards to the newest event: the page still
+    // says where to read on from.
+    let ctx = alice.get(&format!("/_matrix/client/v3/rooms/{r}/context/{}?limit=2", ids[1])).await;
+    let from = ctx.ok()["end"].as_str().expect("context end").to_owned();
+    let page = alice.get(&format!("{messages}?dir=f&from={from}&limit=10")).await.ok();
+    assert_eq!(page["chunk"].as_array().map(Vec::len), Some(1), "{page}");
+    assert_eq!(page["chunk"][0]["content"]["body"], "m3");
+    let end = page["end"].as_str().expect("a forward page at the newest event has an end");
+    // Nothing newer yet: an empty page, and no end.
+    let empty = alice.get(&format!("{messages}?dir=f&from={end}")).await.ok();
+    assert_eq!(empty["chunk"], json!([]), "{empty}");
+    assert_eq!(empty["start"], end);
+    assert!(empty.get("end").is_none(), "{empty}");
+    // The end token finds what arrives later.
+    send(&alice, &r, "t4", "m4").await;
+    let newer = alice.get(&format!("{messages}?dir=f&from={end}")).await.ok();
+    assert_eq!(newer["chunk"][0]["content"]["body"], "m4", "{newer}");
+    assert!(newer["end"].is_string(), "{newer}");
+    // Backwards up to a `to` token: more lies beyond it.
+    let older = alice.get(&format!("{messages}?dir=b&from={end}&to={from}")).await.ok();
+    assert_eq!(older["chunk"][0]["content"]["body"], "m3", "{older}");
+    assert!(older["end"].is_string(), "{older}");
+    // Backwards through the room's start: nothing before it, ever.
+    let all = alice.get(&format!("{messages}?dir=b&limit=100")).await.ok();
+    assert_eq!(
+        all["chunk"].as_array().and_then(|c| c.last()).map(|e| &e["type"]),
+        Some(&json!("m.room.create"))
+    );
+    assert!(all.get("end").is_none(), "{all}");
+}

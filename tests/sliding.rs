@@ -494,3 +494,38 @@ async fn reactions_after_the_last_message_do_not_move_a_room() {
         (next["rooms"][quiet.as_str()]["bump_stamp"].as_u64(), rb["bump_stamp"].as_u64());
     assert!(bq > bb, "{next}");
 }
+
+#[tokio::test]
+async fn a_forgotten_room_leaves_the_sliding_list_until_the_membership_changes() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    let r = room(&alice, json!({ "invite": ["@bob:localhost"] })).await;
+    bob.post(&format!("/_matrix/client/v3/join/{r}"), json!({})).await.ok();
+    // A kick keeps the room in the list so bob learns of it...
+    alice
+        .post(&format!("/_matrix/client/v3/rooms/{r}/kick"), json!({ "user_id": "@bob:localhost" }))
+        .await
+        .ok();
+    let req = json!({ "lists": { "all": list((0, 9), 1, json!([])) } });
+    let first = sliding(&bob, None, 0, &req).await.ok();
+    assert_eq!(first["lists"]["all"]["count"], 1, "{first}");
+    // ...until he forgets it, in this connection and in new ones.
+    bob.post(&format!("/_matrix/client/v3/rooms/{r}/forget"), json!({})).await.ok();
+    let again = sliding(&bob, Some(&pos(&first)), 0, &req).await.ok();
+    assert_eq!(again["lists"]["all"]["count"], 0, "{again}");
+    let fresh = sliding(&bob, None, 0, &req).await.ok();
+    assert_eq!(fresh["lists"]["all"]["count"], 0, "{fresh}");
+    assert!(room_ids(&fresh).is_empty(), "{fresh}");
+    // A new invite brings it back.
+    alice
+        .post(
+            &format!("/_matrix/client/v3/rooms/{r}/invite"),
+            json!({ "user_id": "@bob:localhost" }),
+        )
+        .await
+        .ok();
+    let back = sliding(&bob, None, 0, &req).await.ok();
+    assert_eq!(room_ids(&back), vec![r.clone()], "{back}");
+    assert_eq!(back["rooms"][r.as_str()]["membership"], "invite", "{back}");
+}

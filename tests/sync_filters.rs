@@ -391,3 +391,44 @@ async fn include_leave_brings_rooms_left_into_an_initial_sync() {
     assert!(timeline.iter().any(|e| e["content"]["body"] == "last words"), "{v}");
     assert_eq!(timeline.last().map(|e| e["type"].clone()), Some(json!("m.room.member")));
 }
+
+#[tokio::test]
+async fn a_forgotten_room_stays_out_of_sync_until_the_membership_changes() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    let r = room(&alice, json!({ "invite": ["@bob:localhost"] })).await;
+    bob.post(&format!("/_matrix/client/v3/join/{r}"), json!({})).await.ok();
+    let include_leave = json!({ "room": { "include_leave": true } });
+    let before_leave = next(&sync(&bob, None, &json!({})).await);
+    bob.post(&format!("/_matrix/client/v3/rooms/{r}/leave"), json!({})).await.ok();
+    // Before forgetting, the leave shows in both kinds of sync.
+    let v = sync(&bob, Some(&before_leave), &json!({})).await;
+    assert!(v["rooms"]["leave"][&r].is_object(), "{v}");
+    let v = sync(&bob, None, &include_leave).await;
+    assert!(v["rooms"]["leave"][&r].is_object(), "{v}");
+    bob.post(&format!("/_matrix/client/v3/rooms/{r}/forget"), json!({})).await.ok();
+    let v = sync(&bob, Some(&before_leave), &json!({})).await;
+    assert!(v["rooms"]["leave"][&r].is_null(), "incremental: {v}");
+    let v = sync(&bob, Some(&before_leave), &include_leave).await;
+    assert!(v["rooms"]["leave"][&r].is_null(), "incremental with include_leave: {v}");
+    let v = sync(&bob, None, &include_leave).await;
+    assert!(v["rooms"]["leave"][&r].is_null(), "initial with include_leave: {v}");
+    let full = format!("/_matrix/client/v3/sync?since={before_leave}&full_state=true");
+    let v = bob.get(&format!("{full}&filter={}", urlencode(&include_leave.to_string()))).await;
+    assert!(v.ok()["rooms"]["leave"][&r].is_null(), "full state with include_leave");
+    // A new invite brings the room back, and so does declining it.
+    let since = next(&sync(&bob, None, &json!({})).await);
+    alice
+        .post(
+            &format!("/_matrix/client/v3/rooms/{r}/invite"),
+            json!({ "user_id": "@bob:localhost" }),
+        )
+        .await
+        .ok();
+    let v = sync(&bob, Some(&since), &json!({})).await;
+    assert!(v["rooms"]["invite"][&r].is_object(), "{v}");
+    bob.post(&format!("/_matrix/client/v3/rooms/{r}/leave"), json!({})).await.ok();
+    let v = sync(&bob, None, &include_leave).await;
+    assert!(v["rooms"]["leave"][&r].is_object(), "{v}");
+}

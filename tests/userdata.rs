@@ -236,3 +236,45 @@ async fn presence_is_set_and_read() {
         .expect_err(400, "M_INVALID_PARAM");
     let _ = Duration::ZERO;
 }
+
+#[tokio::test]
+async fn a_receipt_for_an_older_event_does_not_move_the_read_position_back() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    let r = room(&alice, json!({ "preset": "public_chat" })).await;
+    bob.post(&format!("/_matrix/client/v3/join/{r}"), json!({})).await.ok();
+    let older = crate::support::send(&alice, &r, "t1", "one").await;
+    let newer = crate::support::send(&alice, &r, "t2", "two").await;
+    let receipt = |ty: &str, ev: &str| format!("/_matrix/client/v3/rooms/{r}/receipt/{ty}/{ev}");
+    bob.post(&receipt("m.read", &newer), json!({})).await.ok();
+    bob.post(&receipt("m.read", &older), json!({})).await.ok();
+    // Another thread has a receipt of its own.
+    bob.post(&receipt("m.read", &older), json!({ "thread_id": "main" })).await.ok();
+    bob.post(
+        &format!("/_matrix/client/v3/rooms/{r}/read_markers"),
+        json!({ "m.fully_read": newer }),
+    )
+    .await
+    .ok();
+    bob.post(
+        &format!("/_matrix/client/v3/rooms/{r}/read_markers"),
+        json!({ "m.fully_read": older }),
+    )
+    .await
+    .ok();
+    let out = sync(&alice, None).await;
+    let eph = &out["rooms"]["join"][r.as_str()]["ephemeral"]["events"];
+    let content =
+        &eph.as_array().and_then(|a| a.iter().find(|e| e["type"] == "m.receipt")).expect("receipt")
+            ["content"];
+    let bob_read = |ev: &str| content[ev]["m.read"]["@bob:localhost"].clone();
+    assert!(bob_read(&newer)["ts"].is_u64(), "{content}");
+    assert!(bob_read(&newer).get("thread_id").is_none(), "{content}");
+    assert_eq!(bob_read(&older)["thread_id"], "main", "{content}");
+    let marker = bob
+        .get(&format!("/_matrix/client/v3/user/@bob:localhost/rooms/{r}/account_data/m.fully_read"))
+        .await
+        .ok();
+    assert_eq!(marker["event_id"], newer.as_str());
+}

@@ -94,7 +94,7 @@ pub async fn dispatch(
         RedactEvent { room_id, event_id, txn_id } => {
             rooms::redact_event(app, req, &room_id, &event_id, &txn_id).await
         }
-        ForgetRoom { room_id } => rooms::forget_room(app, req, &room_id),
+        ForgetRoom { room_id } => rooms::forget_room(app, req, &room_id).await,
         GetEventContext { room_id, event_id } => {
             rooms::get_event_context(app, req, &room_id, &event_id)
         }

@@ -18,7 +18,8 @@ use super::tables::{
     ALIAS_TO_ROOM_ID, EVENT_EPOCH_HASH_TO_POSITION, META, ROOM_ID_TO_RECORD, ROOM_SHORT_TO_ID,
     ROOM_STATE_TO_STREAM, ROOM_STREAM_TO_STATE_KEY, ROOM_STREAM_TO_UNIT, ROOM_USER_TO_MEMBERSHIP,
     STREAM_TO_EVENT, STREAM_TO_PDU_FIELDS, TXN_EPOCHS_KEPT, TXN_TO_POSITION, USER_FILTER_TO_JSON,
-    USER_ROOM_TO_MEMBERSHIP, USER_STREAM_TO_ROOM, epoch, event_hash, meta_u64, txn_epoch,
+    USER_ROOM_TO_FORGOTTEN, USER_ROOM_TO_MEMBERSHIP, USER_STREAM_TO_ROOM, epoch, event_hash,
+    meta_u64, txn_epoch,
 };
 use super::{ReadTxn, StoreError, StreamPos, WriteCtx};
 
@@ -427,6 +428,14 @@ impl ReadTxn {
         Ok(out)
     }
 
+    /// Whether the user forgot the room while `m` was their membership in
+    /// it (a membership since then brings the room back).
+    pub fn is_forgotten(&self, user_id: &str, m: &Membership) -> Result<bool, StoreError> {
+        let t = self.0.open_table(USER_ROOM_TO_FORGOTTEN)?;
+        let v = t.get((user_id, m.room.0))?;
+        Ok(v.is_some_and(|v| v.value() == m.stream.0))
+    }
+
     pub fn filter(&self, user_id: &str, filter_id: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let t = self.0.open_table(USER_FILTER_TO_JSON)?;
         let v = t.get((user_id, filter_id))?;
@@ -551,6 +560,12 @@ impl WriteCtx<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// Records that `user_id` forgot `m.room` at membership `m`.
+    pub fn forget_room(&mut self, user_id: &str, m: &Membership) -> Result<(), StoreError> {
+        self.txn.open_table(USER_ROOM_TO_FORGOTTEN)?.insert((user_id, m.room.0), m.stream.0)?;
+        Ok(())
     }
 
     /// Maps an alias to a room; false if the alias was taken.

@@ -54,6 +54,7 @@
 //! | `room_to_latest_bump` | room short | stream of the room's newest event that bumps it in sliding sync lists (`bump_stamp`) | sync (sliding) |
 //! | `user_to_dehydrated_device` | user_id | JSON [`DehydratedDevice`](super::DehydratedDevice): the MSC3814 device's ID and its opaque `device_data` | dehydrated |
 //! | `room_stream_to_receipt` | (room short, stream) | (receipt type, user_id, thread_id): changes, for sync | userdata |
+//! | `user_room_to_forgotten` | (user_id, room short) | stream of the member event the user forgot the room at: forgotten while that is still their membership | rooms |
 
 use redb::{Key, ReadTransaction, TableDefinition, TableHandle, TypeName, Value, WriteTransaction};
 
@@ -178,6 +179,12 @@ pub(super) fn txn_epoch(stream: u64) -> u64 {
 }
 pub(super) const USER_FILTER_TO_JSON: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("user_filter_to_json");
+/// Rooms a user forgot (`/forget`), with the position of the membership
+/// (leave or ban) they forgot: a later member event (a re-invite, a join)
+/// ends the forgetting without touching this row, and forgetting again
+/// overwrites it.
+pub(super) const USER_ROOM_TO_FORGOTTEN: TableDefinition<(&str, u64), u64> =
+    TableDefinition::new("user_room_to_forgotten");
 
 pub(super) const USER_ACCOUNT_DATA_TO_JSON: TableDefinition<(&str, &str, &str), &[u8]> =
     TableDefinition::new("user_account_data_to_json");
@@ -298,7 +305,8 @@ macro_rules! all_tables {
             48 => ROOM_STREAM_TO_UNIT,
             49 => V2_EVENT_HASH_TO_POSITION,
             50 => TXN_TO_POSITION,
-            51 => EVENT_EPOCH_HASH_TO_POSITION
+            51 => EVENT_EPOCH_HASH_TO_POSITION,
+            52 => USER_ROOM_TO_FORGOTTEN
         }
     };
 }

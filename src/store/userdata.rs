@@ -192,17 +192,37 @@ impl WriteCtx<'_> {
         Ok(v.map(|v| v.value().to_vec()))
     }
 
-    /// Stores (replaces) a user's receipt of one type in a room.
-    pub fn put_receipt(&mut self, room: RoomShort, r: &Receipt) -> Result<StreamPos, StoreError> {
+    /// Stores (replaces) a user's receipt of one type and thread in a room,
+    /// unless it points at an event no later in the room's stream than the
+    /// one their current receipt points at: a receipt never moves back (a
+    /// client sending a stale one would otherwise un-read what was read).
+    /// `None` when it was ignored.
+    pub fn put_receipt(
+        &mut self,
+        room: RoomShort,
+        r: &Receipt,
+    ) -> Result<Option<StreamPos>, StoreError> {
+        let key = (room.0, r.receipt_type.as_str(), r.user_id.as_str(), r.thread_id.as_str());
+        let current =
+            self.txn.open_table(RECEIPT_TO_EVENT)?.get(key)?.map(|v| v.value().0.to_owned());
+        if let Some(current) = current
+            && !self.is_later_event(&r.event_id, &current)?
+        {
+            return Ok(None);
+        }
         let pos = self.next_position();
-        self.txn.open_table(RECEIPT_TO_EVENT)?.insert(
-            (room.0, r.receipt_type.as_str(), r.user_id.as_str(), r.thread_id.as_str()),
-            (r.event_id.as_str(), r.ts),
-        )?;
+        self.txn.open_table(RECEIPT_TO_EVENT)?.insert(key, (r.event_id.as_str(), r.ts))?;
         self.txn.open_table(ROOM_STREAM_TO_RECEIPT)?.insert(
             (room.0, pos.0),
             (r.receipt_type.as_str(), r.user_id.as_str(), r.thread_id.as_str()),
         )?;
-        Ok(pos)
+        Ok(Some(pos))
+    }
+
+    /// Whether event `new` comes after event `old` in the stream; true when
+    /// `old` is no longer known (nothing to compare with).
+    pub fn is_later_event(&self, new: &str, old: &str) -> Result<bool, StoreError> {
+        let Some((_, old)) = self.event_position(old)? else { return Ok(true) };
+        Ok(self.event_position(new)?.is_some_and(|(_, new)| new > old))
     }
 }

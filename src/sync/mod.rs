@@ -246,9 +246,10 @@ pub fn assemble(
                 );
             }
             "leave" | "ban"
-                if (params.since.is_some() && changed.contains(&m.room))
+                if ((params.since.is_some() && changed.contains(&m.room))
                     || (room_filter.include_leave
-                        && (params.since.is_none() || params.full_state)) =>
+                        && (params.since.is_none() || params.full_state)))
+                    && !read.is_forgotten(user_id, m)? =>
             {
                 leave.insert(room_id.clone(), left_room(&mut cx, m, &room_id)?);
             }

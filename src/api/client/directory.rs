@@ -8,7 +8,8 @@ use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId};
 use crate::room::build::power_levels;
-use crate::room::service::target;
+use crate::room::cache::lock;
+use crate::room::service::{target, unlist_canonical_alias};
 use crate::server::App;
 use crate::store::{ReadTxn, RoomShort};
 
@@ -71,6 +72,8 @@ pub async fn delete_room_alias(
     let caller = req.caller()?.clone();
     let a = local_alias(app, alias)?;
     let alias = a.to_string();
+    let signer = app.signer.clone();
+    let cache = app.writer_cache.clone();
     app.store
         .write(move |ctx| {
             let Some(room_id) = ctx.alias(&alias)? else {
@@ -93,6 +96,11 @@ pub async fn delete_room_alias(
                 return Ok(Err(MatrixError::forbidden("You may not remove this alias")));
             }
             ctx.delete_alias(&alias)?;
+            if let Some(room) = target(ctx, &room_id)? {
+                let mut cache = lock(&cache);
+                let sender = caller.user_id.as_str();
+                unlist_canonical_alias(ctx, &mut cache, &signer, &room, sender, &alias)?;
+            }
             Ok(Ok(()))
         })
         .await?;

@@ -456,7 +456,13 @@ pub(crate) fn visible_event(
     event_id: &str,
 ) -> Result<SeenEvent, MatrixError> {
     let not_found = || MatrixError::not_found("Event not found");
-    let upto = visible_upto(read, user, room)?;
+    // A non-member gets the same answer as for a missing event (spec:
+    // 404 "not found or you do not have permission"), not the 403 of
+    // `visible_upto`, which would confirm the room exists.
+    let upto = match visible_upto(read, user, room) {
+        Err(e) if e.kind == ErrorKind::Forbidden => return Err(not_found()),
+        other => other?,
+    };
     let (r, pos) = read.event_position(event_id)?.ok_or_else(not_found)?;
     if r != room || pos > upto {
         return Err(not_found());
@@ -478,7 +484,13 @@ pub fn get_event(
 ) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
     let read = app.store.read()?;
-    let short = room_short(&read, room_id)?;
+    // An unknown room answers as an unknown event does.
+    let short = match room_short(&read, room_id) {
+        Err(e) if e.kind == ErrorKind::NotFound => {
+            return Err(MatrixError::not_found("Event not found"));
+        }
+        other => other?,
+    };
     let seen = visible_event(&read, caller.user_id.as_str(), short, event_id)?;
     Ok(json(&parse_bundled(&read, short, &seen.event, caller, seen.vis.memberships())?))
 }
@@ -620,7 +632,8 @@ pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, Matrix
 /// One page of `/messages`.
 struct Page {
     events: Vec<StoredEvent>,
-    /// Where the next page starts; `None` once nothing is left.
+    /// Where the next page starts; `None` when the page moved nowhere or
+    /// reached the room's start, before which nothing can ever appear.
     end: Option<StreamPos>,
 }
 
@@ -657,7 +670,14 @@ fn scan_page(
             read.events_from(room, cursor, limit.max(32))?
         };
         if batch.is_empty() {
-            return Ok(Page { events, end: None });
+            // Backwards this is the room's start. Forwards it is only the
+            // newest event so far: a page that read up to it still needs
+            // a token to read on from once newer events arrive (clients
+            // reading on from `/context` require one); an empty page
+            // has none, the caller keeps its `from` (spec: `end` is omitted
+            // when no further events are available).
+            let end = (!backwards && scanned > 0).then_some(cursor);
+            return Ok(Page { events, end });
         }
         for e in batch {
             let past_end = if backwards {
@@ -666,7 +686,9 @@ fn scan_page(
                 e.stream > upto || to.is_some_and(|t| e.stream >= t)
             };
             if past_end {
-                return Ok(Page { events, end: None });
+                // Events lie beyond `to` (or the caller's departure, which
+                // a re-join can move): where to go on from, if anywhere.
+                return Ok(Page { events, end: (scanned > 0).then_some(cursor) });
             }
             cursor = if backwards { e.stream } else { StreamPos(e.stream.0 + 1) };
             scanned += 1;
@@ -730,19 +752,33 @@ pub async fn redact_event(
     Ok(json(&json!({ "event_id": event_id })))
 }
 
-/// `POST /rooms/{roomId}/forget`: only rooms the caller has left.
-pub fn forget_room(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixError> {
+/// `POST /rooms/{roomId}/forget`: only rooms the caller has left. A
+/// forgotten room stays out of every sync response until the caller's
+/// membership changes again.
+pub async fn forget_room(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
-    let read = app.store.read()?;
-    let short = room_short(&read, room_id)?;
-    match read.membership(caller.user_id.as_str(), short)? {
-        Some(m) if m.membership == "join" || m.membership == "invite" => Err(MatrixError::new(
-            ErrorKind::Unknown,
-            "You must leave the room before forgetting it",
-        )
-        .with_status(400)),
-        _ => Ok(json(&json!({}))),
-    }
+    let short = room_short(&app.store.read()?, room_id)?;
+    let user = caller.user_id.to_string();
+    app.store
+        .write(move |ctx| {
+            // In the writer: the membership checked is the one forgotten.
+            match ctx.membership(&user, short)? {
+                Some(m) if m.membership == "join" || m.membership == "invite" => {
+                    Ok(Err(MatrixError::new(
+                        ErrorKind::Unknown,
+                        "You must leave the room before forgetting it",
+                    )
+                    .with_status(400)))
+                }
+                Some(m) => {
+                    ctx.forget_room(&user, &m)?;
+                    Ok(Ok(()))
+                }
+                None => Ok(Ok(())),
+            }
+        })
+        .await?;
+    Ok(json(&json!({})))
 }
 
 /// `GET /rooms/{roomId}/context/{eventId}`

@@ -218,8 +218,19 @@ async fn store_receipt(
         let body = serde_json::to_vec(&json!({ "event_id": event_id }))
             .map_err(|e| MatrixError::internal("marker", e))?;
         let r = room_id.to_owned();
+        let new = event_id.to_owned();
         app.store
             .write(move |ctx| {
+                // The marker, like a receipt, only moves forwards.
+                let current = ctx.account_data(&user, &r, "m.fully_read")?.and_then(|v| {
+                    let v: Value = serde_json::from_slice(&v).ok()?;
+                    v["event_id"].as_str().map(str::to_owned)
+                });
+                if let Some(current) = current
+                    && !ctx.is_later_event(&new, &current)?
+                {
+                    return Ok(Ok(()));
+                }
                 ctx.put_account_data(&user, &r, "m.fully_read", &body)?;
                 Ok(Ok::<_, MatrixError>(()))
             })
@@ -236,7 +247,9 @@ async fn store_receipt(
     let private = receipt_type == "m.read.private";
     app.store
         .write(move |ctx| {
-            ctx.put_receipt(short, &receipt)?;
+            if ctx.put_receipt(short, &receipt)?.is_none() {
+                return Ok(Ok(()));
+            }
             if private {
                 ctx.wake_user(&user);
             } else {

@@ -95,7 +95,8 @@ pub fn compute(
     let direct = dm_rooms(read, user)?;
 
     // The server's list: joined, invited, knocked; left rooms the client
-    // was sent before; kicks and bans (the user may not know of them).
+    // was sent before; kicks and bans (the user may not know of them);
+    // not a room left and then forgotten.
     let mut cands = Vec::new();
     for m in read.user_memberships(user)? {
         if m.stream > input.upto {
@@ -104,7 +105,8 @@ pub fn compute(
         let listed = match m.membership.as_str() {
             "join" | "invite" | "knock" => true,
             "leave" | "ban" => {
-                prev.rooms.contains_key(&m.room) || removed_by_other(read, &m, user)?
+                (prev.rooms.contains_key(&m.room) || removed_by_other(read, &m, user)?)
+                    && !read.is_forgotten(user, &m)?
             }
             _ => false,
         };
