@@ -466,3 +466,85 @@ async fn a_long_poll_wakes_for_a_to_device_message() {
         .ok();
     assert_eq!(woke["to_device"]["events"][0]["content"]["hi"], 1, "{woke}");
 }
+
+/// Whether `list` (a `changed` or `left` array) names `user`.
+fn names(list: &Value, user: &str) -> bool {
+    list.as_array().is_some_and(|a| a.iter().any(|u| u == user))
+}
+
+#[tokio::test]
+async fn a_new_device_of_the_syncing_user_is_in_their_own_device_list_changes() {
+    const SS: &str = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync";
+    let s = TestServer::start();
+    let (first, _) = s.client().register("alice", "pw-alice-1").await;
+    let (uid, _) = whoami(&first).await;
+    // The first device is a classic sync client and an Element X style
+    // sliding sync client with the e2ee extension, both up to date.
+    let since = first.get("/_matrix/client/v3/sync").await.ok()["next_batch"]
+        .as_str()
+        .expect("nb")
+        .to_owned();
+    let e2ee = json!({ "lists": {}, "extensions": { "e2ee": { "enabled": true } } });
+    let pos = first.post(&format!("{SS}?timeout=0"), e2ee.clone()).await.ok()["pos"]
+        .as_str()
+        .expect("pos")
+        .to_owned();
+    let poll = {
+        let first = first.clone();
+        let since = since.clone();
+        tokio::spawn(async move {
+            first.get(&format!("/_matrix/client/v3/sync?since={since}&timeout=30000")).await
+        })
+    };
+
+    // Alice signs in on a second device, which uploads its keys.
+    let login = s.client().login("alice", "pw-alice-1").await.ok();
+    let second = s.client().with_token(login["access_token"].as_str().expect("token"));
+    let new_device = login["device_id"].as_str().expect("device_id").to_owned();
+    second
+        .post(
+            "/_matrix/client/v3/keys/upload",
+            json!({ "device_keys": device_keys(&uid, &new_device) }),
+        )
+        .await
+        .ok();
+
+    // The first device's long poll wakes with Alice in `changed` (well
+    // under its 30 s timeout: only a wake-up returns this fast).
+    let woke = tokio::time::timeout(std::time::Duration::from_secs(10), poll)
+        .await
+        .expect("the long poll woke")
+        .expect("join")
+        .ok();
+    assert!(names(&woke["device_lists"]["changed"], &uid), "/sync: {woke}");
+    let to = woke["next_batch"].as_str().expect("nb");
+    let changes =
+        first.get(&format!("/_matrix/client/v3/keys/changes?from={since}&to={to}")).await.ok();
+    assert!(names(&changes["changed"], &uid), "/keys/changes: {changes}");
+    let sliding = first.post(&format!("{SS}?timeout=0&pos={pos}"), e2ee).await.ok();
+    let lists = &sliding["extensions"]["e2ee"]["device_lists"];
+    assert!(names(&lists["changed"], &uid), "sliding sync e2ee: {sliding}");
+    // Asking for its keys now, the first device finds the new one.
+    let q = first
+        .post("/_matrix/client/v3/keys/query", json!({ "device_keys": { uid.clone(): [] } }))
+        .await
+        .ok();
+    assert!(q["device_keys"][uid.as_str()][new_device.as_str()].is_object(), "{q}");
+}
+
+#[tokio::test]
+async fn joining_a_room_does_not_list_the_joiner_in_their_own_device_list_changes() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (bob, _) = s.client().register("bob", "pw-bob-1").await;
+    let r = crate::support::room(&alice, json!({ "preset": "public_chat" })).await;
+    let since = bob.get("/_matrix/client/v3/sync").await.ok()["next_batch"]
+        .as_str()
+        .expect("nb")
+        .to_owned();
+    bob.post(&format!("/_matrix/client/v3/join/{r}"), json!({})).await.ok();
+    let out = bob.get(&format!("/_matrix/client/v3/sync?since={since}")).await.ok();
+    let changed = &out["device_lists"]["changed"];
+    assert!(names(changed, "@alice:localhost"), "{out}");
+    assert!(!names(changed, "@bob:localhost"), "nothing of Bob's changed: {out}");
+}
