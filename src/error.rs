@@ -24,6 +24,7 @@ pub enum ErrorKind {
     IncompatibleRoomVersion,
     InvalidParam,
     InvalidRoomState,
+    InvalidSignature,
     InvalidUsername,
     LimitExceeded,
     MissingParam,
@@ -67,6 +68,7 @@ impl ErrorKind {
             ErrorKind::IncompatibleRoomVersion => "M_INCOMPATIBLE_ROOM_VERSION",
             ErrorKind::InvalidParam => "M_INVALID_PARAM",
             ErrorKind::InvalidRoomState => "M_INVALID_ROOM_STATE",
+            ErrorKind::InvalidSignature => "M_INVALID_SIGNATURE",
             ErrorKind::InvalidUsername => "M_INVALID_USERNAME",
             ErrorKind::LimitExceeded => "M_LIMIT_EXCEEDED",
             ErrorKind::MissingParam => "M_MISSING_PARAM",
@@ -102,6 +104,7 @@ impl ErrorKind {
             | ErrorKind::IncompatibleRoomVersion
             | ErrorKind::InvalidParam
             | ErrorKind::InvalidRoomState
+            | ErrorKind::InvalidSignature
             | ErrorKind::InvalidUsername
             | ErrorKind::MissingParam
             | ErrorKind::NotJson

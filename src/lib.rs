@@ -22,6 +22,8 @@
 //! - [`push`]: push rules (defaults, the /pushrules operations, evaluation).
 //! - [`sync`]: sync assembly, typing, device-list tracking.
 //! - [`media`]: content-addressed media files, thumbnails.
+//! - [`e2ee`]: what the server checks of published end-to-end encryption
+//!   keys: cross-signing key shape and signatures.
 //! - [`search`]: server-side search: tokenizer, word index walk, ranking.
 //! - [`store`]: every redb table and the writer thread; nothing else names redb.
 //! - [`ids`]: validated identifiers (`UserId`, `RoomId`, …).
@@ -40,6 +42,7 @@ pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod e2ee;
 pub mod error;
 pub mod http;
 pub mod ids;

@@ -19,7 +19,7 @@ use matrix_sdk::ruma::api::client::uiaa;
 use matrix_sdk::ruma::events::room::message::{
     MessageType, OriginalSyncRoomMessageEvent, RoomMessageEventContent,
 };
-use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId, RoomId};
+use matrix_sdk::ruma::{DeviceId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use matrix_sdk::{Client, Room, RoomState};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -398,4 +398,37 @@ async fn the_sdk_is_told_the_users_membership_at_each_event() {
     let past = memberships_at(&history.chunk);
     assert_eq!(past.get(&before).map(String::as_str), Some("leave"), "{past:?}");
     assert_eq!(past.get(&after).map(String::as_str), Some("join"), "{past:?}");
+}
+
+/// Whether `client`'s crypto store knows `device` of `user` (what the SDK
+/// learnt from `/keys/query`; this asks the server nothing).
+pub async fn knows_device(client: &Client, user: &UserId, device: &DeviceId) -> bool {
+    let devices = client.encryption().get_user_devices(user).await.expect("crypto store");
+    devices.get(device).is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_client_learns_of_a_new_device_of_its_own_user() {
+    let s = TestServer::start();
+    let first = logged_in(&s, "gina", "pw-gina-1").await;
+    // The initial sync uploads the first device's keys and fetches the
+    // user's own device list.
+    first.sync_once(SyncSettings::new()).await.expect("sync");
+    let me = first.user_id().expect("logged in").to_owned();
+    let first_device = first.device_id().expect("device").to_owned();
+    assert!(knows_device(&first, &me, &first_device).await);
+
+    // Gina signs in on a second device; its first sync uploads its keys.
+    let second = sdk_client(&s).await;
+    second.matrix_auth().login_username("gina", "pw-gina-1").send().await.expect("login");
+    second.sync_once(SyncSettings::new()).await.expect("sync");
+    let second_device = second.device_id().expect("device").to_owned();
+
+    // The first device learns of it from its own user in
+    // `device_lists.changed`, without restarting.
+    let start = Instant::now();
+    while !knows_device(&first, &me, &second_device).await {
+        assert!(start.elapsed() < DEADLINE, "the first device never learnt of the second");
+        first.sync_once(SyncSettings::new().timeout(LONG_POLL)).await.expect("sync");
+    }
 }

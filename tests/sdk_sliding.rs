@@ -29,7 +29,7 @@ use matrix_sdk_ui::timeline::RoomExt;
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::sdk::assert_server_holds_only_ciphertext;
+use crate::sdk::{assert_server_holds_only_ciphertext, knows_device};
 use crate::support::{TestServer, room, send};
 
 /// How long any one awaited condition may take before the test fails.
@@ -287,4 +287,37 @@ fn unknown_pos(error: &Arc<sync_service::Error>) -> bool {
         _ => return false,
     };
     sdk_error.client_api_error_kind() == Some(&ErrorKind::UnknownPos)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn element_x_learns_of_a_new_device_of_its_own_user() {
+    let s = TestServer::start();
+    s.client().register("hana", "pw-hana-1").await;
+    let first = element_x(&s, "hana", "pw-hana-1").await;
+    let first_sync = start_sync(&first).await;
+    let me = first.user_id().expect("logged in").to_owned();
+    let first_device = first.device_id().expect("device").to_owned();
+    // The encryption connection uploads the device's keys and fetches the
+    // user's own device list.
+    let deadline = Instant::now() + DEADLINE;
+    while !knows_device(&first, &me, &first_device).await {
+        assert!(Instant::now() < deadline, "the first device never knew itself");
+        tokio::time::sleep(POLL).await;
+    }
+
+    // Hana signs in to Element X on a second device.
+    let second = element_x(&s, "hana", "pw-hana-1").await;
+    let second_sync = start_sync(&second).await;
+    let second_device = second.device_id().expect("device").to_owned();
+
+    // The first device's e2ee extension lists Hana in
+    // `device_lists.changed`; its SDK fetches her keys again and finds the
+    // new device, without restarting.
+    let deadline = Instant::now() + DEADLINE;
+    while !knows_device(&first, &me, &second_device).await {
+        assert!(Instant::now() < deadline, "the first device never learnt of the second");
+        tokio::time::sleep(POLL).await;
+    }
+    first_sync.stop().await;
+    second_sync.stop().await;
 }

@@ -22,6 +22,12 @@ pub fn room_mates(read: &ReadTxn, user_id: &str) -> Result<HashSet<String>, Matr
 /// Device-list changes between two positions for the users `user_id`
 /// shares rooms with: keys changed, or membership in a shared room changed
 /// (joined → `changed`; no longer sharing any room → `left`).
+///
+/// The syncing user is listed in `changed` when their own devices or keys
+/// changed: the spec makes no exception for them, and their other devices
+/// need it to learn of a new device (to verify it, share secrets and room
+/// keys with it). Joining a room alone does not list them: nothing of
+/// theirs changed.
 pub fn device_list_changes(
     read: &ReadTxn,
     user_id: &str,
@@ -44,7 +50,9 @@ pub fn device_list_changes(
         if rooms_changed.contains(&m.room) && m.membership == "join" {
             // We joined: everyone there is new to us.
             for u in read.members_with(m.room, "join")? {
-                changed.insert(u);
+                if u != user_id {
+                    changed.insert(u);
+                }
             }
             continue;
         }
@@ -62,7 +70,6 @@ pub fn device_list_changes(
             }
         }
     }
-    changed.remove(user_id);
     let mut changed: Vec<String> = changed.into_iter().collect();
     let mut left: Vec<String> = left.into_iter().filter(|u| !mates.contains(u)).collect();
     changed.sort();

@@ -10,11 +10,12 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Map, Value, json};
 
 use crate::account::{PASSWORD, require_uia, wake_room_mates};
-use crate::error::MatrixError;
+use crate::e2ee::{self, Signer, Target};
+use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
 use crate::ids::UserId;
 use crate::server::App;
-use crate::store::{ReadTxn, RoomShort, StoreError, StreamPos};
+use crate::store::{ReadTxn, RoomShort, StoreError, StreamPos, WriteCtx};
 use crate::sync;
 
 fn to_vec(v: &Value) -> Result<Vec<u8>, StoreError> {
@@ -267,7 +268,10 @@ pub fn key_changes(app: &App, req: &Request) -> Result<Reply, MatrixError> {
 }
 
 /// `POST /keys/device_signing/upload`: the first upload needs no UIA;
-/// replacing an existing master key does.
+/// replacing an existing master key does. The self-signing and user-signing
+/// keys must be signed by the master key uploaded with them, or else by the
+/// stored one (400 `M_INVALID_SIGNATURE`): other clients trust the user's
+/// devices and contacts through that chain.
 pub async fn upload_cross_signing_keys(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
     let body = req.json_object()?;
@@ -300,16 +304,46 @@ pub async fn upload_cross_signing_keys(app: &App, req: &Request) -> Result<Reply
                     "{field} needs usage [{usage}] and keys"
                 )));
             }
-            puts.push((kind, k.clone()));
+            let public = e2ee::cross_signing_public_key(k)
+                .map_err(|e| MatrixError::bad_json(format!("{field}: {e}")))?;
+            puts.push((kind, k.clone(), public));
         }
     }
-    if existing.is_none() && puts.iter().all(|(k, _)| *k != "master") && !puts.is_empty() {
-        return Err(MatrixError::bad_json("upload a master key first"));
-    }
     let u = user.clone();
+    let lp = caller.user_id.localpart().to_owned();
     app.store
         .write(move |ctx| {
-            for (kind, k) in &puts {
+            // Checked in the writer, so a master key replaced meanwhile
+            // cannot vouch for a key it never signed.
+            let master = match puts.iter().find(|(kind, ..)| *kind == "master") {
+                Some((.., public)) => Some(public.clone()),
+                None => stored_public_key(ctx.cross_signing_key(&u, "master")?.as_deref()),
+            };
+            for (kind, k, public) in &puts {
+                // Device IDs and cross-signing keys share one namespace in
+                // verification (spec: cross-signing, key and signature
+                // security).
+                if ctx.device(&lp, &public.encoded())?.is_some() {
+                    return Ok(Err(MatrixError::forbidden(format!(
+                        "the {kind} key has the same ID as one of your devices"
+                    ))));
+                }
+                if *kind == "master" {
+                    continue;
+                }
+                let Some(master) = &master else {
+                    return Ok(Err(MatrixError::missing_param(
+                        "no master key to check this key against: upload one first",
+                    )));
+                };
+                if let Err(e) = master.verify(k, &u) {
+                    return Ok(Err(MatrixError::new(
+                        ErrorKind::InvalidSignature,
+                        format!("the {kind} key is not signed by the master key: {e}"),
+                    )));
+                }
+            }
+            for (kind, k, _) in &puts {
                 ctx.put_cross_signing_key(&u, kind, &to_vec(k)?)?;
             }
             ctx.key_changed(&u)?;
@@ -318,6 +352,14 @@ pub async fn upload_cross_signing_keys(app: &App, req: &Request) -> Result<Reply
         })
         .await?;
     Ok(json(&json!({})))
+}
+
+/// The public key of a stored cross-signing key; `None` when there is none
+/// or it is malformed (stored before keys were checked), so nothing is
+/// verified against it.
+fn stored_public_key(stored: Option<&[u8]>) -> Option<e2ee::PublicKey> {
+    let key: Value = serde_json::from_slice(stored?).ok()?;
+    e2ee::cross_signing_public_key(&key).ok()
 }
 
 /// Merges the signatures that `signer` made in `signed` into `stored`
@@ -352,8 +394,12 @@ fn signed_part(v: &Value) -> Value {
     v
 }
 
-/// `POST /keys/signatures/upload`: signatures of the caller's own devices
-/// and master key, and of other users' master keys.
+/// `POST /keys/signatures/upload`: signatures of the caller's own devices,
+/// master and self-signing keys, and of other users' master keys. Each new
+/// signature must be by the caller's key that the spec has sign that kind
+/// of key, and verify against its published public key; a key with one that
+/// does not is reported in `failures` (`M_INVALID_SIGNATURE`) and none of
+/// its new signatures are stored.
 pub async fn upload_signatures(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
     let body = req.json_object()?;
@@ -366,61 +412,22 @@ pub async fn upload_signatures(app: &App, req: &Request) -> Result<Reply, Matrix
             for (user, keys) in &body {
                 let Some(keys) = keys.as_object() else { continue };
                 for (key_id, signed) in keys {
-                    let fail =
-                        |msg: &str| json!({ "errcode": "M_INVALID_SIGNATURE", "error": msg });
-                    // A device of the user, or their master key (by public key).
-                    let target = if let Some(dk) = ctx.device_keys(user, key_id)? {
-                        Some(("device", dk))
-                    } else {
-                        ctx.cross_signing_key(user, "master")?
-                            .filter(|mk| {
-                                serde_json::from_slice::<Value>(mk).ok().is_some_and(|v| {
-                                    v["keys"]
-                                        .as_object()
-                                        .is_some_and(|k| k.values().any(|x| x == key_id.as_str()))
-                                })
-                            })
-                            .map(|mk| ("master", mk))
-                            .or(ctx
-                                .cross_signing_key(user, "self_signing")?
-                                .filter(|sk| {
-                                    serde_json::from_slice::<Value>(sk).ok().is_some_and(|v| {
-                                        v["keys"].as_object().is_some_and(|k| {
-                                            k.values().any(|x| x == key_id.as_str())
-                                        })
-                                    })
-                                })
-                                .map(|sk| ("self_signing", sk)))
-                    };
-                    let Some((kind, stored)) = target else {
-                        failures
-                            .entry(user.clone())
-                            .or_default()
-                            .insert(key_id.clone(), fail("unknown key"));
-                        continue;
-                    };
-                    if user != &me && kind != "master" {
-                        failures.entry(user.clone()).or_default().insert(
-                            key_id.clone(),
-                            fail("only other users' master keys can be signed"),
-                        );
-                        continue;
+                    match add_signatures(ctx, &me, user, key_id, signed)? {
+                        Ok((kind, stored)) => {
+                            let bytes = to_vec(&stored)?;
+                            match kind {
+                                "device" => ctx.put_device_keys(user, key_id, &bytes)?,
+                                k => ctx.put_cross_signing_key(user, k, &bytes)?,
+                            }
+                            touched.push(user.clone());
+                        }
+                        Err(why) => {
+                            failures.entry(user.clone()).or_default().insert(
+                                key_id.clone(),
+                                json!({ "errcode": "M_INVALID_SIGNATURE", "error": why }),
+                            );
+                        }
                     }
-                    let mut stored: Value = parse_store(&stored)?;
-                    if signed_part(&stored) != signed_part(signed) {
-                        failures.entry(user.clone()).or_default().insert(
-                            key_id.clone(),
-                            fail("the signed object differs from the stored key"),
-                        );
-                        continue;
-                    }
-                    merge_signatures(&mut stored, signed, &me);
-                    let bytes = to_vec(&stored)?;
-                    match kind {
-                        "device" => ctx.put_device_keys(user, key_id, &bytes)?,
-                        k => ctx.put_cross_signing_key(user, k, &bytes)?,
-                    }
-                    touched.push(user.clone());
                 }
             }
             touched.sort();
@@ -433,6 +440,85 @@ pub async fn upload_signatures(app: &App, req: &Request) -> Result<Reply, Matrix
         })
         .await?;
     Ok(json(&json!({ "failures": result })))
+}
+
+/// Checks the signatures that `me` adds in `signed` to the key `key_id` of
+/// `user` (a device ID, or a cross-signing public key): returns the key's
+/// kind and the stored key with them merged in, or why they are refused.
+fn add_signatures(
+    ctx: &WriteCtx<'_>,
+    me: &str,
+    user: &str,
+    key_id: &str,
+    signed: &Value,
+) -> Result<Result<(&'static str, Value), String>, StoreError> {
+    let Some((kind, stored)) = find_signed_key(ctx, user, key_id)? else {
+        return Ok(Err("unknown key".to_owned()));
+    };
+    let target = match (user == me, kind) {
+        (true, "device") => Target::OwnDevice,
+        (true, "master") => Target::OwnMaster,
+        (true, _) => Target::OwnSelfSigning,
+        (false, "master") => Target::OtherUsersMaster,
+        (false, _) => return Ok(Err("only other users' master keys can be signed".to_owned())),
+    };
+    let mut stored: Value = parse_store(&stored)?;
+    if signed_part(&stored) != signed_part(signed) {
+        return Ok(Err("the signed object differs from the stored key".to_owned()));
+    }
+    for signature in e2ee::new_signatures(&stored, signed, me) {
+        let Some(signer) = signing_key(ctx, me, target.signer(), signature)? else {
+            return Ok(Err(format!("{signature} is not a key of yours that may sign this key")));
+        };
+        if let Err(e) = signer.verify(signed, me) {
+            return Ok(Err(format!("the signature by {signature}: {e}")));
+        }
+    }
+    merge_signatures(&mut stored, signed, me);
+    Ok(Ok((kind, stored)))
+}
+
+/// The key of `user` that `/keys/signatures/upload` names `key_id`: a
+/// device by its ID, or the master or self-signing key by its public key.
+fn find_signed_key(
+    ctx: &WriteCtx<'_>,
+    user: &str,
+    key_id: &str,
+) -> Result<Option<(&'static str, Vec<u8>)>, StoreError> {
+    if let Some(device_keys) = ctx.device_keys(user, key_id)? {
+        return Ok(Some(("device", device_keys)));
+    }
+    for kind in ["master", "self_signing"] {
+        if let Some(key) = ctx.cross_signing_key(user, kind)?
+            && stored_public_key(Some(&key)).is_some_and(|p| p.encoded() == key_id)
+        {
+            return Ok(Some((kind, key)));
+        }
+    }
+    Ok(None)
+}
+
+/// `me`'s published key of the kind `signer` that the signature key ID
+/// `key_id` names, if it names one.
+fn signing_key(
+    ctx: &WriteCtx<'_>,
+    me: &str,
+    signer: Signer,
+    key_id: &str,
+) -> Result<Option<e2ee::PublicKey>, StoreError> {
+    let kind = match signer {
+        Signer::Device => {
+            let Some(device) = e2ee::device_id_of(key_id) else { return Ok(None) };
+            let keys = ctx.device_keys(me, device)?;
+            let keys = keys.and_then(|k| serde_json::from_slice::<Value>(&k).ok());
+            return Ok(keys.and_then(|k| e2ee::device_public_key(&k, device)));
+        }
+        Signer::Master => "master",
+        Signer::SelfSigning => "self_signing",
+        Signer::UserSigning => "user_signing",
+    };
+    Ok(stored_public_key(ctx.cross_signing_key(me, kind)?.as_deref())
+        .filter(|p| p.key_id == key_id))
 }
 
 /// `PUT /sendToDevice/{eventType}/{txnId}`: idempotent per device + txn ID.
