@@ -299,6 +299,11 @@ impl Config {
             Some(true) => Some(mdns_config(&server_name, raw.mdns_name, raw.mdns_listen)?),
             Some(false) | None => None,
         };
+        let url_preview_allow = raw.url_preview_allow.unwrap_or_default();
+        for entry in &url_preview_allow {
+            crate::media::preview::AllowEntry::parse(entry)
+                .map_err(|why| ConfigError(format!("url_preview_allow: {entry:?} {why}")))?;
+        }
         Ok(Config {
             server_name,
             listen,
@@ -316,7 +321,7 @@ impl Config {
             user_directory_search_all: raw.user_directory_search_all.unwrap_or(false),
             log: raw.log.unwrap_or_else(|| "info".into()),
             url_previews: raw.url_previews.unwrap_or(true),
-            url_preview_allow: raw.url_preview_allow.unwrap_or_default(),
+            url_preview_allow,
             max_upload_bytes: max_upload_mb << 20,
             media_quota_bytes: media_quota_mb << 20,
             legacy_media: raw.legacy_media.unwrap_or(true),
@@ -530,5 +535,16 @@ mod tests {
         let raw: RawConfig = toml::from_str("server_name = \"a.example\"").expect("toml");
         let ov = Overrides { server_name: Some("b.example".into()), ..Overrides::default() };
         assert_eq!(Config::from_raw(raw, &ov).expect("valid").server_name, "b.example");
+    }
+
+    #[test]
+    fn preview_allow_entries_may_carry_a_port_and_bad_ones_are_refused() {
+        let c = parse(r#"url_preview_allow = ["127.0.0.1:8080", "192.168.1.0/24:80", "::1", "[::1]:80", "10.0.0.0/8"]"#)
+            .expect("valid");
+        assert_eq!(c.url_preview_allow.len(), 5);
+        for bad in ["localhost", "10.0.0.0/33", "127.0.0.1:0", "127.0.0.1:x", "1.2.3.4/8:99999"] {
+            let e = parse(&format!("url_preview_allow = [{bad:?}]")).expect_err(bad);
+            assert!(e.0.starts_with("url_preview_allow:"), "{bad}: {e}");
+        }
     }
 }

@@ -64,6 +64,8 @@ pub struct App {
     /// Woken once at shutdown so every long-poll returns.
     pub shutdown_notify: Rc<Notify>,
     shutting_down: Cell<bool>,
+    /// The addresses this server listens on, which link previews never fetch.
+    pub own_addrs: RefCell<Vec<std::net::SocketAddr>>,
 }
 
 impl App {
@@ -95,6 +97,7 @@ impl App {
             metrics: crate::metrics::Metrics::default(),
             shutdown_notify: Rc::new(Notify::new()),
             shutting_down: Cell::new(false),
+            own_addrs: RefCell::default(),
         }
     }
 
@@ -206,6 +209,9 @@ pub async fn run_with_reload(
         Some(addr) => match TcpListener::bind(addr).await {
             Ok(l) => {
                 tracing::info!("metrics on http://{addr}/metrics");
+                if let Ok(bound) = l.local_addr() {
+                    app.own_addrs.borrow_mut().push(bound);
+                }
                 Some(tokio::task::spawn_local(crate::metrics::serve(l, app.clone())))
             }
             Err(e) => {
@@ -215,6 +221,9 @@ pub async fn run_with_reload(
         },
         None => None,
     };
+    if let Ok(bound) = listener.local_addr() {
+        app.own_addrs.borrow_mut().push(bound);
+    }
     let admin = crate::admin::server::start(app.clone());
     let mdns = app.config.mdns.as_ref().and_then(crate::net::mdns::spawn);
     let mut commits = store.subscribe();
