@@ -77,6 +77,7 @@ struct RawConfig {
     mdns: Option<bool>,
     mdns_name: Option<String>,
     mdns_listen: Option<String>,
+    login_attempts_per_user_per_minute: Option<u64>,
 }
 
 /// Values given on the command line; they win over the file.
@@ -139,6 +140,10 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Answer mDNS queries for a `.local` name (`net::mdns`); `None` → off.
     pub mdns: Option<MdnsConfig>,
+    /// Failed logins per minute against one account from all addresses
+    /// together: a ceiling for distributed guessing, far above what one
+    /// address may try (`login_attempts_per_minute`).
+    pub login_attempts_per_user_per_minute: u32,
 }
 
 /// `mdns`, `mdns_name` and `mdns_listen`: the optional mDNS responder.
@@ -299,6 +304,13 @@ impl Config {
             Some(true) => Some(mdns_config(&server_name, raw.mdns_name, raw.mdns_listen)?),
             Some(false) | None => None,
         };
+        let login_attempts_per_user_per_minute = bounded(
+            "login_attempts_per_user_per_minute",
+            raw.login_attempts_per_user_per_minute,
+            100,
+            1,
+            1_000_000,
+        )?;
         let url_preview_allow = raw.url_preview_allow.unwrap_or_default();
         for entry in &url_preview_allow {
             crate::media::preview::AllowEntry::parse(entry)
@@ -331,6 +343,7 @@ impl Config {
             min_free_disk_bytes: min_free_disk_mb << 20,
             tls,
             mdns,
+            login_attempts_per_user_per_minute: login_attempts_per_user_per_minute as u32,
         })
     }
 }
@@ -483,6 +496,10 @@ mod tests {
         assert_eq!(example.mdns, defaults.mdns);
         assert_eq!(example.presence, defaults.presence);
         assert_eq!(example.user_directory_search_all, defaults.user_directory_search_all);
+        assert_eq!(
+            example.login_attempts_per_user_per_minute,
+            defaults.login_attempts_per_user_per_minute
+        );
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub struct App {
     /// Woken once at shutdown so every long-poll returns.
     pub shutdown_notify: Rc<Notify>,
     shutting_down: Cell<bool>,
+    /// Failed logins per account over all addresses (the distributed
+    /// guessing ceiling; `login_limiter` holds the per-address budgets).
+    pub login_user_limiter: RefCell<RateLimiter>,
     /// The addresses this server listens on, which link previews never fetch.
     pub own_addrs: RefCell<Vec<std::net::SocketAddr>>,
 }
@@ -76,6 +79,7 @@ impl App {
         media: crate::media::MediaFiles,
     ) -> App {
         let limiter = RateLimiter::new(config.login_attempts_per_minute);
+        let user_limiter = RateLimiter::new(config.login_attempts_per_user_per_minute);
         App {
             config,
             store,
@@ -97,6 +101,7 @@ impl App {
             metrics: crate::metrics::Metrics::default(),
             shutdown_notify: Rc::new(Notify::new()),
             shutting_down: Cell::new(false),
+            login_user_limiter: RefCell::new(user_limiter),
             own_addrs: RefCell::default(),
         }
     }

@@ -87,6 +87,14 @@ impl TestServer {
     pub fn client(&self) -> Client {
         Client { base: self.base.clone(), http: reqwest::Client::new(), token: None }
     }
+
+    /// A client whose connections come from `ip` (any of 127.0.0.0/8 is
+    /// loopback on Linux), so tests can play several client addresses.
+    pub fn client_from(&self, ip: &str) -> Client {
+        let ip: std::net::IpAddr = ip.parse().expect("ip");
+        let http = reqwest::Client::builder().local_address(ip).build().expect("client");
+        Client { base: self.base.clone(), http, token: None }
+    }
 }
 
 impl Drop for TestServer {

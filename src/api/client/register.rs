@@ -68,7 +68,8 @@ pub async fn register(app: &App, req: &Request) -> Result<Reply, MatrixError> {
         None => None,
     };
     let outcome =
-        require_uia(app, auth.as_ref().or(body.auth.as_ref()), "register", flows, None).await?;
+        require_uia(app, auth.as_ref().or(body.auth.as_ref()), "register", flows, None, req.remote)
+            .await?;
     let localpart = match localpart {
         Some(l) => l,
         None => generated_localpart()?,
