@@ -78,6 +78,8 @@ struct RawConfig {
     mdns_name: Option<String>,
     mdns_listen: Option<String>,
     login_attempts_per_user_per_minute: Option<u64>,
+    registrations_per_minute: Option<u64>,
+    registrations_per_minute_loopback: Option<u64>,
 }
 
 /// Values given on the command line; they win over the file.
@@ -144,6 +146,12 @@ pub struct Config {
     /// together: a ceiling for distributed guessing, far above what one
     /// address may try (`login_attempts_per_minute`).
     pub login_attempts_per_user_per_minute: u32,
+    /// Accounts one client address may create per minute (a burst of as
+    /// many, then one every `60 / n` seconds).
+    pub registrations_per_minute: u32,
+    /// The same for loopback addresses, where a reverse proxy on the same
+    /// machine makes every client look alike.
+    pub registrations_per_minute_loopback: u32,
 }
 
 /// `mdns`, `mdns_name` and `mdns_listen`: the optional mDNS responder.
@@ -311,6 +319,15 @@ impl Config {
             1,
             1_000_000,
         )?;
+        let registrations_per_minute =
+            bounded("registrations_per_minute", raw.registrations_per_minute, 5, 1, 100_000)?;
+        let registrations_per_minute_loopback = bounded(
+            "registrations_per_minute_loopback",
+            raw.registrations_per_minute_loopback,
+            60,
+            1,
+            100_000,
+        )?;
         let url_preview_allow = raw.url_preview_allow.unwrap_or_default();
         for entry in &url_preview_allow {
             crate::media::preview::AllowEntry::parse(entry)
@@ -344,6 +361,8 @@ impl Config {
             tls,
             mdns,
             login_attempts_per_user_per_minute: login_attempts_per_user_per_minute as u32,
+            registrations_per_minute: registrations_per_minute as u32,
+            registrations_per_minute_loopback: registrations_per_minute_loopback as u32,
         })
     }
 }
@@ -499,6 +518,11 @@ mod tests {
         assert_eq!(
             example.login_attempts_per_user_per_minute,
             defaults.login_attempts_per_user_per_minute
+        );
+        assert_eq!(example.registrations_per_minute, defaults.registrations_per_minute);
+        assert_eq!(
+            example.registrations_per_minute_loopback,
+            defaults.registrations_per_minute_loopback
         );
     }
 

@@ -67,6 +67,10 @@ pub struct App {
     /// Failed logins per account over all addresses (the distributed
     /// guessing ceiling; `login_limiter` holds the per-address budgets).
     pub login_user_limiter: RefCell<RateLimiter>,
+    /// Completed registrations per client address, and for loopback
+    /// addresses (a reverse proxy's clients all share one).
+    pub registration_limiter: RefCell<RateLimiter>,
+    pub registration_limiter_loopback: RefCell<RateLimiter>,
     /// The addresses this server listens on, which link previews never fetch.
     pub own_addrs: RefCell<Vec<std::net::SocketAddr>>,
 }
@@ -80,6 +84,8 @@ impl App {
     ) -> App {
         let limiter = RateLimiter::new(config.login_attempts_per_minute);
         let user_limiter = RateLimiter::new(config.login_attempts_per_user_per_minute);
+        let registrations = RateLimiter::new(config.registrations_per_minute);
+        let registrations_loopback = RateLimiter::new(config.registrations_per_minute_loopback);
         App {
             config,
             store,
@@ -102,6 +108,8 @@ impl App {
             shutdown_notify: Rc::new(Notify::new()),
             shutting_down: Cell::new(false),
             login_user_limiter: RefCell::new(user_limiter),
+            registration_limiter: RefCell::new(registrations),
+            registration_limiter_loopback: RefCell::new(registrations_loopback),
             own_addrs: RefCell::default(),
         }
     }

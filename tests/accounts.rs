@@ -449,3 +449,20 @@ async fn guessing_spread_over_many_addresses_meets_the_accounts_ceiling() {
     s.client().register("kim", "pw-kim-1").await;
     s.client_from("127.0.0.6").login("kim", "pw-kim-1").await.ok();
 }
+
+#[tokio::test]
+async fn a_registration_flood_from_one_address_is_rate_limited() {
+    let s = TestServer::start_with(|c| c.registrations_per_minute_loopback = 3);
+    let flood = s.client_from("127.0.0.2");
+    for i in 0..3 {
+        flood.register(&format!("bot{i}"), "pw-bot-1").await;
+    }
+    let r = flood
+        .post("/_matrix/client/v3/register", json!({ "username": "bot3", "password": "pw-bot-1" }))
+        .await;
+    r.expect_err(429, "M_LIMIT_EXCEEDED");
+    assert!(r.body["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0), "{}", r.body);
+    assert!(r.headers.contains_key("retry-after"));
+    // Another address still registers.
+    s.client_from("127.0.0.3").register("human", "pw-human-1").await;
+}

@@ -1,8 +1,9 @@
-//! A bounded token-bucket limiter for failed logins, keyed by user and by
-//! client address (spec: client-server-api/#rate-limiting).
+//! A bounded token-bucket limiter, keyed by strings such as a user, a client
+//! address or both (spec: client-server-api/#rate-limiting).
 //!
-//! Only failures spend tokens, so a family logging in normally is never
-//! slowed; a guesser is held to `per_minute` attempts per key.
+//! Logins spend tokens only on failures, so a family logging in normally is
+//! never slowed; a guesser is held to `per_minute` attempts per key.
+//! Registrations spend one per account created.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -45,6 +46,14 @@ impl RateLimiter {
             let rate = f64::from(self.per_minute) / 60_000.0;
             Err(((1.0 - b.tokens) / rate).ceil() as u64)
         }
+    }
+
+    /// Spends one token of `key` if it has one; `Err(retry_after_ms)` when
+    /// it has none (nothing is spent then).
+    pub fn try_spend(&mut self, key: &str, now: Instant) -> Result<(), u64> {
+        self.check(key, now)?;
+        self.record_failure(key, now);
+        Ok(())
     }
 
     /// Spends one attempt of `key`.
