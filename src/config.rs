@@ -8,6 +8,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -80,6 +81,9 @@ struct RawConfig {
     login_attempts_per_user_per_minute: Option<u64>,
     registrations_per_minute: Option<u64>,
     registrations_per_minute_loopback: Option<u64>,
+    header_read_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    body_read_timeout_ms: Option<u64>,
 }
 
 /// Values given on the command line; they win over the file.
@@ -152,6 +156,25 @@ pub struct Config {
     /// The same for loopback addresses, where a reverse proxy on the same
     /// machine makes every client look alike.
     pub registrations_per_minute_loopback: u32,
+    /// Connection limits while the server waits for the client (`http::connections`).
+    pub timeouts: Timeouts,
+}
+
+/// How long a connection may keep the server waiting for the client. The
+/// time a request waits for the server (a `/sync` long-poll, a commit) never
+/// counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A request's head (request line and headers) must arrive within this,
+    /// counted from the connection's start or the first byte of the head.
+    pub header_read: Duration,
+    /// A connection with no request in flight and no traffic is closed
+    /// after this (keep-alive between requests; also bounds a client that
+    /// stops reading a response).
+    pub idle: Duration,
+    /// While a request body is being read, the client must send something
+    /// at least this often.
+    pub body_read: Duration,
 }
 
 /// `mdns`, `mdns_name` and `mdns_listen`: the optional mDNS responder.
@@ -328,6 +351,30 @@ impl Config {
             1,
             100_000,
         )?;
+        let hour = 3600 * 1000;
+        let timeouts = Timeouts {
+            header_read: Duration::from_millis(bounded(
+                "header_read_timeout_ms",
+                raw.header_read_timeout_ms,
+                30_000,
+                100,
+                hour,
+            )?),
+            idle: Duration::from_millis(bounded(
+                "idle_timeout_ms",
+                raw.idle_timeout_ms,
+                60_000,
+                100,
+                hour,
+            )?),
+            body_read: Duration::from_millis(bounded(
+                "body_read_timeout_ms",
+                raw.body_read_timeout_ms,
+                60_000,
+                100,
+                hour,
+            )?),
+        };
         let url_preview_allow = raw.url_preview_allow.unwrap_or_default();
         for entry in &url_preview_allow {
             crate::media::preview::AllowEntry::parse(entry)
@@ -363,6 +410,7 @@ impl Config {
             login_attempts_per_user_per_minute: login_attempts_per_user_per_minute as u32,
             registrations_per_minute: registrations_per_minute as u32,
             registrations_per_minute_loopback: registrations_per_minute_loopback as u32,
+            timeouts,
         })
     }
 }
@@ -524,6 +572,7 @@ mod tests {
             example.registrations_per_minute_loopback,
             defaults.registrations_per_minute_loopback
         );
+        assert_eq!(example.timeouts, defaults.timeouts);
     }
 
     #[test]
@@ -576,6 +625,19 @@ mod tests {
         let raw: RawConfig = toml::from_str("server_name = \"a.example\"").expect("toml");
         let ov = Overrides { server_name: Some("b.example".into()), ..Overrides::default() };
         assert_eq!(Config::from_raw(raw, &ov).expect("valid").server_name, "b.example");
+    }
+
+    #[test]
+    fn timeouts_and_limits_are_checked() {
+        let c = parse("idle_timeout_ms = 500").expect("valid");
+        assert_eq!(c.timeouts.idle, Duration::from_millis(500));
+        assert_eq!(c.timeouts.header_read, Duration::from_secs(30));
+        for key in ["header_read_timeout_ms", "idle_timeout_ms", "body_read_timeout_ms"] {
+            let e = parse(&format!("{key} = 0")).expect_err("zero");
+            assert!(e.0.starts_with(key), "{e}");
+        }
+        let e = parse("registrations_per_minute = 0").expect_err("zero");
+        assert!(e.0.starts_with("registrations_per_minute:"), "{e}");
     }
 
     #[test]
