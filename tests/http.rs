@@ -159,7 +159,7 @@ mod connections {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
-    use crate::support::TestServer;
+    use crate::support::{TestServer, assert_long_poll_waits};
 
     fn addr(s: &TestServer) -> String {
         s.base.trim_start_matches("http://").to_owned()
@@ -278,11 +278,6 @@ mod connections {
                 hearth::config::Timeouts { header_read: short, idle: short, body_read: short };
         });
         let (alice, _) = s.client().register("alice", "pw-alice-1").await;
-        let first = alice.get("/_matrix/client/v3/sync").await.ok();
-        let since = first["next_batch"].as_str().expect("next_batch");
-        let start = Instant::now();
-        let r = alice.get(&format!("/_matrix/client/v3/sync?since={since}&timeout=1500")).await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        assert!(start.elapsed() >= Duration::from_millis(1400), "{:?}", start.elapsed());
+        assert_long_poll_waits(&alice, 1500).await;
     }
 }

@@ -349,10 +349,5 @@ async fn https_connections_have_the_same_timeouts_and_long_polls_are_spared() {
     // An HTTP/2 long-poll longer than every timeout is answered.
     let client = json_client(&server.base, https(&cert.ca_pem, Proto::Alpn));
     let (alice, _) = client.register("alice", "correct horse battery").await;
-    let first = alice.get("/_matrix/client/v3/sync").await.ok();
-    let since = first["next_batch"].as_str().expect("next_batch");
-    let start = Instant::now();
-    let r = alice.get(&format!("/_matrix/client/v3/sync?since={since}&timeout=1500")).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert!(start.elapsed() >= Duration::from_millis(1400), "{:?}", start.elapsed());
+    crate::support::assert_long_poll_waits(&alice, 1500).await;
 }
