@@ -279,5 +279,13 @@ mod connections {
         });
         let (alice, _) = s.client().register("alice", "pw-alice-1").await;
         assert_long_poll_waits(&alice, 1500).await;
+        // Sliding sync parks inside its handler; the same holds.
+        let ss = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync";
+        let first = alice.post(&format!("{ss}?timeout=0"), serde_json::json!({})).await.ok();
+        let pos = first["pos"].as_str().expect("pos");
+        let start = Instant::now();
+        let r = alice.post(&format!("{ss}?timeout=1500&pos={pos}"), serde_json::json!({})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(start.elapsed() >= Duration::from_millis(1350), "{:?}", start.elapsed());
     }
 }
