@@ -8,6 +8,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -77,6 +78,12 @@ struct RawConfig {
     mdns: Option<bool>,
     mdns_name: Option<String>,
     mdns_listen: Option<String>,
+    login_attempts_per_user_per_minute: Option<u64>,
+    registrations_per_minute: Option<u64>,
+    registrations_per_minute_loopback: Option<u64>,
+    header_read_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    body_read_timeout_ms: Option<u64>,
     turn_uris: Option<Vec<String>>,
     turn_shared_secret: Option<String>,
     turn_username: Option<String>,
@@ -155,6 +162,18 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Answer mDNS queries for a `.local` name (`net::mdns`); `None` → off.
     pub mdns: Option<MdnsConfig>,
+    /// Failed logins per minute against one account from all addresses
+    /// together: a ceiling for distributed guessing, far above what one
+    /// address may try (`login_attempts_per_minute`).
+    pub login_attempts_per_user_per_minute: u32,
+    /// Accounts one client address may create per minute (a burst of as
+    /// many, then one every `60 / n` seconds).
+    pub registrations_per_minute: u32,
+    /// The same for loopback addresses, where a reverse proxy on the same
+    /// machine makes every client look alike.
+    pub registrations_per_minute_loopback: u32,
+    /// Connection limits while the server waits for the client (`http::connections`).
+    pub timeouts: Timeouts,
     /// The TURN relay handed out by `/voip/turnServer`; `None` → not configured.
     pub turn: Option<TurnConfig>,
     /// MatrixRTC foci (MSC4143) for group calls; empty → none advertised.
@@ -202,6 +221,23 @@ pub enum RtcFocus {
     /// A LiveKit SFU behind its JWT service (what Element Call uses);
     /// `service_url` is that service's base URL (`livekit_service_url`).
     LiveKit { service_url: String },
+}
+
+/// How long a connection may keep the server waiting for the client. The
+/// time a request waits for the server (a `/sync` long-poll, a commit) never
+/// counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A request's head (request line and headers) must arrive within this,
+    /// counted from the connection's start or the first byte of the head.
+    pub header_read: Duration,
+    /// A connection with no request in flight and no traffic is closed
+    /// after this (keep-alive between requests; also bounds a client that
+    /// stops reading a response).
+    pub idle: Duration,
+    /// While a request body is being read, the client must send something
+    /// at least this often.
+    pub body_read: Duration,
 }
 
 /// `mdns`, `mdns_name` and `mdns_listen`: the optional mDNS responder.
@@ -377,6 +413,51 @@ impl Config {
             .enumerate()
             .map(|(i, f)| rtc_focus(i, f))
             .collect::<Result<Vec<_>, _>>()?;
+        let login_attempts_per_user_per_minute = bounded(
+            "login_attempts_per_user_per_minute",
+            raw.login_attempts_per_user_per_minute,
+            100,
+            1,
+            1_000_000,
+        )?;
+        let registrations_per_minute =
+            bounded("registrations_per_minute", raw.registrations_per_minute, 5, 1, 100_000)?;
+        let registrations_per_minute_loopback = bounded(
+            "registrations_per_minute_loopback",
+            raw.registrations_per_minute_loopback,
+            60,
+            1,
+            100_000,
+        )?;
+        let hour = 3600 * 1000;
+        let timeouts = Timeouts {
+            header_read: Duration::from_millis(bounded(
+                "header_read_timeout_ms",
+                raw.header_read_timeout_ms,
+                30_000,
+                100,
+                hour,
+            )?),
+            idle: Duration::from_millis(bounded(
+                "idle_timeout_ms",
+                raw.idle_timeout_ms,
+                60_000,
+                100,
+                hour,
+            )?),
+            body_read: Duration::from_millis(bounded(
+                "body_read_timeout_ms",
+                raw.body_read_timeout_ms,
+                60_000,
+                100,
+                hour,
+            )?),
+        };
+        let url_preview_allow = raw.url_preview_allow.unwrap_or_default();
+        for entry in &url_preview_allow {
+            crate::media::preview::AllowEntry::parse(entry)
+                .map_err(|why| ConfigError(format!("url_preview_allow: {entry:?} {why}")))?;
+        }
         Ok(Config {
             server_name,
             listen,
@@ -394,7 +475,7 @@ impl Config {
             user_directory_search_all: raw.user_directory_search_all.unwrap_or(false),
             log: raw.log.unwrap_or_else(|| "info".into()),
             url_previews: raw.url_previews.unwrap_or(true),
-            url_preview_allow: raw.url_preview_allow.unwrap_or_default(),
+            url_preview_allow,
             max_upload_bytes: max_upload_mb << 20,
             media_quota_bytes: media_quota_mb << 20,
             legacy_media: raw.legacy_media.unwrap_or(true),
@@ -406,6 +487,10 @@ impl Config {
             mdns,
             turn,
             rtc_foci,
+            login_attempts_per_user_per_minute: login_attempts_per_user_per_minute as u32,
+            registrations_per_minute: registrations_per_minute as u32,
+            registrations_per_minute_loopback: registrations_per_minute_loopback as u32,
+            timeouts,
         })
     }
 }
@@ -680,6 +765,16 @@ mod tests {
         assert_eq!(example.user_directory_search_all, defaults.user_directory_search_all);
         assert_eq!(example.turn, defaults.turn);
         assert_eq!(example.rtc_foci, defaults.rtc_foci);
+        assert_eq!(
+            example.login_attempts_per_user_per_minute,
+            defaults.login_attempts_per_user_per_minute
+        );
+        assert_eq!(example.registrations_per_minute, defaults.registrations_per_minute);
+        assert_eq!(
+            example.registrations_per_minute_loopback,
+            defaults.registrations_per_minute_loopback
+        );
+        assert_eq!(example.timeouts, defaults.timeouts);
     }
 
     #[test]
@@ -835,5 +930,29 @@ mod tests {
         let e =
             parse("rtc_foci = [{ type = \"livekit\", url = \"https://a\" }]").expect_err("typo");
         assert!(e.0.contains("url"), "{e}");
+    }
+
+    #[test]
+    fn timeouts_and_limits_are_checked() {
+        let c = parse("idle_timeout_ms = 500").expect("valid");
+        assert_eq!(c.timeouts.idle, Duration::from_millis(500));
+        assert_eq!(c.timeouts.header_read, Duration::from_secs(30));
+        for key in ["header_read_timeout_ms", "idle_timeout_ms", "body_read_timeout_ms"] {
+            let e = parse(&format!("{key} = 0")).expect_err("zero");
+            assert!(e.0.starts_with(key), "{e}");
+        }
+        let e = parse("registrations_per_minute = 0").expect_err("zero");
+        assert!(e.0.starts_with("registrations_per_minute:"), "{e}");
+    }
+
+    #[test]
+    fn preview_allow_entries_may_carry_a_port_and_bad_ones_are_refused() {
+        let c = parse(r#"url_preview_allow = ["127.0.0.1:8080", "192.168.1.0/24:80", "::1", "[::1]:80", "10.0.0.0/8"]"#)
+            .expect("valid");
+        assert_eq!(c.url_preview_allow.len(), 5);
+        for bad in ["localhost", "10.0.0.0/33", "127.0.0.1:0", "127.0.0.1:x", "1.2.3.4/8:99999"] {
+            let e = parse(&format!("url_preview_allow = [{bad:?}]")).expect_err(bad);
+            assert!(e.0.starts_with("url_preview_allow:"), "{bad}: {e}");
+        }
     }
 }

@@ -66,6 +66,15 @@ pub struct App {
     shutting_down: Cell<bool>,
     /// `/voip/turnServer` requests per user (each hands out a credential).
     pub turn_limiter: RefCell<RateLimiter>,
+    /// Failed logins per account over all addresses (the distributed
+    /// guessing ceiling; `login_limiter` holds the per-address budgets).
+    pub login_user_limiter: RefCell<RateLimiter>,
+    /// Completed registrations per client address, and for loopback
+    /// addresses (a reverse proxy's clients all share one).
+    pub registration_limiter: RefCell<RateLimiter>,
+    pub registration_limiter_loopback: RefCell<RateLimiter>,
+    /// The addresses this server listens on, which link previews never fetch.
+    pub own_addrs: RefCell<Vec<std::net::SocketAddr>>,
 }
 
 impl App {
@@ -76,6 +85,9 @@ impl App {
         media: crate::media::MediaFiles,
     ) -> App {
         let limiter = RateLimiter::new(config.login_attempts_per_minute);
+        let user_limiter = RateLimiter::new(config.login_attempts_per_user_per_minute);
+        let registrations = RateLimiter::new(config.registrations_per_minute);
+        let registrations_loopback = RateLimiter::new(config.registrations_per_minute_loopback);
         App {
             config,
             store,
@@ -100,6 +112,10 @@ impl App {
             turn_limiter: RefCell::new(RateLimiter::new(
                 crate::api::client::voip::TURN_REQUESTS_PER_MINUTE,
             )),
+            login_user_limiter: RefCell::new(user_limiter),
+            registration_limiter: RefCell::new(registrations),
+            registration_limiter_loopback: RefCell::new(registrations_loopback),
+            own_addrs: RefCell::default(),
         }
     }
 
@@ -211,6 +227,9 @@ pub async fn run_with_reload(
         Some(addr) => match TcpListener::bind(addr).await {
             Ok(l) => {
                 tracing::info!("metrics on http://{addr}/metrics");
+                if let Ok(bound) = l.local_addr() {
+                    app.own_addrs.borrow_mut().push(bound);
+                }
                 Some(tokio::task::spawn_local(crate::metrics::serve(l, app.clone())))
             }
             Err(e) => {
@@ -220,6 +239,9 @@ pub async fn run_with_reload(
         },
         None => None,
     };
+    if let Ok(bound) = listener.local_addr() {
+        app.own_addrs.borrow_mut().push(bound);
+    }
     let admin = crate::admin::server::start(app.clone());
     let mdns = app.config.mdns.as_ref().and_then(crate::net::mdns::spawn);
     let mut commits = store.subscribe();

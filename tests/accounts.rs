@@ -412,3 +412,57 @@ async fn accounts_and_tokens_survive_a_restart() {
     drop(s);
     drop(temp);
 }
+
+#[tokio::test]
+async fn a_password_guesser_is_slowed_without_locking_the_owner_out() {
+    let s = TestServer::start_with(|c| c.login_attempts_per_minute = 3);
+    s.client().register("ivy", "pw-ivy-1").await;
+    let guesser = s.client_from("127.0.0.2");
+    for _ in 0..3 {
+        guesser.login("ivy", "wrong").await.expect_err(403, "M_FORBIDDEN");
+    }
+    let r = guesser.login("ivy", "wrong").await;
+    r.expect_err(429, "M_LIMIT_EXCEEDED");
+    assert!(r.body["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0), "{}", r.body);
+    // The owner, elsewhere, signs in while the guesser waits.
+    let owner = s.client_from("127.0.0.3");
+    owner.login("ivy", "pw-ivy-1").await.ok();
+    guesser.login("ivy", "wrong").await.expect_err(429, "M_LIMIT_EXCEEDED");
+}
+
+#[tokio::test]
+async fn guessing_spread_over_many_addresses_meets_the_accounts_ceiling() {
+    let s = TestServer::start_with(|c| {
+        c.login_attempts_per_minute = 10;
+        c.login_attempts_per_user_per_minute = 4;
+    });
+    s.client().register("jude", "pw-jude-1").await;
+    for i in 2..6 {
+        s.client_from(&format!("127.0.0.{i}"))
+            .login("jude", "wrong")
+            .await
+            .expect_err(403, "M_FORBIDDEN");
+    }
+    let r = s.client_from("127.0.0.6").login("jude", "wrong").await;
+    r.expect_err(429, "M_LIMIT_EXCEEDED");
+    // Other accounts are not affected.
+    s.client().register("kim", "pw-kim-1").await;
+    s.client_from("127.0.0.6").login("kim", "pw-kim-1").await.ok();
+}
+
+#[tokio::test]
+async fn a_registration_flood_from_one_address_is_rate_limited() {
+    let s = TestServer::start_with(|c| c.registrations_per_minute_loopback = 3);
+    let flood = s.client_from("127.0.0.2");
+    for i in 0..3 {
+        flood.register(&format!("bot{i}"), "pw-bot-1").await;
+    }
+    let r = flood
+        .post("/_matrix/client/v3/register", json!({ "username": "bot3", "password": "pw-bot-1" }))
+        .await;
+    r.expect_err(429, "M_LIMIT_EXCEEDED");
+    assert!(r.body["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0), "{}", r.body);
+    assert!(r.headers.contains_key("retry-after"));
+    // Another address still registers.
+    s.client_from("127.0.0.3").register("human", "pw-human-1").await;
+}

@@ -149,3 +149,143 @@ async fn percent_encoded_path_segments_are_decoded() {
     let d = alice.get(&format!("/_matrix/client/v3/devices/{encoded}")).await.ok();
     assert_eq!(d["device_id"], id.as_str());
 }
+
+mod connections {
+    //! Timeouts for connections that keep the server waiting, and room for
+    //! new connections when every slot is taken.
+
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use crate::support::{TestServer, assert_long_poll_waits};
+
+    fn addr(s: &TestServer) -> String {
+        s.base.trim_start_matches("http://").to_owned()
+    }
+
+    /// Reads until the server closes the connection; returns how long that took.
+    async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Duration {
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(limit, stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return start.elapsed(),
+                Ok(Ok(_)) => {}
+                Err(_) => panic!("the server kept the connection open for {limit:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn silent_connections_filling_every_slot_do_not_lock_clients_out() {
+        let header = Duration::from_secs(3);
+        let s = TestServer::start_with(|c| {
+            c.max_connections = 8;
+            c.timeouts.header_read = header;
+            c.timeouts.idle = Duration::from_secs(60);
+        });
+        let mut silent = Vec::new();
+        for _ in 0..8 {
+            silent.push(TcpStream::connect(addr(&s)).await.expect("connect"));
+        }
+        let client = reqwest::Client::builder().timeout(header).build().expect("client");
+        let r = client
+            .get(format!("{}/_matrix/client/versions", s.base))
+            .send()
+            .await
+            .expect("answered while every slot held a silent connection");
+        assert_eq!(r.status(), 200);
+        // The room came from closing a silent connection.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for (i, mut stream) in silent.into_iter().enumerate() {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 16];
+                if matches!(stream.read(&mut buf).await, Ok(0) | Err(_)) {
+                    let _ = tx.send(i);
+                }
+            });
+        }
+        let closed = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
+        assert!(matches!(closed, Ok(Some(_))), "no silent connection was closed");
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_is_closed_after_the_header_timeout() {
+        let s = TestServer::start_with(|c| {
+            c.timeouts.header_read = Duration::from_millis(300);
+            c.timeouts.idle = Duration::from_secs(60);
+        });
+        let mut stream = TcpStream::connect(addr(&s)).await.expect("connect");
+        let took = closed_within(&mut stream, Duration::from_secs(5)).await;
+        assert!(took >= Duration::from_millis(250), "{took:?}");
+        // A head sent a byte at a time does not reset the clock.
+        let mut stream = TcpStream::connect(addr(&s)).await.expect("connect");
+        stream.write_all(b"GET /_matrix/client/versions HTTP/1.1\r\n").await.expect("write");
+        let start = Instant::now();
+        for b in b"x-slow: y\r\n".iter().cycle() {
+            if stream.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "a trickled head kept it open");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+        let idle = Duration::from_millis(1000);
+        let s = TestServer::start_with(|c| {
+            c.timeouts.header_read = Duration::from_millis(300);
+            c.timeouts.idle = idle;
+        });
+        let mut stream = TcpStream::connect(addr(&s)).await.expect("connect");
+        stream
+            .write_all(b"GET /_matrix/client/versions HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 4096];
+        let n = stream.read(&mut buf).await.expect("read");
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+        let took = closed_within(&mut stream, Duration::from_secs(10)).await;
+        // The idle clock, not the (shorter) head clock, governs between requests.
+        assert!(took >= idle / 2, "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_stalled_request_body_is_cut_after_the_body_timeout() {
+        let s = TestServer::start_with(|c| {
+            c.timeouts.body_read = Duration::from_millis(300);
+            c.timeouts.idle = Duration::from_secs(60);
+        });
+        let mut stream = TcpStream::connect(addr(&s)).await.expect("connect");
+        stream
+            .write_all(
+                b"POST /_matrix/client/v3/login HTTP/1.1\r\nHost: t\r\ncontent-length: 100\r\n\r\n{",
+            )
+            .await
+            .expect("write");
+        closed_within(&mut stream, Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test]
+    async fn a_long_poll_outlives_the_timeouts_while_the_server_holds_it() {
+        let short = Duration::from_millis(300);
+        let s = TestServer::start_with(|c| {
+            c.timeouts =
+                hearth::config::Timeouts { header_read: short, idle: short, body_read: short };
+        });
+        let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+        assert_long_poll_waits(&alice, 1500).await;
+        // Sliding sync parks inside its handler; the same holds.
+        let ss = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync";
+        let first = alice.post(&format!("{ss}?timeout=0"), serde_json::json!({})).await.ok();
+        let pos = first["pos"].as_str().expect("pos");
+        let start = Instant::now();
+        let r = alice.post(&format!("{ss}?timeout=1500&pos={pos}"), serde_json::json!({})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(start.elapsed() >= Duration::from_millis(1350), "{:?}", start.elapsed());
+    }
+}

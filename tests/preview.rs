@@ -9,6 +9,11 @@ use crate::support::{TestServer, urlencode};
 /// Serves `/page` (HTML with OpenGraph tags and a relative image), `/img`
 /// (a PNG), `/moved` (a redirect to /page) and `/plain` (no tags).
 async fn web_server() -> String {
+    web_server_redirecting(String::new()).await
+}
+
+/// [`web_server`], plus `/elsewhere`: a redirect to `elsewhere`.
+async fn web_server_redirecting(elsewhere: String) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let mut png = Vec::new();
@@ -20,10 +25,12 @@ async fn web_server() -> String {
         loop {
             let Ok((stream, _)) = listener.accept().await else { return };
             let png = png.clone();
+            let elsewhere = elsewhere.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(
                     move |req: hyper::Request<hyper::body::Incoming>| {
                         let png = png.clone();
+                        let elsewhere = elsewhere.clone();
                         async move {
                             let (status, ctype, body, location) = match req.uri().path() {
                             "/page" => (200, "text/html; charset=utf-8", bytes::Bytes::from_static(
@@ -32,6 +39,7 @@ async fn web_server() -> String {
                             "/plain" => (200, "text/html", bytes::Bytes::from_static(b"<title>Just a title</title>"), None),
                             "/img" => (200, "image/png", png, None),
                             "/moved" => (302, "text/plain", bytes::Bytes::new(), Some("/page")),
+                            "/elsewhere" => (302, "text/plain", bytes::Bytes::new(), Some(elsewhere.as_str())),
                             _ => (404, "text/plain", bytes::Bytes::new(), None),
                         };
                             let mut r = hyper::Response::new(http_body_util::Full::new(body));
@@ -41,8 +49,10 @@ async fn web_server() -> String {
                                 hyper::header::HeaderValue::from_static(ctype),
                             );
                             if let Some(l) = location {
-                                r.headers_mut()
-                                    .insert("location", hyper::header::HeaderValue::from_static(l));
+                                r.headers_mut().insert(
+                                    "location",
+                                    hyper::header::HeaderValue::from_str(l).expect("location"),
+                                );
                             }
                             Ok::<_, std::convert::Infallible>(r)
                         }
@@ -124,4 +134,42 @@ async fn internal_addresses_are_refused_without_the_allow_list() {
         .expect_err(403, "M_FORBIDDEN");
     bob.get("/_matrix/client/v1/media/preview_url").await.expect_err(403, "M_FORBIDDEN");
     let _ = Value::Null;
+}
+
+async fn preview(c: &crate::support::Client, url: &str) -> crate::support::Resp {
+    c.get(&format!("/_matrix/client/v1/media/preview_url?url={}", urlencode(url))).await
+}
+
+/// Previewing `url` is refused because an address on the way is not allowed.
+async fn assert_not_allowed(c: &crate::support::Client, url: &str) {
+    let r = preview(c, url).await;
+    assert!(r.status.is_client_error(), "{url}: {} {}", r.status, r.body);
+    assert!(r.body["error"].as_str().unwrap_or("").contains("not allowed"), "{url}: {}", r.body);
+}
+
+#[tokio::test]
+async fn an_allow_list_entry_with_a_port_allows_that_port_and_redirects_follow_the_same_rules() {
+    let other = web_server().await;
+    let web = web_server_redirecting(format!("{other}/page")).await;
+    let port = web.rsplit(':').next().expect("port").to_owned();
+    let s = TestServer::start_with(|c| c.url_preview_allow = vec![format!("127.0.0.1:{port}")]);
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let p = preview(&alice, &format!("{web}/moved")).await.ok();
+    assert_eq!(p["og:title"], "Family BBQ", "{p}");
+    assert_eq!(p["og:url"], format!("{web}/page"), "og:url is where the page was found");
+    // The same host on another port is not on the list, directly or by redirect.
+    for url in [format!("{other}/page"), format!("{web}/elsewhere")] {
+        assert_not_allowed(&alice, &url).await;
+    }
+}
+
+#[tokio::test]
+async fn the_server_never_previews_its_own_listener() {
+    let s = TestServer::start_with(|c| c.url_preview_allow = vec!["127.0.0.0/8".into()]);
+    let web = web_server_redirecting(format!("{}/_matrix/client/versions", s.base)).await;
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    for url in [format!("{}/_matrix/client/versions", s.base), format!("{web}/elsewhere")] {
+        assert_not_allowed(&alice, &url).await;
+    }
+    preview(&alice, &format!("{web}/page")).await.ok();
 }

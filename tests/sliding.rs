@@ -529,3 +529,20 @@ async fn a_forgotten_room_leaves_the_sliding_list_until_the_membership_changes()
     assert_eq!(room_ids(&back), vec![r.clone()], "{back}");
     assert_eq!(back["rooms"][r.as_str()]["membership"], "invite", "{back}");
 }
+
+#[tokio::test]
+async fn one_user_opening_many_connections_does_not_expire_another_users_pos() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let (_, _) = s.client().register("mallory", "pw-mallory-1").await;
+    let first = sliding(&alice, None, 0, &json!({})).await.ok();
+    // More devices × connections than the whole table (8 per device, 128).
+    for _ in 0..17 {
+        let login = s.client().login("mallory", "pw-mallory-1").await.ok();
+        let m = s.client().with_token(login["access_token"].as_str().expect("token"));
+        for i in 0..8 {
+            sliding(&m, None, 0, &json!({ "conn_id": format!("c{i}") })).await.ok();
+        }
+    }
+    sliding(&alice, Some(&pos(&first)), 0, &json!({})).await.ok();
+}

@@ -87,6 +87,14 @@ impl TestServer {
     pub fn client(&self) -> Client {
         Client { base: self.base.clone(), http: reqwest::Client::new(), token: None }
     }
+
+    /// A client whose connections come from `ip` (any of 127.0.0.0/8 is
+    /// loopback on Linux), so tests can play several client addresses.
+    pub fn client_from(&self, ip: &str) -> Client {
+        let ip: std::net::IpAddr = ip.parse().expect("ip");
+        let http = reqwest::Client::builder().local_address(ip).build().expect("client");
+        Client { base: self.base.clone(), http, token: None }
+    }
 }
 
 impl Drop for TestServer {
@@ -261,4 +269,17 @@ fn wait_until_serving(addr: std::net::SocketAddr) {
         assert!(std::time::Instant::now() < deadline, "the test server never started serving");
         thread::sleep(std::time::Duration::from_millis(5));
     }
+}
+
+/// Runs an incremental `/sync` long-poll of `timeout_ms` with nothing new
+/// to return, and checks that it is answered 200 after waiting it out (not
+/// cut short, e.g. by a connection timeout).
+pub async fn assert_long_poll_waits(c: &Client, timeout_ms: u64) {
+    let first = c.get("/_matrix/client/v3/sync").await.ok();
+    let since = first["next_batch"].as_str().expect("next_batch");
+    let start = std::time::Instant::now();
+    let r = c.get(&format!("/_matrix/client/v3/sync?since={since}&timeout={timeout_ms}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let waited = start.elapsed();
+    assert!(waited.as_millis() as u64 >= timeout_ms * 9 / 10, "answered after {waited:?}");
 }

@@ -14,6 +14,7 @@ use hearth::config::{Config, Overrides, TlsFiles};
 use hearth::http::tls::{Reloader, SelfSigned, reload_channel, self_signed};
 use reqwest::Version;
 use serde_json::json;
+use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 
 use crate::support::Client;
@@ -39,6 +40,15 @@ impl TlsServer {
     }
 
     fn start_with(files: TlsFiles, temp: tempfile::TempDir) -> TlsServer {
+        TlsServer::start_tweaked(files, temp, |_| {})
+    }
+
+    /// Starts with `files` and the defaults adjusted by `tweak`.
+    fn start_tweaked(
+        files: TlsFiles,
+        temp: tempfile::TempDir,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TlsServer {
         let overrides = Overrides {
             data_dir: Some(temp.path().join("data")),
             listen: Some("127.0.0.1:0".into()),
@@ -47,6 +57,7 @@ impl TlsServer {
         let mut config = Config::with_overrides(&overrides).expect("config");
         config.db_cache_bytes = 4 << 20;
         config.tls = Some(files.clone());
+        tweak(&mut config);
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         std_listener.set_nonblocking(true).expect("nonblocking");
         let addr = std_listener.local_addr().expect("addr");
@@ -318,4 +329,25 @@ async fn the_self_signed_command_writes_a_pair_the_server_can_use() {
         .await
         .expect("https with the generated certificate");
     assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn https_connections_have_the_same_timeouts_and_long_polls_are_spared() {
+    let cert = self_signed("localhost", &["127.0.0.1"]).expect("certificate");
+    let temp = tempfile::tempdir().expect("tempdir");
+    let files = write_pair(temp.path(), &cert);
+    let short = Duration::from_millis(300);
+    let server = TlsServer::start_tweaked(files, temp, |c| {
+        c.timeouts = hearth::config::Timeouts { header_read: short, idle: short, body_read: short };
+    });
+    // A connection that never starts its handshake is closed by the head's clock.
+    let addr = server.base.trim_start_matches("https://").to_owned();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "a silent TLS connection stayed open: {read:?}");
+    // An HTTP/2 long-poll longer than every timeout is answered.
+    let client = json_client(&server.base, https(&cert.ca_pem, Proto::Alpn));
+    let (alice, _) = client.register("alice", "correct horse battery").await;
+    crate::support::assert_long_poll_waits(&alice, 1500).await;
 }

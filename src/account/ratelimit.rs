@@ -1,10 +1,11 @@
-//! A bounded token-bucket limiter for failed logins, keyed by user and by
-//! client address (spec: client-server-api/#rate-limiting), and for
-//! requests that are limited per user whether they succeed or not
-//! ([`RateLimiter::take`], e.g. `/voip/turnServer`).
+//! A bounded token-bucket limiter, keyed by strings such as a user, a client
+//! address or both (spec: client-server-api/#rate-limiting).
 //!
-//! For logins only failures spend tokens, so a family logging in normally
-//! is never slowed; a guesser is held to `per_minute` attempts per key.
+//! Logins spend tokens only on failures, so a family logging in normally is
+//! never slowed; a guesser is held to `per_minute` attempts per key.
+//! Registrations spend one per account created; requests limited whether
+//! they succeed or not spend one each ([`RateLimiter::take`], e.g.
+//! `/voip/turnServer`).
 
 use std::collections::HashMap;
 use std::time::Instant;

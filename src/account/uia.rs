@@ -7,6 +7,7 @@
 //! consumed when the request it authorised succeeds.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -133,6 +134,7 @@ pub async fn require_uia(
     purpose: &str,
     flows: &[&[&str]],
     expected_user: Option<&str>,
+    remote: IpAddr,
 ) -> Result<UiaOutcome, MatrixError> {
     let auth = match auth {
         Some(Value::Object(m)) => Some(m),
@@ -183,7 +185,7 @@ pub async fn require_uia(
         }
         let already = app.uia.borrow().sessions[&session_id].completed.iter().any(|c| c == stage);
         if !already {
-            match run_stage(app, stage, auth, expected_user).await {
+            match run_stage(app, stage, auth, expected_user, remote).await {
                 Ok((user, token)) => {
                     app.uia.borrow_mut().complete_stage(&session_id, stage, user, token);
                 }
@@ -212,6 +214,7 @@ async fn run_stage(
     stage: &str,
     auth: &serde_json::Map<String, Value>,
     expected_user: Option<&str>,
+    remote: IpAddr,
 ) -> Result<StageResult, MatrixError> {
     match stage {
         DUMMY => Ok((None, None)),
@@ -237,7 +240,7 @@ async fn run_stage(
             {
                 return Err(MatrixError::forbidden("You can only authenticate as yourself"));
             }
-            check_password(app, &localpart, password).await?;
+            check_password(app, &localpart, password, remote).await?;
             Ok((Some(localpart), None))
         }
         other => Err(MatrixError::forbidden(format!("Unsupported authentication type {other}"))),
@@ -284,12 +287,30 @@ pub fn login_localpart(
     }
 }
 
-/// Verifies a password with the failed-attempt limiter in front of it.
+/// Verifies a password with the failed-attempt limiters in front of it.
 /// Unknown users and wrong passwords answer alike.
-pub async fn check_password(app: &App, localpart: &str, password: &str) -> Result<(), MatrixError> {
+///
+/// Failures are counted per (account, client address) and per address at
+/// `login_attempts_per_minute`, and per account over all addresses at the
+/// much higher `login_attempts_per_user_per_minute`: a guesser is slowed
+/// without locking the owner, who signs in from another address, out of
+/// their account; only guessing spread over many addresses reaches the
+/// account's own ceiling.
+pub async fn check_password(
+    app: &App,
+    localpart: &str,
+    password: &str,
+    remote: IpAddr,
+) -> Result<(), MatrixError> {
+    let (pair_key, ip_key) = (format!("u:{localpart}@{remote}"), format!("ip:{remote}"));
     let user_key = format!("u:{localpart}");
     let now = Instant::now();
-    if let Err(ms) = app.login_limiter.borrow_mut().check(&user_key, now) {
+    let per_address = {
+        let mut l = app.login_limiter.borrow_mut();
+        l.check(&ip_key, now).and(l.check(&pair_key, now))
+    };
+    let per_user = app.login_user_limiter.borrow_mut().check(&user_key, now);
+    if let Err(ms) = per_address.and(per_user) {
         return Err(MatrixError::limit_exceeded(ms));
     }
     let record = app.store.read()?.user(localpart)?;
@@ -303,7 +324,13 @@ pub async fn check_password(app: &App, localpart: &str, password: &str) -> Resul
     if ok {
         return Ok(());
     }
-    app.login_limiter.borrow_mut().record_failure(&user_key, Instant::now());
+    let now = Instant::now();
+    {
+        let mut l = app.login_limiter.borrow_mut();
+        l.record_failure(&ip_key, now);
+        l.record_failure(&pair_key, now);
+    }
+    app.login_user_limiter.borrow_mut().record_failure(&user_key, now);
     if record.as_ref().is_some_and(|r| r.deactivated) {
         return Err(MatrixError::new(
             ErrorKind::UserDeactivated,

@@ -3,6 +3,7 @@
 //! responses. It knows nothing of rooms or accounts beyond calling
 //! `account::authenticate` and `api::dispatch`.
 
+mod connections;
 mod request;
 mod response;
 pub mod router;
@@ -24,7 +25,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, TryAcquireError, watch};
 
 pub use request::{BodyStream, Caller, Request, decode_component, from_json, parse_query};
 pub use response::{
@@ -32,8 +33,10 @@ pub use response::{
     media_reply,
 };
 
+use crate::config::Timeouts;
 use crate::error::{ErrorKind, MatrixError};
 use crate::server::App;
+use connections::{ConnState, Table, Tracked};
 use router::{AuthNeed, Endpoint};
 
 /// How long shutdown waits for open connections (long-polls are woken and
@@ -43,6 +46,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// A TLS handshake must finish within this, so a client that connects and
 /// says nothing does not hold a connection slot for long.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an HTTP/2 connection closed for a timeout may take to say
+/// GOAWAY and finish; then it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Concurrent requests on one HTTP/2 connection. Each may be a `/sync`
 /// long-poll; `max_connections` bounds connections, this bounds what one
@@ -75,16 +82,10 @@ pub async fn serve(
     let reloader = tokio::task::spawn_local(tls::reload_on_request(tls.clone(), reloads));
     let max = app.config.max_connections;
     let slots = Arc::new(Semaphore::new(max));
+    let table = Rc::new(Table::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
         let (stream, remote) = tokio::select! {
             _ = &mut shutdown => break,
             a = listener.accept() => match a {
@@ -97,7 +98,29 @@ pub async fn serve(
                 }
             },
         };
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(TryAcquireError::Closed) => break,
+            Err(TryAcquireError::NoPermits) => {
+                // Every slot is taken: the connection idle the longest makes
+                // room, else the first that finishes (or turns idle) does.
+                let permit = loop {
+                    let evicted = table.evict_oldest_idle();
+                    tokio::select! {
+                        _ = &mut shutdown => break None,
+                        p = slots.clone().acquire_owned() => break p.ok(),
+                        _ = table.became_idle.notified(), if !evicted => {}
+                    }
+                };
+                match permit {
+                    Some(p) => p,
+                    None => break,
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
+        let entry = table.open();
+        let stream = Tracked::new(stream, entry.state.clone());
         let app = app.clone();
         let mut stop = stop_rx.clone();
         // Taken at accept time: a reload affects connections from now on.
@@ -107,12 +130,16 @@ pub async fn serve(
             // (every parked long-poll holds one).
             tokio::task::spawn_local(async move {
                 let _permit = permit;
-                serve_connection(stream, false, app, remote, stop).await;
+                let state = entry.state.clone();
+                serve_connection(stream, false, app, remote, stop, state).await;
+                drop(entry);
             });
             continue;
         };
         tokio::task::spawn_local(async move {
             let _permit = permit;
+            let state = entry.state.clone();
+            let timeouts = app.config.timeouts;
             let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
             let stream = tokio::select! {
                 r = handshake => match r {
@@ -126,10 +153,16 @@ pub async fn serve(
                         return;
                     }
                 },
+                // The head's clock runs from accept, handshake included.
+                _ = connections::expired(&state, &timeouts) => return,
                 _ = stop.wait_for(|s| *s) => return,
             };
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-            serve_connection(stream, h2, app, remote, stop).await;
+            if h2 {
+                state.set_h2();
+            }
+            serve_connection(stream, h2, app, remote, stop, state).await;
+            drop(entry);
         });
     }
     drop(listener);
@@ -144,19 +177,27 @@ pub async fn serve(
 /// Serves one connection (plain TCP or decrypted TLS) until it closes, or
 /// until `stop` turns true: then in-flight requests finish and it closes
 /// (HTTP/1.1: after the current response; HTTP/2: GOAWAY, open streams
-/// run to completion).
+/// run to completion). It is closed at once (HTTP/2: GOAWAY, briefly) when
+/// it keeps the server waiting past its timeouts or is evicted (see
+/// [`connections`]).
 async fn serve_connection<I>(
     io: I,
     h2: bool,
     app: Rc<App>,
     remote: SocketAddr,
     mut stop: watch::Receiver<bool>,
+    state: Rc<ConnState>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + 'static,
 {
+    let timeouts: Timeouts = app.config.timeouts;
+    let conn_state = state.clone();
     let service = service_fn(move |req| {
         let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(&app, Box::new(req), remote).await) }
+        let conn = conn_state.clone();
+        async move {
+            Ok::<_, std::convert::Infallible>(handle(&app, Box::new(req), remote, &conn).await)
+        }
     });
     let io = TokioIo::new(io);
     // The two connection types share no trait for graceful shutdown.
@@ -171,6 +212,14 @@ async fn serve_connection<I>(
                 _ = stop.wait_for(|s| *s) => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
+                }
+                _ = connections::expired(&state, &timeouts) => {
+                    // HTTP/1.1 is dropped at once: no request is in flight
+                    // or its body stalled. HTTP/2 gets to say GOAWAY.
+                    if h2 {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(CLOSE_GRACE, conn).await;
+                    }
                 }
             }
         }};
@@ -228,7 +277,13 @@ pub enum Outcome<'a> {
 ///
 /// The request comes boxed: a future keeps its arguments' space for its
 /// whole life, and the request is consumed long before a wait begins.
-async fn handle(app: &Rc<App>, req: Box<hyper::Request<Incoming>>, remote: SocketAddr) -> Reply {
+async fn handle(
+    app: &Rc<App>,
+    req: Box<hyper::Request<Incoming>>,
+    remote: SocketAddr,
+    conn: &Rc<ConnState>,
+) -> Reply {
+    let _in_flight = conn.begin_request();
     let started = std::time::Instant::now();
     crate::memory::note_activity();
     // The `Endpoint` variant name, for metrics (bounded: never the path).
@@ -237,7 +292,7 @@ async fn handle(app: &Rc<App>, req: Box<hyper::Request<Incoming>>, remote: Socke
         label = "Preflight";
         Ok(response::preflight())
     } else {
-        match Box::pin(handle_inner(app, req, remote, &mut label)).await {
+        match Box::pin(handle_inner(app, req, remote, conn, &mut label)).await {
             Ok(Outcome::Reply(r)) => Ok(r),
             Ok(Outcome::Wait(wait)) => wait.await,
             Err(e) => Err(e),
@@ -256,6 +311,7 @@ async fn handle_inner<'a>(
     app: &'a Rc<App>,
     req: Box<hyper::Request<Incoming>>,
     remote: SocketAddr,
+    conn: &ConnState,
     label: &mut &'static str,
 ) -> Result<Outcome<'a>, MatrixError> {
     let (parts, body) = (*req).into_parts();
@@ -282,6 +338,9 @@ async fn handle_inner<'a>(
         } else if endpoint.auth() == AuthNeed::Required {
             return Err(MatrixError::new(ErrorKind::MissingToken, "Missing access token"));
         }
+        // The handler reads the body as it goes (uploads): the client's
+        // turn until it is done.
+        let _reading = conn.begin_body();
         return dispatch(app, endpoint, &request).await;
     }
     let limit = app.config.max_request_body_bytes;
@@ -293,7 +352,10 @@ async fn handle_inner<'a>(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large(limit));
     }
-    let body: Bytes = match Limited::new(body, limit).collect().await {
+    let reading = conn.begin_body();
+    let collected = Limited::new(body, limit).collect().await;
+    drop(reading);
+    let body: Bytes = match collected {
         Ok(c) => c.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(limit)),
         Err(e) => {

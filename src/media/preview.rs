@@ -6,7 +6,7 @@
 //! looks only at the first 256 KiB of a page, so a hostile page costs a
 //! bounded amount of work.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde_json::{Map, Value, json};
 
@@ -164,15 +164,130 @@ pub fn parse_html(html: &str) -> Map<String, Value> {
     og
 }
 
-/// May a preview fetch connect to `ip`? Loopback, private, link-local,
-/// unique-local, CGNAT, multicast, documentation and unspecified ranges are
-/// refused unless the address is in `allowed` (CIDR strings, so a LAN
-/// install can preview its own hosts).
-pub fn ip_allowed(ip: IpAddr, allowed: &[String]) -> bool {
-    if allowed.iter().any(|cidr| in_cidr(ip, cidr)) {
-        return true;
+/// One `url_preview_allow` entry: an address or CIDR block, optionally
+/// limited to one port (`127.0.0.1:8080`, `192.168.1.0/24:80`,
+/// `[fd00::/8]:443`; an IPv6 entry with a port is bracketed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllowEntry {
+    net: IpAddr,
+    prefix: u32,
+    port: Option<u16>,
+}
+
+impl AllowEntry {
+    /// Parses an entry; the error says what is wrong (for the config).
+    pub fn parse(text: &str) -> Result<AllowEntry, String> {
+        let text = text.trim();
+        let (net, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (inner, after) = rest.split_once(']').ok_or("has an unclosed '['")?;
+            let port = after.strip_prefix(':').ok_or("needs \":port\" after the brackets")?;
+            (inner, Some(port))
+        } else if text.matches(':').count() > 1 {
+            // Bare IPv6: every colon belongs to the address.
+            (text, None)
+        } else {
+            match text.rsplit_once(':') {
+                Some((n, p)) => (n, Some(p)),
+                None => (text, None),
+            }
+        };
+        let port = match port {
+            None => None,
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n != 0 && p.bytes().all(|b| b.is_ascii_digit()) => Some(n),
+                _ => return Err(format!("has a bad port {p:?}")),
+            },
+        };
+        let (addr, prefix) = match net.split_once('/') {
+            Some((a, b)) => (a, Some(b)),
+            None => (net, None),
+        };
+        let net: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{addr:?} is not an IP address (names are not resolved)"))?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(b) => match b.parse::<u32>() {
+                Ok(n) if n <= max && b.bytes().all(|c| c.is_ascii_digit()) => n,
+                _ => return Err(format!("has a bad prefix length {b:?} (0 to {max})")),
+            },
+        };
+        Ok(AllowEntry { net, prefix, port })
     }
+
+    /// Does this entry allow connecting to `addr`?
+    pub fn matches(&self, addr: SocketAddr) -> bool {
+        let ip = canonical(addr.ip());
+        if self.port.is_some_and(|p| p != addr.port()) {
+            return false;
+        }
+        match (ip, canonical(self.net)) {
+            (IpAddr::V4(a), IpAddr::V4(n)) => {
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+                u32::from(a) & mask == u32::from(n) & mask
+            }
+            (IpAddr::V6(a), IpAddr::V6(n)) => {
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix) };
+                u128::from(a) & mask == u128::from(n) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The rules a preview fetch follows, for the first request and for every
+/// redirect alike: the server's own listeners are never contacted (a
+/// preview must not become a request to our own API from inside), and
+/// internal addresses only as far as `url_preview_allow` says.
+#[derive(Debug, Clone, Default)]
+pub struct PreviewPolicy {
+    pub allow: Vec<AllowEntry>,
+    /// The addresses the server listens on (client API, metrics).
+    pub own: Vec<SocketAddr>,
+}
+
+impl PreviewPolicy {
+    /// Builds the policy from the configured entries; entries that do not
+    /// parse were refused by the config check already and are skipped.
+    pub fn new(allow: &[String], own: Vec<SocketAddr>) -> PreviewPolicy {
+        let allow = allow.iter().filter_map(|e| AllowEntry::parse(e).ok()).collect();
+        PreviewPolicy { allow, own }
+    }
+
+    /// May a preview fetch connect to `addr`?
+    pub fn allows(&self, addr: SocketAddr) -> bool {
+        if self.own.iter().any(|l| is_listener(*l, addr)) {
+            return false;
+        }
+        self.allow.iter().any(|e| e.matches(addr)) || ip_public(addr.ip())
+    }
+}
+
+/// Would connecting to `addr` reach `listener`? A listener on an
+/// unspecified address answers on every local address; those cannot all be
+/// known here, so any loopback or internal address with its port counts
+/// (a public address of this machine would need the far end to be us).
+fn is_listener(listener: SocketAddr, addr: SocketAddr) -> bool {
+    if listener.port() != addr.port() {
+        return false;
+    }
+    let (l, ip) = (canonical(listener.ip()), canonical(addr.ip()));
+    l == ip || (l.is_unspecified() && (ip.is_loopback() || ip.is_unspecified() || !ip_public(ip)))
+}
+
+/// Is `ip` a public address? Loopback, private, link-local, unique-local,
+/// CGNAT, multicast, documentation and unspecified ranges are not.
+pub fn ip_public(ip: IpAddr) -> bool {
+    match canonical(ip) {
         IpAddr::V4(v4) => {
             let o = v4.octets();
             !(v4.is_loopback()
@@ -189,9 +304,6 @@ pub fn ip_allowed(ip: IpAddr, allowed: &[String]) -> bool {
                 || o[0] >= 240)
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return ip_allowed(IpAddr::V4(v4), allowed);
-            }
             let s = v6.segments();
             !(v6.is_loopback()
                 || v6.is_unspecified()
@@ -200,28 +312,6 @@ pub fn ip_allowed(ip: IpAddr, allowed: &[String]) -> bool {
                 || (s[0] & 0xffc0) == 0xfe80
                 || (s[0] == 0x2001 && s[1] == 0x0db8))
         }
-    }
-}
-
-/// Is `ip` inside `cidr` (`a.b.c.d/n`, `x::/n`, or a bare address)?
-pub fn in_cidr(ip: IpAddr, cidr: &str) -> bool {
-    let (net, bits) = match cidr.split_once('/') {
-        Some((n, b)) => (n, b.parse::<u32>().ok()),
-        None => (cidr, None),
-    };
-    let Ok(net) = net.trim().parse::<IpAddr>() else { return false };
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let bits = bits.unwrap_or(32).min(32);
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let bits = bits.unwrap_or(128).min(128);
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
     }
 }
 
@@ -250,29 +340,63 @@ mod tests {
         assert!(og.get("og:description").is_none());
     }
 
+    fn sock(s: &str) -> SocketAddr {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn policy(allow: &[&str], own: &[&str]) -> PreviewPolicy {
+        let allow: Vec<String> = allow.iter().map(|s| (*s).to_owned()).collect();
+        PreviewPolicy::new(&allow, own.iter().map(|s| sock(s)).collect())
+    }
+
     #[test]
     fn internal_addresses_are_refused_unless_allowed() {
+        let none = policy(&[], &[]);
         for bad in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "192.168.1.10",
-            "169.254.1.1",
-            "100.64.0.1",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "0.0.0.0",
+            "127.0.0.1:80",
+            "10.1.2.3:80",
+            "192.168.1.10:80",
+            "169.254.1.1:80",
+            "100.64.0.1:80",
+            "[::1]:80",
+            "[fd00::1]:80",
+            "[fe80::1]:80",
+            "[::ffff:127.0.0.1]:80",
+            "0.0.0.0:80",
         ] {
-            let ip: IpAddr = bad.parse().expect("ip");
-            assert!(!ip_allowed(ip, &[]), "{bad}");
+            assert!(!none.allows(sock(bad)), "{bad}");
         }
-        assert!(ip_allowed("93.184.216.34".parse().expect("ip"), &[]));
-        assert!(ip_allowed("2606:4700::1".parse().expect("ip"), &[]));
-        let lan = vec!["192.168.1.0/24".to_owned()];
-        assert!(ip_allowed("192.168.1.10".parse().expect("ip"), &lan));
-        assert!(!ip_allowed("192.168.2.10".parse().expect("ip"), &lan));
-        assert!(ip_allowed("127.0.0.1".parse().expect("ip"), &["127.0.0.1".to_owned()]));
+        assert!(none.allows(sock("93.184.216.34:443")));
+        assert!(none.allows(sock("[2606:4700::1]:443")));
+        let lan = policy(&["192.168.1.0/24"], &[]);
+        assert!(lan.allows(sock("192.168.1.10:80")));
+        assert!(!lan.allows(sock("192.168.2.10:80")));
+        assert!(policy(&["127.0.0.1"], &[]).allows(sock("127.0.0.1:8080")));
+        assert!(policy(&["::1"], &[]).allows(sock("[::1]:80")));
+    }
+
+    #[test]
+    fn an_entry_with_a_port_allows_that_port_only() {
+        let p = policy(&["127.0.0.1:8080", "192.168.1.0/24:80", "[fd00::/8]:443"], &[]);
+        assert!(p.allows(sock("127.0.0.1:8080")));
+        assert!(!p.allows(sock("127.0.0.1:8008")));
+        assert!(p.allows(sock("192.168.1.77:80")));
+        assert!(!p.allows(sock("192.168.1.77:22")));
+        assert!(p.allows(sock("[fd12::1]:443")));
+        assert!(!p.allows(sock("[fd12::1]:80")));
+        assert!(p.allows(sock("[::ffff:127.0.0.1]:8080")), "mapped addresses match as IPv4");
+    }
+
+    #[test]
+    fn the_servers_own_listeners_are_never_allowed() {
+        let p = policy(&["127.0.0.0/8"], &["127.0.0.1:8008"]);
+        assert!(!p.allows(sock("127.0.0.1:8008")));
+        assert!(p.allows(sock("127.0.0.1:8009")));
+        let any = policy(&["0.0.0.0/0", "::/0"], &["0.0.0.0:8008"]);
+        for own in ["127.0.0.1:8008", "127.0.0.2:8008", "192.168.1.5:8008", "[::1]:8008"] {
+            assert!(!any.allows(sock(own)), "{own}");
+        }
+        assert!(any.allows(sock("93.184.216.34:8008")), "another host on the same port");
     }
 
     #[test]

@@ -212,9 +212,9 @@ pub struct Client {
     max_redirects: usize,
     roots: Option<RootCertStore>,
     tls: OnceCell<Arc<ClientConfig>>,
-    /// Which resolved addresses may be contacted (link previews refuse
-    /// internal ones); `None` allows all.
-    allow_ip: Option<std::rc::Rc<dyn Fn(std::net::IpAddr) -> bool>>,
+    /// Which resolved addresses (IP and port) may be contacted (link
+    /// previews refuse internal ones); `None` allows all.
+    allow_addr: Option<std::rc::Rc<dyn Fn(std::net::SocketAddr) -> bool>>,
 }
 
 impl Default for Client {
@@ -232,7 +232,7 @@ impl Client {
             max_redirects: 5,
             roots: None,
             tls: OnceCell::new(),
-            allow_ip: None,
+            allow_addr: None,
         }
     }
 
@@ -240,8 +240,8 @@ impl Client {
     /// here and the connection made to an accepted address itself, so a DNS
     /// answer cannot change between the check and the connect; redirects
     /// are checked the same way.
-    pub fn allow_ip(mut self, allow: impl Fn(std::net::IpAddr) -> bool + 'static) -> Client {
-        self.allow_ip = Some(std::rc::Rc::new(allow));
+    pub fn allow_addr(mut self, allow: impl Fn(std::net::SocketAddr) -> bool + 'static) -> Client {
+        self.allow_addr = Some(std::rc::Rc::new(allow));
         self
     }
 
@@ -342,7 +342,7 @@ impl Client {
         url: &Url,
         req: hyper::Request<Full<Bytes>>,
     ) -> Result<hyper::Response<Incoming>, ClientError> {
-        let tcp = match &self.allow_ip {
+        let tcp = match &self.allow_addr {
             None => TcpStream::connect((url.host.as_str(), url.port))
                 .await
                 .map_err(|e| ClientError::Connect(format!("{}: {e}", url.authority())))?,
@@ -354,7 +354,7 @@ impl Client {
                     .collect();
                 // Every answer must be acceptable: a name that also points
                 // inside the network is refused outright.
-                if addrs.is_empty() || addrs.iter().any(|a| !allow(a.ip())) {
+                if addrs.is_empty() || addrs.iter().any(|a| !allow(*a)) {
                     return Err(ClientError::Url(format!(
                         "{}: address not allowed for this request",
                         url.authority()

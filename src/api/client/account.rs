@@ -40,7 +40,9 @@ pub async fn change_password(app: &App, req: &Request) -> Result<Reply, MatrixEr
     let body: PasswordBody = from_json(Value::Object(map))?;
     let me = acting_user(req);
     let purpose = format!("password:{}", me.as_deref().unwrap_or("?"));
-    let outcome = require_uia(app, auth.as_ref(), &purpose, &[&[PASSWORD]], me.as_deref()).await?;
+    let outcome =
+        require_uia(app, auth.as_ref(), &purpose, &[&[PASSWORD]], me.as_deref(), req.remote)
+            .await?;
     let localpart = me
         .or(outcome.user.clone())
         .ok_or_else(|| MatrixError::forbidden("Could not tell whose password to change"))?;
@@ -75,7 +77,8 @@ pub async fn deactivate(app: &App, req: &Request) -> Result<Reply, MatrixError> 
     let me = acting_user(req);
     let purpose = format!("deactivate:{}", me.as_deref().unwrap_or("?"));
     let outcome =
-        require_uia(app, map.get("auth"), &purpose, &[&[PASSWORD]], me.as_deref()).await?;
+        require_uia(app, map.get("auth"), &purpose, &[&[PASSWORD]], me.as_deref(), req.remote)
+            .await?;
     let localpart = me
         .or(outcome.user.clone())
         .ok_or_else(|| MatrixError::forbidden("Could not tell which account to deactivate"))?;

@@ -97,7 +97,8 @@ async fn delete_some(
     let user_id = c.user_id.clone();
     let map = req.json_object()?;
     let purpose = format!("{what}:{lp}:{}", devices.join(","));
-    let outcome = require_uia(app, map.get("auth"), &purpose, &[&[PASSWORD]], Some(&lp)).await?;
+    let outcome =
+        require_uia(app, map.get("auth"), &purpose, &[&[PASSWORD]], Some(&lp), req.remote).await?;
     app.store
         .write(move |ctx| {
             for d in &devices {

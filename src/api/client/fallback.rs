@@ -106,7 +106,9 @@ pub async fn auth_fallback(
             match user {
                 Some(u) => {
                     let pw = field("password").unwrap_or_default();
-                    account::check_password(app, &u, &pw).await.map(|()| (Some(u), None))
+                    account::check_password(app, &u, &pw, req.remote)
+                        .await
+                        .map(|()| (Some(u), None))
                 }
                 None => Err(MatrixError::forbidden("Sign in from your app to use this page")),
             }

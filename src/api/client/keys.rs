@@ -285,7 +285,8 @@ pub async fn upload_cross_signing_keys(app: &App, req: &Request) -> Result<Reply
         let lp = caller.user_id.localpart().to_owned();
         let purpose = format!("cross_signing:{lp}");
         let outcome =
-            require_uia(app, body.get("auth"), &purpose, &[&[PASSWORD]], Some(&lp)).await?;
+            require_uia(app, body.get("auth"), &purpose, &[&[PASSWORD]], Some(&lp), req.remote)
+                .await?;
         app.uia.borrow_mut().consume(&outcome.session);
     }
     let mut puts = Vec::new();

@@ -38,6 +38,7 @@ pub async fn login(app: &App, req: &Request) -> Result<Reply, MatrixError> {
         )
         .with_status(400));
     }
+    // An address out of attempts is refused before its input is looked at.
     let ip_key = format!("ip:{}", req.remote);
     if let Err(ms) = app.login_limiter.borrow_mut().check(&ip_key, Instant::now()) {
         return Err(MatrixError::limit_exceeded(ms));
@@ -45,12 +46,7 @@ pub async fn login(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let localpart = login_localpart(app, &map)?;
     let password =
         body.password.ok_or_else(|| MatrixError::missing_param("password is required"))?;
-    if let Err(e) = check_password(app, &localpart, &password).await {
-        if e.kind != ErrorKind::LimitExceeded {
-            app.login_limiter.borrow_mut().record_failure(&ip_key, Instant::now());
-        }
-        return Err(e);
-    }
+    check_password(app, &localpart, &password, req.remote).await?;
     if app.store.read()?.user(&localpart)?.is_some_and(|u| u.locked) {
         // Spec: no new access token while the account is locked.
         return Err(MatrixError::new(ErrorKind::UserLocked, "This account has been locked")

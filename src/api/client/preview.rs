@@ -1,19 +1,19 @@
 //! `GET /_matrix/client/v1/media/preview_url` (and the legacy path): link
 //! previews. The page is fetched with a guarded client (loopback, private
-//! and other internal addresses are refused unless allow-listed, checked
-//! for every address a name resolves to and on every redirect), read for
+//! and other internal addresses are refused unless allow-listed, by address
+//! and port; the server's own listeners always; checked for every address
+//! a name resolves to and on every redirect), read for
 //! OpenGraph and `<title>`, its image stored as media of our own, and the
 //! result cached in memory.
 
 use std::collections::HashMap;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
-use crate::media::preview::{ip_allowed, parse_html};
+use crate::media::preview::{PreviewPolicy, parse_html};
 use crate::net::client::Client;
 use crate::server::App;
 use crate::store::MediaRecord;
@@ -51,12 +51,12 @@ impl PreviewCache {
 }
 
 fn guarded_client(app: &App, max_body: usize) -> Client {
-    let allow = Rc::new(app.config.url_preview_allow.clone());
+    let policy = PreviewPolicy::new(&app.config.url_preview_allow, app.own_addrs.borrow().clone());
     Client::new()
         .timeout(Duration::from_secs(10))
         .max_body_bytes(max_body)
         .max_redirects(5)
-        .allow_ip(move |ip| ip_allowed(ip, &allow))
+        .allow_addr(move |addr| policy.allows(addr))
 }
 
 fn content_type(resp: &crate::net::client::Response) -> String {
@@ -162,7 +162,8 @@ pub async fn preview_url(app: &App, req: &Request) -> Result<Reply, MatrixError>
     } else {
         return Err(MatrixError::not_found(format!("No preview for content of type {ctype}")));
     };
-    og.entry("og:url").or_insert_with(|| json!(url));
+    // Where the page really is, after redirects (unless it names itself).
+    og.entry("og:url").or_insert_with(|| json!(page.url.to_string()));
     let v = Value::Object(og);
     app.previews.borrow_mut().put(url, v.clone());
     Ok(json(&v))

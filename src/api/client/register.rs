@@ -1,10 +1,16 @@
 //! Account registration (spec: client-server-api/#account-registration,
 //! "Token-authenticated registration").
 
+use std::cell::RefCell;
+use std::net::IpAddr;
+use std::time::Instant;
+
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::account::{self, DUMMY, REGISTRATION_TOKEN, SessionPlan, now_ms, require_uia};
+use crate::account::{
+    self, DUMMY, REGISTRATION_TOKEN, RateLimiter, SessionPlan, now_ms, require_uia,
+};
 use crate::config::Registration;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, from_json, json};
@@ -55,6 +61,13 @@ pub async fn register(app: &App, req: &Request) -> Result<Reply, MatrixError> {
         Registration::Open => &[&[DUMMY]],
         Registration::Token => &[&[REGISTRATION_TOKEN]],
     };
+    // Refused early while the address has no registrations left; the
+    // token is spent only when an account is made (below).
+    if let Err(ms) =
+        limiter(app, req.remote).borrow_mut().check(&limiter_key(req.remote), Instant::now())
+    {
+        return Err(MatrixError::limit_exceeded(ms));
+    }
     let body: Map<String, Value> = req.json_object()?;
     let auth = body.get("auth").cloned();
     let body: RegisterBody = from_json(Value::Object(body))?;
@@ -68,7 +81,16 @@ pub async fn register(app: &App, req: &Request) -> Result<Reply, MatrixError> {
         None => None,
     };
     let outcome =
-        require_uia(app, auth.as_ref().or(body.auth.as_ref()), "register", flows, None).await?;
+        require_uia(app, auth.as_ref().or(body.auth.as_ref()), "register", flows, None, req.remote)
+            .await?;
+    // Spent here, with no await since the check: concurrent registrations
+    // from one address cannot all pass one remaining token. The UIA session
+    // stays open, so the client may complete it after `retry_after_ms`.
+    if let Err(ms) =
+        limiter(app, req.remote).borrow_mut().take(&limiter_key(req.remote), Instant::now())
+    {
+        return Err(MatrixError::limit_exceeded(ms));
+    }
     let localpart = match localpart {
         Some(l) => l,
         None => generated_localpart()?,
@@ -136,6 +158,22 @@ pub async fn register(app: &App, req: &Request) -> Result<Reply, MatrixError> {
         }
     }
     Ok(json(&out))
+}
+
+/// The limiter for `remote`'s registrations (one budget per address):
+/// loopback addresses get the generous rate, since admin scripts and a
+/// reverse proxy on the same machine (whose clients all arrive from one
+/// loopback address) live there.
+fn limiter(app: &App, remote: IpAddr) -> &RefCell<RateLimiter> {
+    if remote.is_loopback() {
+        &app.registration_limiter_loopback
+    } else {
+        &app.registration_limiter
+    }
+}
+
+fn limiter_key(remote: IpAddr) -> String {
+    format!("ip:{remote}")
 }
 
 /// A random localpart for registrations that did not choose one.

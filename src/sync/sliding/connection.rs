@@ -11,7 +11,12 @@ use crate::store::StreamPos;
 
 /// Connections one device may keep (Element X uses one or two).
 const MAX_CONNECTIONS_PER_DEVICE: usize = 8;
-/// Connections kept in total; the least recently used is evicted beyond it.
+/// Connections one user may keep over all their devices: one user's
+/// clients cannot fill the server's table (four users at this cap do).
+const MAX_CONNECTIONS_PER_USER: usize = 32;
+/// Connections kept in total. Beyond it the least recently used connection
+/// of the user holding the most goes, so a user within their share never
+/// loses a connection to make room for another.
 const MAX_CONNECTIONS: usize = 128;
 /// Snapshots kept per connection: the one the client builds on, and the
 /// newest few answers it may not have received yet (retries, cancels).
@@ -164,23 +169,49 @@ impl Connections {
         id.parse().ok()
     }
 
-    /// Evicts least recently used connections so `key` fits the caps.
+    /// Evicts connections so `key` fits the caps: the device's own least
+    /// recently used beyond its cap, then the user's own beyond theirs, and
+    /// when the table is full the least recently used of whoever holds the
+    /// most (never another user's while the requester holds as many).
     pub(super) fn make_room_for(&mut self, key: &ConnKey) {
         loop {
             let same_device =
                 |k: &ConnKey| k.user_id == key.user_id && k.device_id == key.device_id;
+            let same_user = |k: &ConnKey| k.user_id == key.user_id;
             let device_count = self.conns.keys().filter(|k| same_device(k)).count();
+            let user_count = self.conns.keys().filter(|k| same_user(k)).count();
             let victim = if device_count >= MAX_CONNECTIONS_PER_DEVICE {
-                self.conns.iter().filter(|(k, _)| same_device(k)).min_by_key(|(_, c)| c.used)
+                self.least_recent(same_device)
+            } else if user_count >= MAX_CONNECTIONS_PER_USER {
+                self.least_recent(same_user)
             } else if self.conns.len() >= MAX_CONNECTIONS {
-                self.conns.iter().min_by_key(|(_, c)| c.used)
+                let mut counts: HashMap<&str, usize> = HashMap::new();
+                for k in self.conns.keys() {
+                    *counts.entry(k.user_id.as_str()).or_default() += 1;
+                }
+                // Ties go to the requester: a user never displaces another
+                // who holds no more than they do.
+                let most = counts.values().copied().max().unwrap_or(0);
+                if user_count >= most {
+                    self.least_recent(same_user)
+                } else {
+                    self.least_recent(|k: &ConnKey| counts.get(k.user_id.as_str()) == Some(&most))
+                }
             } else {
                 return;
             };
-            let Some((victim, _)) = victim else { return };
-            let victim = victim.clone();
+            let Some(victim) = victim else { return };
             self.conns.remove(&victim);
         }
+    }
+
+    /// The least recently used connection among those `pick` selects.
+    fn least_recent(&self, pick: impl Fn(&ConnKey) -> bool) -> Option<ConnKey> {
+        self.conns
+            .iter()
+            .filter(|(k, _)| pick(k))
+            .min_by_key(|(_, c)| c.used)
+            .map(|(k, _)| k.clone())
     }
 
     /// Number of live connections (for tests and metrics).
@@ -212,5 +243,41 @@ mod tests {
         }
         assert_eq!(c.len(), MAX_CONNECTIONS_PER_DEVICE);
         assert!(c.begin("@a:x", "D", "", Some(&pos)).is_err(), "oldest was evicted");
+    }
+
+    #[test]
+    fn one_user_cannot_evict_another_users_connections() {
+        let mut c = Connections::new();
+        c.begin("@victim:x", "V", "", None).expect("begin");
+        let pos = c.commit("@victim:x", "V", "", Snapshot::default());
+        for d in 0..21 {
+            for i in 0..MAX_CONNECTIONS_PER_DEVICE {
+                c.begin("@flood:x", &format!("D{d}"), &format!("c{i}"), None).expect("begin");
+            }
+        }
+        assert!(c.begin("@victim:x", "V", "", Some(&pos)).is_ok(), "the victim kept theirs");
+        let flood = c.conns.keys().filter(|k| k.user_id == "@flood:x").count();
+        assert_eq!(flood, MAX_CONNECTIONS_PER_USER);
+    }
+
+    #[test]
+    fn a_full_table_makes_room_from_the_user_holding_the_most() {
+        let mut c = Connections::new();
+        // Four users at their cap fill the table.
+        for u in 0..MAX_CONNECTIONS / MAX_CONNECTIONS_PER_USER {
+            for i in 0..MAX_CONNECTIONS_PER_USER {
+                let device = format!("D{}", i / MAX_CONNECTIONS_PER_DEVICE);
+                c.begin(&format!("@u{u}:x"), &device, &format!("c{i}"), None).expect("begin");
+            }
+        }
+        assert_eq!(c.len(), MAX_CONNECTIONS);
+        c.begin("@late:x", "L", "", None).expect("begin");
+        let pos = c.commit("@late:x", "L", "", Snapshot::default());
+        assert_eq!(c.len(), MAX_CONNECTIONS);
+        // A full user opening more evicts their own, not the newcomer's.
+        for i in 0..MAX_CONNECTIONS_PER_USER {
+            c.begin("@u0:x", "N", &format!("n{i}"), None).expect("begin");
+        }
+        assert!(c.begin("@late:x", "L", "", Some(&pos)).is_ok());
     }
 }

@@ -11,9 +11,11 @@
 //! each `(user, device, conn_id)` the last few snapshots of what the client
 //! was sent, keyed by the `pos` handed out with them. A request names the
 //! snapshot it builds on; a retry of the same `pos` (the spec allows it)
-//! still finds it. Memory is bounded: a few snapshots per connection, a cap
-//! on connections per device and in total (least recently used evicted), and
-//! a snapshot holds small fixed-size fingerprints per room, never events.
+//! still finds it. Memory is bounded: a few snapshots per connection, caps
+//! on connections per device, per user and in total (a full table gives up
+//! the least recently used connection of whoever holds the most, so no user
+//! loses theirs to another over their share), and a snapshot holds small
+//! fixed-size fingerprints per room, never events.
 //! After a restart or an eviction a `pos` is unknown: `400 M_UNKNOWN_POS`,
 //! and the client starts a new connection (what the MSC prescribes).
 //!
