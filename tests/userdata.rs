@@ -236,3 +236,23 @@ async fn presence_is_set_and_read() {
         .expect_err(400, "M_INVALID_PARAM");
     let _ = Duration::ZERO;
 }
+
+#[tokio::test]
+async fn server_managed_account_data_types_are_refused_with_405() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let r = room(&alice, json!({})).await;
+    for ty in ["m.fully_read", "m.push_rules"] {
+        alice
+            .put(&format!("/_matrix/client/v3/user/@alice:localhost/account_data/{ty}"), json!({}))
+            .await
+            .expect_err(405, "M_BAD_JSON");
+        alice
+            .put(
+                &format!("/_matrix/client/v3/user/@alice:localhost/rooms/{r}/account_data/{ty}"),
+                json!({ "event_id": "$x" }),
+            )
+            .await
+            .expect_err(405, "M_BAD_JSON");
+    }
+}

@@ -54,11 +54,13 @@ pub async fn set_account_data(
     data_type: &str,
 ) -> Result<Reply, MatrixError> {
     own(req, user_id)?;
+    // spec: the account-data PUTs answer 405 M_BAD_JSON for the types the
+    // server manages itself.
     if data_type == "m.fully_read" || data_type == "m.push_rules" {
-        return Err(MatrixError::new(
-            ErrorKind::BadJson,
-            format!("{data_type} cannot be set through the account data API"),
-        ));
+        return Err(MatrixError::bad_json(format!(
+            "{data_type} cannot be set through the account data API"
+        ))
+        .with_status(405));
     }
     if !room_id.is_empty() {
         RoomId::parse(room_id).map_err(|e| MatrixError::invalid_param(e.0))?;
