@@ -1,0 +1,95 @@
+//! Per-user storage caps (`hearth::quota`): an item over its size is
+//! `M_TOO_LARGE` (413), a full store `M_LIMIT_EXCEEDED` under 400, and
+//! what was stored before stays usable.
+
+use hearth::quota;
+use serde_json::{Value, json};
+
+use crate::support::{Client, TestServer, room};
+
+const ALICE: &str = "/_matrix/client/v3/user/@alice:localhost";
+
+async fn alice(s: &TestServer) -> (Client, Value) {
+    s.client().register("alice", "pw-alice-1").await
+}
+
+#[tokio::test]
+async fn filters_are_capped_in_size_and_count_and_a_repeated_filter_reuses_its_id() {
+    let s = TestServer::start();
+    let (alice, _) = alice(&s).await;
+    let big = json!({ "event_fields": ["x".repeat(quota::FILTER_BYTES)] });
+    alice.post(&format!("{ALICE}/filter"), big).await.expect_err(413, "M_TOO_LARGE");
+
+    let same = json!({ "room": { "timeline": { "limit": 10 } } });
+    let first = alice.post(&format!("{ALICE}/filter"), same.clone()).await.ok();
+    let again = alice.post(&format!("{ALICE}/filter"), same).await.ok();
+    assert_eq!(first["filter_id"], again["filter_id"], "clients upload the same filter at start");
+    for i in 1..quota::MAX_FILTERS {
+        alice
+            .post(&format!("{ALICE}/filter"), json!({ "presence": { "types": [format!("t{i}")] } }))
+            .await
+            .ok();
+    }
+    let full = alice
+        .post(&format!("{ALICE}/filter"), json!({ "presence": { "types": ["one_more"] } }))
+        .await;
+    full.expect_err(400, "M_LIMIT_EXCEEDED");
+    assert!(full.body["error"].as_str().is_some_and(|e| e.contains("100")), "{}", full.body);
+    // Stored filters keep working, and re-uploading one still answers.
+    let id = first["filter_id"].as_str().expect("filter_id");
+    alice.get(&format!("/_matrix/client/v3/sync?filter={id}&timeout=0")).await.ok();
+    let again = alice
+        .post(&format!("{ALICE}/filter"), json!({ "room": { "timeline": { "limit": 10 } } }))
+        .await
+        .ok();
+    assert_eq!(again["filter_id"], first["filter_id"]);
+}
+
+#[tokio::test]
+async fn account_data_is_capped_in_size_and_in_types() {
+    let s = TestServer::start();
+    let (alice, _) = alice(&s).await;
+    let r = room(&alice, json!({})).await;
+    let big = json!({ "v": "x".repeat(quota::ACCOUNT_DATA_BYTES) });
+    alice
+        .put(&format!("{ALICE}/account_data/org.example.big"), big.clone())
+        .await
+        .expect_err(413, "M_TOO_LARGE");
+    alice
+        .put(&format!("{ALICE}/rooms/{r}/account_data/org.example.big"), big)
+        .await
+        .expect_err(413, "M_TOO_LARGE");
+    let tag = json!({ "order": 0.5, "x": "y".repeat(quota::ACCOUNT_DATA_BYTES) });
+    alice.put(&format!("{ALICE}/rooms/{r}/tags/u.big"), tag).await.expect_err(413, "M_TOO_LARGE");
+
+    // Registration may have stored some types already: fill up to the cap.
+    for i in 0.. {
+        let r =
+            alice.put(&format!("{ALICE}/account_data/org.example.t{i}"), json!({ "i": i })).await;
+        if r.status != 200 {
+            r.expect_err(400, "M_LIMIT_EXCEEDED");
+            assert!(i + 10 > quota::MAX_GLOBAL_ACCOUNT_DATA, "capped early, at {i}");
+            break;
+        }
+        assert!(i < quota::MAX_GLOBAL_ACCOUNT_DATA, "never capped");
+    }
+
+    // Replacing a stored type is not growth.
+    alice.put(&format!("{ALICE}/account_data/org.example.t0"), json!({ "i": "new" })).await.ok();
+    let got = alice.get(&format!("{ALICE}/account_data/org.example.t0")).await.ok();
+    assert_eq!(got["i"], "new");
+
+    for i in 0.. {
+        let r =
+            alice.put(&format!("{ALICE}/rooms/{r}/account_data/org.example.r{i}"), json!({})).await;
+        if r.status != 200 {
+            r.expect_err(400, "M_LIMIT_EXCEEDED");
+            break;
+        }
+        assert!(i < quota::MAX_ROOM_ACCOUNT_DATA, "never capped");
+    }
+    alice
+        .put(&format!("{ALICE}/rooms/{r}/tags/u.work"), json!({}))
+        .await
+        .expect_err(400, "M_LIMIT_EXCEEDED");
+}
