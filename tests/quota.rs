@@ -93,3 +93,91 @@ async fn account_data_is_capped_in_size_and_in_types() {
         .await
         .expect_err(400, "M_LIMIT_EXCEEDED");
 }
+
+#[tokio::test]
+async fn a_to_device_inbox_is_capped_until_its_device_syncs() {
+    let s = TestServer::start();
+    let (alice, _) = alice(&s).await;
+    let (bob, bob_reg) = s.client().register("bob", "pw-bob-1").await;
+    let bob_dev = bob_reg["device_id"].as_str().expect("device_id").to_owned();
+    let send = |txn: String, content: Value| {
+        let alice = alice.clone();
+        let bob_dev = bob_dev.clone();
+        async move {
+            alice
+                .put(
+                    &format!("/_matrix/client/v3/sendToDevice/m.test/{txn}"),
+                    json!({ "messages": { "@bob:localhost": { bob_dev: content } } }),
+                )
+                .await
+        }
+    };
+    let huge = json!({ "x": "y".repeat(quota::TO_DEVICE_BYTES) });
+    send("huge".into(), huge).await.expect_err(413, "M_TOO_LARGE");
+
+    // Bob never syncs: his inbox fills up to the byte cap.
+    let chunk = json!({ "x": "y".repeat(quota::TO_DEVICE_BYTES - 1024) });
+    let mut sent = 0;
+    let refused = loop {
+        let r = send(format!("t{sent}"), chunk.clone()).await;
+        if r.status != 200 {
+            break r;
+        }
+        sent += 1;
+        assert!(sent * (quota::TO_DEVICE_BYTES - 1024) <= quota::MAX_INBOX_BYTES, "never capped");
+    };
+    refused.expect_err(400, "M_LIMIT_EXCEEDED");
+    assert!(
+        refused.body["error"].as_str().is_some_and(|e| e.contains(&bob_dev)),
+        "{}",
+        refused.body
+    );
+    assert!(sent > 0);
+    // Syncing drains the inbox; then sends are accepted again.
+    let first = bob.get("/_matrix/client/v3/sync?timeout=0").await.ok();
+    let got = first["to_device"]["events"].as_array().map_or(0, Vec::len);
+    assert!(got > 0, "the accepted messages are delivered");
+    let since = first["next_batch"].as_str().expect("next_batch").to_owned();
+    let mut since = since;
+    loop {
+        let next = bob.get(&format!("/_matrix/client/v3/sync?timeout=0&since={since}")).await.ok();
+        since = next["next_batch"].as_str().expect("next_batch").to_owned();
+        if next["to_device"]["events"].as_array().is_none_or(Vec::is_empty) {
+            break;
+        }
+    }
+    send("after".into(), json!({ "ok": true })).await.ok();
+}
+
+#[tokio::test]
+async fn one_time_keys_are_capped_per_device_and_each_key_in_size() {
+    let s = TestServer::start();
+    let (alice, _) = alice(&s).await;
+    let keys = |from: usize, n: usize| -> Value {
+        let map: serde_json::Map<String, Value> = (from..from + n)
+            .map(|i| (format!("signed_curve25519:K{i:05}"), json!({ "key": format!("k{i}") })))
+            .collect();
+        json!({ "one_time_keys": map })
+    };
+    let up = alice.post("/_matrix/client/v3/keys/upload", keys(0, quota::MAX_ONE_TIME_KEYS)).await;
+    assert_eq!(
+        up.ok()["one_time_key_counts"]["signed_curve25519"],
+        json!(quota::MAX_ONE_TIME_KEYS)
+    );
+    alice
+        .post("/_matrix/client/v3/keys/upload", keys(quota::MAX_ONE_TIME_KEYS, 1))
+        .await
+        .expect_err(400, "M_LIMIT_EXCEEDED");
+    // Re-uploading a stored key is not growth.
+    alice.post("/_matrix/client/v3/keys/upload", keys(0, 1)).await.ok();
+    let big = json!({ "one_time_keys": {
+        "signed_curve25519:BIG": { "key": "k".repeat(quota::KEY_BYTES) } } });
+    alice.post("/_matrix/client/v3/keys/upload", big).await.expect_err(413, "M_TOO_LARGE");
+    let fallbacks: serde_json::Map<String, Value> = (0..=quota::MAX_FALLBACK_ALGORITHMS)
+        .map(|i| (format!("alg{i}:F"), json!({ "key": "f" })))
+        .collect();
+    alice
+        .post("/_matrix/client/v3/keys/upload", json!({ "fallback_keys": fallbacks }))
+        .await
+        .expect_err(400, "M_LIMIT_EXCEEDED");
+}

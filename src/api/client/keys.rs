@@ -13,8 +13,9 @@ use crate::account::{PASSWORD, require_uia, wake_room_mates};
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::ids::UserId;
+use crate::quota;
 use crate::server::App;
-use crate::store::{ReadTxn, RoomShort, StoreError, StreamPos};
+use crate::store::{ReadTxn, RoomShort, StoreError, StreamPos, WriteCtx};
 use crate::sync;
 
 fn to_vec(v: &Value) -> Result<Vec<u8>, StoreError> {
@@ -41,20 +42,46 @@ pub async fn upload_keys(app: &App, req: &Request) -> Result<Reply, MatrixError>
     };
     let otks = key_list(&body, "one_time_keys")?;
     let fallbacks = key_list(&body, "fallback_keys")?;
+    check_key_sizes(device_keys.as_ref(), &otks, &fallbacks)?;
     let (u, d) = (user.clone(), device.clone());
     let counts = app
         .store
         .write(move |ctx| {
             // Check first: a reused one-time key ID with other content is
             // refused before anything is written.
+            let mut new_otks = 0;
             for (alg, id, key) in &otks {
-                if let Some(old) = ctx.one_time_key(&u, &d, alg, id)?
-                    && old != to_vec(key)?
-                {
-                    return Ok(Err(MatrixError::bad_json(format!(
-                        "one-time key {id} already exists with different content"
-                    ))));
+                match ctx.one_time_key(&u, &d, alg, id)? {
+                    Some(old) if old != to_vec(key)? => {
+                        return Ok(Err(MatrixError::bad_json(format!(
+                            "one-time key {id} already exists with different content"
+                        ))));
+                    }
+                    Some(_) => {}
+                    None => new_otks += 1,
                 }
+            }
+            if new_otks > 0 {
+                let held: u64 = ctx.one_time_key_counts(&u, &d)?.iter().map(|(_, n)| n).sum();
+                if held as usize + new_otks > quota::MAX_ONE_TIME_KEYS {
+                    return Ok(Err(quota::store_full(
+                        "unclaimed one-time keys",
+                        quota::MAX_ONE_TIME_KEYS,
+                        " per device",
+                    )));
+                }
+            }
+            let mut algorithms = ctx.fallback_algorithms(&u, &d)?;
+            let before = algorithms.len();
+            algorithms.extend(fallbacks.iter().map(|(alg, _, _)| alg.clone()));
+            algorithms.sort();
+            algorithms.dedup();
+            if algorithms.len() > before && algorithms.len() > quota::MAX_FALLBACK_ALGORITHMS {
+                return Ok(Err(quota::store_full(
+                    "fallback key algorithms",
+                    quota::MAX_FALLBACK_ALGORITHMS,
+                    " per device",
+                )));
             }
             if let Some(k) = &device_keys {
                 let old = ctx.device_keys(&u, &d)?;
@@ -77,6 +104,32 @@ pub async fn upload_keys(app: &App, req: &Request) -> Result<Reply, MatrixError>
         .await?;
     let counts: Map<String, Value> = counts.into_iter().map(|(a, n)| (a, json!(n))).collect();
     Ok(json(&json!({ "one_time_key_counts": counts })))
+}
+
+/// Refuses keys over their size limits (`quota`), and more one-time keys
+/// or fallback algorithms in one upload than a device may hold.
+pub(crate) fn check_key_sizes(
+    device_keys: Option<&Value>,
+    one_time_keys: &[(String, String, Value)],
+    fallback_keys: &[(String, String, Value)],
+) -> Result<(), MatrixError> {
+    if let Some(k) = device_keys {
+        quota::check_size("device_keys", quota::json_len(k), quota::DEVICE_KEYS_BYTES)?;
+    }
+    for (_, id, key) in one_time_keys.iter().chain(fallback_keys) {
+        quota::check_size(&format!("Key {id}"), quota::json_len(key), quota::KEY_BYTES)?;
+    }
+    if one_time_keys.len() > quota::MAX_ONE_TIME_KEYS {
+        return Err(quota::store_full("one-time keys", quota::MAX_ONE_TIME_KEYS, " per device"));
+    }
+    if fallback_keys.len() > quota::MAX_FALLBACK_ALGORITHMS {
+        return Err(quota::store_full(
+            "fallback key algorithms",
+            quota::MAX_FALLBACK_ALGORITHMS,
+            " per device",
+        ));
+    }
+    Ok(())
 }
 
 /// Device keys must name the device they are uploaded for and carry
@@ -452,6 +505,22 @@ pub async fn send_to_device(
     let sender = caller.user_id.to_string();
     let device = caller.device_id.to_string();
     let server = app.config.server_name.clone();
+    // `(recipient, device or "*", stored message)`, sized before the write.
+    let mut outgoing: Vec<(UserId, String, Vec<u8>)> = Vec::new();
+    for (user, per_device) in &messages {
+        let Ok(uid) = UserId::parse(user) else { continue };
+        if uid.server_name() != server {
+            continue;
+        }
+        let Some(per_device) = per_device.as_object() else { continue };
+        for (target, content) in per_device {
+            let msg = json!({ "type": event_type, "sender": sender, "content": content });
+            let bytes =
+                serde_json::to_vec(&msg).map_err(|e| MatrixError::internal("to-device", e))?;
+            quota::check_size("A to-device message", bytes.len(), quota::TO_DEVICE_BYTES)?;
+            outgoing.push((uid.clone(), target.clone(), bytes));
+        }
+    }
     let (ty, txn) = (event_type.to_owned(), txn_id.to_owned());
     app.store
         .write(move |ctx| {
@@ -459,30 +528,61 @@ pub async fn send_to_device(
             if ctx.txn_position(&sender, &device, &scope, &txn)?.is_some() {
                 return Ok(Ok(()));
             }
-            for (user, per_device) in &messages {
-                let Ok(uid) = UserId::parse(user) else { continue };
-                if uid.server_name() != server {
-                    continue;
-                }
-                let Some(per_device) = per_device.as_object() else { continue };
-                for (target, content) in per_device {
-                    let devices: Vec<String> = if target == "*" {
-                        ctx.device_ids(uid.localpart())?
-                    } else {
-                        vec![target.clone()]
-                    };
-                    let msg = json!({ "type": ty, "sender": sender, "content": content });
-                    let bytes = to_vec(&msg)?;
-                    for d in devices {
-                        if ctx.device(uid.localpart(), &d)?.is_some() {
-                            ctx.put_to_device(user, &d, &bytes)?;
-                        }
+            let mut deliveries: Vec<(&str, String, &[u8])> = Vec::new();
+            for (uid, target, bytes) in &outgoing {
+                let devices: Vec<String> = if target == "*" {
+                    ctx.device_ids(uid.localpart())?
+                } else {
+                    vec![target.clone()]
+                };
+                for d in devices {
+                    if ctx.device(uid.localpart(), &d)?.is_some() {
+                        deliveries.push((uid.as_str(), d, bytes));
                     }
                 }
+            }
+            if let Some(refused) = inbox_quota(ctx, &deliveries)? {
+                return Ok(Err(refused));
+            }
+            for (user, d, bytes) in &deliveries {
+                ctx.put_to_device(user, d, bytes)?;
             }
             ctx.put_txn(&sender, &device, &scope, &txn, (RoomShort(0), StreamPos(0)))?;
             Ok(Ok::<_, MatrixError>(()))
         })
         .await?;
     Ok(json(&json!({})))
+}
+
+/// Refuses the whole send when it would take a recipient device's inbox
+/// past its caps (`quota`): nothing is queued for anyone, so the sender
+/// knows that nothing was delivered rather than losing part silently.
+fn inbox_quota(
+    ctx: &WriteCtx<'_>,
+    deliveries: &[(&str, String, &[u8])],
+) -> Result<Option<MatrixError>, StoreError> {
+    let mut adding: BTreeMap<(&str, &str), (usize, usize)> = BTreeMap::new();
+    for (user, d, bytes) in deliveries {
+        let e = adding.entry((user, d.as_str())).or_default();
+        e.0 += 1;
+        e.1 += bytes.len();
+    }
+    for ((user, d), (count, bytes)) in adding {
+        let (held, held_bytes) = ctx.to_device_usage(user, d)?;
+        if held as usize + count > quota::MAX_INBOX_MESSAGES {
+            return Ok(Some(quota::store_full(
+                &format!("undelivered to-device messages for {user}'s device {d}"),
+                quota::MAX_INBOX_MESSAGES,
+                " until that device syncs",
+            )));
+        }
+        if held_bytes as usize + bytes > quota::MAX_INBOX_BYTES {
+            return Ok(Some(quota::store_full(
+                &format!("undelivered to-device bytes for {user}'s device {d}"),
+                quota::MAX_INBOX_BYTES,
+                " until that device syncs",
+            )));
+        }
+    }
+    Ok(None)
 }
