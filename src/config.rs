@@ -77,6 +77,7 @@ struct RawConfig {
     mdns: Option<bool>,
     mdns_name: Option<String>,
     mdns_listen: Option<String>,
+    max_devices_per_user: Option<u64>,
 }
 
 /// Values given on the command line; they win over the file.
@@ -139,6 +140,9 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Answer mDNS queries for a `.local` name (`net::mdns`); `None` → off.
     pub mdns: Option<MdnsConfig>,
+    /// Devices (sessions) one user may have; a new login past it deletes
+    /// the least recently seen device, one without keys first (`quota`).
+    pub max_devices_per_user: usize,
 }
 
 /// `mdns`, `mdns_name` and `mdns_listen`: the optional mDNS responder.
@@ -299,6 +303,8 @@ impl Config {
             Some(true) => Some(mdns_config(&server_name, raw.mdns_name, raw.mdns_listen)?),
             Some(false) | None => None,
         };
+        let max_devices_per_user =
+            bounded("max_devices_per_user", raw.max_devices_per_user, 100, 2, 100_000)?;
         Ok(Config {
             server_name,
             listen,
@@ -326,6 +332,7 @@ impl Config {
             min_free_disk_bytes: min_free_disk_mb << 20,
             tls,
             mdns,
+            max_devices_per_user: max_devices_per_user as usize,
         })
     }
 }
@@ -478,6 +485,7 @@ mod tests {
         assert_eq!(example.mdns, defaults.mdns);
         assert_eq!(example.presence, defaults.presence);
         assert_eq!(example.user_directory_search_all, defaults.user_directory_search_all);
+        assert_eq!(example.max_devices_per_user, defaults.max_devices_per_user);
     }
 
     #[test]
@@ -530,5 +538,13 @@ mod tests {
         let raw: RawConfig = toml::from_str("server_name = \"a.example\"").expect("toml");
         let ov = Overrides { server_name: Some("b.example".into()), ..Overrides::default() };
         assert_eq!(Config::from_raw(raw, &ov).expect("valid").server_name, "b.example");
+    }
+
+    #[test]
+    fn max_devices_per_user_defaults_to_100_and_is_bounded() {
+        assert_eq!(parse("").expect("defaults").max_devices_per_user, 100);
+        assert_eq!(parse("max_devices_per_user = 5").expect("valid").max_devices_per_user, 5);
+        let e = parse("max_devices_per_user = 1").expect_err("too few");
+        assert!(e.0.starts_with("max_devices_per_user:"), "{e}");
     }
 }

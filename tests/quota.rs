@@ -181,3 +181,33 @@ async fn one_time_keys_are_capped_per_device_and_each_key_in_size() {
         .await
         .expect_err(400, "M_LIMIT_EXCEEDED");
 }
+
+#[tokio::test]
+async fn a_login_past_the_device_cap_deletes_the_oldest_device_without_keys() {
+    let s = TestServer::start_with(|c| c.max_devices_per_user = 3);
+    let (first, reg) = alice(&s).await;
+    let first_dev = reg["device_id"].as_str().expect("device_id").to_owned();
+    // The first device has keys: it outlives the keyless ones.
+    let keys = json!({ "device_keys": {
+        "user_id": "@alice:localhost", "device_id": first_dev,
+        "algorithms": ["m.olm.v1.curve25519-aes-sha2"], "keys": { format!("ed25519:{first_dev}"): "k" },
+        "signatures": {} } });
+    first.post("/_matrix/client/v3/keys/upload", keys).await.ok();
+    let mut tokens = Vec::new();
+    for _ in 0..4 {
+        let r = s.client().login("alice", "pw-alice-1").await.ok();
+        tokens.push(r["access_token"].as_str().expect("token").to_owned());
+    }
+    let devices = first.get("/_matrix/client/v3/devices").await.ok();
+    assert_eq!(devices["devices"].as_array().map(Vec::len), Some(3), "{devices}");
+    first.get("/_matrix/client/v3/account/whoami").await.ok();
+    // The two oldest keyless sessions were pruned, the newest work.
+    for (i, t) in tokens.iter().enumerate() {
+        let r = s.client().with_token(t).get("/_matrix/client/v3/account/whoami").await;
+        if i < 2 {
+            r.expect_err(401, "M_UNKNOWN_TOKEN");
+        } else {
+            r.ok();
+        }
+    }
+}
