@@ -211,3 +211,66 @@ async fn a_login_past_the_device_cap_deletes_the_oldest_device_without_keys() {
         }
     }
 }
+
+#[tokio::test]
+async fn pushers_are_capped_per_user_and_a_replaced_pusher_is_not_growth() {
+    let s = TestServer::start();
+    let (alice, _) = alice(&s).await;
+    let pusher = |key: String| {
+        json!({ "kind": "http", "app_id": "org.example.app", "pushkey": key, "append": true,
+            "app_display_name": "App", "device_display_name": "Phone", "lang": "en",
+            "data": { "url": "https://push.example.org/_matrix/push/v1/notify" } })
+    };
+    let mut big = pusher("BIG".into());
+    big["data"]["pad"] = json!("x".repeat(quota::PUSHER_DATA_BYTES));
+    alice.post("/_matrix/client/v3/pushers/set", big).await.expect_err(413, "M_TOO_LARGE");
+    for i in 0..quota::MAX_PUSHERS {
+        alice.post("/_matrix/client/v3/pushers/set", pusher(format!("K{i}"))).await.ok();
+    }
+    alice
+        .post("/_matrix/client/v3/pushers/set", pusher("ONE_MORE".into()))
+        .await
+        .expect_err(400, "M_LIMIT_EXCEEDED");
+    alice.post("/_matrix/client/v3/pushers/set", pusher("K0".into())).await.ok();
+}
+
+#[tokio::test]
+async fn push_rules_avatar_urls_and_backed_up_sessions_are_capped_in_size() {
+    let s = TestServer::start();
+    let (alice, _) = alice(&s).await;
+    let half = quota::PUSH_RULES_BYTES / 2 + 1;
+    let rule = |pattern: String| json!({ "pattern": pattern, "actions": ["notify"] });
+    alice
+        .put("/_matrix/client/v3/pushrules/global/content/big1", rule("a".repeat(half)))
+        .await
+        .ok();
+    alice
+        .put("/_matrix/client/v3/pushrules/global/content/big2", rule("b".repeat(half)))
+        .await
+        .expect_err(413, "M_TOO_LARGE");
+    // Shrinking is always allowed.
+    alice.delete("/_matrix/client/v3/pushrules/global/content/big1", json!({})).await.ok();
+
+    alice
+        .put(
+            "/_matrix/client/v3/profile/@alice:localhost/avatar_url",
+            json!({ "avatar_url": format!("mxc://localhost/{}", "a".repeat(quota::AVATAR_URL_BYTES)) }),
+        )
+        .await
+        .expect_err(413, "M_TOO_LARGE");
+
+    let v = alice
+        .post(
+            "/_matrix/client/v3/room_keys/version",
+            json!({ "algorithm": "m.megolm_backup.v1.curve25519-aes-sha2", "auth_data": {} }),
+        )
+        .await
+        .ok();
+    let v = v["version"].as_str().expect("version").to_owned();
+    let session = json!({ "first_message_index": 0, "forwarded_count": 0, "is_verified": false,
+        "session_data": { "ciphertext": "c".repeat(quota::KEY_BYTES) } });
+    alice
+        .put(&format!("/_matrix/client/v3/room_keys/keys/!r:localhost/S?version={v}"), session)
+        .await
+        .expect_err(413, "M_TOO_LARGE");
+}
