@@ -25,7 +25,8 @@
 //! | key backup | [`KEY_BYTES`] per session and per `auth_data`; a deleted version keeps a stub record only | one version |
 //! | dehydrated device | one per user; [`DEHYDRATED_DEVICE_BYTES`] of `device_data` | a few KiB |
 //! | profile | displayname 256 bytes, `avatar_url` [`AVATAR_URL_BYTES`] | an `mxc://` URI |
-//! | media | `max_upload_bytes_per_user` (config, existing) | |
+//! | content reports | [`REPORT_REASON_BYTES`] of reason | a sentence |
+//! | media | `media_quota_mb` (config; 0, no quota, by default) | |
 
 use serde_json::Value;
 
@@ -73,6 +74,9 @@ pub const DEHYDRATED_DEVICE_BYTES: usize = 64 << 10;
 
 /// Longest `avatar_url` in a profile.
 pub const AVATAR_URL_BYTES: usize = 1 << 10;
+
+/// Longest reason of a content report (reports are kept for the admin).
+pub const REPORT_REASON_BYTES: usize = 4 << 10;
 
 /// `M_TOO_LARGE` (413): one item is over its size limit.
 pub fn too_large(what: &str, limit: usize) -> MatrixError {

@@ -274,3 +274,19 @@ async fn push_rules_avatar_urls_and_backed_up_sessions_are_capped_in_size() {
         .await
         .expect_err(413, "M_TOO_LARGE");
 }
+
+#[tokio::test]
+async fn a_report_reason_is_capped_in_size() {
+    let s = TestServer::start();
+    let (alice, _) = alice(&s).await;
+    let r = room(&alice, json!({})).await;
+    let long = json!({ "reason": "x".repeat(quota::REPORT_REASON_BYTES + 1) });
+    alice
+        .post(&format!("/_matrix/client/v3/rooms/{r}/report"), long)
+        .await
+        .expect_err(413, "M_TOO_LARGE");
+    alice
+        .post(&format!("/_matrix/client/v3/rooms/{r}/report"), json!({ "reason": "spam" }))
+        .await
+        .ok();
+}
