@@ -16,7 +16,7 @@
 //! |---|---|---|
 //! | filters | [`FILTER_BYTES`] each, [`MAX_FILTERS`] distinct (an identical re-upload gets the existing ID) | < 1 KiB, one or two |
 //! | account data (global, per room, room tags) | [`ACCOUNT_DATA_BYTES`] each; [`MAX_GLOBAL_ACCOUNT_DATA`] types, [`MAX_ROOM_ACCOUNT_DATA`] types per room | ~30 global types; `m.direct` of 1,000 DMs ≈ 60 KiB |
-//! | to-device inbox of a device | [`MAX_INBOX_MESSAGES`], [`MAX_INBOX_BYTES`]; [`TO_DEVICE_BYTES`] per message | drained by every sync; room keys are ~2 KiB |
+//! | to-device inbox of a device | [`MAX_INBOX_MESSAGES`], [`MAX_INBOX_BYTES`]; [`TO_DEVICE_BYTES`] per message. A send whose every recipient is full is refused; one to several devices skips the full ones (see `send_to_device`) | drained by every sync; room keys are ~2 KiB |
 //! | one-time keys of a device | [`MAX_ONE_TIME_KEYS`]; [`KEY_BYTES`] per key, device keys [`DEVICE_KEYS_BYTES`] | vodozemac keeps ≤ 50 on the server |
 //! | fallback keys of a device | [`MAX_FALLBACK_ALGORITHMS`] algorithms | one (`signed_curve25519`) |
 //! | devices | `max_devices_per_user` (config): a new login prunes the least recently seen device, keyless ones first | a handful |

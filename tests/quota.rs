@@ -133,19 +133,39 @@ async fn a_to_device_inbox_is_capped_until_its_device_syncs() {
         refused.body
     );
     assert!(sent > 0);
+    // A send to the full device (a message it has no room for) and another
+    // one still reaches the other.
+    let (carol, carol_reg) = s.client().register("carol", "pw-carol-1").await;
+    let carol_dev = carol_reg["device_id"].as_str().expect("device_id").to_owned();
+    alice
+        .put(
+            "/_matrix/client/v3/sendToDevice/m.test/both",
+            json!({ "messages": {
+                "@bob:localhost": {
+                    bob_dev.clone(): { "to": "bob", "x": "y".repeat(quota::TO_DEVICE_BYTES - 1100) } },
+                "@carol:localhost": { carol_dev: { "to": "carol" } } } }),
+        )
+        .await
+        .ok();
+    let got = carol.get("/_matrix/client/v3/sync?timeout=0").await.ok();
+    assert_eq!(got["to_device"]["events"][0]["content"]["to"], "carol", "{got}");
     // Syncing drains the inbox; then sends are accepted again.
     let first = bob.get("/_matrix/client/v3/sync?timeout=0").await.ok();
-    let got = first["to_device"]["events"].as_array().map_or(0, Vec::len);
-    assert!(got > 0, "the accepted messages are delivered");
+    let events = first["to_device"]["events"].as_array().cloned().unwrap_or_default();
+    assert!(!events.is_empty(), "the accepted messages are delivered");
+    let mut delivered: Vec<Value> = events;
     let since = first["next_batch"].as_str().expect("next_batch").to_owned();
     let mut since = since;
     loop {
         let next = bob.get(&format!("/_matrix/client/v3/sync?timeout=0&since={since}")).await.ok();
         since = next["next_batch"].as_str().expect("next_batch").to_owned();
-        if next["to_device"]["events"].as_array().is_none_or(Vec::is_empty) {
-            break;
+        match next["to_device"]["events"].as_array() {
+            Some(more) if !more.is_empty() => delivered.extend(more.iter().cloned()),
+            _ => break,
         }
     }
+    assert_eq!(delivered.len(), sent, "exactly the accepted messages arrive");
+    assert!(delivered.iter().all(|e| e["content"]["to"] != "bob"), "skipped while full");
     send("after".into(), json!({ "ok": true })).await.ok();
 }
 

@@ -541,11 +541,31 @@ pub async fn send_to_device(
                     }
                 }
             }
-            if let Some(refused) = inbox_quota(ctx, &deliveries)? {
-                return Ok(Err(refused));
+            let full = full_inboxes(ctx, &deliveries)?;
+            if let Some((user, d, why)) = full.first()
+                && full.len() == count_inboxes(&deliveries)
+            {
+                return Ok(Err(quota::store_full(
+                    &format!("undelivered to-device {why} for {user}'s device {d}"),
+                    if *why == "messages" {
+                        quota::MAX_INBOX_MESSAGES
+                    } else {
+                        quota::MAX_INBOX_BYTES
+                    },
+                    " until that device syncs",
+                )));
             }
             for (user, d, bytes) in &deliveries {
+                if full.iter().any(|(u, fd, _)| u == user && fd == d) {
+                    continue;
+                }
                 ctx.put_to_device(user, d, bytes)?;
+            }
+            for (user, d, _) in &full {
+                tracing::warn!(
+                    "to-device message from {sender} not queued for {user}'s device {d}: its \
+                     inbox is full (the device has not synced for a long time)"
+                );
             }
             ctx.put_txn(&sender, &device, &scope, &txn, (RoomShort(0), StreamPos(0)))?;
             Ok(Ok::<_, MatrixError>(()))
@@ -554,35 +574,41 @@ pub async fn send_to_device(
     Ok(json(&json!({})))
 }
 
-/// Refuses the whole send when it would take a recipient device's inbox
-/// past its caps (`quota`): nothing is queued for anyone, so the sender
-/// knows that nothing was delivered rather than losing part silently.
-fn inbox_quota(
+/// The recipient devices whose inbox this send would take past its caps
+/// (`quota`), with which cap: `(user, device, "messages" or "bytes")`.
+///
+/// A send whose every recipient is full is refused, so a sender aiming at
+/// one device (or flooding it) is told. A send to many devices (a room key
+/// for everyone in a room) still reaches the others, and the full ones are
+/// skipped with a log line: refusing it would let one lost phone's inbox
+/// keep a whole room from decrypting, while that phone, not having synced
+/// for thousands of messages, would re-request keys anyway.
+fn full_inboxes<'a>(
     ctx: &WriteCtx<'_>,
-    deliveries: &[(&str, String, &[u8])],
-) -> Result<Option<MatrixError>, StoreError> {
+    deliveries: &[(&'a str, String, &[u8])],
+) -> Result<Vec<(&'a str, String, &'static str)>, StoreError> {
     let mut adding: BTreeMap<(&str, &str), (usize, usize)> = BTreeMap::new();
     for (user, d, bytes) in deliveries {
-        let e = adding.entry((user, d.as_str())).or_default();
+        let e = adding.entry((*user, d.as_str())).or_default();
         e.0 += 1;
         e.1 += bytes.len();
     }
+    let mut full = Vec::new();
     for ((user, d), (count, bytes)) in adding {
         let (held, held_bytes) = ctx.to_device_usage(user, d)?;
         if held as usize + count > quota::MAX_INBOX_MESSAGES {
-            return Ok(Some(quota::store_full(
-                &format!("undelivered to-device messages for {user}'s device {d}"),
-                quota::MAX_INBOX_MESSAGES,
-                " until that device syncs",
-            )));
-        }
-        if held_bytes as usize + bytes > quota::MAX_INBOX_BYTES {
-            return Ok(Some(quota::store_full(
-                &format!("undelivered to-device bytes for {user}'s device {d}"),
-                quota::MAX_INBOX_BYTES,
-                " until that device syncs",
-            )));
+            full.push((user, d.to_owned(), "messages"));
+        } else if held_bytes as usize + bytes > quota::MAX_INBOX_BYTES {
+            full.push((user, d.to_owned(), "bytes"));
         }
     }
-    Ok(None)
+    Ok(full)
+}
+
+/// How many distinct recipient devices a send has.
+fn count_inboxes(deliveries: &[(&str, String, &[u8])]) -> usize {
+    let mut set: Vec<(&str, &str)> = deliveries.iter().map(|(u, d, _)| (*u, d.as_str())).collect();
+    set.sort_unstable();
+    set.dedup();
+    set.len()
 }
