@@ -427,16 +427,15 @@ fn user_add(config: &Config, name: &str, opts: &Options) -> Result<(), String> {
     let admin = opts.admin;
     let lp = localpart.clone();
     let r = store.write_blocking(move |ctx| {
-        if ctx.user(&lp)?.is_some() {
-            return Ok(Err(StoreError::Corrupt("exists".into())));
-        }
         let rec = UserRecord {
             password_hash: Some(hash),
             admin,
             created_ms: now_ms(),
             ..UserRecord::default()
         };
-        ctx.put_user(&lp, &rec)?;
+        if !ctx.create_user(&lp, rec)? {
+            return Ok(Err(StoreError::Corrupt("exists".into())));
+        }
         Ok(Ok(()))
     });
     store.shutdown();

@@ -78,6 +78,7 @@ struct RawConfig {
     mdns: Option<bool>,
     mdns_name: Option<String>,
     mdns_listen: Option<String>,
+    max_devices_per_user: Option<u64>,
     login_attempts_per_user_per_minute: Option<u64>,
     registrations_per_minute: Option<u64>,
     registrations_per_minute_loopback: Option<u64>,
@@ -162,6 +163,9 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Answer mDNS queries for a `.local` name (`net::mdns`); `None` → off.
     pub mdns: Option<MdnsConfig>,
+    /// Devices (sessions) one user may have; a new login past it deletes
+    /// the least recently seen device, one without keys first (`quota`).
+    pub max_devices_per_user: usize,
     /// Failed logins per minute against one account from all addresses
     /// together: a ceiling for distributed guessing, far above what one
     /// address may try (`login_attempts_per_minute`).
@@ -458,6 +462,8 @@ impl Config {
             crate::media::preview::AllowEntry::parse(entry)
                 .map_err(|why| ConfigError(format!("url_preview_allow: {entry:?} {why}")))?;
         }
+        let max_devices_per_user =
+            bounded("max_devices_per_user", raw.max_devices_per_user, 100, 2, 100_000)?;
         Ok(Config {
             server_name,
             listen,
@@ -491,6 +497,7 @@ impl Config {
             registrations_per_minute: registrations_per_minute as u32,
             registrations_per_minute_loopback: registrations_per_minute_loopback as u32,
             timeouts,
+            max_devices_per_user: max_devices_per_user as usize,
         })
     }
 }
@@ -775,6 +782,7 @@ mod tests {
             defaults.registrations_per_minute_loopback
         );
         assert_eq!(example.timeouts, defaults.timeouts);
+        assert_eq!(example.max_devices_per_user, defaults.max_devices_per_user);
     }
 
     #[test]
@@ -954,5 +962,13 @@ mod tests {
             let e = parse(&format!("url_preview_allow = [{bad:?}]")).expect_err(bad);
             assert!(e.0.starts_with("url_preview_allow:"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn max_devices_per_user_defaults_to_100_and_is_bounded() {
+        assert_eq!(parse("").expect("defaults").max_devices_per_user, 100);
+        assert_eq!(parse("max_devices_per_user = 5").expect("valid").max_devices_per_user, 5);
+        let e = parse("max_devices_per_user = 1").expect_err("too few");
+        assert!(e.0.starts_with("max_devices_per_user:"), "{e}");
     }
 }

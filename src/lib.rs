@@ -20,6 +20,7 @@
 //! - [`room`]: Matrix room rules (versions, canonical JSON, hashing and
 //!   signing, redaction, power levels, authorization rules).
 //! - [`push`]: push rules (defaults, the /pushrules operations, evaluation).
+//! - [`quota`]: per-user storage caps (sizes and counts) and their errors.
 //! - [`sync`]: sync assembly, typing, device-list tracking.
 //! - [`media`]: content-addressed media files, thumbnails.
 //! - [`e2ee`]: what the server checks of published end-to-end encryption
@@ -52,6 +53,7 @@ pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod push;
+pub mod quota;
 pub mod room;
 pub mod search;
 pub mod server;

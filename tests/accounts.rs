@@ -466,3 +466,18 @@ async fn a_registration_flood_from_one_address_is_rate_limited() {
     // Another address still registers.
     s.client_from("127.0.0.3").register("human", "pw-human-1").await;
 }
+
+#[tokio::test]
+async fn a_registered_account_gets_its_localpart_as_display_name() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let got = alice.get("/_matrix/client/v3/profile/@alice:localhost/displayname").await.ok();
+    assert_eq!(got["displayname"], "alice");
+    // The member event of a room she creates carries it too.
+    let r = crate::support::room(&alice, json!({})).await;
+    let member = alice
+        .get(&format!("/_matrix/client/v3/rooms/{r}/state/m.room.member/@alice:localhost"))
+        .await
+        .ok();
+    assert_eq!(member["displayname"], "alice", "{member}");
+}

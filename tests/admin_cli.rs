@@ -228,3 +228,11 @@ async fn admins_lock_and_suspend_accounts_and_the_server_enforces_it() {
     let s = TestServer::start_in(&data, |_| {});
     s.client().login("kid", "pw-kid-1").await.ok();
 }
+
+#[tokio::test]
+async fn user_add_gives_the_account_its_localpart_as_display_name() {
+    let (_temp, data, _pw, _out) = with_root();
+    let s = TestServer::start_in(&data, |_| {});
+    let got = s.client().get("/_matrix/client/v3/profile/@root:localhost/displayname").await.ok();
+    assert_eq!(got["displayname"], "root");
+}

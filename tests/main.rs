@@ -22,6 +22,7 @@ mod misc;
 mod ops;
 mod preview;
 mod push;
+mod quota;
 mod relations;
 mod rooms;
 mod sdk;

@@ -79,7 +79,11 @@ async fn a_directory_searching_all_users_finds_strangers_but_not_the_deactivated
         .post("/_matrix/client/v3/user_directory/search", json!({ "search_term": "hermit" }))
         .await
         .ok();
-    assert_eq!(found["results"], json!([{ "user_id": "@hermit:localhost" }]), "{found}");
+    assert_eq!(
+        found["results"],
+        json!([{ "user_id": "@hermit:localhost", "display_name": "hermit" }]),
+        "{found}"
+    );
 }
 
 #[tokio::test]

@@ -278,3 +278,23 @@ async fn a_receipt_for_an_older_event_does_not_move_the_read_position_back() {
         .ok();
     assert_eq!(marker["event_id"], newer.as_str());
 }
+
+#[tokio::test]
+async fn server_managed_account_data_types_are_refused_with_405() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("alice", "pw-alice-1").await;
+    let r = room(&alice, json!({})).await;
+    for ty in ["m.fully_read", "m.push_rules"] {
+        alice
+            .put(&format!("/_matrix/client/v3/user/@alice:localhost/account_data/{ty}"), json!({}))
+            .await
+            .expect_err(405, "M_BAD_JSON");
+        alice
+            .put(
+                &format!("/_matrix/client/v3/user/@alice:localhost/rooms/{r}/account_data/{ty}"),
+                json!({ "event_id": "$x" }),
+            )
+            .await
+            .expect_err(405, "M_BAD_JSON");
+    }
+}

@@ -48,6 +48,8 @@ pub struct SessionPlan {
     access: String,
     refresh: Option<String>,
     lifetime_ms: u64,
+    server_name: String,
+    max_devices: usize,
 }
 
 impl SessionPlan {
@@ -71,6 +73,8 @@ impl SessionPlan {
             access: generate_token()?,
             refresh: if want_refresh { Some(generate_token()?) } else { None },
             lifetime_ms: app.config.access_token_lifetime_ms,
+            server_name: app.config.server_name.clone(),
+            max_devices: app.config.max_devices_per_user,
         })
     }
 }
@@ -87,6 +91,7 @@ pub fn issue_session(
     if plan.device_given && ctx.device(localpart, &plan.device_id)?.is_some() {
         ctx.delete_device_tokens(localpart, &plan.device_id)?;
     } else {
+        prune_devices(ctx, localpart, &plan.server_name, plan.max_devices.saturating_sub(1))?;
         let record = DeviceRecord {
             display_name: plan.display_name.clone(),
             created_ms: now,
@@ -111,6 +116,44 @@ pub fn issue_session(
         access_token: plan.access,
         refresh_token: plan.refresh,
     })
+}
+
+/// Deletes a user's least recently seen devices until at most `keep`
+/// remain, so that a new login never fails for having too many (a bot that
+/// logs in without logging out, a lock-out otherwise) while the device
+/// table stays bounded. Devices without keys go first: deleting one cannot
+/// cost anyone encrypted messages; the dehydrated device is kept.
+fn prune_devices(
+    ctx: &mut WriteCtx<'_>,
+    localpart: &str,
+    server_name: &str,
+    keep: usize,
+) -> Result<(), StoreError> {
+    let ids = ctx.device_ids(localpart)?;
+    if ids.len() <= keep {
+        return Ok(());
+    }
+    let user_id = UserId::new_local(localpart, server_name)
+        .or_else(|_| UserId::parse(&format!("@{localpart}:{server_name}")))
+        .map_err(|e| StoreError::Corrupt(format!("stored localpart {localpart:?}: {}", e.0)))?;
+    let dehydrated = ctx.dehydrated_device(user_id.as_str())?.map(|d| d.device_id);
+    let mut ranked = Vec::with_capacity(ids.len());
+    for id in ids {
+        if dehydrated.as_deref() == Some(id.as_str()) {
+            continue;
+        }
+        let seen =
+            ctx.device(localpart, &id)?.map_or(0, |d| d.last_seen_ms.unwrap_or(d.created_ms));
+        let has_keys = ctx.device_keys(user_id.as_str(), &id)?.is_some();
+        ranked.push((has_keys, seen, id));
+    }
+    ranked.sort();
+    let excess = (ranked.len() + usize::from(dehydrated.is_some())).saturating_sub(keep);
+    for (_, _, id) in ranked.into_iter().take(excess) {
+        tracing::info!("{user_id} has too many devices: deleting the least recently seen, {id}");
+        revoke_device(ctx, &user_id, &id)?;
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -176,6 +176,24 @@ impl WriteCtx<'_> {
         Ok(())
     }
 
+    /// Creates an account; false (and nothing written) if the localpart is
+    /// taken. Every path that creates accounts comes here, so each new
+    /// account gets its localpart as display name when none is given, as
+    /// other servers do: member lists and clients' shared-history logic
+    /// expect `GET /profile/{userId}/displayname` to answer.
+    pub fn create_user(
+        &mut self,
+        localpart: &str,
+        mut record: UserRecord,
+    ) -> Result<bool, StoreError> {
+        if self.user(localpart)?.is_some() {
+            return Ok(false);
+        }
+        record.displayname.get_or_insert_with(|| localpart.to_owned());
+        self.put_user(localpart, &record)?;
+        Ok(true)
+    }
+
     pub fn device(
         &self,
         localpart: &str,

@@ -8,6 +8,7 @@ use redb::ReadableTable;
 use super::tables::{
     BACKUP_KEY_TO_JSON, BACKUP_VERSION_TO_JSON, CROSS_SIGNING_TO_JSON, DEVICE_KEYS_TO_JSON,
     FALLBACK_KEY_TO_JSON, ONE_TIME_KEY_TO_JSON, STREAM_TO_KEY_CHANGE, TO_DEVICE_TO_JSON,
+    USER_DEVICE_TO_INBOX_USAGE,
 };
 use super::{ReadTxn, StoreError, StreamPos, WriteCtx};
 
@@ -296,6 +297,21 @@ impl WriteCtx<'_> {
         Ok(v.map(|v| v.value().to_vec()))
     }
 
+    /// The algorithms a device has a fallback key for, used or not.
+    pub fn fallback_algorithms(&self, user: &str, device: &str) -> Result<Vec<String>, StoreError> {
+        let t = self.txn.open_table(FALLBACK_KEY_TO_JSON)?;
+        let mut out = Vec::new();
+        for row in t.range((user, device, "")..)? {
+            let (k, _) = row?;
+            let (u, d, a) = k.value();
+            if u != user || d != device {
+                break;
+            }
+            out.push(a.to_owned());
+        }
+        Ok(out)
+    }
+
     /// Stores `{key_id, key, used}` for an algorithm.
     pub fn put_fallback_key(
         &mut self,
@@ -330,19 +346,8 @@ impl WriteCtx<'_> {
             }
         }
         {
+            let algs = self.fallback_algorithms(user, device)?;
             let mut t = self.txn.open_table(FALLBACK_KEY_TO_JSON)?;
-            let algs: Vec<String> = {
-                let mut v = Vec::new();
-                for row in t.range((user, device, "")..)? {
-                    let (k, _) = row?;
-                    let (u, d, a) = k.value();
-                    if u != user || d != device {
-                        break;
-                    }
-                    v.push(a.to_owned());
-                }
-                v
-            };
             for a in algs {
                 t.remove((user, device, a.as_str()))?;
             }
@@ -357,10 +362,44 @@ impl WriteCtx<'_> {
         device: &str,
         json: &[u8],
     ) -> Result<StreamPos, StoreError> {
+        let (count, bytes) = self.to_device_usage(user, device)?;
         let pos = self.next_position();
         self.txn.open_table(TO_DEVICE_TO_JSON)?.insert((user, device, pos.0), json)?;
+        self.set_to_device_usage(user, device, (count + 1, bytes + json.len() as u64))?;
         self.wake_user(user);
         Ok(pos)
+    }
+
+    /// How many messages a device's to-device inbox holds and their bytes
+    /// (for the caps in `quota`): one lookup, or a count of the inbox when
+    /// it predates the usage table.
+    pub fn to_device_usage(&self, user: &str, device: &str) -> Result<(u64, u64), StoreError> {
+        if let Some(v) = self.txn.open_table(USER_DEVICE_TO_INBOX_USAGE)?.get((user, device))? {
+            return Ok(v.value());
+        }
+        let t = self.txn.open_table(TO_DEVICE_TO_JSON)?;
+        let (mut count, mut bytes) = (0, 0);
+        for row in t.range((user, device, 0)..=(user, device, u64::MAX))? {
+            let (_, v) = row?;
+            count += 1;
+            bytes += v.value().len() as u64;
+        }
+        Ok((count, bytes))
+    }
+
+    fn set_to_device_usage(
+        &mut self,
+        user: &str,
+        device: &str,
+        usage: (u64, u64),
+    ) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(USER_DEVICE_TO_INBOX_USAGE)?;
+        if usage.0 == 0 {
+            t.remove((user, device))?;
+        } else {
+            t.insert((user, device), usage)?;
+        }
+        Ok(())
     }
 
     /// Deletes a device's to-device messages with `stream <= upto` (the
@@ -371,17 +410,35 @@ impl WriteCtx<'_> {
         device: &str,
         upto: StreamPos,
     ) -> Result<usize, StoreError> {
-        let mut t = self.txn.open_table(TO_DEVICE_TO_JSON)?;
-        let keys: Vec<u64> = {
-            let mut v = Vec::new();
+        let (keys, freed) = {
+            let t = self.txn.open_table(TO_DEVICE_TO_JSON)?;
+            let (mut keys, mut freed) = (Vec::new(), 0);
             for row in t.range((user, device, 0)..=(user, device, upto.0))? {
-                let (k, _) = row?;
-                v.push(k.value().2);
+                let (k, v) = row?;
+                keys.push(k.value().2);
+                freed += v.value().len() as u64;
             }
-            v
+            (keys, freed)
         };
-        for k in &keys {
-            t.remove((user, device, *k))?;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let usage = self
+            .txn
+            .open_table(USER_DEVICE_TO_INBOX_USAGE)?
+            .get((user, device))?
+            .map(|v| v.value());
+        {
+            let mut t = self.txn.open_table(TO_DEVICE_TO_JSON)?;
+            for k in &keys {
+                t.remove((user, device, *k))?;
+            }
+        }
+        // Without a usage row the inbox predates the table: it is counted
+        // afresh when the next message comes.
+        if let Some((count, bytes)) = usage {
+            let left = (count.saturating_sub(keys.len() as u64), bytes.saturating_sub(freed));
+            self.set_to_device_usage(user, device, left)?;
         }
         Ok(keys.len())
     }

@@ -635,18 +635,33 @@ impl WriteCtx<'_> {
         Ok(())
     }
 
-    /// Stores a filter and returns its id (per user, counting up).
-    pub fn put_filter(&mut self, user_id: &str, json: &[u8]) -> Result<u64, StoreError> {
+    /// Stores a filter and returns its id (per user, counting up); a
+    /// filter identical to a stored one gets that one's id instead, since
+    /// clients upload the same filter at every start. `None` (nothing
+    /// written) when the user already has `max` other filters.
+    pub fn put_filter(
+        &mut self,
+        user_id: &str,
+        json: &[u8],
+        max: usize,
+    ) -> Result<Option<u64>, StoreError> {
         let mut t = self.txn.open_table(USER_FILTER_TO_JSON)?;
-        let next = {
-            let mut range = t.range((user_id, 0)..=(user_id, u64::MAX))?;
-            match range.next_back() {
-                Some(row) => row?.0.value().1 + 1,
-                None => 0,
+        let mut count = 0;
+        let mut last = None;
+        for row in t.range((user_id, 0)..=(user_id, u64::MAX))? {
+            let (k, v) = row?;
+            if v.value() == json {
+                return Ok(Some(k.value().1));
             }
-        };
+            count += 1;
+            last = Some(k.value().1);
+        }
+        if count >= max {
+            return Ok(None);
+        }
+        let next = last.map_or(0, |l| l + 1);
         t.insert((user_id, next), json)?;
-        Ok(next)
+        Ok(Some(next))
     }
 }
 

@@ -55,6 +55,7 @@
 //! | `user_to_dehydrated_device` | user_id | JSON [`DehydratedDevice`](super::DehydratedDevice): the MSC3814 device's ID and its opaque `device_data` | dehydrated |
 //! | `room_stream_to_receipt` | (room short, stream) | (receipt type, user_id, thread_id): changes, for sync | userdata |
 //! | `user_room_to_forgotten` | (user_id, room short) | stream of the member event the user forgot the room at: forgotten while that is still their membership | rooms |
+//! | `user_device_to_inbox_usage` | (user_id, device_id) | (messages, bytes) in the device's rows of `to_device_to_json`, for the inbox caps (`quota`); kept in the same transactions as those rows; absent for an empty inbox or one stored before the table existed (then counted once) | e2ee |
 
 use redb::{Key, ReadTransaction, TableDefinition, TableHandle, TypeName, Value, WriteTransaction};
 
@@ -207,6 +208,8 @@ pub(super) const STREAM_TO_KEY_CHANGE: TableDefinition<u64, &str> =
     TableDefinition::new("stream_to_key_change");
 pub(super) const TO_DEVICE_TO_JSON: TableDefinition<(&str, &str, u64), &[u8]> =
     TableDefinition::new("to_device_to_json");
+pub(super) const USER_DEVICE_TO_INBOX_USAGE: TableDefinition<(&str, &str), (u64, u64)> =
+    TableDefinition::new("user_device_to_inbox_usage");
 pub(super) const BACKUP_VERSION_TO_JSON: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("backup_version_to_json");
 pub(super) const BACKUP_KEY_TO_JSON: TableDefinition<(&str, u64, &str, &str), &[u8]> =
@@ -306,7 +309,8 @@ macro_rules! all_tables {
             49 => V2_EVENT_HASH_TO_POSITION,
             50 => TXN_TO_POSITION,
             51 => EVENT_EPOCH_HASH_TO_POSITION,
-            52 => USER_ROOM_TO_FORGOTTEN
+            52 => USER_ROOM_TO_FORGOTTEN,
+            53 => USER_DEVICE_TO_INBOX_USAGE
         }
     };
 }

@@ -645,3 +645,37 @@ fn an_operation_refused_midway_answers_with_its_own_error_and_writes_nothing() {
     }
     assert!(store.read().expect("read").user("carol").expect("get").is_none());
 }
+
+#[test]
+fn a_to_device_inbox_usage_follows_its_messages_and_an_untracked_inbox_is_counted() {
+    use redb::ReadableTable;
+
+    let (_dir, store) = temp_store();
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    rt.block_on(async {
+        let usage = store
+            .write(|ctx| {
+                let before = ctx.to_device_usage("@a:x", "D")?;
+                let p1 = ctx.put_to_device("@a:x", "D", b"12345")?;
+                ctx.put_to_device("@a:x", "D", b"123")?;
+                ctx.put_to_device("@a:x", "E", b"1")?;
+                let two = ctx.to_device_usage("@a:x", "D")?;
+                ctx.delete_to_device_upto("@a:x", "D", p1)?;
+                let one = ctx.to_device_usage("@a:x", "D")?;
+                // An inbox stored before usage was tracked has no row.
+                ctx.txn.open_table(tables::USER_DEVICE_TO_INBOX_USAGE)?.remove(("@a:x", "E"))?;
+                let untracked = ctx.to_device_usage("@a:x", "E")?;
+                ctx.delete_to_device_upto("@a:x", "D", StreamPos(u64::MAX))?;
+                let none = ctx.to_device_usage("@a:x", "D")?;
+                let row = ctx
+                    .txn
+                    .open_table(tables::USER_DEVICE_TO_INBOX_USAGE)?
+                    .get(("@a:x", "D"))?
+                    .is_some();
+                Ok(Ok::<_, StoreError>((before, two, one, untracked, none, row)))
+            })
+            .await
+            .expect("write");
+        assert_eq!(usage, ((0, 0), (2, 8), (1, 3), (1, 1), (0, 0), false));
+    });
+}

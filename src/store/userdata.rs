@@ -192,6 +192,22 @@ impl WriteCtx<'_> {
         Ok(v.map(|v| v.value().to_vec()))
     }
 
+    /// How many types of account data `user_id` has in one scope
+    /// (`room_id` "" for global data), for the caps in `quota`.
+    pub fn account_data_count(&self, user_id: &str, room_id: &str) -> Result<usize, StoreError> {
+        let t = self.txn.open_table(USER_ACCOUNT_DATA_TO_JSON)?;
+        let mut n = 0;
+        for row in t.range((user_id, room_id, "")..)? {
+            let (k, _) = row?;
+            let (u, r, _) = k.value();
+            if u != user_id || r != room_id {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Stores (replaces) a user's receipt of one type and thread in a room,
     /// unless it points at an event no later in the room's stream than the
     /// one their current receipt points at: a receipt never moves back (a

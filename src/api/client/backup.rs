@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
+use crate::quota;
 use crate::server::App;
 use crate::store::{StoreError, WriteCtx};
 
@@ -64,6 +65,7 @@ pub async fn create_version(app: &App, req: &Request) -> Result<Reply, MatrixErr
         .filter(|a| a.is_object())
         .cloned()
         .ok_or_else(|| MatrixError::bad_json("auth_data must be an object"))?;
+    quota::check_size("auth_data", quota::json_len(&auth_data), quota::KEY_BYTES)?;
     let v = app
         .store
         .write(move |ctx| {
@@ -114,6 +116,7 @@ pub async fn update_version(app: &App, req: &Request, version: &str) -> Result<R
         .filter(|a| a.is_object())
         .cloned()
         .ok_or_else(|| MatrixError::bad_json("auth_data must be an object"))?;
+    quota::check_size("auth_data", quota::json_len(&auth_data), quota::KEY_BYTES)?;
     app.store
         .write(move |ctx| {
             let Some(b) = ctx.backup_version(&user, v)? else {
@@ -150,6 +153,9 @@ pub async fn delete_version(app: &App, req: &Request, version: &str) -> Result<R
                 return Ok(Err(MatrixError::not_found("Unknown backup version")));
             }
             rec["deleted"] = json!(true);
+            // The record stays (version numbers are never reused), its
+            // auth data need not: a create/delete loop leaves only bytes.
+            rec["auth_data"] = json!({});
             ctx.put_backup_version(&user, v, &to_vec(&rec)?)?;
             ctx.delete_backup_keys(&user, v, None, None)?;
             Ok(Ok(()))
@@ -215,12 +221,17 @@ pub async fn put_keys(app: &App, req: &Request, scope: Scope) -> Result<Reply, M
             if !data.is_object() {
                 return Err(MatrixError::bad_json("session data must be an object"));
             }
+            quota::check_size(&format!("Session {sid}"), quota::json_len(data), quota::KEY_BYTES)?;
             out.push((room.to_owned(), sid.clone(), data.clone()));
         }
         Ok(())
     };
     match (&scope.room, &scope.session) {
-        (Some(r), Some(s)) => entries.push((r.clone(), s.clone(), Value::Object(body))),
+        (Some(r), Some(s)) => {
+            let data = Value::Object(body);
+            quota::check_size(&format!("Session {s}"), quota::json_len(&data), quota::KEY_BYTES)?;
+            entries.push((r.clone(), s.clone(), data));
+        }
         (Some(r), None) => sessions_of(r, &body, &mut entries)?,
         _ => {
             let rooms = body

@@ -12,12 +12,13 @@
 
 use serde_json::{Map, Value, json};
 
-use super::keys::{check_device_keys, key_list};
+use super::keys::{check_device_keys, check_key_sizes, key_list};
 use super::sync::acknowledge_to_device;
 use crate::account::{self, now_ms, wake_room_mates};
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::ids::DeviceId;
+use crate::quota;
 use crate::server::App;
 use crate::store::{DehydratedDevice, DeviceRecord, ReadTxn, StoreError, StreamPos};
 
@@ -86,14 +87,17 @@ fn parse_upload(body: &Map<String, Value>, user: &str) -> Result<Upload, MatrixE
             return Err(MatrixError::bad_json("initial_device_display_name must be a string"));
         }
     };
-    Ok(Upload {
-        device_id,
-        display_name,
-        device_data,
-        device_keys,
-        one_time_keys: key_list(body, "one_time_keys")?,
-        fallback_keys: key_list(body, "fallback_keys")?,
-    })
+    quota::check_size(
+        "device_data",
+        quota::json_len(&device_data),
+        quota::DEHYDRATED_DEVICE_BYTES,
+    )?;
+    let one_time_keys = key_list(body, "one_time_keys")?;
+    let fallback_keys = key_list(body, "fallback_keys")?;
+    // A new device each time (any earlier one is revoked), so the upload's
+    // own counts are the device's.
+    check_key_sizes(Some(&device_keys), &one_time_keys, &fallback_keys)?;
+    Ok(Upload { device_id, display_name, device_data, device_keys, one_time_keys, fallback_keys })
 }
 
 /// `PUT /_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device`:

@@ -14,6 +14,7 @@ use crate::e2ee::{self, Signer, Target};
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
 use crate::ids::UserId;
+use crate::quota;
 use crate::server::App;
 use crate::store::{ReadTxn, RoomShort, StoreError, StreamPos, WriteCtx};
 use crate::sync;
@@ -42,20 +43,46 @@ pub async fn upload_keys(app: &App, req: &Request) -> Result<Reply, MatrixError>
     };
     let otks = key_list(&body, "one_time_keys")?;
     let fallbacks = key_list(&body, "fallback_keys")?;
+    check_key_sizes(device_keys.as_ref(), &otks, &fallbacks)?;
     let (u, d) = (user.clone(), device.clone());
     let counts = app
         .store
         .write(move |ctx| {
             // Check first: a reused one-time key ID with other content is
             // refused before anything is written.
+            let mut new_otks = 0;
             for (alg, id, key) in &otks {
-                if let Some(old) = ctx.one_time_key(&u, &d, alg, id)?
-                    && old != to_vec(key)?
-                {
-                    return Ok(Err(MatrixError::bad_json(format!(
-                        "one-time key {id} already exists with different content"
-                    ))));
+                match ctx.one_time_key(&u, &d, alg, id)? {
+                    Some(old) if old != to_vec(key)? => {
+                        return Ok(Err(MatrixError::bad_json(format!(
+                            "one-time key {id} already exists with different content"
+                        ))));
+                    }
+                    Some(_) => {}
+                    None => new_otks += 1,
                 }
+            }
+            if new_otks > 0 {
+                let held: u64 = ctx.one_time_key_counts(&u, &d)?.iter().map(|(_, n)| n).sum();
+                if held as usize + new_otks > quota::MAX_ONE_TIME_KEYS {
+                    return Ok(Err(quota::store_full(
+                        "unclaimed one-time keys",
+                        quota::MAX_ONE_TIME_KEYS,
+                        " per device",
+                    )));
+                }
+            }
+            let mut algorithms = ctx.fallback_algorithms(&u, &d)?;
+            let before = algorithms.len();
+            algorithms.extend(fallbacks.iter().map(|(alg, _, _)| alg.clone()));
+            algorithms.sort();
+            algorithms.dedup();
+            if algorithms.len() > before && algorithms.len() > quota::MAX_FALLBACK_ALGORITHMS {
+                return Ok(Err(quota::store_full(
+                    "fallback key algorithms",
+                    quota::MAX_FALLBACK_ALGORITHMS,
+                    " per device",
+                )));
             }
             if let Some(k) = &device_keys {
                 let old = ctx.device_keys(&u, &d)?;
@@ -78,6 +105,32 @@ pub async fn upload_keys(app: &App, req: &Request) -> Result<Reply, MatrixError>
         .await?;
     let counts: Map<String, Value> = counts.into_iter().map(|(a, n)| (a, json!(n))).collect();
     Ok(json(&json!({ "one_time_key_counts": counts })))
+}
+
+/// Refuses keys over their size limits (`quota`), and more one-time keys
+/// or fallback algorithms in one upload than a device may hold.
+pub(crate) fn check_key_sizes(
+    device_keys: Option<&Value>,
+    one_time_keys: &[(String, String, Value)],
+    fallback_keys: &[(String, String, Value)],
+) -> Result<(), MatrixError> {
+    if let Some(k) = device_keys {
+        quota::check_size("device_keys", quota::json_len(k), quota::DEVICE_KEYS_BYTES)?;
+    }
+    for (_, id, key) in one_time_keys.iter().chain(fallback_keys) {
+        quota::check_size(&format!("Key {id}"), quota::json_len(key), quota::KEY_BYTES)?;
+    }
+    if one_time_keys.len() > quota::MAX_ONE_TIME_KEYS {
+        return Err(quota::store_full("one-time keys", quota::MAX_ONE_TIME_KEYS, " per device"));
+    }
+    if fallback_keys.len() > quota::MAX_FALLBACK_ALGORITHMS {
+        return Err(quota::store_full(
+            "fallback key algorithms",
+            quota::MAX_FALLBACK_ALGORITHMS,
+            " per device",
+        ));
+    }
+    Ok(())
 }
 
 /// Device keys must name the device they are uploaded for and carry
@@ -539,6 +592,22 @@ pub async fn send_to_device(
     let sender = caller.user_id.to_string();
     let device = caller.device_id.to_string();
     let server = app.config.server_name.clone();
+    // `(recipient, device or "*", stored message)`, sized before the write.
+    let mut outgoing: Vec<(UserId, String, Vec<u8>)> = Vec::new();
+    for (user, per_device) in &messages {
+        let Ok(uid) = UserId::parse(user) else { continue };
+        if uid.server_name() != server {
+            continue;
+        }
+        let Some(per_device) = per_device.as_object() else { continue };
+        for (target, content) in per_device {
+            let msg = json!({ "type": event_type, "sender": sender, "content": content });
+            let bytes =
+                serde_json::to_vec(&msg).map_err(|e| MatrixError::internal("to-device", e))?;
+            quota::check_size("A to-device message", bytes.len(), quota::TO_DEVICE_BYTES)?;
+            outgoing.push((uid.clone(), target.clone(), bytes));
+        }
+    }
     let (ty, txn) = (event_type.to_owned(), txn_id.to_owned());
     app.store
         .write(move |ctx| {
@@ -546,30 +615,87 @@ pub async fn send_to_device(
             if ctx.txn_position(&sender, &device, &scope, &txn)?.is_some() {
                 return Ok(Ok(()));
             }
-            for (user, per_device) in &messages {
-                let Ok(uid) = UserId::parse(user) else { continue };
-                if uid.server_name() != server {
-                    continue;
-                }
-                let Some(per_device) = per_device.as_object() else { continue };
-                for (target, content) in per_device {
-                    let devices: Vec<String> = if target == "*" {
-                        ctx.device_ids(uid.localpart())?
-                    } else {
-                        vec![target.clone()]
-                    };
-                    let msg = json!({ "type": ty, "sender": sender, "content": content });
-                    let bytes = to_vec(&msg)?;
-                    for d in devices {
-                        if ctx.device(uid.localpart(), &d)?.is_some() {
-                            ctx.put_to_device(user, &d, &bytes)?;
-                        }
+            let mut deliveries: Vec<(&str, String, &[u8])> = Vec::new();
+            for (uid, target, bytes) in &outgoing {
+                let devices: Vec<String> = if target == "*" {
+                    ctx.device_ids(uid.localpart())?
+                } else {
+                    vec![target.clone()]
+                };
+                for d in devices {
+                    if ctx.device(uid.localpart(), &d)?.is_some() {
+                        deliveries.push((uid.as_str(), d, bytes));
                     }
                 }
+            }
+            let full = full_inboxes(ctx, &deliveries)?;
+            if let Some((user, d, why)) = full.first()
+                && full.len() == count_inboxes(&deliveries)
+            {
+                return Ok(Err(quota::store_full(
+                    &format!("undelivered to-device {why} for {user}'s device {d}"),
+                    if *why == "messages" {
+                        quota::MAX_INBOX_MESSAGES
+                    } else {
+                        quota::MAX_INBOX_BYTES
+                    },
+                    " until that device syncs",
+                )));
+            }
+            for (user, d, bytes) in &deliveries {
+                if full.iter().any(|(u, fd, _)| u == user && fd == d) {
+                    continue;
+                }
+                ctx.put_to_device(user, d, bytes)?;
+            }
+            for (user, d, _) in &full {
+                tracing::warn!(
+                    "to-device message from {sender} not queued for {user}'s device {d}: its \
+                     inbox is full (the device has not synced for a long time)"
+                );
             }
             ctx.put_txn(&sender, &device, &scope, &txn, (RoomShort(0), StreamPos(0)))?;
             Ok(Ok::<_, MatrixError>(()))
         })
         .await?;
     Ok(json(&json!({})))
+}
+
+/// The recipient devices whose inbox this send would take past its caps
+/// (`quota`), with which cap: `(user, device, "messages" or "bytes")`.
+///
+/// A send whose every recipient is full is refused, so a sender aiming at
+/// one device (or flooding it) is told. A send to many devices (a room key
+/// for everyone in a room) still reaches the others, and the full ones are
+/// skipped with a log line: refusing it would let one lost phone's inbox
+/// keep a whole room from decrypting, while that phone, not having synced
+/// for thousands of messages, would re-request keys anyway.
+fn full_inboxes<'a>(
+    ctx: &WriteCtx<'_>,
+    deliveries: &[(&'a str, String, &[u8])],
+) -> Result<Vec<(&'a str, String, &'static str)>, StoreError> {
+    let mut adding: BTreeMap<(&str, &str), (usize, usize)> = BTreeMap::new();
+    for (user, d, bytes) in deliveries {
+        let e = adding.entry((*user, d.as_str())).or_default();
+        e.0 += 1;
+        e.1 += bytes.len();
+    }
+    let mut full = Vec::new();
+    for ((user, d), (count, bytes)) in adding {
+        let (held, held_bytes) = ctx.to_device_usage(user, d)?;
+        if held as usize + count > quota::MAX_INBOX_MESSAGES {
+            full.push((user, d.to_owned(), "messages"));
+        } else if held_bytes as usize + bytes > quota::MAX_INBOX_BYTES {
+            full.push((user, d.to_owned(), "bytes"));
+        }
+    }
+    Ok(full)
+}
+
+/// How many distinct recipient devices a send has.
+fn count_inboxes(deliveries: &[(&str, String, &[u8])]) -> usize {
+    let mut set: Vec<(&str, &str)> = deliveries.iter().map(|(u, d, _)| (*u, d.as_str())).collect();
+    set.sort_unstable();
+    set.dedup();
+    set.len()
 }

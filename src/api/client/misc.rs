@@ -10,6 +10,7 @@ use crate::account::now_ms;
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::ids::{EventId, UserId};
+use crate::quota;
 use crate::server::App;
 use crate::store::ReadTxn;
 
@@ -107,7 +108,10 @@ pub fn search_user_directory(app: &App, req: &Request) -> Result<Reply, MatrixEr
 fn reason(req: &Request, required: bool) -> Result<String, MatrixError> {
     let body = req.json_object()?;
     match body.get("reason") {
-        Some(Value::String(r)) => Ok(r.clone()),
+        Some(Value::String(r)) => {
+            quota::check_size("The reason", r.len(), quota::REPORT_REASON_BYTES)?;
+            Ok(r.clone())
+        }
         None if !required => Ok(String::new()),
         None => Err(MatrixError::missing_param("reason is required")),
         Some(_) => Err(MatrixError::bad_json("reason must be a string")),

@@ -11,6 +11,7 @@ use crate::http::{Reply, Request, json};
 use crate::push::{
     Action, NewPushRule, PushRuleError, RuleKind, Ruleset, apply::load_ruleset, default_ruleset,
 };
+use crate::quota;
 use crate::server::App;
 use crate::store::{StoreError, StreamPos};
 use crate::sync;
@@ -76,7 +77,13 @@ where
             if let Err(e) = change(&mut rules) {
                 return Ok(Err(MatrixError::from(e)));
             }
-            ctx.put_push_rules(&user, &rules.to_json())?;
+            let compact = rules.to_json();
+            if compact.len() > quota::PUSH_RULES_BYTES
+                && ctx.push_rules(&user)?.is_none_or(|old| compact.len() > old.len())
+            {
+                return Ok(Err(quota::too_large("The push rules", quota::PUSH_RULES_BYTES)));
+            }
+            ctx.put_push_rules(&user, &compact)?;
             let full =
                 serde_json::to_vec(&rules).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             ctx.put_account_data(&user, "", "m.push_rules", &full)?;
@@ -207,8 +214,14 @@ pub async fn set_pusher(app: &App, req: &Request) -> Result<Reply, MatrixError> 
         "lang": s("lang"), "data": data, "profile_tag": s("profile_tag"),
     });
     let bytes = serde_json::to_vec(&pusher).map_err(|e| MatrixError::internal("pusher", e))?;
+    quota::check_size("Pusher data", quota::json_len(&pusher["data"]), quota::PUSHER_DATA_BYTES)?;
     app.store
         .write(move |ctx| {
+            let pushers = ctx.pushers(&user)?;
+            let replaces = pushers.iter().any(|(a, p, _)| *a == app_id && *p == pushkey);
+            if !replaces && pushers.len() >= quota::MAX_PUSHERS {
+                return Ok(Err(quota::store_full("pushers", quota::MAX_PUSHERS, " per user")));
+            }
             if !append {
                 for other in ctx.pushers_with_key(&app_id, &pushkey)? {
                     if other != user {

@@ -114,8 +114,9 @@ pub async fn register(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let issued = app
         .store
         .write(move |ctx| {
+            let taken = || Ok(Err(MatrixError::new(ErrorKind::UserInUse, "User ID already taken")));
             if ctx.user(&lp)?.is_some() {
-                return Ok(Err(MatrixError::new(ErrorKind::UserInUse, "User ID already taken")));
+                return taken();
             }
             if let Some(t) = &token {
                 // Re-checked inside the writer: two registrations racing for
@@ -137,7 +138,9 @@ pub async fn register(app: &App, req: &Request) -> Result<Reply, MatrixError> {
             }
             let record =
                 UserRecord { password_hash, created_ms: now_ms(), ..UserRecord::default() };
-            ctx.put_user(&lp, &record)?;
+            if !ctx.create_user(&lp, record)? {
+                return taken();
+            }
             let issued = match plan {
                 Some(plan) => Some(account::issue_session(ctx, &lp, plan)?),
                 None => None,

@@ -11,6 +11,7 @@ use super::userdata::wake_presence_watchers;
 use crate::account::now_ms;
 use crate::error::MatrixError;
 use crate::http::{Outcome, Reply, Request, json};
+use crate::quota;
 use crate::server::App;
 use crate::store::StreamPos;
 use crate::sync::filter::Filter;
@@ -26,10 +27,15 @@ pub async fn create_filter(app: &App, req: &Request, user_id: &str) -> Result<Re
     // Refuse what a later `/sync` could not use.
     Filter::parse(&Value::Object(body.clone()))?;
     let bytes = serde_json::to_vec(&body).map_err(|e| MatrixError::internal("filter", e))?;
+    quota::check_size("A filter", bytes.len(), quota::FILTER_BYTES)?;
     let user = user_id.to_owned();
     let id = app
         .store
-        .write(move |ctx| Ok(Ok::<_, MatrixError>(ctx.put_filter(&user, &bytes)?)))
+        .write(move |ctx| {
+            Ok(ctx
+                .put_filter(&user, &bytes, quota::MAX_FILTERS)?
+                .ok_or_else(|| quota::store_full("filters", quota::MAX_FILTERS, " per user")))
+        })
         .await?;
     Ok(json(&json!({ "filter_id": id.to_string() })))
 }

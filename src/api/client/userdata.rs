@@ -11,10 +11,11 @@ use crate::account::now_ms;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
 use crate::ids::{RoomId, UserId};
+use crate::quota;
 use crate::room::build::NewEvent;
 use crate::room::service;
 use crate::server::App;
-use crate::store::{Receipt, StoreError};
+use crate::store::{Receipt, StoreError, WriteCtx};
 use crate::sync::presence;
 use crate::sync::typing::MAX_TYPING;
 
@@ -54,11 +55,13 @@ pub async fn set_account_data(
     data_type: &str,
 ) -> Result<Reply, MatrixError> {
     own(req, user_id)?;
+    // spec: the account-data PUTs answer 405 M_BAD_JSON for the types the
+    // server manages itself.
     if data_type == "m.fully_read" || data_type == "m.push_rules" {
-        return Err(MatrixError::new(
-            ErrorKind::BadJson,
-            format!("{data_type} cannot be set through the account data API"),
-        ));
+        return Err(MatrixError::bad_json(format!(
+            "{data_type} cannot be set through the account data API"
+        ))
+        .with_status(405));
     }
     if !room_id.is_empty() {
         RoomId::parse(room_id).map_err(|e| MatrixError::invalid_param(e.0))?;
@@ -69,11 +72,45 @@ pub async fn set_account_data(
     let (u, r, t) = (user_id.to_owned(), room_id.to_owned(), data_type.to_owned());
     app.store
         .write(move |ctx| {
+            if let Some(refused) = account_data_quota(ctx, &u, &r, &t, body.len())? {
+                return Ok(Err(refused));
+            }
             ctx.put_account_data(&u, &r, &t, &body)?;
             Ok(Ok::<_, MatrixError>(()))
         })
         .await?;
     Ok(json(&json!({})))
+}
+
+/// Why storing `len` bytes as account data `data_type` would grow a full
+/// store (see `quota`); `None` when it may be stored. Replacing an item by
+/// one no larger always passes.
+fn account_data_quota(
+    ctx: &WriteCtx<'_>,
+    user_id: &str,
+    room_id: &str,
+    data_type: &str,
+    len: usize,
+) -> Result<Option<MatrixError>, StoreError> {
+    let old = ctx.account_data(user_id, room_id, data_type)?;
+    if len > quota::ACCOUNT_DATA_BYTES && old.as_ref().is_none_or(|o| len > o.len()) {
+        return Ok(Some(quota::too_large(
+            &format!("Account data {data_type}"),
+            quota::ACCOUNT_DATA_BYTES,
+        )));
+    }
+    if old.is_some() {
+        return Ok(None);
+    }
+    let (max, what) = if room_id.is_empty() {
+        (quota::MAX_GLOBAL_ACCOUNT_DATA, "global account data types")
+    } else {
+        (quota::MAX_ROOM_ACCOUNT_DATA, "account data types in one room")
+    };
+    if ctx.account_data_count(user_id, room_id)? >= max {
+        return Ok(Some(quota::store_full(what, max, "; delete some first")));
+    }
+    Ok(None)
 }
 
 fn read_tags(app: &App, user_id: &str, room_id: &str) -> Result<Map<String, Value>, MatrixError> {
@@ -137,6 +174,9 @@ pub async fn change_tag(
             }
             let bytes = serde_json::to_vec(&json!({ "tags": tags }))
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if let Some(refused) = account_data_quota(ctx, &u, &r, "m.tag", bytes.len())? {
+                return Ok(Err(refused));
+            }
             ctx.put_account_data(&u, &r, "m.tag", &bytes)?;
             Ok(Ok::<_, MatrixError>(()))
         })
@@ -371,6 +411,10 @@ pub async fn set_profile_field(
     };
     if value.as_ref().is_some_and(|v| v.len() > 256 && key == "displayname") {
         return Err(MatrixError::new(ErrorKind::TooLarge, "displayname is longer than 256 bytes"));
+    }
+    if key == "avatar_url" {
+        let len = value.as_ref().map_or(0, String::len);
+        quota::check_size("avatar_url", len, quota::AVATAR_URL_BYTES)?;
     }
     let caller = req.caller()?.user_id.clone();
     let lp = caller.localpart().to_owned();
