@@ -43,6 +43,7 @@ pub use relations::Child;
 pub use rooms::{Membership, RoomRecord, RoomShort, StoredEvent};
 pub use search::{SearchHit, SearchIndex};
 pub use userdata::Receipt;
+pub use wal::SalvageReport;
 pub use writer::{
     BATCH_SIZE_BUCKETS, COMMIT_MICROS_BUCKETS, CommitNotice, WriteCtx, WriterStats, free_bytes,
 };
@@ -81,6 +82,14 @@ pub enum StoreError {
         free_bytes: u64,
     },
     Io(std::io::Error),
+    /// The write-ahead log is missing, of another database, or damaged
+    /// other than by a torn last record: acknowledged writes may be in it
+    /// that the database lacks, so the store does not open (the file is
+    /// left as it is; `hearth doctor --salvage-wal` recovers what it can).
+    LogRefused {
+        path: PathBuf,
+        problem: String,
+    },
 }
 
 impl StoreError {
@@ -125,6 +134,15 @@ impl fmt::Display for StoreError {
                 free_bytes >> 20
             ),
             StoreError::Io(e) => write!(f, "I/O error: {e}"),
+            StoreError::LogRefused { path, problem } => write!(
+                f,
+                "the write-ahead log {} {problem}. Writes that were acknowledged may be in it \
+                 and not in the database, so Hearth does not start; the file was left as it \
+                 is. To apply every intact record and see exactly which writes were lost, run \
+                 `hearth doctor --salvage-wal` (with the same --config or --data-dir; copy the \
+                 data directory first if you can).",
+                path.display()
+            ),
         }
     }
 }
@@ -266,7 +284,7 @@ impl Store {
         // (the file's): apply them before any migration changes it, and
         // not at all to a file from a newer Hearth.
         refuse_newer_schema(&db)?;
-        let (wal, _) = wal::open_and_recover(dir, &db)?;
+        let wal = wal::open_and_recover(dir, &db)?;
         migrate(&db)?;
         let db = Arc::new(db);
         let start = {
@@ -423,6 +441,20 @@ impl Store {
         Ok(BackupInfo { bytes, position: StreamPos(position.saturating_sub(1)), schema_version })
     }
 
+    /// `hearth doctor --salvage-wal`: applies every intact record of the
+    /// write-ahead log in `dir` that the database lacks, whatever damage
+    /// lies around them, keeps the log untouched beside it and reports what
+    /// was lost (see `wal::salvage`). The server must be stopped.
+    pub fn salvage_log(dir: &Path) -> Result<SalvageReport, StoreError> {
+        let path = dir.join("hearth.redb");
+        let db = redb::Builder::new().set_cache_size(4 << 20).open(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.clone()),
+            other => StoreError::from(redb::Error::from(other)),
+        })?;
+        refuse_newer_schema(&db)?;
+        wal::salvage(dir, &db)
+    }
+
     /// Commit notices from now on arrive on the returned channel (one
     /// subscriber: the event loop).
     ///
@@ -534,13 +566,19 @@ fn sync_parent(path: &Path) -> Result<(), StoreError> {
 }
 
 /// Opens a copied database file (redb checks and repairs it if its header
-/// says so), reads its schema version and closes it cleanly.
+/// says so), reads its schema version, marks it as needing no write-ahead
+/// log and closes it cleanly.
 fn close_cleanly(path: &Path) -> Result<u32, StoreError> {
     let db = redb::Builder::new().set_cache_size(4 << 20).open(path).map_err(redb::Error::from)?;
     let version = {
         let txn = db.begin_read()?;
         tables::read_meta_u64(&txn, tables::META_SCHEMA_VERSION)?.unwrap_or(0)
     };
+    // A copy is taken right after a checkpoint: it needs no log, and the
+    // log of the database it came from is not its own.
+    let txn = db.begin_write()?;
+    wal::mark_clean(&txn)?;
+    txn.commit()?;
     db.close().map_err(redb::Error::from)?;
     std::fs::File::open(path)?.sync_all()?;
     Ok(u32::try_from(version).unwrap_or(u32::MAX))

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, Durability};
 use tokio::sync::oneshot;
 
-use super::wal::{self, LoggedTxn, Wal};
+use super::wal::{LoggedTxn, Wal};
 use super::{StoreError, StreamPos, tables};
 
 /// How many operations one transaction carries at most; bounds the latency a
@@ -337,6 +337,9 @@ pub(super) struct Log {
     oldest: Option<Instant>,
     changes: u64,
     change_limit: u64,
+    /// Set for the last checkpoint at shutdown: it records that the log
+    /// holds nothing the database lacks (see `wal::LogMeta`).
+    closing: bool,
 }
 
 impl Log {
@@ -344,7 +347,7 @@ impl Log {
     /// cache size to set the checkpoint volume by.
     pub(super) fn new(wal: Wal, cache_bytes: usize) -> Log {
         let change_limit = (cache_bytes as u64 / 3).max(CHECKPOINT_MIN_CHANGES);
-        Log { wal, oldest: None, changes: 0, change_limit }
+        Log { wal, oldest: None, changes: 0, change_limit, closing: false }
     }
 
     /// Whether the next batch should be committed durably (a checkpoint).
@@ -360,7 +363,7 @@ impl Log {
 /// checkpoint is not started below the disk-space reserve (redb would latch
 /// the error); the log keeps everything durable meanwhile.
 fn checkpoint(db: &Database, log: &mut Log, next_position: &mut u64, ctx: &RunCtx<'_>) -> bool {
-    if log.oldest.is_none() {
+    if log.oldest.is_none() && !log.closing {
         return true;
     }
     if check_disk(ctx.guard, ctx.stats).is_err() {
@@ -576,7 +579,9 @@ fn run(
             checkpoint_then_exclusive(db, log, &mut next_position, &ctx, f);
         }
     }
-    // A clean stop leaves the log empty and redb's file complete.
+    // A clean stop leaves the log empty and redb's file complete, and says
+    // so in the file.
+    log.closing = true;
     checkpoint(db, log, &mut next_position, &ctx);
     // Answer anything that raced the shutdown so no waiter hangs.
     while let Ok(Msg::Job(j)) = rx.try_recv() {
@@ -638,7 +643,7 @@ fn apply_batch(
         return Err((StoreError::Db("an operation in the batch failed".into()), replies));
     }
     if durable {
-        if let Err(e) = tables::write_meta_u64(&txn, wal::META_CHECKPOINT_SEQ, log.wal.seq()) {
+        if let Err(e) = log.wal.write_checkpoint(&txn, log.closing) {
             let _ = txn.abort();
             return Err((e, replies));
         }
@@ -661,14 +666,14 @@ fn apply_batch(
         let _ = txn.abort();
         return Ok(replies);
     }
-    let (len, seq) = (log.wal.len(), log.wal.seq());
-    if let Err(e) = log.wal.append(&changes) {
+    let mark = log.wal.mark();
+    if let Err(e) = log.wal.append(&changes, (start, *next_position)) {
         let _ = txn.abort();
         return Err((e, replies));
     }
     if let Err(e) = txn.commit() {
         // Not acknowledged, so the record must not come back at replay.
-        if let Err(e2) = log.wal.unappend(len, seq) {
+        if let Err(e2) = log.wal.unappend(mark) {
             tracing::error!("cannot take back a write-ahead log record: {e2}");
         }
         return Err((StoreError::from(e), replies));
