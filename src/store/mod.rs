@@ -27,7 +27,7 @@ use std::fmt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{Database, ReadableDatabase};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -153,8 +153,8 @@ impl From<redb::Error> for StoreError {
     fn from(e: redb::Error) -> StoreError {
         match e {
             // The disk guard in the writer should keep us from getting here;
-            // if another process filled the disk mid-commit, redb latches the
-            // error and the server must be restarted (logged by the writer).
+            // if the disk filled mid-commit anyway, redb latches the error
+            // and the writer reopens the database once space is back.
             redb::Error::Io(io) if is_disk_full(&io) => StoreError::DiskFull { free_bytes: 0 },
             e => StoreError::Db(e.to_string()),
         }
@@ -174,6 +174,10 @@ from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::C
 
 impl From<std::io::Error> for StoreError {
     fn from(e: std::io::Error) -> StoreError {
+        if is_disk_full(&e) {
+            // The log's append, a media file: answered like the guard's refusal.
+            return StoreError::DiskFull { free_bytes: 0 };
+        }
         StoreError::Io(e)
     }
 }
@@ -207,7 +211,9 @@ pub struct StreamPos(pub u64);
 /// The handle the server holds: cheap to clone, shared with the writer.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    /// The database; the writer swaps in a fresh one after redb latched an
+    /// I/O error (see `writer`).
+    db: writer::DbSlot,
     writer: writer::WriterHandle,
     /// The highest stream position whose batch has committed.
     committed: Arc<AtomicU64>,
@@ -259,24 +265,9 @@ impl Store {
             // The directory holds password hashes and the signing key.
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         }
-        let path = dir.join("hearth.redb");
+        let path = dir.join(DB_FILE_NAME);
         let new_file = !path.exists();
-        let repaired = Arc::new(AtomicBool::new(false));
-        let flag = repaired.clone();
-        let db = redb::Builder::new()
-            .set_cache_size(cache_bytes)
-            .set_repair_callback(move |_| {
-                if !flag.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        "the database was not closed cleanly; checking and repairing it"
-                    );
-                }
-            })
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.clone()),
-                other => StoreError::from(redb::Error::from(other)),
-            })?;
+        let (db, repaired) = open_database(&path, cache_bytes)?;
         if new_file {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         }
@@ -286,7 +277,6 @@ impl Store {
         refuse_newer_schema(&db)?;
         let wal = wal::open_and_recover(dir, &db)?;
         migrate(&db)?;
-        let db = Arc::new(db);
         let start = {
             let txn = db.begin_read()?;
             tables::read_meta_u64(&txn, tables::META_NEXT_POSITION)?.unwrap_or(1)
@@ -308,8 +298,9 @@ impl Store {
         let min_free_bytes = Arc::new(AtomicU64::new(DEFAULT_MIN_FREE_BYTES));
         let guard =
             writer::DiskGuard { dir: dir.to_path_buf(), min_free_bytes: min_free_bytes.clone() };
+        let slot: writer::DbSlot = Arc::new(RwLock::new(Some(db)));
         let writer = writer::spawn(
-            db.clone(),
+            writer::DbState::new(slot.clone(), dir.to_path_buf(), cache_bytes),
             writer::Log::new(wal, cache_bytes),
             start,
             committed.clone(),
@@ -318,7 +309,7 @@ impl Store {
             guard,
         )?;
         Ok(Store {
-            db,
+            db: slot,
             writer,
             visible: Arc::new(AtomicU64::new(committed.load(Ordering::Acquire))),
             published: Arc::default(),
@@ -327,7 +318,7 @@ impl Store {
             path,
             stats,
             min_free_bytes,
-            repaired: repaired.load(Ordering::Relaxed),
+            repaired,
         })
     }
 
@@ -486,7 +477,10 @@ impl Store {
 
     /// A read snapshot of everything committed so far.
     pub fn read(&self) -> Result<ReadTxn, StoreError> {
-        Ok(ReadTxn(self.db.begin_read()?))
+        match writer::read_slot(&self.db).as_ref() {
+            Some(db) => Ok(ReadTxn(db.begin_read()?)),
+            None => Err(StoreError::Db("the database is being reopened".into())),
+        }
     }
 
     /// The newest stream position readers are shown: committed, and
@@ -542,6 +536,29 @@ impl Store {
     pub fn shutdown(&self) {
         self.writer.shutdown();
     }
+}
+
+/// The database file's name in the data directory.
+const DB_FILE_NAME: &str = "hearth.redb";
+
+/// Opens (or creates) the database file with `cache_bytes` of page cache;
+/// true when redb had to repair it (it was not closed cleanly).
+fn open_database(path: &Path, cache_bytes: usize) -> Result<(Database, bool), StoreError> {
+    let repaired = Arc::new(AtomicBool::new(false));
+    let flag = repaired.clone();
+    let db = redb::Builder::new()
+        .set_cache_size(cache_bytes)
+        .set_repair_callback(move |_| {
+            if !flag.swap(true, Ordering::Relaxed) {
+                tracing::warn!("the database was not closed cleanly; checking and repairing it");
+            }
+        })
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_path_buf()),
+            other => StoreError::from(redb::Error::from(other)),
+        })?;
+    Ok((db, repaired.load(Ordering::Relaxed)))
 }
 
 /// `dir/.name.tmp` beside `path`.
