@@ -643,3 +643,26 @@ fn transaction_ids_are_remembered_for_the_kept_epochs_then_forgotten() {
     assert_eq!(rows(), 2, "the next write forgot the two old rows");
     assert_eq!(lookup("newer"), Some((room, StreamPos(13))));
 }
+
+#[test]
+fn a_log_missing_after_a_clean_stop_or_beside_a_backup_copy_is_made_anew() {
+    let (dir, store) = temp_store();
+    store
+        .write_blocking(|ctx| {
+            ctx.put_user("alice", &user(1))?;
+            Ok(Ok::<_, StoreError>(()))
+        })
+        .expect("write");
+    let backup = tempfile::tempdir().expect("tempdir");
+    store.backup_to(&backup.path().join("hearth.redb")).expect("backup");
+    store.shutdown();
+    drop(store);
+    // Stopped cleanly: the database holds everything, the log nothing.
+    std::fs::remove_file(dir.path().join(wal::FILE_NAME)).expect("remove");
+    let reopened = Store::open(dir.path(), 1 << 20, None).expect("opens without its log");
+    assert!(reopened.read().expect("read").user("alice").expect("get").is_some());
+    assert!(dir.path().join(wal::FILE_NAME).exists());
+    // A backup's copy, taken from a running server, needs no log either.
+    let copy = Store::open(backup.path(), 1 << 20, None).expect("backup copy opens");
+    assert!(copy.read().expect("read").user("alice").expect("get").is_some());
+}

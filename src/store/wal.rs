@@ -1016,17 +1016,64 @@ mod tests {
         assert_eq!(seqs(&bytes, 0, GROW), Ok(vec![1, 2]));
     }
 
+    /// A record of the log layout without an ID.
+    fn legacy_record(seq: u64, changes: &[u8]) -> Vec<u8> {
+        let mut body = seq.to_le_bytes().to_vec();
+        body.extend_from_slice(&(changes.len() as u32).to_le_bytes());
+        body.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(changes, 1));
+        let mut rec = (body.len() as u32).to_le_bytes().to_vec();
+        rec.extend_from_slice(&checksum(&[&body]));
+        rec.extend_from_slice(&body);
+        rec
+    }
+
+    #[test]
+    fn a_log_of_the_layout_without_an_id_is_replayed_then_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Database::create(dir.path().join("hearth.redb")).expect("db");
+        let txn = db.begin_write().expect("txn");
+        tables::create_all(&txn).expect("tables");
+        tables::write_meta_u64(&txn, META_CHECKPOINT_SEQ, 7).expect("meta");
+        txn.commit().expect("commit");
+        // Batch 7 was checkpointed; 8 and 9 were only logged, then zeros.
+        let insert = |key: &[u8]| {
+            let mut c = vec![OP_INSERT, 1];
+            put_bytes(&mut c, key);
+            put_bytes(&mut c, b"v");
+            c
+        };
+        let mut old = legacy_record(7, &insert(b"seven"));
+        old.extend(legacy_record(8, &insert(b"eight")));
+        old.extend(legacy_record(9, &insert(b"nine")));
+        old.resize(GROW as usize, 0);
+        std::fs::write(dir.path().join(FILE_NAME), &old).expect("write");
+
+        let mut wal = open_and_recover(dir.path(), &db).expect("opens");
+        let read = db.begin_read().expect("read");
+        let meta = read.open_table(tables::META).expect("meta");
+        assert!(
+            meta.get("eight").expect("get").is_some() && meta.get("nine").expect("get").is_some()
+        );
+        assert!(meta.get("seven").expect("get").is_none(), "checkpointed records are not replayed");
+        let (checkpoint, log) = read_state(&read).expect("state");
+        let log = log.expect("the database now knows its log");
+        assert_eq!(checkpoint, 9);
+        assert!(!log.clean);
+        let bytes = std::fs::read(dir.path().join(FILE_NAME)).expect("read");
+        assert_eq!(
+            header_id(&bytes),
+            Some(log.id),
+            "the log was replaced by one of the new layout"
+        );
+        // It carries on from there.
+        wal.append(b"", (1, 1)).expect("append");
+        let bytes = std::fs::read(dir.path().join(FILE_NAME)).expect("read");
+        assert_eq!(parse(&bytes, &log.id, 9, 0).map(|r| r[0].seq), Ok(10));
+    }
+
     #[test]
     fn legacy_logs_stop_at_a_gap_or_a_bad_checksum() {
-        fn record(seq: u64, changes: &[u8]) -> Vec<u8> {
-            let mut body = seq.to_le_bytes().to_vec();
-            body.extend_from_slice(&(changes.len() as u32).to_le_bytes());
-            body.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(changes, 1));
-            let mut rec = (body.len() as u32).to_le_bytes().to_vec();
-            rec.extend_from_slice(&checksum(&[&body]));
-            rec.extend_from_slice(&body);
-            rec
-        }
+        let record = legacy_record;
         let mut log = Vec::new();
         for seq in 4..=7 {
             log.extend(record(seq, &[seq as u8; 3]));
