@@ -1,6 +1,8 @@
 //! Crash safety: a real `hearth` process is killed with SIGKILL while many
-//! clients register; after a restart every registration that was answered
-//! 200 is there, and the database opens without manual repair.
+//! clients register, or send while the write-ahead log is checkpointed into
+//! the database; after a restart every write that was answered 200 is
+//! there, and the database opens without manual repair. And what start-up
+//! does with a write-ahead log that is damaged, cut, missing or foreign.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -14,9 +16,15 @@ use crate::support::Client;
 /// Starts the binary on an ephemeral port and returns it with its base URL,
 /// read from its start-up log line.
 fn spawn(dir: &std::path::Path) -> (Child, String) {
+    spawn_with(dir, &[])
+}
+
+/// `spawn` with more arguments (`--config FILE`).
+fn spawn_with(dir: &std::path::Path, args: &[&std::ffi::OsStr]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
+        .args(args)
         .env("RUST_LOG", "info")
         .env_remove("JOURNAL_STREAM")
         .stderr(Stdio::piped())
@@ -189,27 +197,9 @@ async fn messages_after_restart(dir: &std::path::Path, room: &str) -> Vec<String
     let c = Client { base, http: reqwest::Client::new(), token: None };
     let login = c.login("alice", "pw").await.ok();
     let alice = c.with_token(login["access_token"].as_str().expect("token"));
-    let mut bodies = Vec::new();
-    let mut from = String::new();
-    loop {
-        let page = alice
-            .get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=100{from}"))
-            .await
-            .ok();
-        let chunk = page["chunk"].as_array().expect("chunk");
-        for e in chunk {
-            if let Some(b) = e["content"]["body"].as_str() {
-                bodies.push(b.to_owned());
-            }
-        }
-        match page["end"].as_str() {
-            Some(end) if !chunk.is_empty() => from = format!("&from={end}"),
-            _ => break,
-        }
-    }
+    let bodies = crate::support::room_bodies(&alice, room).await;
     child.kill().expect("kill");
     let _ = child.wait();
-    bodies.reverse();
     bodies
 }
 
@@ -304,4 +294,89 @@ async fn doctor_salvage_applies_every_intact_record_and_names_what_was_lost() {
     assert_eq!(std::fs::read(kept.path()).expect("kept"), log);
 
     assert_eq!(messages_after_restart(crashed.path(), &room).await, all_but(&[200]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_messages_survive_sigkill_during_checkpoints() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    // The smallest cache: a checkpoint every MiB of changes, i.e. every
+    // ~30 of these messages.
+    let config = temp.path().join("hearth.toml");
+    std::fs::write(&config, "db_cache_mb = 1\n").expect("config");
+    let args = [std::ffi::OsStr::new("--config"), config.as_os_str()];
+    let padding = "x".repeat(30_000);
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut room = String::new();
+    let mut token = String::new();
+    for round in 0..3 {
+        let (mut child, base) = spawn_with(&data, &args);
+        let c = Client { base, http: reqwest::Client::new(), token: None };
+        if round == 0 {
+            let (alice, _) = c.register("alice", "pw").await;
+            room = crate::support::room(&alice, json!({})).await;
+            token = alice.token.clone().expect("token");
+        } else {
+            // Everything acknowledged before the last kill is there.
+            let alice = c.with_token(&token);
+            let got = crate::support::room_bodies(&alice, &room).await;
+            let want = acked.lock().expect("lock").clone();
+            let missing: Vec<_> = want.iter().filter(|b| !got.contains(*b)).collect();
+            assert!(missing.is_empty(), "round {round}: {} acknowledged lost", missing.len());
+        }
+        let alice = c.with_token(&token);
+        let mut tasks = Vec::new();
+        for worker in 0..8 {
+            let (alice, room, acked, padding) =
+                (alice.clone(), room.clone(), acked.clone(), padding.clone());
+            tasks.push(tokio::spawn(async move {
+                for n in 0..10_000 {
+                    let body = format!("r{round}w{worker}n{n} {padding}");
+                    let r = alice
+                        .http
+                        .put(format!(
+                            "{}/_matrix/client/v3/rooms/{room}/send/m.room.message/r{round}w{worker}n{n}",
+                            alice.base
+                        ))
+                        .bearer_auth(alice.token.as_deref().unwrap_or_default())
+                        .json(&json!({ "msgtype": "m.text", "body": body }))
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status() == 200 => acked.lock().expect("lock").push(body),
+                        _ => break,
+                    }
+                }
+            }));
+        }
+        // Once a few checkpoints have passed, kill the moment redb's file
+        // changes: a checkpoint (or redb spilling its small cache) is
+        // writing it.
+        let db = data.join("hearth.redb");
+        let stamp = || std::fs::metadata(&db).map(|m| (m.len(), m.modified().ok())).ok();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let start = acked.lock().expect("lock").len();
+        while acked.lock().expect("lock").len() < start + 100 {
+            assert!(Instant::now() < deadline, "sends never got going");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let before = stamp();
+        while stamp() == before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        assert!(Instant::now() < deadline, "no checkpoint within a minute");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+    let (mut child, base) = spawn_with(&data, &args);
+    let alice = Client { base, http: reqwest::Client::new(), token: Some(token) };
+    let got = crate::support::room_bodies(&alice, &room).await;
+    let want = acked.lock().expect("lock").clone();
+    assert!(want.len() >= 300);
+    assert!(want.iter().all(|b| got.contains(b)), "acknowledged messages were lost");
+    child.kill().expect("kill");
+    let _ = child.wait();
 }

@@ -326,26 +326,6 @@ async fn a_full_disk_refuses_writes_clearly_keeps_reads_and_recovers() {
     drop(s);
 }
 
-/// The bodies of the messages in `room`, oldest first.
-async fn bodies(c: &Client, room: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut from = String::new();
-    loop {
-        let page = c
-            .get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=100{from}"))
-            .await
-            .ok();
-        let chunk = page["chunk"].as_array().expect("chunk");
-        out.extend(chunk.iter().filter_map(|e| e["content"]["body"].as_str().map(str::to_owned)));
-        match page["end"].as_str() {
-            Some(end) if !chunk.is_empty() => from = format!("&from={end}"),
-            _ => break,
-        }
-    }
-    out.reverse();
-    out
-}
-
 #[tokio::test]
 async fn a_disk_filled_past_the_guard_refuses_writes_then_recovers_without_a_restart() {
     let fs = Tmpfs::mount(48);
@@ -384,12 +364,12 @@ async fn a_disk_filled_past_the_guard_refuses_writes_then_recovers_without_a_res
     std::fs::remove_file(filler).expect("free space");
     send(&alice, &room, "after", "after").await.ok();
     expected.push("after".to_owned());
-    assert_eq!(bodies(&alice, &room).await, expected);
+    assert_eq!(crate::support::room_bodies(&alice, &room).await, expected);
 
     // Nothing acknowledged was lost on the way: the same after a restart.
     drop(s);
     let s = TestServer::start_in(&data, tweak);
     let alice = alice.clone();
     let alice = Client { base: s.base.clone(), ..alice };
-    assert_eq!(bodies(&alice, &room).await, expected);
+    assert_eq!(crate::support::room_bodies(&alice, &room).await, expected);
 }
