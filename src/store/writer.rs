@@ -633,12 +633,15 @@ fn run(
         let mut jobs = Vec::new();
         let mut exclusive = None;
         // While the log holds records, wake up when it is due for a
-        // checkpoint even if nothing else arrives.
-        let first = match log.oldest {
+        // checkpoint even if nothing else arrives; while the database is
+        // latched, to try reopening it (readers need it too).
+        let wake_at = match log.oldest {
+            Some(t) => Some((t + CHECKPOINT_AGE).max(retry_at)),
+            None => state.broken.map(|_| retry_at),
+        };
+        let first = match wake_at {
             None => rx.recv().map_err(|_| true),
-            Some(t) => match rx.recv_timeout(
-                (t + CHECKPOINT_AGE).max(retry_at).saturating_duration_since(Instant::now()),
-            ) {
+            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                 Ok(m) => Ok(m),
                 Err(mpsc::RecvTimeoutError::Timeout) => Err(false),
                 Err(mpsc::RecvTimeoutError::Disconnected) => Err(true),
@@ -651,7 +654,10 @@ fn run(
                 continue;
             }
             Err(false) => {
-                if !checkpoint(state, log, &mut next_position, &ctx) {
+                let min_free = guard.min_free_bytes.load(Ordering::Relaxed);
+                if !state.usable(log, &mut next_position, min_free, stats)
+                    || !checkpoint(state, log, &mut next_position, &ctx)
+                {
                     retry_at = Instant::now() + Duration::from_secs(1);
                 }
                 continue;
