@@ -273,6 +273,19 @@ async fn doctor_salvage_applies_every_intact_record_and_names_what_was_lost() {
     log[victim.start + 70] ^= 0x40;
     std::fs::write(&path, &log).expect("write");
     expect_refused(crashed.path());
+    // Plain `hearth doctor` names the problem and the salvage, changing nothing.
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["doctor", "--data-dir"])
+        .arg(crashed.path())
+        .output()
+        .expect("run doctor");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("PROBLEM  the write-ahead log") && text.contains("--salvage-wal"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(&path).expect("log"), log);
 
     let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["doctor", "--salvage-wal", "--data-dir"])
