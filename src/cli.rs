@@ -30,6 +30,7 @@ usage:
   hearth backup DEST      (also while the server runs)
   hearth restore SRC      (server stopped)
   hearth doctor           (exit 0: all fine, 1: something to fix)
+  hearth doctor --salvage-wal   (server stopped: recover from a damaged write-ahead log)
   hearth tls self-signed NAME [ALSO...] [--out-dir DIR]
 
 Admin commands take --config / --data-dir / --server-name too, and must run
@@ -83,6 +84,10 @@ pub fn main(args: Vec<String>) -> i32 {
                 Ok(())
             }
             "--out-dir" => value("--out-dir").map(|v| opts.out_dir = Some(v.into())),
+            "--salvage-wal" => {
+                opts.salvage_wal = true;
+                Ok(())
+            }
             s if s.starts_with('-') => Err(format!("unknown option {s}")),
             _ => {
                 words.push(a);
@@ -129,6 +134,9 @@ pub fn main(args: Vec<String>) -> i32 {
         ["media", "usage"] => media_usage(&config),
         ["backup", dest] => backup(&config, dest),
         ["restore", src] => restore(&config, src),
+        ["doctor"] if opts.salvage_wal => {
+            return crate::admin::doctor::salvage_wal(&config, &mut std::io::stdout());
+        }
         ["doctor"] => {
             let fine = crate::admin::doctor::run(&config, &mut std::io::stdout());
             return if fine { 0 } else { 1 };
@@ -166,6 +174,7 @@ struct Options {
     expires_in_days: Option<u64>,
     older_than_days: Option<u64>,
     out_dir: Option<PathBuf>,
+    salvage_wal: bool,
 }
 
 fn init_logging(filter: &str) {
@@ -214,6 +223,12 @@ fn serve(config: Config) -> i32 {
     };
     let store = match crate::server::open_store(&config) {
         Ok(s) => s,
+        // Like a config error (exit 2, which the systemd unit does not
+        // restart): starting again cannot help, the operator must act.
+        Err(e @ StoreError::LogRefused { .. }) => {
+            eprintln!("hearth: {e}");
+            return 2;
+        }
         Err(e) => {
             eprintln!("hearth: {e}");
             return 1;

@@ -257,14 +257,21 @@ struct Tmpfs {
 }
 
 impl Tmpfs {
-    fn mount(size_mb: u64) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().ok()?;
-        let ok = Command::new("mount")
+    /// Mounts it or fails the test: a disk-full test that cannot fill a
+    /// disk proves nothing, so it must not pass (CI runs as root).
+    fn mount(size_mb: u64) -> Tmpfs {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size_mb}m,mode=0700"), "tmpfs"])
             .arg(dir.path())
             .output()
-            .is_ok_and(|o| o.status.success());
-        ok.then_some(Tmpfs { dir })
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs for a disk-full test (run the tests as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs { dir }
     }
 }
 
@@ -293,10 +300,7 @@ fn fill(dir: &Path, leave: u64) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn a_full_disk_refuses_writes_clearly_keeps_reads_and_recovers() {
-    let Some(fs) = Tmpfs::mount(64) else {
-        eprintln!("skipped: cannot mount a tmpfs here (not root?); see error.rs unit tests");
-        return;
-    };
+    let fs = Tmpfs::mount(64);
     let data = fs.dir.path().join("data");
     let s = TestServer::start_in(&data, |c| {
         c.admin_contact = Some("mailto:admin@example.org".into());
@@ -320,4 +324,52 @@ async fn a_full_disk_refuses_writes_clearly_keeps_reads_and_recovers() {
     // The refused transaction id was never used: retrying it now works.
     send(&alice, &room, "2", "while full").await.ok();
     drop(s);
+}
+
+#[tokio::test]
+async fn a_disk_filled_past_the_guard_refuses_writes_then_recovers_without_a_restart() {
+    let fs = Tmpfs::mount(48);
+    let data = fs.dir.path().join("data");
+    let tweak = |c: &mut hearth::config::Config| {
+        c.admin_contact = Some("mailto:admin@example.org".into());
+        // No reserve: the disk really fills, and redb meets ENOSPC itself.
+        c.min_free_disk_bytes = 0;
+    };
+    let s = TestServer::start_in(&data, tweak);
+    let (alice, _) = s.client().register("alice", "correct horse battery").await;
+    let room = create_room(&alice).await;
+    send(&alice, &room, "before", "before").await.ok();
+
+    let filler = fill(fs.dir.path(), 0);
+    // Large, very compressible messages: the log has room for them, redb
+    // does not (its checkpoint, or its cache spilling, needs new pages).
+    let padding = "a".repeat(40_000);
+    let mut expected = vec!["before".to_owned()];
+    let mut refused = None;
+    for i in 0..400 {
+        let body = format!("{i} {padding}");
+        let r = send(&alice, &room, &format!("big{i}"), &body).await;
+        if r.status != 200 {
+            refused = Some(r);
+            break;
+        }
+        expected.push(body);
+    }
+    let r = refused.expect("the full disk never refused a write");
+    r.expect_err(500, "M_RESOURCE_LIMIT_EXCEEDED");
+    assert_eq!(r.body["admin_contact"], "mailto:admin@example.org");
+    // It stays a clear disk-full answer, not a 500 M_UNKNOWN.
+    send(&alice, &room, "during", "during").await.expect_err(500, "M_RESOURCE_LIMIT_EXCEEDED");
+
+    std::fs::remove_file(filler).expect("free space");
+    send(&alice, &room, "after", "after").await.ok();
+    expected.push("after".to_owned());
+    assert_eq!(crate::support::room_bodies(&alice, &room).await, expected);
+
+    // Nothing acknowledged was lost on the way: the same after a restart.
+    drop(s);
+    let s = TestServer::start_in(&data, tweak);
+    let alice = alice.clone();
+    let alice = Client { base: s.base.clone(), ..alice };
+    assert_eq!(crate::support::room_bodies(&alice, &room).await, expected);
 }

@@ -283,3 +283,24 @@ pub async fn assert_long_poll_waits(c: &Client, timeout_ms: u64) {
     let waited = start.elapsed();
     assert!(waited.as_millis() as u64 >= timeout_ms * 9 / 10, "answered after {waited:?}");
 }
+
+/// The bodies of the messages in `room` as `c` pages back through
+/// `/messages`, oldest first.
+pub async fn room_bodies(c: &Client, room: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut from = String::new();
+    loop {
+        let page = c
+            .get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=100{from}"))
+            .await
+            .ok();
+        let chunk = page["chunk"].as_array().expect("chunk");
+        out.extend(chunk.iter().filter_map(|e| e["content"]["body"].as_str().map(str::to_owned)));
+        match page["end"].as_str() {
+            Some(end) if !chunk.is_empty() => from = format!("&from={end}"),
+            _ => break,
+        }
+    }
+    out.reverse();
+    out
+}

@@ -2,6 +2,11 @@
 //! directory, free space, permissions, the clock, TLS files, the database —
 //! and says how to fix each problem. Read-only except for a probe file and
 //! opening the database (which redb repairs if it was not closed cleanly).
+//!
+//! `hearth doctor --salvage-wal` is the one repair it makes, and only when
+//! asked: when the server refuses to start because its write-ahead log is
+//! damaged, missing or foreign, it applies every intact record and says
+//! exactly which writes were lost.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -11,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use crate::config::Config;
-use crate::store::{SCHEMA_VERSION, Store, StoreError};
+use crate::store::{SCHEMA_VERSION, SalvageReport, Store, StoreError};
 
 /// Warn below this much free space …
 const LOW_SPACE_BYTES: u64 = 500 << 20;
@@ -239,6 +244,11 @@ fn check_database<W: Write>(r: &mut Report<'_, W>, dir: &Path, config: &Config) 
                 ),
             }
         }
+        Err(StoreError::LogRefused { path, problem }) => r.problem(
+            &format!("the write-ahead log {} {problem}", path.display()),
+            "stop here if you can copy the data directory first; then run `hearth doctor \
+             --salvage-wal`, which applies every intact record and lists what was lost",
+        ),
         Err(e @ StoreError::NewerSchema { .. }) => {
             r.problem(&e.to_string(), "install the newer Hearth again, or restore a backup")
         }
@@ -247,4 +257,57 @@ fn check_database<W: Write>(r: &mut Report<'_, W>, dir: &Path, config: &Config) 
             "restore a backup: hearth restore BACKUP_DIR",
         ),
     }
+}
+
+/// `hearth doctor --salvage-wal`: see the module doc. Returns the exit
+/// code: 0 when nothing was lost, 1 when writes were lost or the salvage
+/// failed.
+pub fn salvage_wal(config: &Config, out: &mut impl Write) -> i32 {
+    let report = match Store::salvage_log(&config.data_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(out, "salvage failed: {e}");
+            return 1;
+        }
+    };
+    let _ = print_salvage(&report, out);
+    if report.lost.is_empty() { 0 } else { 1 }
+}
+
+fn print_salvage(r: &SalvageReport, out: &mut impl Write) -> std::io::Result<()> {
+    let ranges = |v: &[(u64, u64)]| {
+        v.iter()
+            .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match &r.kept_as {
+        Some(p) => writeln!(out, "the write-ahead log was kept, unchanged, as {}", p.display())?,
+        None => writeln!(out, "there was no write-ahead log")?,
+    }
+    writeln!(out, "the database held every write batch up to number {}", r.checkpoint_seq)?;
+    if r.applied.is_empty() {
+        writeln!(out, "applied: no intact batch after that")?;
+    } else {
+        writeln!(out, "applied: batches {}", ranges(&r.applied))?;
+    }
+    if r.lost.is_empty() {
+        writeln!(out, "lost: no batch between the ones applied")?;
+    } else {
+        writeln!(out, "LOST: batches {}", ranges(&r.lost))?;
+        if !r.lost_positions.is_empty() {
+            writeln!(
+                out,
+                "LOST: stream positions {} (messages, state changes, receipts, account data \
+                 written there are gone)",
+                ranges(&r.lost_positions)
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "anything acknowledged at stream position {} or later was not in the file and cannot \
+         be recovered; the server starts again with a new log",
+        r.next_position
+    )
 }

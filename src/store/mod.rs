@@ -27,7 +27,7 @@ use std::fmt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{Database, ReadableDatabase};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -43,6 +43,7 @@ pub use relations::Child;
 pub use rooms::{Membership, RoomRecord, RoomShort, StoredEvent};
 pub use search::{SearchHit, SearchIndex};
 pub use userdata::Receipt;
+pub use wal::SalvageReport;
 pub use writer::{
     BATCH_SIZE_BUCKETS, COMMIT_MICROS_BUCKETS, CommitNotice, WriteCtx, WriterStats, free_bytes,
 };
@@ -83,6 +84,14 @@ pub enum StoreError {
         free_bytes: u64,
     },
     Io(std::io::Error),
+    /// The write-ahead log is missing, of another database, or damaged
+    /// other than by a torn last record: acknowledged writes may be in it
+    /// that the database lacks, so the store does not open (the file is
+    /// left as it is; `hearth doctor --salvage-wal` recovers what it can).
+    LogRefused {
+        path: PathBuf,
+        problem: String,
+    },
 }
 
 impl StoreError {
@@ -133,6 +142,15 @@ impl fmt::Display for StoreError {
                 free_bytes >> 20
             ),
             StoreError::Io(e) => write!(f, "I/O error: {e}"),
+            StoreError::LogRefused { path, problem } => write!(
+                f,
+                "the write-ahead log {} {problem}. Writes that were acknowledged may be in it \
+                 and not in the database, so Hearth does not start; the file was left as it \
+                 is. To apply every intact record and see exactly which writes were lost, run \
+                 `hearth doctor --salvage-wal` (with the same --config or --data-dir; copy the \
+                 data directory first if you can).",
+                path.display()
+            ),
         }
     }
 }
@@ -143,8 +161,8 @@ impl From<redb::Error> for StoreError {
     fn from(e: redb::Error) -> StoreError {
         match e {
             // The disk guard in the writer should keep us from getting here;
-            // if another process filled the disk mid-commit, redb latches the
-            // error and the server must be restarted (logged by the writer).
+            // if the disk filled mid-commit anyway, redb latches the error
+            // and the writer reopens the database once space is back.
             redb::Error::Io(io) if is_disk_full(&io) => StoreError::DiskFull { free_bytes: 0 },
             e => StoreError::Db(e.to_string()),
         }
@@ -164,6 +182,10 @@ from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::C
 
 impl From<std::io::Error> for StoreError {
     fn from(e: std::io::Error) -> StoreError {
+        if is_disk_full(&e) {
+            // The log's append, a media file: answered like the guard's refusal.
+            return StoreError::DiskFull { free_bytes: 0 };
+        }
         StoreError::Io(e)
     }
 }
@@ -195,7 +217,9 @@ pub struct StreamPos(pub u64);
 /// The handle the server holds: cheap to clone, shared with the writer.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    /// The database; the writer swaps in a fresh one after redb latched an
+    /// I/O error (see `writer`).
+    db: writer::DbSlot,
     writer: writer::WriterHandle,
     /// The highest stream position whose batch has committed.
     committed: Arc<AtomicU64>,
@@ -247,24 +271,9 @@ impl Store {
             // The directory holds password hashes and the signing key.
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         }
-        let path = dir.join("hearth.redb");
+        let path = dir.join(DB_FILE_NAME);
         let new_file = !path.exists();
-        let repaired = Arc::new(AtomicBool::new(false));
-        let flag = repaired.clone();
-        let db = redb::Builder::new()
-            .set_cache_size(cache_bytes)
-            .set_repair_callback(move |_| {
-                if !flag.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        "the database was not closed cleanly; checking and repairing it"
-                    );
-                }
-            })
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.clone()),
-                other => StoreError::from(redb::Error::from(other)),
-            })?;
+        let (db, repaired) = open_database(&path, cache_bytes)?;
         if new_file {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         }
@@ -272,9 +281,8 @@ impl Store {
         // (the file's): apply them before any migration changes it, and
         // not at all to a file from a newer Hearth.
         refuse_newer_schema(&db)?;
-        let (wal, _) = wal::open_and_recover(dir, &db)?;
+        let wal = wal::open_and_recover(dir, &db)?;
         migrate(&db)?;
-        let db = Arc::new(db);
         let start = {
             let txn = db.begin_read()?;
             tables::read_meta_u64(&txn, tables::META_NEXT_POSITION)?.unwrap_or(1)
@@ -296,8 +304,9 @@ impl Store {
         let min_free_bytes = Arc::new(AtomicU64::new(DEFAULT_MIN_FREE_BYTES));
         let guard =
             writer::DiskGuard { dir: dir.to_path_buf(), min_free_bytes: min_free_bytes.clone() };
+        let slot: writer::DbSlot = Arc::new(RwLock::new(Some(db)));
         let writer = writer::spawn(
-            db.clone(),
+            writer::DbState::new(slot.clone(), dir.to_path_buf(), cache_bytes),
             writer::Log::new(wal, cache_bytes),
             start,
             committed.clone(),
@@ -306,7 +315,7 @@ impl Store {
             guard,
         )?;
         Ok(Store {
-            db,
+            db: slot,
             writer,
             visible: Arc::new(AtomicU64::new(committed.load(Ordering::Acquire))),
             published: Arc::default(),
@@ -315,7 +324,7 @@ impl Store {
             path,
             stats,
             min_free_bytes,
-            repaired: repaired.load(Ordering::Relaxed),
+            repaired,
         })
     }
 
@@ -429,6 +438,20 @@ impl Store {
         Ok(BackupInfo { bytes, position: StreamPos(position.saturating_sub(1)), schema_version })
     }
 
+    /// `hearth doctor --salvage-wal`: applies every intact record of the
+    /// write-ahead log in `dir` that the database lacks, whatever damage
+    /// lies around them, keeps the log untouched beside it and reports what
+    /// was lost (see `wal::salvage`). The server must be stopped.
+    pub fn salvage_log(dir: &Path) -> Result<SalvageReport, StoreError> {
+        let path = dir.join("hearth.redb");
+        let db = redb::Builder::new().set_cache_size(4 << 20).open(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.clone()),
+            other => StoreError::from(redb::Error::from(other)),
+        })?;
+        refuse_newer_schema(&db)?;
+        wal::salvage(dir, &db)
+    }
+
     /// Commit notices from now on arrive on the returned channel (one
     /// subscriber: the event loop).
     ///
@@ -460,7 +483,10 @@ impl Store {
 
     /// A read snapshot of everything committed so far.
     pub fn read(&self) -> Result<ReadTxn, StoreError> {
-        Ok(ReadTxn(self.db.begin_read()?))
+        match writer::read_slot(&self.db).as_ref() {
+            Some(db) => Ok(ReadTxn(db.begin_read()?)),
+            None => Err(StoreError::Db("the database is being reopened".into())),
+        }
     }
 
     /// The newest stream position readers are shown: committed, and
@@ -518,6 +544,29 @@ impl Store {
     }
 }
 
+/// The database file's name in the data directory.
+const DB_FILE_NAME: &str = "hearth.redb";
+
+/// Opens (or creates) the database file with `cache_bytes` of page cache;
+/// true when redb had to repair it (it was not closed cleanly).
+fn open_database(path: &Path, cache_bytes: usize) -> Result<(Database, bool), StoreError> {
+    let repaired = Arc::new(AtomicBool::new(false));
+    let flag = repaired.clone();
+    let db = redb::Builder::new()
+        .set_cache_size(cache_bytes)
+        .set_repair_callback(move |_| {
+            if !flag.swap(true, Ordering::Relaxed) {
+                tracing::warn!("the database was not closed cleanly; checking and repairing it");
+            }
+        })
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_path_buf()),
+            other => StoreError::from(redb::Error::from(other)),
+        })?;
+    Ok((db, repaired.load(Ordering::Relaxed)))
+}
+
 /// `dir/.name.tmp` beside `path`.
 fn temp_sibling(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -540,13 +589,19 @@ fn sync_parent(path: &Path) -> Result<(), StoreError> {
 }
 
 /// Opens a copied database file (redb checks and repairs it if its header
-/// says so), reads its schema version and closes it cleanly.
+/// says so), reads its schema version, marks it as needing no write-ahead
+/// log and closes it cleanly.
 fn close_cleanly(path: &Path) -> Result<u32, StoreError> {
     let db = redb::Builder::new().set_cache_size(4 << 20).open(path).map_err(redb::Error::from)?;
     let version = {
         let txn = db.begin_read()?;
         tables::read_meta_u64(&txn, tables::META_SCHEMA_VERSION)?.unwrap_or(0)
     };
+    // A copy is taken right after a checkpoint: it needs no log, and the
+    // log of the database it came from is not its own.
+    let txn = db.begin_write()?;
+    wal::mark_clean(&txn)?;
+    txn.commit()?;
     db.close().map_err(redb::Error::from)?;
     std::fs::File::open(path)?.sync_all()?;
     Ok(u32::try_from(version).unwrap_or(u32::MAX))

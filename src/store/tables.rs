@@ -8,7 +8,7 @@
 //!
 //! | table | key | value | owner |
 //! |---|---|---|---|
-//! | `meta` | name (`&str`) | bytes: schema version, next stream position, server signing key seed | store |
+//! | `meta` | name (`&str`) | bytes: schema version, next stream position, server signing key seed, the write-ahead log's checkpoint sequence number and `wal_log` (its ID, least file length, clean stop; `wal::LogMeta`) | store |
 //! | `user_localpart_to_record` | localpart | JSON [`UserRecord`](super::UserRecord) | accounts |
 //! | `user_device_to_record` | (localpart, device_id) | JSON [`DeviceRecord`](super::DeviceRecord) | accounts |
 //! | `token_hash_to_record` | blake3(token) (32 bytes) | JSON [`TokenRecord`](super::TokenRecord) | accounts |

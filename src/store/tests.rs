@@ -144,6 +144,23 @@ fn crash_copy(from: &Path, with_log: bool) -> tempfile::TempDir {
     to
 }
 
+/// A `meta` value (`meta` is Some) or a user record, read straight from
+/// the redb file in `dir` without its log (what a crash leaves in it).
+fn raw_meta_or_user(dir: &Path, meta: Option<&str>, user: &str) -> Option<Vec<u8>> {
+    let db = Database::open(dir.join("hearth.redb")).expect("db");
+    let txn = db.begin_read().expect("read");
+    match meta {
+        Some(key) => {
+            let t = txn.open_table(tables::META).expect("table");
+            redb::ReadableTable::get(&t, key).expect("get").map(|v| v.value().to_vec())
+        }
+        None => {
+            let t = txn.open_table(tables::USER_LOCALPART_TO_RECORD).expect("table");
+            redb::ReadableTable::get(&t, user).expect("get").map(|v| v.value().to_vec())
+        }
+    }
+}
+
 fn token(device: &str) -> TokenRecord {
     TokenRecord {
         kind: TokenKind::Access,
@@ -179,11 +196,14 @@ fn acknowledged_batches_come_back_from_the_log_after_a_crash() {
         .expect("delete");
     let position = store.current_position();
 
-    // redb alone holds none of it yet: only the log makes it durable.
+    // redb alone holds none of it yet: only the log makes it durable, and
+    // without it the copy does not open.
     let without_log = crash_copy(dir.path(), false);
-    let bare = Store::open(without_log.path(), 1 << 20, None).expect("open bare copy");
-    assert!(bare.read().expect("read").user("u39").expect("get").is_none());
-    bare.shutdown();
+    assert!(raw_meta_or_user(without_log.path(), None, "u39").is_none());
+    match Store::open(without_log.path(), 1 << 20, None) {
+        Err(StoreError::LogRefused { problem, .. }) => assert!(problem.contains("missing")),
+        other => panic!("a missing log must be refused, got {:?}", other.map(|_| ())),
+    }
 
     let crashed = crash_copy(dir.path(), true);
     let recovered = Store::open(crashed.path(), 1 << 20, None).expect("open crashed copy");
@@ -224,14 +244,14 @@ fn a_torn_last_record_is_dropped_and_the_rest_replayed() {
     }
     let crashed = crash_copy(dir.path(), true);
     store.shutdown();
-    // The append of "three" was cut short by the crash: its last bytes
-    // never reached the disk (the preallocated zeros are still there).
+    // The append of "three" was cut short by the crash: the end of its
+    // body never reached the disk (the preallocated zeros are still there).
     let log = crashed.path().join(wal::FILE_NAME);
     let mut bytes = std::fs::read(&log).expect("log");
-    let mut end = 0;
+    let mut end = 64;
     for _ in 0..3 {
-        let len = u32::from_le_bytes(bytes[end..end + 4].try_into().expect("4 bytes"));
-        end += 12 + len as usize;
+        let body = u32::from_le_bytes(bytes[end + 44..end + 48].try_into().expect("4 bytes"));
+        end += 64 + body as usize;
     }
     bytes[end - 3..end].fill(0);
     std::fs::write(&log, &bytes).expect("tear");
@@ -363,10 +383,7 @@ fn the_log_is_checkpointed_once_its_changes_outgrow_a_third_of_the_cache() {
     // What redb's file alone holds (the log left out), as after a crash.
     let in_db = |key: &str| {
         let copy = crash_copy(dir.path(), false);
-        let bare = Store::open(copy.path(), 1 << 20, None).expect("open copy");
-        let found = bare.read().expect("read").meta(key).expect("meta").is_some();
-        bare.shutdown();
-        found
+        raw_meta_or_user(copy.path(), Some(key), "").is_some()
     };
     // 1 MiB of cache: the limit is the 1 MiB minimum. Batches 0-2 are
     // logged (1.2 MiB of changes), batch 3 is committed durably instead.
@@ -678,4 +695,27 @@ fn a_to_device_inbox_usage_follows_its_messages_and_an_untracked_inbox_is_counte
             .expect("write");
         assert_eq!(usage, ((0, 0), (2, 8), (1, 3), (1, 1), (0, 0), false));
     });
+}
+
+#[test]
+fn a_log_missing_after_a_clean_stop_or_beside_a_backup_copy_is_made_anew() {
+    let (dir, store) = temp_store();
+    store
+        .write_blocking(|ctx| {
+            ctx.put_user("alice", &user(1))?;
+            Ok(Ok::<_, StoreError>(()))
+        })
+        .expect("write");
+    let backup = tempfile::tempdir().expect("tempdir");
+    store.backup_to(&backup.path().join("hearth.redb")).expect("backup");
+    store.shutdown();
+    drop(store);
+    // Stopped cleanly: the database holds everything, the log nothing.
+    std::fs::remove_file(dir.path().join(wal::FILE_NAME)).expect("remove");
+    let reopened = Store::open(dir.path(), 1 << 20, None).expect("opens without its log");
+    assert!(reopened.read().expect("read").user("alice").expect("get").is_some());
+    assert!(dir.path().join(wal::FILE_NAME).exists());
+    // A backup's copy, taken from a running server, needs no log either.
+    let copy = Store::open(backup.path(), 1 << 20, None).expect("backup copy opens");
+    assert!(copy.read().expect("read").user("alice").expect("get").is_some());
 }

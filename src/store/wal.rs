@@ -15,47 +15,76 @@
 //! *non-durably* (redb keeps its pages in memory; readers see them at once),
 //! and only then answers the batch. Every so often (by size and age of the
 //! log, before a backup, at shutdown) a batch is committed durably instead,
-//! recording the sequence number of the last logged batch in `meta`; the
+//! recording in `meta` the sequence number of the last logged batch; the
 //! log is then emptied. Pages rewritten many times between two checkpoints
 //! reach the disk once.
 //!
-//! The file is not truncated when it is emptied: appends start again at
-//! its beginning, over the records of the previous round, and it is grown
-//! by preallocating a MiB at a time. Overwriting blocks the file already
-//! owns lets `fdatasync` flush just the data; appending would make every
-//! fsync also commit the file system's journal (new size, new blocks).
+//! The file is not truncated when it is emptied: appends start again after
+//! its header, over the records of the previous round, and it is grown by
+//! preallocating a MiB at a time (the new size fsynced before a record
+//! relies on it). Overwriting blocks the file already owns lets `fdatasync`
+//! flush just the data; appending would make every fsync also commit the
+//! file system's journal (new size, new blocks).
+//!
+//! # Which log, and how damage is told from a torn tail
+//!
+//! Each log has a random 8-byte ID, written in the file's header and in
+//! every record, and recorded in redb's `meta` (`wal_log`, with the least
+//! length the file has and whether the server stopped cleanly) by every
+//! durable commit. So a missing log, a log of another database, or random
+//! bytes are recognised at start instead of being read as an empty log.
 //!
 //! Recovery: redb comes back at its last durable commit. Records with a
 //! sequence number above the one that commit recorded are applied again,
 //! in order, in one durable transaction. The log is physical and every
 //! change in it is a blind write of a whole value, so applying a record to
-//! a state that already contains it changes nothing; the sequence check
-//! only saves the work. Each record carries a checksum; the first record
-//! that is torn (a crash during its append, never acknowledged) or does
-//! not follow its predecessor (a leftover of an earlier round, or zeros)
-//! ends the log.
+//! a state that already contains it changes nothing.
 //!
-//! Record layout (little-endian):
-//! `len: u32 | checksum: [u8; 8] | seq: u64 | raw_len: u32 | deflate(changes)`,
-//! where `len` counts everything after the checksum, the checksum is the
-//! first 8 bytes of blake3 over that, and `changes` (`raw_len` bytes before
-//! compression) is a sequence of `op: u8 (1 insert, 2 remove) | table: u8 |
-//! key_len: u32 | key | (insert only) value_len: u32 | value`. Deflate at
-//! its fastest level shrinks chat traffic about five times (room and user
-//! IDs, JSON keys and search terms repeat within a batch) for ~10 µs per
-//! message of writer time.
+//! The records of one round are contiguous and numbered without gaps,
+//! starting at the checkpoint's sequence number + 1; whatever lies after
+//! the last of them is zeros or records of earlier rounds, all numbered at
+//! or below the checkpoint. A crash during an append leaves one record
+//! whose header or body does not verify, with nothing of this round after
+//! it: that torn record (never acknowledged) ends the log. Anything else is
+//! refused at start, leaving the file untouched (`hearth doctor
+//! --salvage-wal` applies what it can, see [`salvage`]):
+//! - a record that does not verify, with a verified record of this round
+//!   (a higher sequence number than the last good one) anywhere after it;
+//! - a file shorter than it was: a record running past its end (a record
+//!   always lies within the preallocated size), or the file ending where a
+//!   record header could still follow while the records' or the
+//!   checkpoint's recorded file length says it was longer. A crash never
+//!   shortens the file; something else cut it.
+//!
+//! Layout (integers little-endian). File header, 64 bytes:
+//! `magic "HEARTHWL" | version: u32 | log id: [u8; 8] | checksum: [u8; 8]`
+//! (the first 8 bytes of blake3 over what precedes it), zero-padded. Each
+//! record: a 64-byte header `magic "HwRc" | log id | seq: u64 | first
+//! stream position: u64 | next stream position: u64 | file length: u64 |
+//! body_len: u32 | body checksum: [u8; 8] | header checksum: [u8; 8]`, then
+//! the body `raw_len: u32 | deflate(changes)`, where `changes` (`raw_len`
+//! bytes before compression) is a sequence of `op: u8 (1 insert, 2 remove)
+//! | table: u8 | key_len: u32 | key | (insert only) value_len: u32 |
+//! value`. The stream positions are the range the batch handed out, so a
+//! salvage can say which positions were lost. Deflate at its fastest level
+//! shrinks chat traffic about five times (room and user IDs, JSON keys and
+//! search terms repeat within a batch) for ~10 µs per message of writer
+//! time.
+//!
+//! Logs written before the ID existed (a bare sequence of `len | checksum
+//! | seq | body` records, no header) are replayed once as before and then
+//! replaced by a log of the new layout.
 
 use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::fs::File;
-use std::io::Read;
 use std::ops::Deref;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use redb::{
-    AccessGuard, Database, Durability, Key, ReadableDatabase, StorageError, Table, TableDefinition,
-    TableError, TableHandle, Value, WriteTransaction,
+    AccessGuard, Database, Durability, Key, ReadTransaction, ReadableDatabase, ReadableTable,
+    StorageError, Table, TableDefinition, TableError, TableHandle, Value, WriteTransaction,
 };
 
 use super::{StoreError, tables};
@@ -66,8 +95,15 @@ pub(super) const FILE_NAME: &str = "hearth.wal";
 /// The `meta` key holding the sequence number of the last logged batch a
 /// durable commit contains.
 pub(super) const META_CHECKPOINT_SEQ: &str = "wal_checkpoint_seq";
+/// The `meta` key describing the log the database expects ([`LogMeta`]).
+pub(super) const META_LOG: &str = "wal_log";
 
-const HEADER: usize = 4 + 8;
+const FILE_MAGIC: [u8; 8] = *b"HEARTHWL";
+const FORMAT_VERSION: u32 = 2;
+/// Bytes before the first record: the file header, padded.
+const FILE_HEADER: u64 = 64;
+const RECORD_MAGIC: [u8; 4] = *b"HwRc";
+const RECORD_HEADER: usize = 64;
 /// The file grows by this much at a time (preallocated).
 const GROW: u64 = 1 << 20;
 /// A file that grew past this (one huge batch) is cut back when emptied.
@@ -169,170 +205,541 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-fn checksum(body: &[u8]) -> [u8; 8] {
+fn checksum(parts: &[&[u8]]) -> [u8; 8] {
+    let mut h = blake3::Hasher::new();
+    for p in parts {
+        h.update(p);
+    }
     let mut c = [0u8; 8];
-    c.copy_from_slice(&blake3::hash(body).as_bytes()[..8]);
+    c.copy_from_slice(&h.finalize().as_bytes()[..8]);
     c
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut x = [0u8; 4];
+    x.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(x)
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(x)
+}
+
+/// What the database knows of its log (the `wal_log` meta value): its ID,
+/// the least length the file has (so a cut file is noticed even when no
+/// record of the current round survives), and whether the server stopped
+/// cleanly (then the log holds nothing the database lacks, and a missing
+/// log is simply made anew).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct LogMeta {
+    pub(super) id: [u8; 8],
+    pub(super) min_len: u64,
+    pub(super) clean: bool,
+}
+
+impl LogMeta {
+    fn encode(&self) -> [u8; 17] {
+        let mut b = [0u8; 17];
+        b[..8].copy_from_slice(&self.id);
+        b[8..16].copy_from_slice(&self.min_len.to_be_bytes());
+        b[16] = u8::from(self.clean);
+        b
+    }
+
+    fn decode(b: &[u8]) -> Result<LogMeta, StoreError> {
+        if b.len() != 17 {
+            return Err(StoreError::Corrupt(format!("meta {META_LOG} is not 17 bytes")));
+        }
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&b[..8]);
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&b[8..16]);
+        Ok(LogMeta { id, min_len: u64::from_be_bytes(len), clean: b[16] != 0 })
+    }
+}
+
+fn read_state(txn: &ReadTransaction) -> Result<(u64, Option<LogMeta>), StoreError> {
+    let checkpoint = tables::read_meta_u64(txn, META_CHECKPOINT_SEQ)?.unwrap_or(0);
+    let meta = match txn.open_table(tables::META) {
+        Ok(t) => t.get(META_LOG)?.map(|v| LogMeta::decode(v.value())).transpose()?,
+        Err(TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok((checkpoint, meta))
+}
+
+/// Records in `txn` (a durable commit) that it holds every batch up to
+/// `seq`, and what log the database expects from now on.
+fn write_state(txn: &WriteTransaction, seq: u64, meta: LogMeta) -> Result<(), StoreError> {
+    tables::write_meta_u64(txn, META_CHECKPOINT_SEQ, seq)?;
+    let mut table = txn.open_table(tables::META)?;
+    table.insert(META_LOG, meta.encode().as_slice())?;
+    Ok(())
+}
+
+/// Marks the database in `txn` as needing no log: what the copy of a
+/// backup is (taken right after a checkpoint). Databases without a log ID
+/// are left alone.
+pub(super) fn mark_clean(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut table = txn.open_table(tables::META)?;
+    let meta = match table.get(META_LOG)? {
+        Some(v) => LogMeta::decode(v.value())?,
+        None => return Ok(()),
+    };
+    table.insert(META_LOG, LogMeta { clean: true, ..meta }.encode().as_slice())?;
+    Ok(())
 }
 
 /// The open log file and where its end is.
 pub(super) struct Wal {
     file: File,
-    /// Bytes of valid records in the file.
-    len: u64,
+    id: [u8; 8],
+    /// Where the next record goes (the end of this round's records).
+    end: u64,
     /// The file's size (records, then leftovers or preallocated zeros).
     allocated: u64,
     /// Sequence number of the last record written (or checkpointed).
     seq: u64,
 }
 
+/// Where the log was before an append, to take the record back.
+#[derive(Clone, Copy)]
+pub(super) struct Mark {
+    end: u64,
+    seq: u64,
+}
+
 impl Wal {
-    /// Sequence number of the newest logged batch.
-    pub(super) fn seq(&self) -> u64 {
-        self.seq
+    /// Where the log is now (see [`Wal::unappend`]).
+    pub(super) fn mark(&self) -> Mark {
+        Mark { end: self.end, seq: self.seq }
     }
 
-    /// Bytes the log holds since the last checkpoint.
-    pub(super) fn len(&self) -> u64 {
-        self.len
+    /// Records in `txn`, a durable commit about to contain every logged
+    /// batch, that it does, and what the file will look like once
+    /// [`Wal::reset`] has run; `clean` when the server is stopping.
+    pub(super) fn write_checkpoint(
+        &self,
+        txn: &WriteTransaction,
+        clean: bool,
+    ) -> Result<(), StoreError> {
+        let min_len = if self.allocated > KEEP { GROW } else { self.allocated };
+        write_state(txn, self.seq, LogMeta { id: self.id, min_len, clean })
     }
 
     /// Appends one batch's changes as the next record and makes it durable.
-    /// On failure the file is cut back to where it was, so a later append
-    /// never follows a torn record.
-    pub(super) fn append(&mut self, changes: &[u8]) -> Result<(), StoreError> {
+    /// `positions` is the range of stream positions the batch handed out.
+    /// On failure the record's header is cleared again (best effort), so a
+    /// record that was not acknowledged is not replayed.
+    pub(super) fn append(
+        &mut self,
+        changes: &[u8],
+        positions: (u64, u64),
+    ) -> Result<(), StoreError> {
         let seq = self.seq + 1;
-        let raw_len = u32::try_from(changes.len())
-            .map_err(|_| StoreError::Db("write batch too large for the log".into()))?;
+        let too_large = || StoreError::Db("write batch too large for the log".into());
+        let raw_len = u32::try_from(changes.len()).map_err(|_| too_large())?;
         let packed = miniz_oxide::deflate::compress_to_vec(changes, 1);
-        let body_len = 8 + 4 + packed.len();
-        let len = u32::try_from(body_len)
-            .map_err(|_| StoreError::Db("write batch too large for the log".into()))?;
-        let mut rec = Vec::with_capacity(HEADER + body_len);
-        rec.extend_from_slice(&len.to_le_bytes());
-        rec.extend_from_slice(&[0; 8]);
+        let mut body = Vec::with_capacity(4 + packed.len());
+        body.extend_from_slice(&raw_len.to_le_bytes());
+        body.extend_from_slice(&packed);
+        let body_len = u32::try_from(body.len()).map_err(|_| too_large())?;
+        let end = self.end + (RECORD_HEADER + body.len()) as u64;
+        // Room for a record header after this record, so a file cut right
+        // after it is shorter than the length this record states.
+        let need = end + RECORD_HEADER as u64;
+        if need > self.allocated {
+            self.grow(need.next_multiple_of(GROW))?;
+        }
+        let mut rec = Vec::with_capacity(RECORD_HEADER + body.len());
+        rec.extend_from_slice(&RECORD_MAGIC);
+        rec.extend_from_slice(&self.id);
         rec.extend_from_slice(&seq.to_le_bytes());
-        rec.extend_from_slice(&raw_len.to_le_bytes());
-        rec.extend_from_slice(&packed);
-        let sum = checksum(&rec[HEADER..]);
-        rec[4..HEADER].copy_from_slice(&sum);
-        let end = self.len + rec.len() as u64;
-        if end > self.allocated {
-            self.preallocate(end.next_multiple_of(GROW));
-        }
-        let written = self.file.write_all_at(&rec, self.len).and_then(|()| self.file.sync_data());
+        rec.extend_from_slice(&positions.0.to_le_bytes());
+        rec.extend_from_slice(&positions.1.to_le_bytes());
+        rec.extend_from_slice(&self.allocated.to_le_bytes());
+        rec.extend_from_slice(&body_len.to_le_bytes());
+        rec.extend_from_slice(&checksum(&[&body]));
+        let head_sum = checksum(&[&rec]);
+        rec.extend_from_slice(&head_sum);
+        rec.extend_from_slice(&body);
+        let written = self.file.write_all_at(&rec, self.end).and_then(|()| self.file.sync_data());
         if let Err(e) = written {
-            // Best effort: the record was never acknowledged either way,
-            // and nothing may follow a torn record.
-            let _ = self.file.set_len(self.len);
-            self.allocated = self.len;
-            return Err(StoreError::Io(e));
+            // Best effort: the record was never acknowledged either way.
+            let _ = self.clear_header_at(self.end);
+            return Err(e.into());
         }
-        self.len += rec.len() as u64;
+        self.end = end;
         self.seq = seq;
         Ok(())
     }
 
-    /// Takes back the record `append` just wrote (its batch could not be
-    /// committed to redb, so it was not acknowledged and must not be
-    /// replayed).
-    pub(super) fn unappend(&mut self, len: u64, seq: u64) -> Result<(), StoreError> {
-        self.file.set_len(len)?;
-        self.file.sync_data()?;
-        self.allocated = len;
-        self.len = len;
-        self.seq = seq;
+    /// Takes back the records appended since `mark` (their batch could not
+    /// be committed to redb, so it was not acknowledged and must not be
+    /// replayed): the first one's header is cleared, which ends the log
+    /// there.
+    pub(super) fn unappend(&mut self, mark: Mark) -> Result<(), StoreError> {
+        if self.end != mark.end {
+            self.clear_header_at(mark.end)?;
+        }
+        self.end = mark.end;
+        self.seq = mark.seq;
         Ok(())
+    }
+
+    fn clear_header_at(&self, at: u64) -> std::io::Result<()> {
+        self.file.write_all_at(&[0; RECORD_HEADER], at)?;
+        self.file.sync_data()
     }
 
     /// Empties the log after a durable commit that contains every record in
-    /// it (that commit recorded `seq` in `meta`): the next record goes to
-    /// the start of the file. What follows it there is a leftover with a
-    /// sequence number at or below `seq`, which ends the log at recovery.
+    /// it (it ran [`Wal::write_checkpoint`]): the next record goes right
+    /// after the header. What follows it there is a leftover with a
+    /// sequence number at or below the checkpoint's, which ends the log at
+    /// recovery.
     pub(super) fn reset(&mut self) -> Result<(), StoreError> {
         if self.allocated > KEEP {
-            self.file.set_len(0)?;
+            self.file.set_len(GROW)?;
             self.file.sync_data()?;
-            self.allocated = 0;
+            self.allocated = GROW;
         }
-        self.len = 0;
+        self.end = FILE_HEADER;
         Ok(())
     }
 
     /// Grows the file to `size` with blocks reserved but not written (zeros
-    /// when read). Where the file system cannot, appends grow it instead.
-    fn preallocate(&mut self, size: u64) {
+    /// when read), or sparse where the file system cannot reserve, and
+    /// makes the new size durable before any record states it.
+    fn grow(&mut self, size: u64) -> Result<(), StoreError> {
         use std::os::fd::AsRawFd;
-        let Ok(len) = libc::off_t::try_from(size) else { return };
+        let len = libc::off_t::try_from(size)
+            .map_err(|_| StoreError::Db("write-ahead log too large".into()))?;
         // SAFETY: plain syscall on a file descriptor this struct owns.
         let r = unsafe { libc::fallocate(self.file.as_raw_fd(), 0, 0, len) };
-        if r == 0 {
-            self.allocated = size;
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            if super::is_disk_full(&e) {
+                return Err(e.into());
+            }
+            self.file.set_len(size)?;
         }
+        self.file.sync_data()?;
+        self.allocated = size;
+        Ok(())
+    }
+
+    /// Creates a new, empty log for the database with ID `id` in place of
+    /// whatever `dir` holds: written under a temporary name and renamed, so
+    /// a crash leaves either the old file or the whole new one.
+    fn create(dir: &Path, id: [u8; 8], seq: u64) -> Result<Wal, StoreError> {
+        let path = dir.join(FILE_NAME);
+        let tmp = dir.join(format!(".{FILE_NAME}.tmp"));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let mut header = [0u8; FILE_HEADER as usize];
+        header[..8].copy_from_slice(&FILE_MAGIC);
+        header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        header[12..20].copy_from_slice(&id);
+        let sum = checksum(&[&header[..20]]);
+        header[20..28].copy_from_slice(&sum);
+        file.write_all_at(&header, 0)?;
+        let mut wal = Wal { file, id, end: FILE_HEADER, allocated: FILE_HEADER, seq };
+        wal.grow(GROW)?;
+        std::fs::rename(&tmp, &path)?;
+        File::open(dir)?.sync_all()?;
+        Ok(wal)
     }
 }
 
-/// Opens `dir/hearth.wal` (creating it), applies every record a crash left
-/// behind to `db` in one durable transaction, and returns the log, empty
-/// and ready for appends.
-pub(super) fn open_and_recover(dir: &Path, db: &Database) -> Result<(Wal, u64), StoreError> {
-    let path = dir.join(FILE_NAME);
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)?;
-    let checkpoint = {
-        let txn = db.begin_read()?;
-        tables::read_meta_u64(&txn, META_CHECKPOINT_SEQ)?.unwrap_or(0)
-    };
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    let records = parse(&bytes, checkpoint);
-    let mut seq = checkpoint;
-    let replayed = records.len();
-    if let Some(last) = records.last() {
-        seq = last.0;
-        let mut txn = db.begin_write()?;
-        txn.set_durability(Durability::Immediate).map_err(|e| StoreError::Db(e.to_string()))?;
-        for (_, packed) in &records {
-            apply(&txn, &inflate(packed)?)?;
-        }
-        tables::write_meta_u64(&txn, META_CHECKPOINT_SEQ, seq)?;
-        txn.commit()?;
+/// The ID in a log file's header, if the header is whole and of this
+/// layout.
+fn header_id(bytes: &[u8]) -> Option<[u8; 8]> {
+    let h = bytes.get(..28)?;
+    if h[..8] != FILE_MAGIC || u32_at(h, 8) != FORMAT_VERSION || checksum(&[&h[..20]]) != h[20..28]
+    {
+        return None;
     }
-    if replayed > 0 {
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&h[12..20]);
+    Some(id)
+}
+
+/// A record of the log whose header and body verified.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Record<'a> {
+    pub(super) seq: u64,
+    /// The stream positions its batch handed out: `first..next`.
+    pub(super) positions: (u64, u64),
+    /// `raw_len | deflate(changes)`.
+    packed: &'a [u8],
+}
+
+/// A record header that verified, at some offset.
+struct Head {
+    seq: u64,
+    positions: (u64, u64),
+    file_len: u64,
+    body_len: usize,
+    body_sum: [u8; 8],
+}
+
+/// The record header at `at` if it is one of log `id` and verifies.
+fn head_at(bytes: &[u8], at: usize, id: &[u8; 8]) -> Option<Head> {
+    let h = bytes.get(at..at.checked_add(RECORD_HEADER)?)?;
+    if h[..4] != RECORD_MAGIC || h[4..12] != id[..] || checksum(&[&h[..56]]) != h[56..64] {
+        return None;
+    }
+    let mut body_sum = [0u8; 8];
+    body_sum.copy_from_slice(&h[48..56]);
+    Some(Head {
+        seq: u64_at(h, 12),
+        positions: (u64_at(h, 20), u64_at(h, 28)),
+        file_len: u64_at(h, 36),
+        body_len: u32_at(h, 44) as usize,
+        body_sum,
+    })
+}
+
+/// The record at `at` with header `head`, if its body is whole and verifies.
+fn body_at<'a>(bytes: &'a [u8], at: usize, head: &Head) -> Option<Record<'a>> {
+    let start = at + RECORD_HEADER;
+    let body = bytes.get(start..start.checked_add(head.body_len)?)?;
+    (checksum(&[body]) == head.body_sum).then_some(Record {
+        seq: head.seq,
+        positions: head.positions,
+        packed: body,
+    })
+}
+
+/// Every verified record of log `id` found at or after `from`, with its
+/// offset, in file order. The search looks for the record magic and the
+/// ID, so its cost is a pass over the file plus a checksum per candidate.
+fn records_from<'a>(
+    bytes: &'a [u8],
+    from: usize,
+    id: &'a [u8; 8],
+) -> impl Iterator<Item = (usize, Record<'a>)> + 'a {
+    let mut pattern = [0u8; 12];
+    pattern[..4].copy_from_slice(&RECORD_MAGIC);
+    pattern[4..].copy_from_slice(id);
+    let tail = bytes.get(from..).unwrap_or_default();
+    tail.windows(pattern.len()).enumerate().filter(move |(_, w)| *w == pattern).filter_map(
+        move |(i, _)| {
+            let at = from + i;
+            let head = head_at(bytes, at, id)?;
+            body_at(bytes, at, &head).map(|r| (at, r))
+        },
+    )
+}
+
+/// The records after `checkpoint` in a log of `id` (whose header was
+/// checked), in order, ending at a torn last record; or what is wrong with
+/// the log (see the module doc). `min_len` is the length the last durable
+/// commit says the file has at least.
+fn parse<'a>(
+    bytes: &'a [u8],
+    id: &'a [u8; 8],
+    checkpoint: u64,
+    min_len: u64,
+) -> Result<Vec<Record<'a>>, String> {
+    let mut out: Vec<Record<'a>> = Vec::new();
+    let mut at = FILE_HEADER as usize;
+    let mut expect = checkpoint + 1;
+    let mut expected_len = min_len;
+    // Whether a record of this round starts where the good ones end.
+    let mut next_started = false;
+    while let Some(head) = head_at(bytes, at, id) {
+        if head.seq < expect {
+            // A leftover of an earlier round: nothing was written here since.
+            break;
+        }
+        if head.seq > expect {
+            return Err(format!(
+                "is damaged: record {expect} is missing at byte {at}, where record {} stands \
+                 instead",
+                head.seq
+            ));
+        }
+        expected_len = expected_len.max(head.file_len);
+        let Some(rec) = body_at(bytes, at, &head) else {
+            next_started = true;
+            break;
+        };
+        out.push(rec);
+        at += RECORD_HEADER + head.body_len;
+        expect += 1;
+    }
+    if let Some((later_at, later)) = records_from(bytes, at + 1, id).find(|(_, r)| r.seq >= expect)
+    {
+        return Err(format!(
+            "is damaged: the record at byte {at} (number {expect}) does not verify, yet intact \
+             record {} follows at byte {later_at}",
+            later.seq
+        ));
+    }
+    let len = bytes.len() as u64;
+    let header_fits = at + RECORD_HEADER <= bytes.len();
+    if len < expected_len && (next_started || !header_fits) {
+        return Err(format!(
+            "was cut short: it is {len} bytes long, but its records say it was {expected_len}; \
+             records after number {} may be lost",
+            expect - 1
+        ));
+    }
+    Ok(out)
+}
+
+/// Opens `dir/hearth.wal`, checks that it is the log `db` expects, applies
+/// every record a crash left behind to `db` in one durable transaction
+/// (which also notes that the log is in use), and returns the log, empty
+/// and ready for appends. A log that is missing, foreign or damaged other
+/// than by a torn last record is refused with [`StoreError::LogRefused`]
+/// and left untouched.
+pub(super) fn open_and_recover(dir: &Path, db: &Database) -> Result<Wal, StoreError> {
+    let path = dir.join(FILE_NAME);
+    let (checkpoint, meta) = read_state(&db.begin_read()?)?;
+    let refuse = |problem: String| StoreError::LogRefused { path: path.clone(), problem };
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    let Some(meta) = meta else {
+        return adopt(dir, db, bytes.as_deref(), checkpoint).map_err(|e| match e {
+            StoreError::Corrupt(problem) => refuse(problem),
+            e => e,
+        });
+    };
+    let Some(bytes) = bytes else {
+        if meta.clean {
+            tracing::info!("the write-ahead log was missing after a clean stop; made a new one");
+            let wal = Wal::create(dir, meta.id, checkpoint)?;
+            commit_state(db, &[], &wal)?;
+            return Ok(wal);
+        }
+        return Err(refuse(
+            "is missing, and the database was not stopped cleanly: the writes it held since the \
+             last checkpoint are not in the database"
+                .into(),
+        ));
+    };
+    match header_id(&bytes) {
+        None => {
+            return Err(refuse("is not a Hearth write-ahead log, or its header is damaged".into()));
+        }
+        Some(id) if id != meta.id => {
+            return Err(refuse(
+                "belongs to another database (its ID is not the one this database expects)".into(),
+            ));
+        }
+        Some(_) => {}
+    }
+    let records = parse(&bytes, &meta.id, checkpoint, meta.min_len).map_err(refuse)?;
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(&path)?;
+    let seq = records.last().map_or(checkpoint, |r| r.seq);
+    let mut wal = Wal { file, id: meta.id, end: FILE_HEADER, allocated: bytes.len() as u64, seq };
+    commit_state(db, &records, &wal)?;
+    if !records.is_empty() {
         tracing::warn!(
-            "applied {replayed} write batches from the write-ahead log (the server had stopped \
-             without a checkpoint)"
+            "applied {} write batches from the write-ahead log (the server had stopped without \
+             a checkpoint)",
+            records.len()
         );
     }
-    let mut wal = Wal { file, len: 0, allocated: bytes.len() as u64, seq };
     wal.reset()?;
-    Ok((wal, seq))
+    Ok(wal)
 }
 
-/// The records after `checkpoint`, in order, up to the first torn or
-/// out-of-sequence one.
-fn parse(bytes: &[u8], checkpoint: u64) -> Vec<(u64, &[u8])> {
+/// Applies `records` and notes the log's state (in use: not clean) in one
+/// durable transaction.
+fn commit_state(db: &Database, records: &[Record<'_>], wal: &Wal) -> Result<(), StoreError> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate).map_err(|e| StoreError::Db(e.to_string()))?;
+    for r in records {
+        apply(&txn, &inflate(r.packed)?)?;
+    }
+    wal.write_checkpoint(&txn, false)?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// A database that does not know its log yet: new, or written by a Hearth
+/// whose log had no ID. A log of that older layout is replayed (its
+/// records stop at the first that does not verify, as they always did),
+/// then replaced by a new log whose ID the database records. A log of the
+/// new layout holding records the database has not seen is not its own
+/// (refused as `Corrupt`, turned into `LogRefused` by the caller).
+fn adopt(
+    dir: &Path,
+    db: &Database,
+    bytes: Option<&[u8]>,
+    checkpoint: u64,
+) -> Result<Wal, StoreError> {
+    let mut seq = checkpoint;
+    if let Some(bytes) = bytes {
+        if let Some(id) = header_id(bytes) {
+            if records_from(bytes, FILE_HEADER as usize, &id).any(|(_, r)| r.seq > checkpoint) {
+                return Err(StoreError::Corrupt(
+                    "holds writes, but the database expects no log: it belongs to another \
+                     database (was hearth.redb replaced?)"
+                        .into(),
+                ));
+            }
+        } else {
+            let records = parse_legacy(bytes, checkpoint);
+            if let Some(last) = records.last() {
+                seq = last.0;
+                let mut txn = db.begin_write()?;
+                txn.set_durability(Durability::Immediate)
+                    .map_err(|e| StoreError::Db(e.to_string()))?;
+                for (_, packed) in &records {
+                    apply(&txn, &inflate(packed)?)?;
+                }
+                tables::write_meta_u64(&txn, META_CHECKPOINT_SEQ, seq)?;
+                txn.commit()?;
+                tracing::warn!(
+                    "applied {} write batches from the write-ahead log (the server had stopped \
+                     without a checkpoint)",
+                    records.len()
+                );
+            }
+        }
+    }
+    let mut id = [0u8; 8];
+    getrandom::fill(&mut id)
+        .map_err(|e| StoreError::Db(format!("no randomness for a log ID: {e}")))?;
+    // The new log replaces the old one only once the old one's records are
+    // durable in the database, and the database names the new log only
+    // once it exists.
+    let wal = Wal::create(dir, id, seq)?;
+    commit_state(db, &[], &wal)?;
+    Ok(wal)
+}
+
+/// The records after `checkpoint` of a log in the layout without an ID,
+/// up to the first torn or out-of-sequence one.
+fn parse_legacy(bytes: &[u8], checkpoint: u64) -> Vec<(u64, &[u8])> {
+    const HEADER: usize = 4 + 8;
     let mut out: Vec<(u64, &[u8])> = Vec::new();
     let mut at = 0usize;
     let mut prev: Option<u64> = None;
     while bytes.len() - at >= HEADER + 8 {
-        let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-        let len = len as usize;
+        let len = u32_at(bytes, at) as usize;
         if len < 12 || bytes.len() - at - HEADER < len {
             break;
         }
         let body = &bytes[at + HEADER..at + HEADER + len];
-        if checksum(body) != bytes[at + 4..at + HEADER] {
+        if checksum(&[body]) != bytes[at + 4..at + HEADER] {
             break;
         }
-        let mut s = [0u8; 8];
-        s.copy_from_slice(&body[..8]);
-        let seq = u64::from_le_bytes(s);
+        let seq = u64_at(body, 0);
         if prev.is_some_and(|p| seq != p + 1) {
             break;
         }
@@ -343,6 +750,108 @@ fn parse(bytes: &[u8], checkpoint: u64) -> Vec<(u64, &[u8])> {
         at += HEADER + len;
     }
     out
+}
+
+/// What `hearth doctor --salvage-wal` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SalvageReport {
+    /// Where the log was moved, untouched (None: there was no log).
+    pub kept_as: Option<PathBuf>,
+    /// The last batch the database held before the salvage.
+    pub checkpoint_seq: u64,
+    /// Batches applied from the log, as inclusive ranges of their numbers.
+    pub applied: Vec<(u64, u64)>,
+    /// Batches missing between the checkpoint and the last one found.
+    pub lost: Vec<(u64, u64)>,
+    /// The stream positions those batches had handed out (inclusive).
+    pub lost_positions: Vec<(u64, u64)>,
+    /// The first stream position after everything recovered: whether any
+    /// acknowledged batch came later cannot be known from the file.
+    pub next_position: u64,
+}
+
+/// `first..=last` runs of consecutive numbers.
+fn runs(seqs: impl Iterator<Item = u64>) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for s in seqs {
+        match out.last_mut() {
+            Some((_, last)) if *last + 1 == s => *last = s,
+            _ => out.push((s, s)),
+        }
+    }
+    out
+}
+
+/// Applies every intact record of the database's log that it lacks, in
+/// order, whatever damage lies around them, and reports what was lost. The
+/// log is kept, untouched, as `hearth.wal.damaged-<unix seconds>`; the
+/// database is marked as needing no log, so the next start makes a new
+/// one.
+pub(super) fn salvage(dir: &Path, db: &Database) -> Result<SalvageReport, StoreError> {
+    let path = dir.join(FILE_NAME);
+    let (checkpoint, meta, next_position) = {
+        let txn = db.begin_read()?;
+        let (c, m) = read_state(&txn)?;
+        (c, m, tables::read_meta_u64(&txn, tables::META_NEXT_POSITION)?.unwrap_or(1))
+    };
+    let mut report = SalvageReport {
+        kept_as: None,
+        checkpoint_seq: checkpoint,
+        applied: Vec::new(),
+        lost: Vec::new(),
+        lost_positions: Vec::new(),
+        next_position,
+    };
+    // Copied aside first, removed only once what it held is committed: a
+    // crash on the way leaves the log where it was, or a database that
+    // needs it no more.
+    let bytes = if path.exists() {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let kept = dir.join(format!("{FILE_NAME}.damaged-{secs}"));
+        std::fs::copy(&path, &kept)?;
+        File::open(&kept)?.sync_all()?;
+        report.kept_as = Some(kept);
+        std::fs::read(&path)?
+    } else {
+        Vec::new()
+    };
+    // The database's idea of its log wins over the file's header, which
+    // may be what is damaged.
+    let id = match meta.map(|m| m.id).or_else(|| header_id(&bytes)) {
+        Some(id) => id,
+        // Neither knows an ID: a database from before the log had one,
+        // whose log start-up replays as it always did.
+        None => return Ok(report),
+    };
+    let mut records: Vec<Record<'_>> =
+        records_from(&bytes, 0, &id).map(|(_, r)| r).filter(|r| r.seq > checkpoint).collect();
+    records.sort_by_key(|r| r.seq);
+    records.dedup_by_key(|r| r.seq);
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate).map_err(|e| StoreError::Db(e.to_string()))?;
+    let (mut prev_seq, mut prev_end) = (checkpoint, next_position);
+    for r in &records {
+        apply(&txn, &inflate(r.packed)?)?;
+        if r.seq > prev_seq + 1 {
+            report.lost.push((prev_seq + 1, r.seq - 1));
+            if r.positions.0 > prev_end {
+                report.lost_positions.push((prev_end, r.positions.0 - 1));
+            }
+        }
+        (prev_seq, prev_end) = (r.seq, r.positions.1.max(prev_end));
+    }
+    report.applied = runs(records.iter().map(|r| r.seq));
+    report.next_position = prev_end;
+    write_state(&txn, prev_seq, LogMeta { id, min_len: 0, clean: true })?;
+    txn.commit()?;
+    if report.kept_as.is_some() {
+        std::fs::remove_file(&path)?;
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(report)
 }
 
 /// A record's changes from its `raw_len | deflate(changes)` part.
@@ -397,42 +906,188 @@ fn apply(txn: &WriteTransaction, mut changes: &[u8]) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
-    fn record(seq: u64, changes: &[u8]) -> Vec<u8> {
+    const ID: [u8; 8] = *b"testlog1";
+
+    /// A log of `n` records after checkpoint `checkpoint`, as the writer
+    /// writes it, and the offsets where each record starts.
+    fn log(checkpoint: u64, n: u64) -> (Vec<u8>, Vec<usize>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut wal = Wal::create(dir.path(), ID, checkpoint).expect("create");
+        let mut starts = Vec::new();
+        for i in 0..n {
+            starts.push(wal.end as usize);
+            let seq = checkpoint + 1 + i;
+            wal.append(&[OP_REMOVE, 1, 1, 0, 0, 0, seq as u8], (seq * 10, seq * 10 + 3))
+                .expect("append");
+        }
+        (std::fs::read(dir.path().join(FILE_NAME)).expect("read"), starts)
+    }
+
+    fn seqs(bytes: &[u8], checkpoint: u64, min_len: u64) -> Result<Vec<u64>, String> {
+        parse(bytes, &ID, checkpoint, min_len).map(|r| r.iter().map(|r| r.seq).collect())
+    }
+
+    #[test]
+    fn the_records_after_the_checkpoint_replay_in_order() {
+        let (bytes, _) = log(3, 4);
+        assert_eq!(header_id(&bytes), Some(ID));
+        assert_eq!(bytes.len() as u64, GROW, "preallocated");
+        assert_eq!(seqs(&bytes, 3, GROW), Ok(vec![4, 5, 6, 7]));
+        let recs = parse(&bytes, &ID, 3, 0).expect("parse");
+        assert_eq!(recs[1].positions, (50, 53));
+        assert_eq!(inflate(recs[1].packed).expect("inflates"), [OP_REMOVE, 1, 1, 0, 0, 0, 5]);
+        // Records of an earlier round (at or below the checkpoint) are not replayed.
+        assert_eq!(seqs(&bytes, 7, 0), Ok(vec![]));
+        // Another log's records are not this one's.
+        assert_eq!(parse(&bytes, b"otherlog", 3, 0).map(|r| r.len()), Ok(0));
+    }
+
+    #[test]
+    fn a_torn_last_record_ends_the_log() {
+        let (mut bytes, starts) = log(0, 5);
+        // The last append was cut short: its second half never reached
+        // the disk (the preallocated zeros are still there).
+        let end = starts[4] + RECORD_HEADER + 8;
+        bytes[starts[4] + RECORD_HEADER..end].fill(0);
+        assert_eq!(seqs(&bytes, 0, GROW), Ok(vec![1, 2, 3, 4]));
+        // Or only part of its header did.
+        let (mut bytes, starts) = log(0, 5);
+        bytes[starts[4] + 20..starts[4] + RECORD_HEADER].fill(0);
+        assert_eq!(seqs(&bytes, 0, GROW), Ok(vec![1, 2, 3, 4]));
+    }
+
+    #[test]
+    fn leftovers_of_an_earlier_round_after_the_last_record_end_the_log() {
+        // Round one wrote 1..=6; the checkpoint took them; round two wrote
+        // 7 and 8 over the first two.
+        let (old, _) = log(0, 6);
+        let (new, starts) = log(6, 2);
+        let mut bytes = old.clone();
+        bytes[..starts[1] + (starts[1] - starts[0])]
+            .copy_from_slice(&new[..starts[1] + (starts[1] - starts[0])]);
+        assert_eq!(seqs(&bytes, 6, GROW), Ok(vec![7, 8]));
+    }
+
+    #[test]
+    fn a_bad_record_followed_by_intact_ones_is_refused() {
+        for victim in [0, 2] {
+            let (mut bytes, starts) = log(0, 5);
+            // A flipped byte in the body, then in the header.
+            for offset in [RECORD_HEADER + 2, 14] {
+                let mut b = bytes.clone();
+                b[starts[victim] + offset] ^= 0x10;
+                let e = seqs(&b, 0, GROW).expect_err("refused");
+                assert!(e.contains("intact record"), "{e}");
+            }
+            // Zeros where it was (a lost block on the card).
+            bytes[starts[victim]..starts[victim + 1]].fill(0);
+            assert!(seqs(&bytes, 0, GROW).is_err());
+        }
+    }
+
+    #[test]
+    fn a_log_cut_short_is_refused_unless_only_padding_went() {
+        let (bytes, starts) = log(0, 5);
+        // Through a record, at a record boundary, inside a header.
+        for cut in [starts[3] + 70, starts[3], starts[3] + 10, starts[1] + 1] {
+            let e = seqs(&bytes[..cut], 0, 0).expect_err("refused");
+            assert!(e.contains("cut short"), "cut at {cut}: {e}");
+        }
+        // Cutting zeros after the last record loses nothing.
+        let end = starts[4] + 200;
+        assert_eq!(seqs(&bytes[..end], 0, 0), Ok(vec![1, 2, 3, 4, 5]));
+        // No record survives, yet the checkpoint knew the file's length.
+        let e = seqs(&bytes[..40], 5, GROW).expect_err("refused");
+        assert!(e.contains("cut short"), "{e}");
+    }
+
+    #[test]
+    fn a_taken_back_record_is_not_replayed_and_is_overwritten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut wal = Wal::create(dir.path(), ID, 0).expect("create");
+        wal.append(b"", (1, 1)).expect("append");
+        let mark = wal.mark();
+        wal.append(b"", (1, 1)).expect("append");
+        wal.unappend(mark).expect("unappend");
+        let bytes = std::fs::read(dir.path().join(FILE_NAME)).expect("read");
+        assert_eq!(seqs(&bytes, 0, GROW), Ok(vec![1]));
+        wal.append(b"", (1, 1)).expect("append");
+        let bytes = std::fs::read(dir.path().join(FILE_NAME)).expect("read");
+        assert_eq!(seqs(&bytes, 0, GROW), Ok(vec![1, 2]));
+    }
+
+    /// A record of the log layout without an ID.
+    fn legacy_record(seq: u64, changes: &[u8]) -> Vec<u8> {
         let mut body = seq.to_le_bytes().to_vec();
         body.extend_from_slice(&(changes.len() as u32).to_le_bytes());
         body.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(changes, 1));
         let mut rec = (body.len() as u32).to_le_bytes().to_vec();
-        rec.extend_from_slice(&checksum(&body));
+        rec.extend_from_slice(&checksum(&[&body]));
         rec.extend_from_slice(&body);
         rec
     }
 
     #[test]
-    fn parse_skips_checkpointed_records_and_stops_at_a_gap_or_a_bad_checksum() {
+    fn a_log_of_the_layout_without_an_id_is_replayed_then_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Database::create(dir.path().join("hearth.redb")).expect("db");
+        let txn = db.begin_write().expect("txn");
+        tables::create_all(&txn).expect("tables");
+        tables::write_meta_u64(&txn, META_CHECKPOINT_SEQ, 7).expect("meta");
+        txn.commit().expect("commit");
+        // Batch 7 was checkpointed; 8 and 9 were only logged, then zeros.
+        let insert = |key: &[u8]| {
+            let mut c = vec![OP_INSERT, 1];
+            put_bytes(&mut c, key);
+            put_bytes(&mut c, b"v");
+            c
+        };
+        let mut old = legacy_record(7, &insert(b"seven"));
+        old.extend(legacy_record(8, &insert(b"eight")));
+        old.extend(legacy_record(9, &insert(b"nine")));
+        old.resize(GROW as usize, 0);
+        std::fs::write(dir.path().join(FILE_NAME), &old).expect("write");
+
+        let mut wal = open_and_recover(dir.path(), &db).expect("opens");
+        let read = db.begin_read().expect("read");
+        let meta = read.open_table(tables::META).expect("meta");
+        assert!(
+            meta.get("eight").expect("get").is_some() && meta.get("nine").expect("get").is_some()
+        );
+        assert!(meta.get("seven").expect("get").is_none(), "checkpointed records are not replayed");
+        let (checkpoint, log) = read_state(&read).expect("state");
+        let log = log.expect("the database now knows its log");
+        assert_eq!(checkpoint, 9);
+        assert!(!log.clean);
+        let bytes = std::fs::read(dir.path().join(FILE_NAME)).expect("read");
+        assert_eq!(
+            header_id(&bytes),
+            Some(log.id),
+            "the log was replaced by one of the new layout"
+        );
+        // It carries on from there.
+        wal.append(b"", (1, 1)).expect("append");
+        let bytes = std::fs::read(dir.path().join(FILE_NAME)).expect("read");
+        assert_eq!(parse(&bytes, &log.id, 9, 0).map(|r| r[0].seq), Ok(10));
+    }
+
+    #[test]
+    fn legacy_logs_stop_at_a_gap_or_a_bad_checksum() {
+        let record = legacy_record;
         let mut log = Vec::new();
         for seq in 4..=7 {
             log.extend(record(seq, &[seq as u8; 3]));
         }
-        let seqs = |log: &[u8], cp| parse(log, cp).iter().map(|r| r.0).collect::<Vec<_>>();
+        let seqs = |log: &[u8], cp| parse_legacy(log, cp).iter().map(|r| r.0).collect::<Vec<_>>();
         assert_eq!(seqs(&log, 0), [4, 5, 6, 7]);
         assert_eq!(seqs(&log, 5), [6, 7]);
-        assert_eq!(inflate(parse(&log, 5)[0].1).expect("inflates"), [6, 6, 6]);
-
-        // Stale records after a gap in the sequence are not the log's.
+        assert_eq!(inflate(parse_legacy(&log, 5)[0].1).expect("inflates"), [6, 6, 6]);
         let mut gap = log.clone();
         gap.extend(record(3, b"old"));
-        gap.extend(record(4, b"old"));
         assert_eq!(seqs(&gap, 0), [4, 5, 6, 7]);
-
-        // A flipped bit ends the log at that record.
-        let mut bad = log.clone();
-        let second = record(4, &[4; 3]).len() + HEADER + 12;
-        bad[second] ^= 1;
-        assert_eq!(seqs(&bad, 0), [4]);
-
-        // A length running past the end (a torn append) ends it too.
         assert_eq!(seqs(&log[..log.len() - 1], 0), [4, 5, 6]);
-        assert!(parse(&[0xff; 40], 0).is_empty());
+        assert!(parse_legacy(&[0xff; 40], 0).is_empty());
+        assert_eq!(header_id(&log), None);
     }
 
     #[test]

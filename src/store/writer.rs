@@ -20,13 +20,22 @@
 //! commit run into ENOSPC would need a restart, while refusing early lets
 //! the server carry on by itself once space returns. Reads never pass here.
 //!
+//! When an I/O error does reach redb anyway (`min_free_disk_mb = 0`, or a
+//! disk filled faster than the guard looks), redb latches it: every later
+//! transaction fails until the database is closed. The writer then answers
+//! writes with the same `DiskFull` error as the guard (or a storage error
+//! when the disk is not what failed), and once enough space is free again
+//! it closes the database, opens it afresh and replays the write-ahead log
+//! (`DbState::reopen`), which holds every batch acknowledged since the
+//! last durable commit: no restart, nothing acknowledged lost.
+//!
 //! The writer also runs *exclusive* jobs between batches (the online
 //! backup), and keeps counters for the metrics endpoint (`WriterStats`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -284,7 +293,7 @@ impl WriterHandle {
                 let answer = match (outcome, commit) {
                     (Ok(Err(refused)), _) => Err(refused),
                     (Ok(Ok(r)), Ok(())) => Ok(r),
-                    (Ok(Ok(_)), Err(e)) => Err(E::from(StoreError::Db(e.to_string()))),
+                    (Ok(Ok(_)), Err(e)) => Err(E::from(e.duplicate())),
                     (Err(e), _) => Err(E::from(e)),
                 };
                 send(answer, upto);
@@ -314,8 +323,146 @@ impl WriterHandle {
     }
 }
 
+/// The open database, shared by the writer and the readers. The writer
+/// replaces it when it reopens the database after redb latched an I/O
+/// error; `None` only while it does. A read lock per read transaction is
+/// one uncontended atomic operation: the writer takes the write lock only
+/// to swap the database.
+pub(super) type DbSlot = Arc<RwLock<Option<Database>>>;
+
+/// The slot's database, whoever panicked while holding the lock (the
+/// database itself is not left half-changed by a panic elsewhere).
+pub(super) fn read_slot(slot: &DbSlot) -> RwLockReadGuard<'_, Option<Database>> {
+    slot.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Free space below which the writer does not try to reopen a database
+/// that latched an I/O error (nor its reserve, if larger): replaying the
+/// log writes a durable commit, and a reopen that fails again costs a
+/// repair of the file each time.
+const REOPEN_MIN_FREE: u64 = 8 << 20;
+
+/// The writer's side of the database: the slot, what it takes to open the
+/// file again, and whether redb has latched an I/O error.
+pub(super) struct DbState {
+    slot: DbSlot,
+    dir: PathBuf,
+    cache_bytes: usize,
+    broken: Option<Broken>,
+}
+
+/// redb latched an I/O error: whether the disk was full, and when to try
+/// reopening next.
+#[derive(Clone, Copy)]
+struct Broken {
+    disk_full: bool,
+    retry_at: Instant,
+}
+
+impl DbState {
+    pub(super) fn new(slot: DbSlot, dir: PathBuf, cache_bytes: usize) -> DbState {
+        DbState { slot, dir, cache_bytes, broken: None }
+    }
+
+    /// Notes that redb latched an I/O error (checked after a failure).
+    fn check_latched(&mut self, db_failed: bool, e: &StoreError, stats: &WriterStats) {
+        if !db_failed {
+            return;
+        }
+        let disk_full = matches!(e, StoreError::DiskFull { .. }) || self.low_on_space();
+        tracing::error!(
+            "the database hit an I/O error ({e}) and refuses further writes until it is \
+             reopened; writes are refused until {}, then it is reopened from the write-ahead \
+             log (nothing acknowledged is lost)",
+            if disk_full { "disk space is freed" } else { "a reopen succeeds" }
+        );
+        stats.disk_full.store(disk_full, Ordering::Relaxed);
+        self.broken = Some(Broken { disk_full, retry_at: Instant::now() });
+    }
+
+    fn low_on_space(&self) -> bool {
+        free_bytes(&self.dir).is_ok_and(|(free, _)| free < REOPEN_MIN_FREE)
+    }
+
+    /// The answer to writes while the database is latched.
+    fn error(&self) -> StoreError {
+        match self.broken {
+            Some(b) if b.disk_full || self.low_on_space() => {
+                StoreError::DiskFull { free_bytes: free_bytes(&self.dir).map_or(0, |f| f.0) }
+            }
+            _ => StoreError::Db("the database is being reopened after an I/O error".into()),
+        }
+    }
+
+    /// True when the database is usable: it never latched an error, or it
+    /// has just been reopened and the log replayed into it. Tries once
+    /// `min_free` (and `REOPEN_MIN_FREE`) bytes are free, and after a
+    /// failed attempt not again for a second.
+    fn usable(
+        &mut self,
+        log: &mut Log,
+        next_position: &mut u64,
+        min_free: u64,
+        stats: &WriterStats,
+    ) -> bool {
+        let Some(broken) = self.broken else { return true };
+        if Instant::now() < broken.retry_at
+            || free_bytes(&self.dir).is_ok_and(|(free, _)| free < REOPEN_MIN_FREE.max(min_free))
+        {
+            return false;
+        }
+        self.broken = Some(Broken { retry_at: Instant::now() + Duration::from_secs(1), ..broken });
+        match self.reopen(log, next_position) {
+            Ok(()) => {
+                tracing::warn!(
+                    "the database was reopened and the write-ahead log replayed into it: \
+                     accepting writes again"
+                );
+                stats.disk_full.store(false, Ordering::Relaxed);
+                self.broken = None;
+                true
+            }
+            Err(e) => {
+                tracing::error!("reopening the database failed (tried again later): {e}");
+                false
+            }
+        }
+    }
+
+    /// Closes the latched database (readers get an error meanwhile), opens
+    /// the file again (redb repairs it back to its last durable commit)
+    /// and replays the log, as at start.
+    fn reopen(&mut self, log: &mut Log, next_position: &mut u64) -> Result<(), StoreError> {
+        drop(self.slot.write().unwrap_or_else(PoisonError::into_inner).take());
+        let db = super::open_database(&self.dir.join(super::DB_FILE_NAME), self.cache_bytes)?.0;
+        let wal = wal::open_and_recover(&self.dir, &db)?;
+        let next = {
+            let txn = redb::ReadableDatabase::begin_read(&db)?;
+            tables::read_meta_u64(&txn, tables::META_NEXT_POSITION)?.unwrap_or(1)
+        };
+        // Positions a failed batch handed out are not reused.
+        *next_position = (*next_position).max(next);
+        *self.slot.write().unwrap_or_else(PoisonError::into_inner) = Some(db);
+        log.wal = wal;
+        log.oldest = None;
+        log.changes = 0;
+        Ok(())
+    }
+}
+
+/// Whether redb has latched an I/O error (after a failed batch).
+fn latched(db: &Database) -> bool {
+    match db.try_begin_write() {
+        Ok(txn) => {
+            let _ = txn.abort();
+            false
+        }
+        Err(_) => true,
+    }
+}
+
 pub(super) fn spawn(
-    db: Arc<Database>,
+    mut db: DbState,
     mut log: Log,
     next_position: u64,
     committed: Arc<AtomicU64>,
@@ -326,7 +473,7 @@ pub(super) fn spawn(
     let (tx, rx) = mpsc::channel::<Msg>();
     let thread = thread::Builder::new().name("hearth-writer".into()).spawn(move || {
         let ctx = RunCtx { committed: &committed, on_commit, stats: &stats, guard: &guard };
-        run(&db, &mut log, rx, next_position, ctx)
+        run(&mut db, &mut log, rx, next_position, ctx)
     })?;
     Ok(WriterHandle {
         tx: Arc::new(Mutex::new(Some(tx))),
@@ -341,6 +488,9 @@ pub(super) struct Log {
     oldest: Option<Instant>,
     changes: u64,
     change_limit: u64,
+    /// Set for the last checkpoint at shutdown: it records that the log
+    /// holds nothing the database lacks (see `wal::LogMeta`).
+    closing: bool,
 }
 
 impl Log {
@@ -348,7 +498,7 @@ impl Log {
     /// cache size to set the checkpoint volume by.
     pub(super) fn new(wal: Wal, cache_bytes: usize) -> Log {
         let change_limit = (cache_bytes as u64 / 3).max(CHECKPOINT_MIN_CHANGES);
-        Log { wal, oldest: None, changes: 0, change_limit }
+        Log { wal, oldest: None, changes: 0, change_limit, closing: false }
     }
 
     /// Whether the next batch should be committed durably (a checkpoint).
@@ -363,33 +513,44 @@ impl Log {
 /// False if the log still holds records afterwards. Like a batch, a
 /// checkpoint is not started below the disk-space reserve (redb would latch
 /// the error); the log keeps everything durable meanwhile.
-fn checkpoint(db: &Database, log: &mut Log, next_position: &mut u64, ctx: &RunCtx<'_>) -> bool {
-    if log.oldest.is_none() {
+fn checkpoint(
+    state: &mut DbState,
+    log: &mut Log,
+    next_position: &mut u64,
+    ctx: &RunCtx<'_>,
+) -> bool {
+    if log.oldest.is_none() && !log.closing {
         return true;
     }
-    if check_disk(ctx.guard, ctx.stats).is_err() {
+    if state.broken.is_some() || check_disk(ctx.guard, ctx.stats).is_err() {
         return false;
     }
+    let guard = read_slot(&state.slot);
+    let Some(db) = guard.as_ref() else { return false };
     let mut wake = Vec::new();
-    match apply_batch(db, log, Vec::new(), next_position, &mut wake, true) {
-        Ok(_) => true,
-        Err((e, _)) => {
-            tracing::error!("checkpoint of the write-ahead log failed (retried later): {e}");
-            false
-        }
-    }
+    let e = match apply_batch(db, log, Vec::new(), next_position, &mut wake, true) {
+        Ok(_) => return true,
+        Err((e, _)) => e,
+    };
+    tracing::error!("checkpoint of the write-ahead log failed (retried later): {e}");
+    let failed = latched(db);
+    drop(guard);
+    state.check_latched(failed, &e, ctx.stats);
+    false
 }
 
 /// Runs an exclusive job (it reads the database file) once everything the
 /// log holds is in the file; refuses it otherwise.
 fn checkpoint_then_exclusive(
-    db: &Database,
+    state: &mut DbState,
     log: &mut Log,
     next_position: &mut u64,
     ctx: &RunCtx<'_>,
     f: Exclusive,
 ) {
-    if checkpoint(db, log, next_position, ctx) {
+    if checkpoint(state, log, next_position, ctx)
+        && let Some(db) = read_slot(&state.slot).as_ref()
+    {
         run_exclusive(db, f);
     } else {
         tracing::error!(
@@ -460,7 +621,7 @@ fn check_disk(guard: &DiskGuard, stats: &WriterStats) -> Result<(), u64> {
 }
 
 fn run(
-    db: &Database,
+    state: &mut DbState,
     log: &mut Log,
     rx: mpsc::Receiver<Msg>,
     mut next_position: u64,
@@ -476,12 +637,15 @@ fn run(
         let mut jobs = Vec::new();
         let mut exclusive = None;
         // While the log holds records, wake up when it is due for a
-        // checkpoint even if nothing else arrives.
-        let first = match log.oldest {
+        // checkpoint even if nothing else arrives; while the database is
+        // latched, to try reopening it (readers need it too).
+        let wake_at = match log.oldest {
+            Some(t) => Some((t + CHECKPOINT_AGE).max(retry_at)),
+            None => state.broken.map(|_| retry_at),
+        };
+        let first = match wake_at {
             None => rx.recv().map_err(|_| true),
-            Some(t) => match rx.recv_timeout(
-                (t + CHECKPOINT_AGE).max(retry_at).saturating_duration_since(Instant::now()),
-            ) {
+            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                 Ok(m) => Ok(m),
                 Err(mpsc::RecvTimeoutError::Timeout) => Err(false),
                 Err(mpsc::RecvTimeoutError::Disconnected) => Err(true),
@@ -490,11 +654,14 @@ fn run(
         match first {
             Ok(Msg::Job(j)) => jobs.push(j),
             Ok(Msg::Exclusive(f)) => {
-                checkpoint_then_exclusive(db, log, &mut next_position, &ctx, f);
+                checkpoint_then_exclusive(state, log, &mut next_position, &ctx, f);
                 continue;
             }
             Err(false) => {
-                if !checkpoint(db, log, &mut next_position, &ctx) {
+                let min_free = guard.min_free_bytes.load(Ordering::Relaxed);
+                if !state.usable(log, &mut next_position, min_free, stats)
+                    || !checkpoint(state, log, &mut next_position, &ctx)
+                {
                     retry_at = Instant::now() + Duration::from_secs(1);
                 }
                 continue;
@@ -540,7 +707,22 @@ fn run(
                 job(Err(&e));
             }
             if let Some(f) = exclusive {
-                checkpoint_then_exclusive(db, log, &mut next_position, &ctx, f);
+                checkpoint_then_exclusive(state, log, &mut next_position, &ctx, f);
+            }
+            continue;
+        }
+        let min_free = guard.min_free_bytes.load(Ordering::Relaxed);
+        if !state.usable(log, &mut next_position, min_free, stats) {
+            let e = state.error();
+            stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+            if matches!(e, StoreError::DiskFull { .. }) {
+                stats.disk_full_refusals.fetch_add(1, Ordering::Relaxed);
+            }
+            for job in jobs {
+                job(Err(&e));
+            }
+            if let Some(f) = exclusive {
+                checkpoint_then_exclusive(state, log, &mut next_position, &ctx, f);
             }
             continue;
         }
@@ -549,7 +731,18 @@ fn run(
         let ops = jobs.len();
         let started = Instant::now();
         let durable = log.checkpoint_due();
+        let db_guard = read_slot(&state.slot);
+        let Some(db) = db_guard.as_ref() else {
+            // `usable` leaves a database in the slot; answer rather than hang.
+            let e = StoreError::Db("the database is closed".into());
+            for job in jobs {
+                job(Err(&e));
+            }
+            continue;
+        };
         let result = apply_batch(db, log, jobs, &mut next_position, &mut wake, durable);
+        let failed = result.is_err() && latched(db);
+        drop(db_guard);
         match result {
             Ok(replies) => {
                 let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -570,6 +763,9 @@ fn run(
             Err((e, replies)) => {
                 stats.failed_batches.fetch_add(1, Ordering::Relaxed);
                 log_failed_batch(&e, replies.len());
+                // Answered like every write until the database is reopened.
+                state.check_latched(failed, &e, stats);
+                let e = if failed { state.error() } else { e };
                 // Positions handed out in the failed batch are not reused.
                 for r in replies {
                     r(Err(&e));
@@ -577,11 +773,19 @@ fn run(
             }
         }
         if let Some(f) = exclusive {
-            checkpoint_then_exclusive(db, log, &mut next_position, &ctx, f);
+            checkpoint_then_exclusive(state, log, &mut next_position, &ctx, f);
         }
     }
-    // A clean stop leaves the log empty and redb's file complete.
-    checkpoint(db, log, &mut next_position, &ctx);
+    // A clean stop leaves the log empty and redb's file complete, and says
+    // so in the file.
+    log.closing = true;
+    let min_free = guard.min_free_bytes.load(Ordering::Relaxed);
+    if state.broken.is_some() {
+        state.broken = state.broken.map(|b| Broken { retry_at: Instant::now(), ..b });
+    }
+    if state.usable(log, &mut next_position, min_free, stats) {
+        checkpoint(state, log, &mut next_position, &ctx);
+    }
     // Answer anything that raced the shutdown so no waiter hangs.
     while let Ok(Msg::Job(j)) = rx.try_recv() {
         drop(j);
@@ -661,7 +865,7 @@ fn apply_batch(
         return Err((e, replies));
     }
     if durable {
-        if let Err(e) = tables::write_meta_u64(&txn, wal::META_CHECKPOINT_SEQ, log.wal.seq()) {
+        if let Err(e) = log.wal.write_checkpoint(&txn, log.closing) {
             let _ = txn.abort();
             return Err((e, replies));
         }
@@ -684,14 +888,14 @@ fn apply_batch(
         let _ = txn.abort();
         return Ok(replies);
     }
-    let (len, seq) = (log.wal.len(), log.wal.seq());
-    if let Err(e) = log.wal.append(&changes) {
+    let mark = log.wal.mark();
+    if let Err(e) = log.wal.append(&changes, (start, *next_position)) {
         let _ = txn.abort();
         return Err((e, replies));
     }
     if let Err(e) = txn.commit() {
         // Not acknowledged, so the record must not come back at replay.
-        if let Err(e2) = log.wal.unappend(len, seq) {
+        if let Err(e2) = log.wal.unappend(mark) {
             tracing::error!("cannot take back a write-ahead log record: {e2}");
         }
         return Err((StoreError::from(e), replies));
