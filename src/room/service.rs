@@ -269,8 +269,9 @@ pub async fn create_room(app: &App, req: CreateRoom) -> Result<String, MatrixErr
     let cache = app.writer_cache.clone();
     let server_name = app.config.server_name.clone();
     let random_id = format!("!{}:{}", random_opaque()?, server_name);
+    // Alone: a refusal comes only after the first events are written.
     app.store
-        .write(move |ctx| {
+        .write_alone(move |ctx| {
             let mut cache = lock(&cache);
             let mut now = now_ms();
             let v = req.version;
@@ -358,7 +359,7 @@ pub async fn create_room(app: &App, req: CreateRoom) -> Result<String, MatrixErr
             for ev in events {
                 // The room is new, so a refusal here means the request was
                 // inconsistent; nothing is committed unless all pass —
-                // enforced by returning a storage-level failure.
+                // `Refused` rolls back this operation's own transaction.
                 if let Err(e) = append_event(ctx, &mut cache, &signer, &room, ev, now)? {
                     // In a new room an auth failure means the request's own
                     // events contradict each other: its initial state is

@@ -74,7 +74,8 @@ pub enum StoreError {
     /// The writer thread is gone (shutting down).
     WriterGone,
     /// An operation found its request invalid after it had begun writing;
-    /// its batch is rolled back. Rare by design (ops validate first). It
+    /// its transaction is rolled back. Only for operations submitted with
+    /// `Store::write_alone`, whose transaction is their own. It
     /// carries the answer for the client (errcode and message): a refusal
     /// is the request's fault, not the storage's.
     Refused(Box<crate::error::MatrixError>),
@@ -503,14 +504,39 @@ impl Store {
     /// The contract for `op`: it checks everything first and returns
     /// `Ok(Err(e))` *without having written anything* when the request is
     /// refused (its batch-mates still commit); it returns `Err(StoreError)`
-    /// only for storage failures, which abort the whole batch.
+    /// only for storage failures, which abort the whole batch. An `op` that
+    /// can only find out midway that it must refuse uses [`Store::write_alone`].
     pub async fn write<R, E, F>(&self, op: F) -> Result<R, E>
     where
         F: FnOnce(&mut WriteCtx<'_>) -> Result<Result<R, E>, StoreError> + Send + 'static,
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let rx = self.writer.submit(op)?;
+        self.submit(op, false).await
+    }
+
+    /// Like [`Store::write`], for an `op` that may refuse its request after
+    /// it has begun writing, by returning [`StoreError::Refused`] (e.g.
+    /// `createRoom`, whose own events can contradict each other only once
+    /// they are built): it runs in a transaction of its own, so the rollback
+    /// takes no other request with it. Costs a commit of its own; keep it
+    /// for rare operations.
+    pub async fn write_alone<R, E, F>(&self, op: F) -> Result<R, E>
+    where
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<Result<R, E>, StoreError> + Send + 'static,
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.submit(op, true).await
+    }
+
+    async fn submit<R, E, F>(&self, op: F, alone: bool) -> Result<R, E>
+    where
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<Result<R, E>, StoreError> + Send + 'static,
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let rx = self.writer.submit(op, alone)?;
         match rx.await {
             Ok((r, upto)) => {
                 // Read your writes: whatever this request does next sees

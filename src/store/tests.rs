@@ -719,3 +719,51 @@ fn a_log_missing_after_a_clean_stop_or_beside_a_backup_copy_is_made_anew() {
     let copy = Store::open(backup.path(), 1 << 20, None).expect("backup copy opens");
     assert!(copy.read().expect("read").user("alice").expect("get").is_some());
 }
+
+#[test]
+fn an_operation_refused_midway_runs_alone_and_fails_no_batch_mate() {
+    use crate::error::{ErrorKind, MatrixError};
+
+    let (_dir, store) = temp_store();
+    // Hold the writer so that all three requests are queued together, as
+    // they would be under load.
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    store
+        .writer
+        .exclusive(Box::new(move |_db| {
+            let _ = started_tx.send(());
+            let _ = release_rx.recv();
+        }))
+        .expect("exclusive");
+    started_rx.recv().expect("the writer is held");
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    rt.block_on(async {
+        let before = store.write(|ctx| {
+            ctx.put_user("alice", &user(1))?;
+            Ok(Ok::<_, StoreError>(()))
+        });
+        let refused = store.write_alone(|ctx| {
+            ctx.put_user("carol", &user(3))?;
+            Err::<Result<(), MatrixError>, _>(StoreError::refused(MatrixError::new(
+                ErrorKind::InvalidRoomState,
+                "the request's own events contradict each other",
+            )))
+        });
+        let after = store.write(|ctx| {
+            ctx.put_user("bob", &user(2))?;
+            Ok(Ok::<_, StoreError>(()))
+        });
+        // Polled in order: the three are submitted, then the writer let go.
+        let release = async { release_tx.send(()).expect("release") };
+        let (a, r, b, ()) = tokio::join!(before, refused, after, release);
+        assert!(a.is_ok(), "{a:?}");
+        assert!(b.is_ok(), "{b:?}");
+        let e = r.expect_err("refused");
+        assert_eq!(e.kind, ErrorKind::InvalidRoomState);
+    });
+    let read = store.read().expect("read");
+    assert!(read.user("alice").expect("get").is_some());
+    assert!(read.user("bob").expect("get").is_some());
+    assert!(read.user("carol").expect("get").is_none(), "the refused write left a trace");
+}

@@ -11,7 +11,10 @@
 //! An operation that refuses its request returns `Ok(Err(_))` without having
 //! written anything, so its batch-mates are unaffected; a storage failure
 //! (`Err(StoreError)`) aborts the whole batch and every op in it is answered
-//! with the failure — nothing is acknowledged that was not committed.
+//! with the failure — nothing is acknowledged that was not committed. An
+//! operation that can only refuse after it has begun writing
+//! (`Store::write_alone`, answering `StoreError::Refused`) is run in a batch
+//! of its own, so its rollback fails no other request.
 //!
 //! Before each batch the writer checks the free space of the data
 //! directory's file system. Below the reserve it fails the batch with
@@ -142,6 +145,10 @@ type Exclusive = Box<dyn FnOnce(&Database) + Send>;
 
 enum Msg {
     Job(Job),
+    /// A job that may refuse its request after it has begun writing (see
+    /// `Store::write_alone`): it gets a transaction of its own, so rolling
+    /// it back takes no batch-mate with it.
+    Alone(Job),
     Exclusive(Exclusive),
     Shutdown,
 }
@@ -238,6 +245,7 @@ impl WriterHandle {
     pub(super) fn submit<R, E, F>(
         &self,
         op: F,
+        alone: bool,
     ) -> Result<oneshot::Receiver<Answer<R, E>>, StoreError>
     where
         F: FnOnce(&mut WriteCtx<'_>) -> Result<Result<R, E>, StoreError> + Send + 'static,
@@ -245,7 +253,7 @@ impl WriterHandle {
         E: From<StoreError> + Send + 'static,
     {
         let (reply_tx, reply_rx) = oneshot::channel();
-        self.submit_with(op, move |answer, upto| {
+        self.submit_with(op, alone, move |answer, upto| {
             // The waiter may have gone away (client disconnected); the
             // write stands either way.
             let _ = reply_tx.send((answer, upto));
@@ -265,13 +273,13 @@ impl WriterHandle {
         E: From<StoreError> + Send + 'static,
     {
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        self.submit_with(op, move |answer, _| {
+        self.submit_with(op, false, move |answer, _| {
             let _ = reply_tx.send(answer);
         })?;
         Ok(reply_rx)
     }
 
-    fn submit_with<R, E, F, S>(&self, op: F, send: S) -> Result<(), StoreError>
+    fn submit_with<R, E, F, S>(&self, op: F, alone: bool, send: S) -> Result<(), StoreError>
     where
         F: FnOnce(&mut WriteCtx<'_>) -> Result<Result<R, E>, StoreError> + Send + 'static,
         R: Send + 'static,
@@ -302,7 +310,10 @@ impl WriterHandle {
         });
         let guard = self.tx.lock().map_err(|_| StoreError::WriterGone)?;
         match guard.as_ref() {
-            Some(tx) => tx.send(Msg::Job(job)).map_err(|_| StoreError::WriterGone)?,
+            Some(tx) => {
+                let msg = if alone { Msg::Alone(job) } else { Msg::Job(job) };
+                tx.send(msg).map_err(|_| StoreError::WriterGone)?
+            }
             None => return Err(StoreError::WriterGone),
         }
         Ok(())
@@ -633,9 +644,13 @@ fn run(
     let mut last_ops = 1;
     // After a checkpoint failed (disk full), when to try again.
     let mut retry_at = Instant::now();
-    while !stopping {
+    // A job to run alone that arrived while a batch was being gathered: the
+    // next batch is that job by itself (even when stopping).
+    let mut held: Option<Job> = None;
+    while !stopping || held.is_some() {
         let mut jobs = Vec::new();
         let mut exclusive = None;
+        let mut alone = false;
         // While the log holds records, wake up when it is due for a
         // checkpoint even if nothing else arrives; while the database is
         // latched, to try reopening it (readers need it too).
@@ -643,9 +658,11 @@ fn run(
             Some(t) => Some((t + CHECKPOINT_AGE).max(retry_at)),
             None => state.broken.map(|_| retry_at),
         };
-        let first = match wake_at {
-            None => rx.recv().map_err(|_| true),
-            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+        let first = match (held.take(), wake_at) {
+            (Some(j), _) => Ok(Msg::Alone(j)),
+            (None, None) => rx.recv().map_err(|_| true),
+            (None, Some(at)) => match rx.recv_timeout(at.saturating_duration_since(Instant::now()))
+            {
                 Ok(m) => Ok(m),
                 Err(mpsc::RecvTimeoutError::Timeout) => Err(false),
                 Err(mpsc::RecvTimeoutError::Disconnected) => Err(true),
@@ -653,6 +670,10 @@ fn run(
         };
         match first {
             Ok(Msg::Job(j)) => jobs.push(j),
+            Ok(Msg::Alone(j)) => {
+                jobs.push(j);
+                alone = true;
+            }
             Ok(Msg::Exclusive(f)) => {
                 checkpoint_then_exclusive(state, log, &mut next_position, &ctx, f);
                 continue;
@@ -673,7 +694,7 @@ fn run(
         // concurrency.
         let target = if last_ops >= GATHER_AFTER { last_ops.min(MAX_BATCH) } else { 0 };
         let deadline = Instant::now() + GATHER_WINDOW;
-        while jobs.len() < MAX_BATCH {
+        while !alone && jobs.len() < MAX_BATCH {
             let msg = match rx.try_recv() {
                 Ok(m) => Ok(m),
                 Err(mpsc::TryRecvError::Empty) if jobs.len() < target => {
@@ -686,6 +707,11 @@ fn run(
             };
             match msg {
                 Ok(Msg::Job(j)) => jobs.push(j),
+                // Runs in the next batch, by itself.
+                Ok(Msg::Alone(j)) => {
+                    held = Some(j);
+                    break;
+                }
                 // Runs right after this batch commits.
                 Ok(Msg::Exclusive(f)) => {
                     exclusive = Some(f);
@@ -787,7 +813,7 @@ fn run(
         checkpoint(state, log, &mut next_position, &ctx);
     }
     // Answer anything that raced the shutdown so no waiter hangs.
-    while let Ok(Msg::Job(j)) = rx.try_recv() {
+    while let Ok(Msg::Job(j) | Msg::Alone(j)) = rx.try_recv() {
         drop(j);
     }
 }
