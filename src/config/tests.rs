@@ -174,7 +174,7 @@ fn turn_is_off_by_default_and_takes_uris_with_a_shared_secret() {
 fn bad_turn_settings_name_the_key() {
     let uri = "turn_uris = [\"turn:pi.example.org\"]\n";
     let cases = [
-        (format!("{uri}"), "turn_uris:"),
+        (uri.to_owned(), "turn_uris:"),
         ("turn_shared_secret = \"s\"".to_owned(), "turn_uris:"),
         ("turn_uris = [\"stun:pi.example.org\"]\nturn_shared_secret = \"s\"".into(), "turn_uris:"),
         ("turn_uris = [\"turn:\"]\nturn_shared_secret = \"s\"".into(), "turn_uris:"),

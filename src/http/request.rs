@@ -90,7 +90,7 @@ impl Request {
 
     /// The body as the content of an event (`PUT /send`, `PUT /state`):
     /// required (an absent body is `M_NOT_JSON`, not `{}`), and holding only
-    /// numbers a signed event can carry (see [`event_json_object`]).
+    /// numbers a signed event can carry (see `event_json_object`).
     pub fn event_content(&self) -> Result<Map<String, Value>, MatrixError> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Err(MatrixError::new(ErrorKind::NotJson, "The event content is missing"));
@@ -99,7 +99,7 @@ impl Request {
     }
 
     /// [`Request::json`] for a body whose parts become events
-    /// (`createRoom`): numbers as in [`event_json_object`].
+    /// (`createRoom`): numbers as in `event_json_object`.
     pub fn event_json<T: DeserializeOwned>(&self) -> Result<T, MatrixError> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return from_json(Value::Object(Map::new()));
