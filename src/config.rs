@@ -429,7 +429,7 @@ impl Config {
         let registrations_per_minute_loopback = bounded(
             "registrations_per_minute_loopback",
             raw.registrations_per_minute_loopback,
-            120,
+            300,
             1,
             100_000,
         )?;
