@@ -3,9 +3,8 @@
 //! through Hearth, and each side learns of the other's messages only through
 //! the SDK's own `/sync` processing.
 //!
-//! The SDK is built without end-to-end encryption and without its sqlite
-//! store (see Cargo.toml): this is plain, unencrypted chat, and the
-//! in-memory store is all a test needs.
+//! The SDK is built with end-to-end encryption but without its sqlite
+//! store (see Cargo.toml): the in-memory store is all a test needs.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -431,4 +430,53 @@ async fn an_sdk_client_learns_of_a_new_device_of_its_own_user() {
         assert!(start.elapsed() < DEADLINE, "the first device never learnt of the second");
         first.sync_once(SyncSettings::new().timeout(LONG_POLL)).await.expect("sync");
     }
+}
+
+/// A redaction the SDK makes in a room of version 11 (where `redacts` moved
+/// into `content`) is served in both forms: the SDK's own sync gets
+/// `content.redacts`, which it reads in v11, and the top-level `redacts`
+/// that clients written against older versions (matrix-js-sdk) read; the
+/// redacted message carries the same in `unsigned.redacted_because`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redaction_by_the_sdk_in_a_v11_room_names_its_target_in_both_forms() {
+    let s = TestServer::start();
+    let (alice, _) = s.client().register("karl", "pw-karl-1").await;
+    let bob = logged_in(&s, "judy", "pw-judy-1").await;
+    let room_id = crate::support::room(
+        &alice,
+        serde_json::json!({ "preset": "public_chat", "room_version": "11" }),
+    )
+    .await;
+    let room_id = RoomId::parse(&room_id).expect("room id");
+    let room = bob.join_room_by_id(&room_id).await.expect("join");
+    let sent = room.send(RoomMessageEventContent::text_plain("oops")).await.expect("send").response;
+    let redaction = room.redact(&sent.event_id, Some("typo"), None).await.expect("redact");
+    let target = sent.event_id.as_str();
+
+    let start = Instant::now();
+    let served = loop {
+        assert!(start.elapsed() < DEADLINE, "the redaction never reached the SDK's sync");
+        let response = bob.sync_once(SyncSettings::new().timeout(LONG_POLL)).await.expect("sync");
+        let found = response.rooms.joined.get(&room_id).and_then(|r| {
+            r.timeline.events.iter().find_map(|e| {
+                let json: Value = serde_json::from_str(e.raw().json().get()).ok()?;
+                (json["event_id"] == redaction.event_id.as_str()).then_some(json)
+            })
+        });
+        if let Some(json) = found {
+            break json;
+        }
+    };
+    assert_eq!(served["content"]["redacts"], target, "{served}");
+    assert_eq!(served["redacts"], target, "{served}");
+
+    let message = room.event(&sent.event_id, None).await.expect("/event");
+    let message: Value = serde_json::from_str(message.raw().json().get()).expect("json");
+    assert!(message["content"].as_object().is_some_and(|c| c.is_empty()), "{message}");
+    let because = &message["unsigned"]["redacted_because"];
+    assert_eq!(
+        (&because["redacts"], &because["content"]["redacts"]),
+        (&target.into(), &target.into()),
+        "{message}"
+    );
 }
