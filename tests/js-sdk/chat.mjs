@@ -1,6 +1,8 @@
 // Hearth driven by matrix-js-sdk, the SDK Element Web is built on: two
 // users chat the way Element Web does (lazy-loaded members, threads,
-// receipts, typing, edits, presence, scrollback from a new device, search).
+// receipts, typing, edits, presence, scrollback from a new device, search,
+// unsigned.membership, v11 redactions live, and a user's own new device
+// reaching the first device's Rust crypto).
 // Run by run.sh against a fresh server; exits non-zero on the first failure.
 import * as sdk from "matrix-js-sdk";
 import { logger } from "matrix-js-sdk/lib/logger.js";
@@ -120,5 +122,36 @@ await bob.redactEvent(r11, thumbs.event_id);
 await wait("the reaction removal counted at alice", () => thumbsAtAlice() === 0);
 console.log("ok: v11 reaction removal drops the count live");
 for (const c of [alice, bob, bob2]) c.stopClient();
+// A user's own new device: Element Web's crypto (the Rust crypto in wasm)
+// learns of it from its own user in device_lists.changed, which is what
+// lets the first device accept the new one's verification request.
+// The wasm crypto traces at debug level to console.debug; keep the output
+// to the checks.
+console.debug = () => {};
+async function cryptoClient(name, reg) {
+  const c = sdk.createClient({ baseUrl: base, accessToken: reg.access_token, userId: reg.user_id, deviceId: reg.device_id });
+  await c.initRustCrypto({ useIndexedDB: false });
+  await c.startClient({ initialSyncLimit: 1 });
+  await wait(name + " prepared", () => c.getSyncState() === "PREPARED" || c.getSyncState() === "SYNCING");
+  return c;
+}
+const cr = await register("carol" + tag);
+const carol1 = await cryptoClient("carol1", cr);
+const ownDevices = async (c) => (await c.getCrypto().getUserDeviceInfo([cr.user_id])).get(cr.user_id) ?? new Map();
+const until = async (what, f, ms = 20000) => {
+  const t0 = Date.now();
+  while (!(await f())) {
+    if (Date.now() - t0 > ms) fail(what);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+};
+// Carol's first device has queried her keys before the second exists, so
+// only device_lists.changed can tell it of the second.
+await until("carol1 never queried its own keys", async () => (await ownDevices(carol1)).has(cr.device_id));
+const carolLogin = await (await fetch(`${base}/_matrix/client/v3/login`, { method: "POST", body: JSON.stringify({ type: "m.login.password", identifier: { type: "m.id.user", user: "carol" + tag }, password: "pw-carol" + tag + "-1" }) })).json();
+const carol2 = await cryptoClient("carol2", carolLogin);
+await until("carol's first device never learnt of her second", async () => (await ownDevices(carol1)).has(carolLogin.device_id));
+console.log("ok: own new device seen by the first device's crypto");
+carol1.stopClient(); carol2.stopClient();
 console.log("ALL OK");
 process.exit(0);
