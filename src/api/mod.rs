@@ -69,7 +69,7 @@ pub async fn dispatch(
         GetEvent { room_id, event_id } => rooms::get_event(app, req, &room_id, &event_id),
         GetJoinedMembers { room_id } => rooms::joined_members(app, req, &room_id),
         GetMembers { room_id } => rooms::members(app, req, &room_id),
-        GetMessages { room_id } => rooms::messages(app, req, &room_id),
+        GetMessages { room_id } => history::messages(app, req, &room_id),
         CreateFilter { user_id } => sync::create_filter(app, req, &user_id).await,
         RequestOpenIdToken { user_id } => openid::request_token(app, req, &user_id),
         AdminModeration { user_id, kind, set } => {
@@ -96,7 +96,7 @@ pub async fn dispatch(
         }
         ForgetRoom { room_id } => rooms::forget_room(app, req, &room_id).await,
         GetEventContext { room_id, event_id } => {
-            rooms::get_event_context(app, req, &room_id, &event_id)
+            history::get_event_context(app, req, &room_id, &event_id)
         }
         GetAccountData { user_id, room_id, data_type } => {
             userdata::get_account_data(app, req, &user_id, &room_id, &data_type)
@@ -172,7 +172,7 @@ pub async fn dispatch(
         GetThirdpartyProtocols => misc::thirdparty_protocols(req),
         ThirdpartyUnknown => misc::thirdparty_unknown(req),
         Whois { user_id } => misc::whois(app, req, &user_id),
-        TimestampToEvent { room_id } => rooms::timestamp_to_event(app, req, &room_id),
+        TimestampToEvent { room_id } => history::timestamp_to_event(app, req, &room_id),
         UploadKeys => keys::upload_keys(app, req).await,
         QueryKeys => keys::query_keys(app, req),
         ClaimKeys => keys::claim_keys(app, req).await,

@@ -7,6 +7,7 @@ pub mod devices;
 pub mod directory;
 pub mod discovery;
 pub mod fallback;
+pub mod history;
 pub mod keys;
 pub mod login;
 pub mod media;
