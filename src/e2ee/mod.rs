@@ -6,10 +6,17 @@
 //! The server holds no private key and trusts no key itself. It checks
 //! signatures so that a compromised or malicious device cannot publish, in
 //! its user's name, signatures it could not have made, which other clients
-//! would then rely on. This module is pure: callers look the signing keys up
+//! would then rely on. These checks are pure: callers look the signing keys up
 //! in the store and hand them in; the signature bytes are checked by
 //! [`crate::room::pdu::verify_json`], over the canonical JSON without
 //! `signatures` and `unsigned` (appendices/#checking-for-a-signature).
+//!
+//! The writes of the key stores a user keeps on the server live beside them:
+//! [`backup`] (server-side room key backup) and [`dehydrated`] (MSC3814
+//! dehydrated devices).
+
+pub mod backup;
+pub mod dehydrated;
 
 use ed25519_dalek::VerifyingKey;
 use serde_json::Value;

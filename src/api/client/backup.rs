@@ -4,19 +4,12 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::error::{ErrorKind, MatrixError};
+use crate::e2ee::backup::{self, current, parse};
+use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
+use crate::ids::UserId;
 use crate::quota;
 use crate::server::App;
-use crate::store::{StoreError, WriteCtx};
-
-fn parse(bytes: &[u8]) -> Result<Value, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn to_vec(v: &Value) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
 
 fn version_param(req: &Request) -> Result<u64, MatrixError> {
     let v =
@@ -24,24 +17,13 @@ fn version_param(req: &Request) -> Result<u64, MatrixError> {
     v.parse().map_err(|_| MatrixError::not_found("Unknown backup version"))
 }
 
-/// The current (newest, not deleted) version: `(version, record)`.
-fn current(read: &crate::store::ReadTxn, user: &str) -> Result<Option<(u64, Value)>, MatrixError> {
-    match read.latest_backup_version(user)? {
-        Some((v, b)) => {
-            let rec = parse(&b)?;
-            if rec["deleted"] == true { Ok(None) } else { Ok(Some((v, rec))) }
-        }
-        None => Ok(None),
-    }
-}
-
 fn version_json(
     read: &crate::store::ReadTxn,
-    user: &str,
+    user: &UserId,
     v: u64,
     rec: &Value,
 ) -> Result<Value, MatrixError> {
-    let count = read.backup_keys(user, v, None, None)?.len();
+    let count = read.backup_keys(user.as_str(), v, None, None)?.len();
     Ok(json!({
         "algorithm": rec["algorithm"],
         "auth_data": rec["auth_data"],
@@ -53,7 +35,7 @@ fn version_json(
 
 /// `POST /room_keys/version`
 pub async fn create_version(app: &App, req: &Request) -> Result<Reply, MatrixError> {
-    let user = req.caller()?.user_id.to_string();
+    let user = req.caller()?.user_id.clone();
     let body = req.json_object()?;
     let algorithm = body
         .get("algorithm")
@@ -68,25 +50,20 @@ pub async fn create_version(app: &App, req: &Request) -> Result<Reply, MatrixErr
     quota::check_size("auth_data", quota::json_len(&auth_data), quota::KEY_BYTES)?;
     let v = app
         .store
-        .write(move |ctx| {
-            let next = ctx.latest_backup_version(&user)?.map(|(v, _)| v + 1).unwrap_or(1);
-            let rec = json!({ "algorithm": algorithm, "auth_data": auth_data, "etag": 0, "deleted": false });
-            ctx.put_backup_version(&user, next, &to_vec(&rec)?)?;
-            Ok(Ok::<_, MatrixError>(next))
-        })
+        .write(move |ctx| backup::create_version(ctx, &user, algorithm, auth_data))
         .await?;
     Ok(json(&json!({ "version": v.to_string() })))
 }
 
 /// `GET /room_keys/version[/{version}]`
 pub fn get_version(app: &App, req: &Request, version: Option<&str>) -> Result<Reply, MatrixError> {
-    let user = req.caller()?.user_id.to_string();
+    let user = req.caller()?.user_id.clone();
     let read = app.store.read()?;
     let found = match version {
         None => current(&read, &user)?,
         Some(v) => {
             let v: u64 = v.parse().map_err(|_| MatrixError::not_found("Unknown backup version"))?;
-            match read.backup_version(&user, v)? {
+            match read.backup_version(user.as_str(), v)? {
                 Some(b) => Some((v, parse(&b)?)).filter(|(_, r)| r["deleted"] != true),
                 None => None,
             }
@@ -98,7 +75,7 @@ pub fn get_version(app: &App, req: &Request, version: Option<&str>) -> Result<Re
 
 /// `PUT /room_keys/version/{version}`: only `auth_data` may change.
 pub async fn update_version(app: &App, req: &Request, version: &str) -> Result<Reply, MatrixError> {
-    let user = req.caller()?.user_id.to_string();
+    let user = req.caller()?.user_id.clone();
     let v: u64 = version.parse().map_err(|_| MatrixError::not_found("Unknown backup version"))?;
     let body = req.json_object()?;
     if let Some(bv) = body.get("version")
@@ -117,67 +94,16 @@ pub async fn update_version(app: &App, req: &Request, version: &str) -> Result<R
         .cloned()
         .ok_or_else(|| MatrixError::bad_json("auth_data must be an object"))?;
     quota::check_size("auth_data", quota::json_len(&auth_data), quota::KEY_BYTES)?;
-    app.store
-        .write(move |ctx| {
-            let Some(b) = ctx.backup_version(&user, v)? else {
-                return Ok(Err(MatrixError::not_found("Unknown backup version")));
-            };
-            let mut rec = parse(&b)?;
-            if rec["deleted"] == true {
-                return Ok(Err(MatrixError::not_found("Unknown backup version")));
-            }
-            if rec["algorithm"] != algorithm.as_str() {
-                return Ok(Err(MatrixError::invalid_param(
-                    "the algorithm of a backup version cannot change",
-                )));
-            }
-            rec["auth_data"] = auth_data;
-            ctx.put_backup_version(&user, v, &to_vec(&rec)?)?;
-            Ok(Ok(()))
-        })
-        .await?;
+    app.store.write(move |ctx| backup::update_version(ctx, &user, v, algorithm, auth_data)).await?;
     Ok(json(&json!({})))
 }
 
 /// `DELETE /room_keys/version/{version}`
 pub async fn delete_version(app: &App, req: &Request, version: &str) -> Result<Reply, MatrixError> {
-    let user = req.caller()?.user_id.to_string();
+    let user = req.caller()?.user_id.clone();
     let v: u64 = version.parse().map_err(|_| MatrixError::not_found("Unknown backup version"))?;
-    app.store
-        .write(move |ctx| {
-            let Some(b) = ctx.backup_version(&user, v)? else {
-                return Ok(Err(MatrixError::not_found("Unknown backup version")));
-            };
-            let mut rec = parse(&b)?;
-            if rec["deleted"] == true {
-                return Ok(Err(MatrixError::not_found("Unknown backup version")));
-            }
-            rec["deleted"] = json!(true);
-            // The record stays (version numbers are never reused), its
-            // auth data need not: a create/delete loop leaves only bytes.
-            rec["auth_data"] = json!({});
-            ctx.put_backup_version(&user, v, &to_vec(&rec)?)?;
-            ctx.delete_backup_keys(&user, v, None, None)?;
-            Ok(Ok(()))
-        })
-        .await?;
+    app.store.write(move |ctx| backup::delete_version(ctx, &user, v)).await?;
     Ok(json(&json!({})))
-}
-
-/// Is `new` a better copy of a session than `old`? (spec: "the new key
-/// replaces the old one if …" verified beats unverified, then lower
-/// `first_message_index`, then lower `forwarded_count`).
-fn better(new: &Value, old: &Value) -> bool {
-    let ver = |v: &Value| v["is_verified"].as_bool().unwrap_or(false);
-    let idx = |v: &Value| v["first_message_index"].as_u64().unwrap_or(u64::MAX);
-    let fwd = |v: &Value| v["forwarded_count"].as_u64().unwrap_or(u64::MAX);
-    if ver(new) != ver(old) {
-        return ver(new);
-    }
-    if idx(new) != idx(old) {
-        return idx(new) < idx(old);
-    }
-    fwd(new) < fwd(old)
 }
 
 /// Which part of the backup a `/room_keys/keys` request addresses.
@@ -187,24 +113,9 @@ pub struct Scope {
     pub session: Option<String>,
 }
 
-fn etag_and_count(ctx: &WriteCtx<'_>, user: &str, v: u64) -> Result<Value, StoreError> {
-    let rec = ctx.backup_version(user, v)?.map(|b| parse(&b)).transpose()?.unwrap_or(Value::Null);
-    let count = ctx.backup_keys(user, v, None, None)?.len();
-    Ok(json!({ "etag": rec["etag"].as_u64().unwrap_or(0).to_string(), "count": count }))
-}
-
-fn bump_etag(ctx: &mut WriteCtx<'_>, user: &str, v: u64) -> Result<(), StoreError> {
-    if let Some(b) = ctx.backup_version(user, v)? {
-        let mut rec = parse(&b)?;
-        rec["etag"] = json!(rec["etag"].as_u64().unwrap_or(0) + 1);
-        ctx.put_backup_version(user, v, &to_vec(&rec)?)?;
-    }
-    Ok(())
-}
-
 /// `PUT /room_keys/keys[/{roomId}[/{sessionId}]]?version=`
 pub async fn put_keys(app: &App, req: &Request, scope: Scope) -> Result<Reply, MatrixError> {
-    let user = req.caller()?.user_id.to_string();
+    let user = req.caller()?.user_id.clone();
     let v = version_param(req)?;
     let body = req.json_object()?;
     // Normalise every form to (room, session, data).
@@ -246,55 +157,21 @@ pub async fn put_keys(app: &App, req: &Request, scope: Scope) -> Result<Reply, M
             }
         }
     }
-    let out = app
-        .store
-        .write(move |ctx| {
-            let cur = match ctx.latest_backup_version(&user)? {
-                Some((cv, b)) if parse(&b)?["deleted"] != true => Some(cv),
-                _ => None,
-            };
-            match cur {
-                Some(cv) if cv == v => {}
-                Some(cv) => {
-                    return Ok(Err(MatrixError::new(
-                        ErrorKind::WrongRoomKeysVersion,
-                        "Wrong backup version",
-                    )
-                    .with_extra("current_version", json!(cv.to_string()))));
-                }
-                None => return Ok(Err(MatrixError::not_found("Unknown backup version"))),
-            }
-            let mut changed = false;
-            for (room, session, data) in &entries {
-                let old = ctx.backup_keys(&user, v, Some(room), Some(session))?;
-                let keep_old = match old.first() {
-                    Some((_, _, b)) => !better(data, &parse(b)?),
-                    None => false,
-                };
-                if !keep_old {
-                    ctx.put_backup_key(&user, v, room, session, &to_vec(data)?)?;
-                    changed = true;
-                }
-            }
-            if changed {
-                bump_etag(ctx, &user, v)?;
-            }
-            Ok(Ok(etag_and_count(ctx, &user, v)?))
-        })
-        .await?;
+    let out = app.store.write(move |ctx| backup::put_keys(ctx, &user, v, &entries)).await?;
     Ok(json(&out))
 }
 
 /// `GET /room_keys/keys[/{roomId}[/{sessionId}]]?version=`
 pub fn get_keys(app: &App, req: &Request, scope: Scope) -> Result<Reply, MatrixError> {
-    let user = req.caller()?.user_id.to_string();
+    let user = req.caller()?.user_id.clone();
     let v = version_param(req)?;
     let read = app.store.read()?;
-    let rec = read.backup_version(&user, v)?.map(|b| parse(&b)).transpose()?;
+    let rec = read.backup_version(user.as_str(), v)?.map(|b| parse(&b)).transpose()?;
     if rec.is_none_or(|r| r["deleted"] == true) {
         return Err(MatrixError::not_found("Unknown backup version"));
     }
-    let keys = read.backup_keys(&user, v, scope.room.as_deref(), scope.session.as_deref())?;
+    let keys =
+        read.backup_keys(user.as_str(), v, scope.room.as_deref(), scope.session.as_deref())?;
     match (&scope.room, &scope.session) {
         (Some(_), Some(_)) => {
             let (_, _, b) = keys
@@ -322,21 +199,12 @@ pub fn get_keys(app: &App, req: &Request, scope: Scope) -> Result<Reply, MatrixE
 
 /// `DELETE /room_keys/keys[/{roomId}[/{sessionId}]]?version=`
 pub async fn delete_keys(app: &App, req: &Request, scope: Scope) -> Result<Reply, MatrixError> {
-    let user = req.caller()?.user_id.to_string();
+    let user = req.caller()?.user_id.clone();
     let v = version_param(req)?;
     let out = app
         .store
         .write(move |ctx| {
-            let rec = ctx.backup_version(&user, v)?.map(|b| parse(&b)).transpose()?;
-            if rec.is_none_or(|r| r["deleted"] == true) {
-                return Ok(Err(MatrixError::not_found("Unknown backup version")));
-            }
-            let n =
-                ctx.delete_backup_keys(&user, v, scope.room.as_deref(), scope.session.as_deref())?;
-            if n > 0 {
-                bump_etag(ctx, &user, v)?;
-            }
-            Ok(Ok(etag_and_count(ctx, &user, v)?))
+            backup::delete_keys(ctx, &user, v, scope.room.as_deref(), scope.session.as_deref())
         })
         .await?;
     Ok(json(&out))

@@ -3,64 +3,30 @@
 //! client leaves on the server, with its private keys encrypted in
 //! `device_data`, so others can encrypt to it while no real device is
 //! logged in; a new device later rehydrates it and reads its to-device
-//! inbox through `…/dehydrated_device/{device_id}/events`.
-//!
-//! The dehydrated device is an ordinary device of the user (device list,
-//! device keys, one-time keys, to-device inbox) without access tokens;
-//! the store only remembers which device it is (`store::DehydratedDevice`).
-//! Uploading a new one replaces (deletes) the old one, as the MSC says.
+//! inbox through `…/dehydrated_device/{device_id}/events`. What the device
+//! is and how it is stored: [`crate::e2ee::dehydrated`].
 
 use serde_json::{Map, Value, json};
 
 use super::keys::{check_device_keys, check_key_sizes, key_list};
 use super::sync::acknowledge_to_device;
-use crate::account::{self, now_ms, wake_room_mates};
+use crate::e2ee::dehydrated::{self, Upload, current, none};
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::ids::DeviceId;
 use crate::quota;
 use crate::server::App;
-use crate::store::{DehydratedDevice, DeviceRecord, ReadTxn, StoreError, StreamPos};
+use crate::store::StreamPos;
 
 /// To-device messages per `/events` response.
 const EVENTS_LIMIT: usize = 100;
-
-fn to_vec(v: &Value) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-/// The user's dehydrated device, if it still exists as a device (deleting
-/// it through `/devices` removes the device, not this record).
-fn current(
-    read: &ReadTxn,
-    user: &str,
-    localpart: &str,
-) -> Result<Option<DehydratedDevice>, MatrixError> {
-    let Some(d) = read.dehydrated_device(user)? else { return Ok(None) };
-    Ok(read.device(localpart, &d.device_id)?.map(|_| d))
-}
-
-fn none() -> MatrixError {
-    MatrixError::not_found("No dehydrated device")
-}
 
 /// `GET /_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device`
 pub fn get_dehydrated_device(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
     let read = app.store.read()?;
-    let d =
-        current(&read, caller.user_id.as_str(), caller.user_id.localpart())?.ok_or_else(none)?;
+    let d = current(&read, &caller.user_id)?.ok_or_else(none)?;
     Ok(json(&json!({ "device_id": d.device_id, "device_data": d.device_data })))
-}
-
-/// A validated `PUT` body.
-struct Upload {
-    device_id: String,
-    display_name: Option<String>,
-    device_data: Value,
-    device_keys: Value,
-    one_time_keys: Vec<(String, String, Value)>,
-    fallback_keys: Vec<(String, String, Value)>,
 }
 
 fn parse_upload(body: &Map<String, Value>, user: &str) -> Result<Upload, MatrixError> {
@@ -68,9 +34,8 @@ fn parse_upload(body: &Map<String, Value>, user: &str) -> Result<Upload, MatrixE
         .get("device_id")
         .and_then(Value::as_str)
         .ok_or_else(|| MatrixError::bad_json("device_id is required"))?;
-    let device_id = DeviceId::parse(device_id)
-        .map_err(|e| MatrixError::invalid_param(e.to_string()))?
-        .to_string();
+    let device_id =
+        DeviceId::parse(device_id).map_err(|e| MatrixError::invalid_param(e.to_string()))?;
     let device_data = match body.get("device_data") {
         Some(d @ Value::Object(o)) if o.get("algorithm").is_some_and(Value::is_string) => d.clone(),
         _ => return Err(MatrixError::bad_json("device_data must be an object with an algorithm")),
@@ -79,7 +44,7 @@ fn parse_upload(body: &Map<String, Value>, user: &str) -> Result<Upload, MatrixE
         Some(k @ Value::Object(_)) => k.clone(),
         _ => return Err(MatrixError::bad_json("device_keys is required")),
     };
-    check_device_keys(&device_keys, user, &device_id)?;
+    check_device_keys(&device_keys, user, device_id.as_str())?;
     let display_name = match body.get("initial_device_display_name") {
         None | Some(Value::Null) => None,
         Some(Value::String(n)) => Some(n.clone()),
@@ -106,46 +71,11 @@ pub async fn put_dehydrated_device(app: &App, req: &Request) -> Result<Reply, Ma
     let caller = req.caller()?;
     let user_id = caller.user_id.clone();
     let upload = parse_upload(&req.json_object()?, user_id.as_str())?;
-    if upload.device_id == caller.device_id.as_str() {
+    if upload.device_id == caller.device_id {
         return Err(MatrixError::invalid_param("The dehydrated device cannot be this device"));
     }
     let device_id = upload.device_id.clone();
-    app.store
-        .write(move |ctx| {
-            let (user, lp) = (user_id.as_str(), user_id.localpart());
-            let old = ctx.dehydrated_device(user)?;
-            let replaces = old.as_ref().is_some_and(|o| o.device_id == upload.device_id);
-            if !replaces && ctx.device(lp, &upload.device_id)?.is_some() {
-                // Never turn a logged-in device into the dehydrated one.
-                return Ok(Err(MatrixError::invalid_param("device_id is in use")));
-            }
-            if let Some(old) = &old {
-                account::revoke_device(ctx, &user_id, &old.device_id)?;
-            }
-            let d = &upload.device_id;
-            let record = DeviceRecord {
-                display_name: upload.display_name.clone(),
-                created_ms: now_ms(),
-                last_seen_ms: None,
-                last_seen_ip: None,
-            };
-            ctx.put_device(lp, d, &record)?;
-            ctx.put_device_keys(user, d, &to_vec(&upload.device_keys)?)?;
-            for (alg, id, key) in &upload.one_time_keys {
-                ctx.put_one_time_key(user, d, alg, id, &to_vec(key)?)?;
-            }
-            for (alg, id, key) in &upload.fallback_keys {
-                let entry = json!({ "key_id": id, "key": key, "used": false });
-                ctx.put_fallback_key(user, d, alg, &to_vec(&entry)?)?;
-            }
-            let stored = DehydratedDevice { device_id: d.clone(), device_data: upload.device_data };
-            ctx.put_dehydrated_device(user, &stored)?;
-            // Others learn of the new device as of any new device.
-            ctx.key_changed(user)?;
-            wake_room_mates(ctx, user)?;
-            Ok(Ok(()))
-        })
-        .await?;
+    app.store.write(move |ctx| dehydrated::put_dehydrated_device(ctx, &user_id, upload)).await?;
     Ok(json(&json!({ "device_id": device_id })))
 }
 
@@ -153,21 +83,8 @@ pub async fn put_dehydrated_device(app: &App, req: &Request) -> Result<Reply, Ma
 pub async fn delete_dehydrated_device(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
     let user_id = caller.user_id.clone();
-    let device_id = app
-        .store
-        .write(move |ctx| {
-            let Some(d) = ctx.dehydrated_device(user_id.as_str())? else {
-                return Ok(Err(none()));
-            };
-            if ctx.device(user_id.localpart(), &d.device_id)?.is_none() {
-                // Already deleted through `/devices`: there is none.
-                return Ok(Err(none()));
-            }
-            ctx.delete_dehydrated_device(user_id.as_str())?;
-            account::revoke_device(ctx, &user_id, &d.device_id)?;
-            Ok(Ok(d.device_id))
-        })
-        .await?;
+    let device_id =
+        app.store.write(move |ctx| dehydrated::delete_dehydrated_device(ctx, &user_id)).await?;
     Ok(json(&json!({ "device_id": device_id })))
 }
 
@@ -191,8 +108,7 @@ pub async fn get_dehydrated_events(
     };
     {
         let read = app.store.read()?;
-        let ours = current(&read, &user, caller.user_id.localpart())?
-            .is_some_and(|d| d.device_id == device_id);
+        let ours = current(&read, &caller.user_id)?.is_some_and(|d| d.device_id == device_id);
         if !ours {
             return Err(MatrixError::forbidden("device_id is not your dehydrated device"));
         }
