@@ -1,14 +1,21 @@
 //! Accounts and authentication: password hashing, tokens and sessions,
-//! user-interactive authentication, and the failed-login rate limiter.
+//! user-interactive authentication, the failed-login rate limiter, and the
+//! writes that change an account (registration, password, deactivation,
+//! devices, moderation).
 //!
 //! This is a domain module: it never sees HTTP types beyond what `Caller`
 //! carries, and it reaches storage only through `Store`.
 
+mod manage;
 mod password;
 mod ratelimit;
 mod session;
 mod uia;
 
+pub use manage::{
+    Restriction, deactivate, register, revoke_devices_except, set_device_display_name,
+    set_password, set_restriction,
+};
 pub use password::{hash_password, hash_password_blocking, verify_password};
 pub use ratelimit::RateLimiter;
 pub use session::{

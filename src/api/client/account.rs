@@ -47,25 +47,11 @@ pub async fn change_password(app: &App, req: &Request) -> Result<Reply, MatrixEr
         .or(outcome.user.clone())
         .ok_or_else(|| MatrixError::forbidden("Could not tell whose password to change"))?;
     let hash = account::hash_password(app, body.new_password).await?;
-    let keep_device = req.caller.as_ref().map(|c| c.device_id.as_str().to_owned());
+    let keep_device = req.caller.as_ref().map(|c| c.device_id.clone());
     let user_id = local_user_id(app, &localpart)?;
     let logout = body.logout_devices;
     app.store
-        .write(move |ctx| {
-            let Some(mut user) = ctx.user(&localpart)? else {
-                return Ok(Err(MatrixError::not_found("No such user")));
-            };
-            user.password_hash = Some(hash);
-            ctx.put_user(&localpart, &user)?;
-            if logout {
-                for d in ctx.device_ids(&localpart)? {
-                    if keep_device.as_deref() != Some(d.as_str()) {
-                        account::revoke_device(ctx, &user_id, &d)?;
-                    }
-                }
-            }
-            Ok(Ok(()))
-        })
+        .write(move |ctx| account::set_password(ctx, &user_id, hash, logout, keep_device.as_ref()))
         .await?;
     app.uia.borrow_mut().consume(&outcome.session);
     Ok(json(&json!({})))
@@ -83,20 +69,7 @@ pub async fn deactivate(app: &App, req: &Request) -> Result<Reply, MatrixError> 
         .or(outcome.user.clone())
         .ok_or_else(|| MatrixError::forbidden("Could not tell which account to deactivate"))?;
     let user_id = local_user_id(app, &localpart)?;
-    app.store
-        .write(move |ctx| {
-            let Some(mut user) = ctx.user(&localpart)? else {
-                return Ok(Err(MatrixError::not_found("No such user")));
-            };
-            user.deactivated = true;
-            user.password_hash = None;
-            ctx.put_user(&localpart, &user)?;
-            for d in ctx.device_ids(&localpart)? {
-                account::revoke_device(ctx, &user_id, &d)?;
-            }
-            Ok(Ok(()))
-        })
-        .await?;
+    app.store.write(move |ctx| account::deactivate(ctx, &user_id)).await?;
     app.uia.borrow_mut().consume(&outcome.session);
     Ok(json(&json!({ "id_server_unbind_result": "no-support" })))
 }

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use crate::account::{self, PASSWORD, require_uia};
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, from_json, json};
+use crate::ids::DeviceId;
 use crate::server::App;
 use crate::store::DeviceRecord;
 
@@ -48,19 +49,12 @@ pub async fn update_device(
 ) -> Result<Reply, MatrixError> {
     let c = req.caller()?;
     let body: UpdateBody = req.json()?;
-    let lp = c.user_id.localpart().to_owned();
-    let id = device_id.to_owned();
+    let user_id = c.user_id.clone();
+    // No stored device has an ID that does not parse (they are parsed when
+    // made): such a path names no device.
+    let id = DeviceId::parse(device_id).map_err(|_| MatrixError::not_found("No such device"))?;
     app.store
-        .write(move |ctx| {
-            let Some(mut d) = ctx.device(&lp, &id)? else {
-                return Ok(Err(MatrixError::not_found("No such device")));
-            };
-            if let Some(name) = body.display_name {
-                d.display_name = Some(name);
-                ctx.put_device(&lp, &id, &d)?;
-            }
-            Ok(Ok(()))
-        })
+        .write(move |ctx| account::set_device_display_name(ctx, &user_id, &id, body.display_name))
         .await?;
     Ok(json(&json!({})))
 }

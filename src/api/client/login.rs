@@ -112,10 +112,7 @@ pub async fn logout_all(app: &App, req: &Request) -> Result<Reply, MatrixError> 
     let caller = req.caller()?.clone();
     app.store
         .write(move |ctx| {
-            let lp = caller.user_id.localpart();
-            for d in ctx.device_ids(lp)? {
-                account::revoke_device(ctx, &caller.user_id, &d)?;
-            }
+            account::revoke_devices_except(ctx, &caller.user_id, None)?;
             Ok(Ok::<_, MatrixError>(()))
         })
         .await?;

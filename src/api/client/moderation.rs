@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 
+use crate::account::{self, Restriction};
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::router::{Endpoint, Moderation};
 use crate::http::{Caller, Reply, Request, json};
@@ -69,9 +70,9 @@ pub async fn admin_endpoint(
     if !caller.admin {
         return Err(MatrixError::forbidden("Only server admins can moderate accounts"));
     }
-    let field = match kind {
-        Moderation::Lock => "locked",
-        Moderation::Suspend => "suspended",
+    let (field, restriction) = match kind {
+        Moderation::Lock => ("locked", Restriction::Lock),
+        Moderation::Suspend => ("suspended", Restriction::Suspend),
     };
     let value = if set {
         match req.json_object()?.get(field) {
@@ -88,9 +89,8 @@ pub async fn admin_endpoint(
     if value.is_some() && uid == caller.user_id {
         return Err(MatrixError::forbidden("Admins cannot moderate their own account"));
     }
-    let localpart = uid.localpart().to_owned();
     let Some(value) = value else {
-        let user = app.store.read()?.user(&localpart)?.filter(|u| !u.deactivated);
+        let user = app.store.read()?.user(uid.localpart())?.filter(|u| !u.deactivated);
         let user = user.ok_or_else(|| MatrixError::not_found("No such user"))?;
         let state = match kind {
             Moderation::Lock => user.locked,
@@ -98,23 +98,7 @@ pub async fn admin_endpoint(
         };
         return Ok(json(&json!({ field: state })));
     };
-    let state = app
-        .store
-        .write(move |ctx| {
-            let Some(mut user) = ctx.user(&localpart)?.filter(|u| !u.deactivated) else {
-                return Ok(Err(MatrixError::not_found("No such user")));
-            };
-            let slot = match kind {
-                Moderation::Lock => &mut user.locked,
-                Moderation::Suspend => &mut user.suspended,
-            };
-            *slot = value;
-            if user.admin {
-                return Ok(Err(MatrixError::forbidden("Admins cannot be moderated")));
-            }
-            ctx.put_user(&localpart, &user)?;
-            Ok(Ok(value))
-        })
-        .await?;
+    let state =
+        app.store.write(move |ctx| account::set_restriction(ctx, &uid, restriction, value)).await?;
     Ok(json(&json!({ field: state })))
 }

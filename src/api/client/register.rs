@@ -8,15 +8,12 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::account::{
-    self, DUMMY, REGISTRATION_TOKEN, RateLimiter, SessionPlan, now_ms, require_uia,
-};
+use crate::account::{self, DUMMY, REGISTRATION_TOKEN, RateLimiter, SessionPlan, require_uia};
 use crate::config::Registration;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, from_json, json};
 use crate::ids::UserId;
 use crate::server::App;
-use crate::store::UserRecord;
 
 #[derive(Deserialize)]
 struct RegisterBody {
@@ -110,43 +107,11 @@ pub async fn register(app: &App, req: &Request) -> Result<Reply, MatrixError> {
         )?)
     };
     let token = outcome.registration_token.clone();
-    let lp = localpart.clone();
+    let user_id = UserId::new_local(&localpart, &app.config.server_name)
+        .map_err(|e| MatrixError::new(ErrorKind::InvalidUsername, e.0))?;
     let issued = app
         .store
-        .write(move |ctx| {
-            let taken = || Ok(Err(MatrixError::new(ErrorKind::UserInUse, "User ID already taken")));
-            if ctx.user(&lp)?.is_some() {
-                return taken();
-            }
-            if let Some(t) = &token {
-                // Re-checked inside the writer: two registrations racing for
-                // the last use of a token cannot both win.
-                let Some(mut record) = ctx.registration_token(t)? else {
-                    return Ok(Err(MatrixError::new(
-                        ErrorKind::Unauthorized,
-                        "Invalid registration token",
-                    )));
-                };
-                if !record.is_usable(now_ms()) {
-                    return Ok(Err(MatrixError::new(
-                        ErrorKind::Unauthorized,
-                        "Registration token is used up or expired",
-                    )));
-                }
-                record.completed += 1;
-                ctx.put_registration_token(t, &record)?;
-            }
-            let record =
-                UserRecord { password_hash, created_ms: now_ms(), ..UserRecord::default() };
-            if !ctx.create_user(&lp, record)? {
-                return taken();
-            }
-            let issued = match plan {
-                Some(plan) => Some(account::issue_session(ctx, &lp, plan)?),
-                None => None,
-            };
-            Ok(Ok(issued))
-        })
+        .write(move |ctx| account::register(ctx, &user_id, token.as_deref(), password_hash, plan))
         .await?;
     app.uia.borrow_mut().consume(&outcome.session);
     let user_id = format!("@{localpart}:{}", app.config.server_name);
