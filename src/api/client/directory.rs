@@ -4,12 +4,12 @@
 use serde_json::{Value, json};
 
 use super::rooms::{parse, room_short};
-use crate::error::{ErrorKind, MatrixError};
+use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId};
-use crate::room::build::power_levels;
 use crate::room::cache::lock;
-use crate::room::service::{target, unlist_canonical_alias};
+use crate::room::directory;
+use crate::room::service::unlist_canonical_alias;
 use crate::server::App;
 use crate::store::{ReadTxn, RoomShort};
 
@@ -41,24 +41,14 @@ pub async fn set_room_alias(app: &App, req: &Request, alias: &str) -> Result<Rep
         .get("room_id")
         .and_then(Value::as_str)
         .ok_or_else(|| MatrixError::missing_param("room_id is required"))?;
-    RoomId::parse(room_id).map_err(|e| MatrixError::invalid_param(e.0))?;
+    let room = RoomId::parse(room_id).map_err(|e| MatrixError::invalid_param(e.0))?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
     if read.membership(caller.user_id.as_str(), short)?.is_none_or(|m| m.membership != "join") {
         return Err(MatrixError::forbidden("You must be in the room to give it an alias"));
     }
     drop(read);
-    let (alias, room) = (a.to_string(), room_id.to_owned());
-    app.store
-        .write(move |ctx| {
-            if ctx.put_alias(&alias, &room)? {
-                Ok(Ok(()))
-            } else {
-                Ok(Err(MatrixError::new(ErrorKind::Unknown, "Room alias already exists")
-                    .with_status(409)))
-            }
-        })
-        .await?;
+    app.store.write(move |ctx| directory::set_alias(ctx, &a, &room)).await?;
     Ok(json(&json!({})))
 }
 
@@ -70,36 +60,22 @@ pub async fn delete_room_alias(
     alias: &str,
 ) -> Result<Reply, MatrixError> {
     let caller = req.caller()?.clone();
-    let a = local_alias(app, alias)?;
-    let alias = a.to_string();
+    let alias = local_alias(app, alias)?;
     let signer = app.signer.clone();
     let cache = app.writer_cache.clone();
     app.store
         .write(move |ctx| {
-            let Some(room_id) = ctx.alias(&alias)? else {
-                return Ok(Err(MatrixError::not_found("Room alias not found")));
+            let sender = &caller.user_id;
+            let room = match directory::delete_alias(ctx, sender, caller.admin, &alias)? {
+                Ok(room) => room,
+                Err(e) => return Ok(Err(e)),
             };
-            let allowed = caller.admin
-                || match target(ctx, &room_id)? {
-                    Some(room) => {
-                        let joined = ctx
-                            .membership(caller.user_id.as_str(), room.short)?
-                            .is_some_and(|m| m.membership == "join");
-                        joined
-                            && power_levels(ctx, &room)?.is_some_and(|pl| {
-                                pl.can_send_state(caller.user_id.as_str(), "m.room.canonical_alias")
-                            })
-                    }
-                    None => false,
-                };
-            if !allowed {
-                return Ok(Err(MatrixError::forbidden("You may not remove this alias")));
-            }
-            ctx.delete_alias(&alias)?;
-            if let Some(room) = target(ctx, &room_id)? {
+            // The room's rules allowed the removal; an event that stops the
+            // room advertising the alias is a new event of its own.
+            if let Some(room) = room {
                 let mut cache = lock(&cache);
-                let sender = caller.user_id.as_str();
-                unlist_canonical_alias(ctx, &mut cache, &signer, &room, sender, &alias)?;
+                let (sender, alias) = (sender.as_str(), alias.as_str());
+                unlist_canonical_alias(ctx, &mut cache, &signer, &room, sender, alias)?;
             }
             Ok(Ok(()))
         })
@@ -155,27 +131,11 @@ pub async fn set_room_visibility(
             return Err(MatrixError::invalid_param(format!("Unknown visibility {other}")));
         }
     };
-    let room_id = room_id.to_owned();
+    // An ID that does not parse names no room.
+    let room_id = RoomId::parse(room_id).map_err(|_| MatrixError::not_found("Room not found"))?;
     app.store
         .write(move |ctx| {
-            let Some(room) = target(ctx, &room_id)? else {
-                return Ok(Err(MatrixError::not_found("Room not found")));
-            };
-            let joined = ctx
-                .membership(caller.user_id.as_str(), room.short)?
-                .is_some_and(|m| m.membership == "join");
-            let allowed = caller.admin
-                || (joined
-                    && power_levels(ctx, &room)?.is_some_and(|pl| {
-                        pl.can_send_state(caller.user_id.as_str(), "m.room.canonical_alias")
-                    }));
-            if !allowed {
-                return Ok(Err(MatrixError::forbidden(
-                    "You may not change this room's visibility",
-                )));
-            }
-            ctx.set_room_public(&room_id, public)?;
-            Ok(Ok(()))
+            directory::set_visibility(ctx, &caller.user_id, caller.admin, &room_id, public)
         })
         .await?;
     Ok(json(&json!({})))
