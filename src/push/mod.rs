@@ -21,6 +21,7 @@
 //! - `eval`: [`evaluate`], conditions and property paths.
 //! - `glob`: glob-style matching, allocation-free for short patterns.
 //! - `cache`: [`RulesetCache`], users' parsed rulesets kept by the writer.
+//! - [`settings`]: the writes of a user's rules and pushers.
 //!
 //! # Errors
 //!
@@ -42,6 +43,7 @@ pub mod gateway;
 mod glob;
 mod rule;
 mod ruleset;
+pub mod settings;
 
 use std::fmt;
 

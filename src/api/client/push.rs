@@ -8,12 +8,12 @@ use serde_json::{Value, json};
 
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
-use crate::push::{
-    Action, NewPushRule, PushRuleError, RuleKind, Ruleset, apply::load_ruleset, default_ruleset,
-};
+use crate::ids::UserId;
+use crate::push::settings::{self, NewPusher};
+use crate::push::{Action, NewPushRule, PushRuleError, RuleKind, Ruleset, default_ruleset};
 use crate::quota;
 use crate::server::App;
-use crate::store::{StoreError, StreamPos};
+use crate::store::StreamPos;
 use crate::sync;
 
 /// What part of a rule a request addresses.
@@ -65,31 +65,12 @@ pub fn get_push_rule(
     })
 }
 
-/// Applies `change` to the user's rules inside the writer, then stores the
-/// compact form and the `m.push_rules` account data.
-async fn change_rules<F>(app: &App, user: String, change: F) -> Result<(), MatrixError>
+/// Applies `change` to the user's rules inside the writer.
+async fn change_rules<F>(app: &App, user: UserId, change: F) -> Result<(), MatrixError>
 where
     F: FnOnce(&mut Ruleset) -> Result<(), PushRuleError> + Send + 'static,
 {
-    app.store
-        .write(move |ctx| {
-            let mut rules = load_ruleset(ctx, &user)?;
-            if let Err(e) = change(&mut rules) {
-                return Ok(Err(MatrixError::from(e)));
-            }
-            let compact = rules.to_json();
-            if compact.len() > quota::PUSH_RULES_BYTES
-                && ctx.push_rules(&user)?.is_none_or(|old| compact.len() > old.len())
-            {
-                return Ok(Err(quota::too_large("The push rules", quota::PUSH_RULES_BYTES)));
-            }
-            ctx.put_push_rules(&user, &compact)?;
-            let full =
-                serde_json::to_vec(&rules).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            ctx.put_account_data(&user, "", "m.push_rules", &full)?;
-            Ok(Ok(()))
-        })
-        .await
+    app.store.write(move |ctx| settings::change_rules(ctx, &user, change)).await
 }
 
 /// `PUT /pushrules/global/{kind}/{ruleId}[/enabled|/actions]`
@@ -100,7 +81,7 @@ pub async fn set_push_rule(
     rule_id: &str,
     part: RulePart,
 ) -> Result<Reply, MatrixError> {
-    let user = req.caller()?.user_id.to_string();
+    let user = req.caller()?.user_id.clone();
     let k = kind(kind_s)?;
     let body = Value::Object(req.json_object()?);
     let rule_id = rule_id.to_owned();
@@ -135,7 +116,7 @@ pub async fn delete_push_rule(
     kind_s: &str,
     rule_id: &str,
 ) -> Result<Reply, MatrixError> {
-    let user = req.caller()?.user_id.to_string();
+    let user = req.caller()?.user_id.clone();
     let k = kind(kind_s)?;
     let rule_id = rule_id.to_owned();
     change_rules(app, user, move |r| r.delete_push_rule(k, &rule_id)).await?;
@@ -157,7 +138,7 @@ pub fn get_pushers(app: &App, req: &Request) -> Result<Reply, MatrixError> {
 /// `POST /pushers/set`: `kind: null` deletes; otherwise creates or
 /// replaces, and without `append` takes the pushkey from other users.
 pub async fn set_pusher(app: &App, req: &Request) -> Result<Reply, MatrixError> {
-    let user = req.caller()?.user_id.to_string();
+    let user = req.caller()?.user_id.clone();
     let body = req.json_object()?;
     let s = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
     let app_id = s("app_id").ok_or_else(|| MatrixError::missing_param("app_id is required"))?;
@@ -172,7 +153,7 @@ pub async fn set_pusher(app: &App, req: &Request) -> Result<Reply, MatrixError> 
     if kind.is_null() {
         app.store
             .write(move |ctx| {
-                ctx.delete_pusher(&user, &app_id, &pushkey)?;
+                ctx.delete_pusher(user.as_str(), &app_id, &pushkey)?;
                 Ok(Ok::<_, MatrixError>(()))
             })
             .await?;
@@ -208,29 +189,23 @@ pub async fn set_pusher(app: &App, req: &Request) -> Result<Reply, MatrixError> 
         }
     }
     let append = body.get("append").and_then(Value::as_bool).unwrap_or(false);
-    let pusher = json!({
-        "app_id": app_id, "pushkey": pushkey, "kind": kind_s,
-        "app_display_name": s("app_display_name"), "device_display_name": s("device_display_name"),
-        "lang": s("lang"), "data": data, "profile_tag": s("profile_tag"),
-    });
-    let bytes = serde_json::to_vec(&pusher).map_err(|e| MatrixError::internal("pusher", e))?;
-    quota::check_size("Pusher data", quota::json_len(&pusher["data"]), quota::PUSHER_DATA_BYTES)?;
+    let pusher = NewPusher {
+        app_id,
+        pushkey,
+        kind: kind_s,
+        app_display_name: s("app_display_name"),
+        device_display_name: s("device_display_name"),
+        lang: s("lang"),
+        data,
+        profile_tag: s("profile_tag"),
+    };
+    let bytes =
+        serde_json::to_vec(&pusher.record()).map_err(|e| MatrixError::internal("pusher", e))?;
+    quota::check_size("Pusher data", quota::json_len(&pusher.data), quota::PUSHER_DATA_BYTES)?;
     app.store
         .write(move |ctx| {
-            let pushers = ctx.pushers(&user)?;
-            let replaces = pushers.iter().any(|(a, p, _)| *a == app_id && *p == pushkey);
-            if !replaces && pushers.len() >= quota::MAX_PUSHERS {
-                return Ok(Err(quota::store_full("pushers", quota::MAX_PUSHERS, " per user")));
-            }
-            if !append {
-                for other in ctx.pushers_with_key(&app_id, &pushkey)? {
-                    if other != user {
-                        ctx.delete_pusher(&other, &app_id, &pushkey)?;
-                    }
-                }
-            }
-            ctx.put_pusher(&user, &app_id, &pushkey, &bytes)?;
-            Ok(Ok::<_, MatrixError>(()))
+            let (app_id, pushkey) = (&pusher.app_id, &pusher.pushkey);
+            settings::set_pusher(ctx, &user, app_id, pushkey, append, &bytes)
         })
         .await?;
     Ok(json(&json!({})))
