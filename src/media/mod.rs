@@ -5,11 +5,12 @@
 //! never read whole into a `Vec`.
 //!
 //! Also owns thumbnailing (`thumbnail`), which runs off the event loop with
-//! bounded decoding.
+//! bounded decoding, and the writes that record an upload ([`uploads`]).
 
 mod body;
 pub mod preview;
 pub mod thumbnail;
+pub mod uploads;
 
 pub use body::{Mapped, MappedBody};
 

@@ -12,7 +12,7 @@ use crate::account::now_ms;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, bytes_reply, json, media_reply};
 use crate::media::thumbnail::{self, ThumbError};
-use crate::media::{IngestError, inline_safe, valid_media_id};
+use crate::media::{IngestError, inline_safe, uploads, valid_media_id};
 use crate::server::App;
 use crate::store::MediaRecord;
 
@@ -78,13 +78,7 @@ pub async fn upload(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let media_id = random_media_id()?;
     let server = app.config.server_name.clone();
     let (s, m) = (server.clone(), media_id.clone());
-    app.store
-        .write(move |ctx| {
-            ctx.add_media_usage(&record.uploader, record.size as i64)?;
-            ctx.put_media(&s, &m, &record)?;
-            Ok(Ok::<_, MatrixError>(()))
-        })
-        .await?;
+    app.store.write(move |ctx| uploads::record_upload(ctx, &s, &m, &record)).await?;
     app.media_uploaded.notify_waiters();
     Ok(json(&json!({ "content_uri": format!("mxc://{server}/{media_id}") })))
 }
@@ -155,20 +149,7 @@ pub async fn upload_to(
     }
     let record = receive(app, req, &uploader).await?;
     let (s, m) = (server.to_owned(), media_id.to_owned());
-    app.store
-        .write(move |ctx| {
-            // Re-checked in the writer: two uploads racing for one ID.
-            if ctx.media(&s, &m)?.is_some_and(|r| r.hash.is_some()) {
-                return Ok(Err(MatrixError::new(
-                    ErrorKind::CannotOverwriteMedia,
-                    "Media has already been uploaded to this ID",
-                )));
-            }
-            ctx.add_media_usage(&record.uploader, record.size as i64)?;
-            ctx.put_media(&s, &m, &record)?;
-            Ok(Ok(()))
-        })
-        .await?;
+    app.store.write(move |ctx| uploads::complete_upload(ctx, &s, &m, &record)).await?;
     app.media_uploaded.notify_waiters();
     Ok(json(&json!({})))
 }
