@@ -1,12 +1,15 @@
 //! Filters (spec: client-server-api/#filtering): what `/sync`, `/messages`,
 //! `/context` and `/search` return. A filter is validated once, when it is
 //! uploaded or given inline, into typed structs; matching an event then
-//! costs a few string comparisons.
+//! costs a few string comparisons. Uploaded filters are stored per user
+//! ([`store_filter`]).
 
 use serde_json::{Map, Value};
 
 use crate::error::MatrixError;
 use crate::ids::{RoomId, UserId};
+use crate::quota;
+use crate::store::{StoreError, WriteCtx};
 
 /// An `EventFilter`: who sent it and what type it is.
 #[derive(Clone, Debug, Default)]
@@ -336,6 +339,19 @@ fn users(
         UserId::parse(u).map_err(|e| invalid(path, field, &format!("contains {u:?}: {}", e.0)))?;
     }
     Ok(list)
+}
+
+/// Stores an uploaded filter (its JSON bytes) and returns its ID; the same
+/// filter uploaded again gets the ID it already has, and a user holds at
+/// most [`quota::MAX_FILTERS`].
+pub fn store_filter(
+    ctx: &mut WriteCtx<'_>,
+    user: &UserId,
+    filter: &[u8],
+) -> Result<Result<u64, MatrixError>, StoreError> {
+    Ok(ctx
+        .put_filter(user.as_str(), filter, quota::MAX_FILTERS)?
+        .ok_or_else(|| quota::store_full("filters", quota::MAX_FILTERS, " per user")))
 }
 
 #[cfg(test)]

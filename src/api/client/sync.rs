@@ -14,7 +14,7 @@ use crate::http::{Outcome, Reply, Request, json};
 use crate::quota;
 use crate::server::App;
 use crate::store::StreamPos;
-use crate::sync::filter::Filter;
+use crate::sync::filter::{self, Filter};
 use crate::sync::{self, Ephemeral, Since, SyncParams, presence};
 
 /// `POST /user/{userId}/filter`
@@ -28,15 +28,8 @@ pub async fn create_filter(app: &App, req: &Request, user_id: &str) -> Result<Re
     Filter::parse(&Value::Object(body.clone()))?;
     let bytes = serde_json::to_vec(&body).map_err(|e| MatrixError::internal("filter", e))?;
     quota::check_size("A filter", bytes.len(), quota::FILTER_BYTES)?;
-    let user = user_id.to_owned();
-    let id = app
-        .store
-        .write(move |ctx| {
-            Ok(ctx
-                .put_filter(&user, &bytes, quota::MAX_FILTERS)?
-                .ok_or_else(|| quota::store_full("filters", quota::MAX_FILTERS, " per user")))
-        })
-        .await?;
+    let user = caller.user_id.clone();
+    let id = app.store.write(move |ctx| filter::store_filter(ctx, &user, &bytes)).await?;
     Ok(json(&json!({ "filter_id": id.to_string() })))
 }
 
