@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{EvalContext, Ruleset, evaluate, parse_ruleset};
-use crate::room::build::RoomTarget;
 use crate::room::cache::WriterCache;
 use crate::room::power_levels::{PowerLevel, integer_map};
+use crate::room::target::RoomTarget;
 use crate::store::{StoreError, StreamPos, WriteCtx};
 
 /// The ruleset of `user`: stored customisation on top of the defaults.

@@ -3,7 +3,6 @@
 //! operation, so the auth check and the write are atomic.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -14,8 +13,8 @@ use crate::room::auth::{self, AuthEvent};
 use crate::room::cache::WriterCache;
 use crate::room::canonical::canonical_json_bytes;
 use crate::room::pdu::{self, ServerKey};
-use crate::room::version::RoomVersion;
-use crate::store::{RoomShort, StoreError, StreamPos, WriteCtx};
+use crate::room::target::RoomTarget;
+use crate::store::{StoreError, StreamPos, WriteCtx};
 
 /// An event a local user wants to send.
 #[derive(Clone, Debug)]
@@ -46,14 +45,6 @@ impl NewEvent {
     }
 }
 
-/// Where an event goes.
-#[derive(Clone, Debug)]
-pub struct RoomTarget {
-    pub room_id: String,
-    pub short: RoomShort,
-    pub version: RoomVersion,
-}
-
 /// The signing identity of this server.
 #[derive(Clone)]
 pub struct Signer {
@@ -65,46 +56,6 @@ pub struct Signer {
 pub struct Appended {
     pub event_id: String,
     pub stream: StreamPos,
-}
-
-/// Reads a stored client-format event back into what the auth rules need.
-pub(crate) fn to_auth_event(json: &[u8], version: RoomVersion) -> Result<AuthEvent, StoreError> {
-    let v: Value =
-        serde_json::from_slice(json).map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
-    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
-    let event_type = s("type");
-    let room_id = if event_type == "m.room.create" && version.room_id_from_create_event() {
-        None
-    } else {
-        Some(s("room_id"))
-    };
-    Ok(AuthEvent {
-        event_id: s("event_id"),
-        room_id,
-        state_key: v.get("state_key").and_then(Value::as_str).map(str::to_owned),
-        event_type,
-        sender: s("sender"),
-        content: v.get("content").cloned().unwrap_or_else(|| json!({})),
-        prev_events: Vec::new(),
-    })
-}
-
-/// The room's current power levels (with the version's creator rules).
-pub fn power_levels(
-    ctx: &WriteCtx<'_>,
-    room: &RoomTarget,
-) -> Result<Option<crate::room::power_levels::PowerLevels>, StoreError> {
-    let mut loaded: HashMap<(String, String), AuthEvent> = HashMap::new();
-    for key in ["m.room.create", "m.room.power_levels"] {
-        if let Some(stored) = ctx.state_event(room.short, key, "")? {
-            loaded.insert(
-                (key.to_owned(), String::new()),
-                to_auth_event(&stored.json, room.version)?,
-            );
-        }
-    }
-    let lookup = |t: &str, k: &str| loaded.get(&(t.to_owned(), k.to_owned()));
-    Ok(auth::current_power_levels(room.version, &lookup).ok())
 }
 
 /// Just the `event_id` of a stored client-format event.

@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use crate::push::RulesetCache;
 use crate::room::auth::{self, AuthEvent};
-use crate::room::build::{RoomTarget, to_auth_event};
+use crate::room::target::{RoomTarget, to_auth_event};
 use crate::room::power_levels::PowerLevels;
 use crate::store::{RoomShort, StoreError, StreamPos, WriteCtx};
 

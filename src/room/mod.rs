@@ -13,6 +13,7 @@ pub mod redaction;
 pub mod relations;
 pub mod served;
 pub mod service;
+pub mod target;
 pub mod upgrade;
 pub mod version;
 pub mod visibility;

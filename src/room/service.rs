@@ -5,22 +5,13 @@ use serde_json::{Value, json};
 
 use crate::account::now_ms;
 use crate::error::{ErrorKind, MatrixError};
-use crate::room::build::{Appended, NewEvent, RoomTarget, Signer, append_event};
+use crate::room::build::{Appended, NewEvent, Signer, append_event};
 use crate::room::cache::{WriterCache, lock};
 use crate::room::pdu;
+use crate::room::target::{RoomTarget, target};
 use crate::room::version::RoomVersion;
 use crate::server::App;
 use crate::store::{StoreError, WriteCtx};
-
-pub(crate) fn target(ctx: &WriteCtx<'_>, room_id: &str) -> Result<Option<RoomTarget>, StoreError> {
-    let Some(record) = ctx.room(room_id)? else { return Ok(None) };
-    let Some(version) = RoomVersion::parse(&record.version) else { return Ok(None) };
-    Ok(Some(RoomTarget {
-        room_id: room_id.to_owned(),
-        short: crate::store::RoomShort(record.short),
-        version,
-    }))
-}
 
 /// A client's transaction ID with who sent it: the same ID from the same
 /// device on the same path is one request (spec: "Transaction

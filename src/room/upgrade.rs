@@ -6,8 +6,9 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::MatrixError;
-use crate::room::build::{NewEvent, power_levels};
-use crate::room::service::{self, CreateRoom, target};
+use crate::room::build::NewEvent;
+use crate::room::service::{self, CreateRoom};
+use crate::room::target::{power_levels, target};
 use crate::room::version::RoomVersion;
 use crate::server::App;
 use crate::store::{ReadTxn, RoomShort};

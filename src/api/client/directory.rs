@@ -7,9 +7,9 @@ use super::rooms::{parse, room_short};
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId};
-use crate::room::build::power_levels;
 use crate::room::cache::lock;
-use crate::room::service::{target, unlist_canonical_alias};
+use crate::room::service::unlist_canonical_alias;
+use crate::room::target::{power_levels, target};
 use crate::server::App;
 use crate::store::{ReadTxn, RoomShort};
 
