@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{EvalContext, Ruleset, evaluate, parse_ruleset};
-use crate::room::cache::WriterCache;
+use super::{EvalContext, Ruleset, RulesetCache, evaluate, parse_ruleset};
+use crate::room::cache::StateCache;
 use crate::room::power_levels::{PowerLevel, integer_map};
 use crate::room::target::RoomTarget;
 use crate::store::{StoreError, StreamPos, WriteCtx};
@@ -34,9 +34,11 @@ fn content_of(
 /// Evaluates `event` (client format, just stored at `stream`) for every
 /// joined member but the sender, and for the invitee of an invite.
 /// `joined` is the room's joined members including the event's effect.
+/// Room state comes parsed from `state`, rulesets from `rulesets`.
 pub fn notify_members(
     ctx: &mut WriteCtx<'_>,
-    cache: &mut WriterCache,
+    state: &mut StateCache,
+    rulesets: &mut RulesetCache,
     server_name: &str,
     room: &RoomTarget,
     event: &Value,
@@ -61,20 +63,19 @@ pub fn notify_members(
     if targets.is_empty() {
         return Ok(());
     }
-    let notification_levels: BTreeMap<String, i64> = cache
-        .state
+    let notification_levels: BTreeMap<String, i64> = state
         .state_event(ctx, room, "m.room.power_levels", "")?
         .map(|pl| integer_map(&pl.content, "notifications"))
         .unwrap_or_default();
-    let sender_level = match cache.state.power_levels(ctx, room)?.map(|pl| pl.user_level(sender)) {
+    let sender_level = match state.power_levels(ctx, room)?.map(|pl| pl.user_level(sender)) {
         Some(PowerLevel::Int(n)) => n,
         Some(PowerLevel::Infinite) => i64::MAX,
         None => 0,
     };
     let ts = event["origin_server_ts"].as_u64().unwrap_or(0);
     for user in targets {
-        let ruleset = cache.rulesets.ruleset(ctx, user)?;
-        let member = cache.state.state_event(ctx, room, "m.room.member", user)?;
+        let ruleset = rulesets.ruleset(ctx, user)?;
+        let member = state.state_event(ctx, room, "m.room.member", user)?;
         let display_name = member.as_ref().and_then(|m| m.content["displayname"].as_str());
         let eval_ctx = EvalContext {
             user_id: user,

@@ -12,8 +12,8 @@ pub mod power_levels;
 pub mod redaction;
 pub mod relations;
 pub mod served;
-pub mod service;
 pub mod target;
-pub mod upgrade;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod version;
 pub mod visibility;

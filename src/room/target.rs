@@ -24,11 +24,7 @@ pub struct RoomTarget {
 pub fn target(ctx: &WriteCtx<'_>, room_id: &str) -> Result<Option<RoomTarget>, StoreError> {
     let Some(record) = ctx.room(room_id)? else { return Ok(None) };
     let Some(version) = RoomVersion::parse(&record.version) else { return Ok(None) };
-    Ok(Some(RoomTarget {
-        room_id: room_id.to_owned(),
-        short: RoomShort(record.short),
-        version,
-    }))
+    Ok(Some(RoomTarget { room_id: room_id.to_owned(), short: RoomShort(record.short), version }))
 }
 
 /// Reads a stored client-format event back into what the auth rules need.

@@ -7,8 +7,7 @@ use super::rooms::{parse, room_short};
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId};
-use crate::room::cache::lock;
-use crate::room::service::unlist_canonical_alias;
+use crate::ingest::{lock, unlist_canonical_alias};
 use crate::room::target::{power_levels, target};
 use crate::server::App;
 use crate::store::{ReadTxn, RoomShort};
@@ -98,8 +97,7 @@ pub async fn delete_room_alias(
             ctx.delete_alias(&alias)?;
             if let Some(room) = target(ctx, &room_id)? {
                 let mut cache = lock(&cache);
-                let sender = caller.user_id.as_str();
-                unlist_canonical_alias(ctx, &mut cache, &signer, &room, sender, &alias)?;
+                unlist_canonical_alias(ctx, &mut cache, &signer, &room, &caller.user_id, &a)?;
             }
             Ok(Ok(()))
         })
