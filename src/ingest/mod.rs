@@ -41,8 +41,9 @@ pub use upgrade::upgrade;
 use serde_json::Value;
 
 use crate::error::MatrixError;
+use crate::ids::RoomId;
 use crate::room::build::{Appended, NewEvent, Signer, append_event};
-use crate::room::target::RoomTarget;
+use crate::room::target::{RoomTarget, target};
 use crate::store::{Store, StoreError, WriteCtx};
 
 /// What the room operations need of the running server, borrowed.
@@ -51,6 +52,37 @@ pub struct Rooms<'a> {
     /// Signs new events; its `server_name` is this server's.
     pub signer: &'a Signer,
     pub cache: &'a SharedWriterCache,
+}
+
+impl Rooms<'_> {
+    /// Runs `op` as one writer operation on the room `room_id` names, with
+    /// the writer cache locked; an unknown room is refused (404) before `op`
+    /// runs.
+    async fn write_in_room<R, F>(&self, room_id: &RoomId, op: F) -> Result<R, MatrixError>
+    where
+        F: FnOnce(
+                &mut WriteCtx<'_>,
+                &mut WriterCache,
+                &Signer,
+                &RoomTarget,
+            ) -> Result<Result<R, MatrixError>, StoreError>
+            + Send
+            + 'static,
+        R: Send + 'static,
+    {
+        let signer = self.signer.clone();
+        let cache = self.cache.clone();
+        let room_id = room_id.clone();
+        self.store
+            .write(move |ctx| {
+                let mut cache = lock(&cache);
+                let Some(room) = target(ctx, room_id.as_str())? else {
+                    return Ok(Err(MatrixError::not_found("Room not found")));
+                };
+                op(ctx, &mut cache, &signer, &room)
+            })
+            .await
+    }
 }
 
 /// Authorises, builds, signs and stores `ev` in `room`
@@ -96,8 +128,7 @@ pub fn fan_out(
         &mut cache.rulesets,
         server_name,
         room,
-        event,
-        stream,
+        stored,
         &joined,
     )?;
     crate::room::relations::record(ctx, room.short, stream, event)?;

@@ -4,13 +4,11 @@
 
 use serde_json::{Value, json};
 
-use super::send::earlier_event;
-use super::{Rooms, Txn, append, lock};
+use super::{Rooms, Txn, append};
 use crate::account::now_ms;
 use crate::error::MatrixError;
 use crate::ids::{EventId, RoomId, UserId};
 use crate::room::build::NewEvent;
-use crate::room::target::target;
 use crate::store::StoreError;
 
 /// Redacts `event_id` in `room_id` on behalf of `sender`: sends the
@@ -24,18 +22,11 @@ pub async fn redact(
     reason: Option<String>,
     txn: Txn,
 ) -> Result<String, MatrixError> {
-    let signer = rooms.signer.clone();
-    let cache = rooms.cache.clone();
-    let (room_id, event_id, sender) = (room_id.clone(), event_id.clone(), sender.clone());
+    let (event_id, sender) = (event_id.clone(), sender.clone());
     rooms
-        .store
-        .write(move |ctx| {
-            let mut cache = lock(&cache);
-            let Some(room) = target(ctx, room_id.as_str())? else {
-                return Ok(Err(MatrixError::not_found("Room not found")));
-            };
+        .write_in_room(room_id, move |ctx, cache, signer, room| {
             let scope = format!("r{}/{}", room.short.0, event_id);
-            if let Some(id) = earlier_event(ctx, &txn, &scope)? {
+            if let Some(id) = txn.earlier_event(ctx, &scope)? {
                 return Ok(Ok(id));
             }
             let Some((r, pos)) = ctx.event_position(event_id.as_str())? else {
@@ -50,7 +41,7 @@ pub async fn redact(
             let original: Value = serde_json::from_slice(&original.json)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let original_sender = original.get("sender").and_then(Value::as_str).unwrap_or("");
-            let allowed = match cache.state.power_levels(ctx, &room)? {
+            let allowed = match cache.state.power_levels(ctx, room)? {
                 Some(pl) => pl.can_redact(sender.as_str(), original_sender),
                 None => sender.as_str() == original_sender,
             };
@@ -75,7 +66,7 @@ pub async fn redact(
                 redacts: top_level,
                 txn: Some((txn.device.to_string(), txn.id.clone())),
             };
-            let appended = match append(ctx, &mut cache, &signer, &room, ev, now_ms())? {
+            let appended = match append(ctx, cache, signer, room, ev, now_ms())? {
                 Ok(a) => a,
                 Err(e) => return Ok(Err(e)),
             };
@@ -99,13 +90,7 @@ pub async fn redact(
             // original must not be served again.
             cache.state.event_rewritten(r, pos);
             ctx.rewrite_event(r, pos, &bytes)?;
-            ctx.put_txn(
-                txn.user.as_str(),
-                txn.device.as_str(),
-                &scope,
-                &txn.id,
-                (room.short, appended.stream),
-            )?;
+            txn.record(ctx, &scope, (room.short, appended.stream))?;
             Ok(Ok(appended.event_id))
         })
         .await

@@ -2,13 +2,12 @@
 //! client-server-api/#sending-events-to-a-room), idempotent per client
 //! transaction.
 
-use super::{Rooms, append, lock};
+use super::{Rooms, append};
 use crate::account::now_ms;
 use crate::error::{ErrorKind, MatrixError};
 use crate::ids::{DeviceId, RoomId, UserId};
 use crate::room::build::{NewEvent, event_id_of};
-use crate::room::target::target;
-use crate::store::{StoreError, WriteCtx};
+use crate::store::{RoomShort, StoreError, StreamPos, WriteCtx};
 
 /// A client's transaction ID with who sent it: the same ID from the same
 /// device on the same path is one request (spec: "Transaction
@@ -23,21 +22,31 @@ impl Txn {
     pub fn new(user: &UserId, device: &DeviceId, id: &str) -> Txn {
         Txn { user: user.clone(), device: device.clone(), id: id.into() }
     }
-}
 
-/// The event ID a transaction made earlier in `room`, if it did.
-pub(super) fn earlier_event(
-    ctx: &WriteCtx<'_>,
-    txn: &Txn,
-    scope: &str,
-) -> Result<Option<String>, StoreError> {
-    let Some((room, stream)) =
-        ctx.txn_position(txn.user.as_str(), txn.device.as_str(), scope, &txn.id)?
-    else {
-        return Ok(None);
-    };
-    let Some(event) = ctx.event_at(room, stream)? else { return Ok(None) };
-    Ok(event_id_of(&event.json))
+    /// The event ID this transaction made earlier in `scope`, if it did.
+    pub(super) fn earlier_event(
+        &self,
+        ctx: &WriteCtx<'_>,
+        scope: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let Some((room, stream)) =
+            ctx.txn_position(self.user.as_str(), self.device.as_str(), scope, &self.id)?
+        else {
+            return Ok(None);
+        };
+        let Some(event) = ctx.event_at(room, stream)? else { return Ok(None) };
+        Ok(event_id_of(&event.json))
+    }
+
+    /// Remembers that this transaction made the event at `stored` in `scope`.
+    pub(super) fn record(
+        &self,
+        ctx: &mut WriteCtx<'_>,
+        scope: &str,
+        stored: (RoomShort, StreamPos),
+    ) -> Result<(), StoreError> {
+        ctx.put_txn(self.user.as_str(), self.device.as_str(), scope, &self.id, stored)
+    }
 }
 
 /// Sends `ev` into `room_id`. With `txn` the send is idempotent: a
@@ -49,19 +58,11 @@ pub async fn send(
     mut ev: NewEvent,
     txn: Option<Txn>,
 ) -> Result<String, MatrixError> {
-    let signer = rooms.signer.clone();
-    let cache = rooms.cache.clone();
-    let room_id = room_id.clone();
     rooms
-        .store
-        .write(move |ctx| {
-            let mut cache = lock(&cache);
-            let Some(room) = target(ctx, room_id.as_str())? else {
-                return Ok(Err(MatrixError::not_found("Room not found")));
-            };
+        .write_in_room(room_id, move |ctx, cache, signer, room| {
             let scope = format!("s{}/{}", room.short.0, ev.event_type);
             if let Some(t) = &txn {
-                if let Some(id) = earlier_event(ctx, t, &scope)? {
+                if let Some(id) = t.earlier_event(ctx, &scope)? {
                     return Ok(Ok(id));
                 }
                 ev.txn = Some((t.device.to_string(), t.id.clone()));
@@ -80,18 +81,12 @@ pub async fn send(
                     "You already sent this annotation to this event; redact it to send it again",
                 )));
             }
-            let appended = match append(ctx, &mut cache, &signer, &room, ev, now_ms())? {
+            let appended = match append(ctx, cache, signer, room, ev, now_ms())? {
                 Ok(a) => a,
                 Err(e) => return Ok(Err(e)),
             };
             if let Some(t) = &txn {
-                ctx.put_txn(
-                    t.user.as_str(),
-                    t.device.as_str(),
-                    &scope,
-                    &t.id,
-                    (room.short, appended.stream),
-                )?;
+                t.record(ctx, &scope, (room.short, appended.stream))?;
             }
             Ok(Ok(appended.event_id))
         })

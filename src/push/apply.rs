@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{EvalContext, Ruleset, RulesetCache, evaluate, parse_ruleset};
+use crate::room::build::Appended;
 use crate::room::cache::StateCache;
 use crate::room::power_levels::{PowerLevel, integer_map};
 use crate::room::target::RoomTarget;
-use crate::store::{StoreError, StreamPos, WriteCtx};
+use crate::store::{StoreError, WriteCtx};
 
 /// The ruleset of `user`: stored customisation on top of the defaults.
 pub fn load_ruleset(ctx: &WriteCtx<'_>, user: &str) -> Result<Ruleset, StoreError> {
@@ -31,8 +32,8 @@ fn content_of(
         .unwrap_or(Value::Null))
 }
 
-/// Evaluates `event` (client format, just stored at `stream`) for every
-/// joined member but the sender, and for the invitee of an invite.
+/// Evaluates `stored` (an event just stored) for every joined member but the
+/// sender, and for the invitee of an invite.
 /// `joined` is the room's joined members including the event's effect.
 /// Room state comes parsed from `state`, rulesets from `rulesets`.
 pub fn notify_members(
@@ -41,10 +42,10 @@ pub fn notify_members(
     rulesets: &mut RulesetCache,
     server_name: &str,
     room: &RoomTarget,
-    event: &Value,
-    stream: StreamPos,
+    stored: &Appended,
     joined: &[String],
 ) -> Result<(), StoreError> {
+    let (event, stream) = (&stored.event, stored.stream);
     let sender = event["sender"].as_str().unwrap_or_default();
     let member_count = joined.len() as u64;
     let invitee = if event["type"] == "m.room.member" && event["content"]["membership"] == "invite"
