@@ -26,6 +26,9 @@
 //! - [`e2ee`]: what the server checks of published end-to-end encryption
 //!   keys: cross-signing key shape and signatures.
 //! - [`search`]: server-side search: tokenizer, word index walk, ranking.
+//! - [`ingest`]: the one point every new event passes once stored (fan-out
+//!   to search, push, relations, sync wake-ups in the same transaction), and
+//!   the room operations that make events (send, redact, create, upgrade).
 //! - [`store`]: every redb table and the writer thread; nothing else names redb.
 //! - [`ids`]: validated identifiers (`UserId`, `RoomId`, …).
 //! - [`error`]: `MatrixError`, the one error type handlers return.
@@ -47,6 +50,7 @@ pub mod e2ee;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod ingest;
 pub mod media;
 pub mod memory;
 pub mod metrics;

@@ -34,7 +34,7 @@ pub struct App {
     pub signer: Signer,
     /// Parsed room state and push rulesets the writer reuses between
     /// operations (bounded; only the writer thread locks it).
-    pub writer_cache: crate::room::cache::SharedWriterCache,
+    pub writer_cache: crate::ingest::SharedWriterCache,
     /// Long-polling `/sync` requests wait on their user's `Notify`; the
     /// waker task pokes exactly the users a commit affected. An `Arc` only
     /// for `Notify::notified_owned`: a parked `/sync` keeps its armed

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{EvalContext, Ruleset, evaluate, parse_ruleset};
-use crate::room::build::RoomTarget;
-use crate::room::cache::WriterCache;
+use super::{EvalContext, Ruleset, RulesetCache, evaluate, parse_ruleset};
+use crate::room::build::Appended;
+use crate::room::cache::StateCache;
 use crate::room::power_levels::{PowerLevel, integer_map};
-use crate::store::{StoreError, StreamPos, WriteCtx};
+use crate::room::target::RoomTarget;
+use crate::store::{StoreError, WriteCtx};
 
 /// The ruleset of `user`: stored customisation on top of the defaults.
 pub fn load_ruleset(ctx: &WriteCtx<'_>, user: &str) -> Result<Ruleset, StoreError> {
@@ -31,18 +32,20 @@ fn content_of(
         .unwrap_or(Value::Null))
 }
 
-/// Evaluates `event` (client format, just stored at `stream`) for every
-/// joined member but the sender, and for the invitee of an invite.
+/// Evaluates `stored` (an event just stored) for every joined member but the
+/// sender, and for the invitee of an invite.
 /// `joined` is the room's joined members including the event's effect.
+/// Room state comes parsed from `state`, rulesets from `rulesets`.
 pub fn notify_members(
     ctx: &mut WriteCtx<'_>,
-    cache: &mut WriterCache,
+    state: &mut StateCache,
+    rulesets: &mut RulesetCache,
     server_name: &str,
     room: &RoomTarget,
-    event: &Value,
-    stream: StreamPos,
+    stored: &Appended,
     joined: &[String],
 ) -> Result<(), StoreError> {
+    let (event, stream) = (&stored.event, stored.stream);
     let sender = event["sender"].as_str().unwrap_or_default();
     let member_count = joined.len() as u64;
     let invitee = if event["type"] == "m.room.member" && event["content"]["membership"] == "invite"
@@ -61,20 +64,19 @@ pub fn notify_members(
     if targets.is_empty() {
         return Ok(());
     }
-    let notification_levels: BTreeMap<String, i64> = cache
-        .state
+    let notification_levels: BTreeMap<String, i64> = state
         .state_event(ctx, room, "m.room.power_levels", "")?
         .map(|pl| integer_map(&pl.content, "notifications"))
         .unwrap_or_default();
-    let sender_level = match cache.state.power_levels(ctx, room)?.map(|pl| pl.user_level(sender)) {
+    let sender_level = match state.power_levels(ctx, room)?.map(|pl| pl.user_level(sender)) {
         Some(PowerLevel::Int(n)) => n,
         Some(PowerLevel::Infinite) => i64::MAX,
         None => 0,
     };
     let ts = event["origin_server_ts"].as_u64().unwrap_or(0);
     for user in targets {
-        let ruleset = cache.rulesets.ruleset(ctx, user)?;
-        let member = cache.state.state_event(ctx, room, "m.room.member", user)?;
+        let ruleset = rulesets.ruleset(ctx, user)?;
+        let member = state.state_event(ctx, room, "m.room.member", user)?;
         let display_name = member.as_ref().and_then(|m| m.content["displayname"].as_str());
         let eval_ctx = EvalContext {
             user_id: user,

@@ -107,3 +107,61 @@ impl RulesetCache {
         Ok(ruleset)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::push::{MASTER_RULE_ID, RuleKind};
+    use crate::room::testing::{BOB, Fixture, fixture};
+
+    fn stats(f: &Fixture<RulesetCache>) -> (u64, u64) {
+        f.cache.lock().expect("no test panicked holding the cache").stats()
+    }
+
+    #[test]
+    fn rulesets_follow_stored_changes_and_ignore_aborted_ones() {
+        let f = fixture::<RulesetCache>();
+        let master_enabled = |f: &Fixture<RulesetCache>| {
+            f.run(false, |ctx, cache, _, _| {
+                let rules = cache.ruleset(ctx, BOB)?;
+                Ok(rules.get_push_rule(RuleKind::Override, MASTER_RULE_ID).expect("master").enabled)
+            })
+            .expect("read")
+        };
+        assert!(!master_enabled(&f));
+        assert!(!master_enabled(&f));
+        let (hits, _) = stats(&f);
+        assert!(hits >= 1);
+
+        let mut silenced = default_ruleset(BOB);
+        silenced.set_push_rule_enabled(RuleKind::Override, MASTER_RULE_ID, true).expect("master");
+        let bytes = silenced.to_json();
+        f.run(false, move |ctx, _, _, _| ctx.put_push_rules(BOB, &bytes)).expect("put");
+        assert!(master_enabled(&f), "a stored change is seen");
+
+        let pristine = default_ruleset(BOB).to_json();
+        let aborted = f.run(true, move |ctx, cache, _, _| {
+            ctx.put_push_rules(BOB, &pristine)?;
+            let rules = cache.ruleset(ctx, BOB)?;
+            assert!(
+                !rules.get_push_rule(RuleKind::Override, MASTER_RULE_ID).expect("master").enabled
+            );
+            Ok(())
+        });
+        assert!(aborted.is_err());
+        assert!(master_enabled(&f), "the rolled-back change is not");
+    }
+
+    #[test]
+    fn ruleset_cache_is_bounded() {
+        let f = fixture::<RulesetCache>();
+        f.run(false, |ctx, cache, _, _| {
+            for i in 0..MAX_RULESETS + 10 {
+                cache.ruleset(ctx, &format!("@u{i}:example.org"))?;
+                assert!(cache.len() <= MAX_RULESETS);
+            }
+            Ok(())
+        })
+        .expect("fill");
+    }
+}

@@ -6,20 +6,16 @@
 //! rules; mentions come from `m.mentions`).
 //!
 //! Only the definitions live here; where `.m.rule.master` ranks relative to
-//! user rules is the ruleset's business (`ruleset`).
+//! user rules, and the [`Ruleset`](super::Ruleset) built from these rules, are
+//! the ruleset's business (`ruleset`, which imports this file, not the other
+//! way round).
 
 use serde_json::Value;
 
 use super::rule::{Action, Condition, PushRule, RuleKind};
-use super::ruleset::Ruleset;
 
 /// The rule that, once enabled, silences everything; it outranks user rules.
 pub const MASTER_RULE_ID: &str = ".m.rule.master";
-
-/// The server-default rules for `user_id`, with no user customisation.
-pub fn default_ruleset(user_id: &str) -> Ruleset {
-    Ruleset::from_server_defaults(server_default_rules(user_id))
-}
 
 /// Every server-default rule with its kind, in priority order within a kind.
 /// `user_id` appears only in conditions, never in `enabled` or `actions`.
@@ -192,6 +188,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::push::{Ruleset, default_ruleset};
 
     fn ids(ruleset: &Ruleset, kind: RuleKind) -> Vec<String> {
         ruleset.rules(kind).map(|r| r.rule_id.clone()).collect()

@@ -17,7 +17,8 @@
 //!   [`NewPushRule`] (a checked `PUT` body), with their wire JSON.
 //! - `ruleset`: [`Ruleset`] with the spec's get/put/delete/enabled/actions
 //!   semantics, its `GET /pushrules/` JSON shape and its compact stored form.
-//! - `defaults`: [`default_ruleset`], the spec's server-default rules in order.
+//! - `defaults`: the spec's server-default rules in order ([`default_ruleset`]
+//!   in `ruleset` builds a ruleset of them).
 //! - `eval`: [`evaluate`], conditions and property paths.
 //! - `glob`: glob-style matching, allocation-free for short patterns.
 //! - `cache`: [`RulesetCache`], users' parsed rulesets kept by the writer.
@@ -48,10 +49,10 @@ pub mod settings;
 use std::fmt;
 
 pub use cache::{MAX_RULESET_BYTES, MAX_RULESETS, RulesetCache, parse_ruleset};
-pub use defaults::{MASTER_RULE_ID, default_ruleset};
+pub use defaults::MASTER_RULE_ID;
 pub use eval::{Actions, DEFAULT_NOTIFICATION_LEVEL, EvalContext, evaluate};
 pub use rule::{Action, Condition, NewPushRule, PushRule, RuleKind};
-pub use ruleset::{GlobalRules, Ruleset};
+pub use ruleset::{GlobalRules, Ruleset, default_ruleset};
 
 use crate::error::{ErrorKind, MatrixError};
 

@@ -60,6 +60,11 @@ pub struct Ruleset {
     kinds: [KindRules; 5],
 }
 
+/// The server-default rules for `user_id`, with no user customisation.
+pub fn default_ruleset(user_id: &str) -> Ruleset {
+    Ruleset::from_server_defaults(server_default_rules(user_id))
+}
+
 /// Where a `before`/`after` puts a rule relative to its anchor.
 #[derive(Clone, Copy)]
 enum Placement {
@@ -381,7 +386,6 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::push::default_ruleset;
 
     const ALICE: &str = "@alice:example.org";
 

@@ -1,9 +1,13 @@
 //! Creating local events: the room version's PDU format, authorised against
 //! current state, hashed, signed and stored — all inside one writer
 //! operation, so the auth check and the write are atomic.
+//!
+//! Storing is all this does: what a new event sets off elsewhere (search,
+//! push, relations, sync wake-ups) is the ingest point's business
+//! (`ingest::fan_out`), which every caller runs on the stored event in the
+//! same transaction.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -11,11 +15,11 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorKind, MatrixError};
 use crate::room::auth::{self, AuthEvent};
-use crate::room::cache::WriterCache;
+use crate::room::cache::StateCache;
 use crate::room::canonical::canonical_json_bytes;
 use crate::room::pdu::{self, ServerKey};
-use crate::room::version::RoomVersion;
-use crate::store::{RoomShort, StoreError, StreamPos, WriteCtx};
+use crate::room::target::RoomTarget;
+use crate::store::{StoreError, StreamPos, WriteCtx};
 
 /// An event a local user wants to send.
 #[derive(Clone, Debug)]
@@ -46,14 +50,6 @@ impl NewEvent {
     }
 }
 
-/// Where an event goes.
-#[derive(Clone, Debug)]
-pub struct RoomTarget {
-    pub room_id: String,
-    pub short: RoomShort,
-    pub version: RoomVersion,
-}
-
 /// The signing identity of this server.
 #[derive(Clone)]
 pub struct Signer {
@@ -61,50 +57,14 @@ pub struct Signer {
     pub key: ServerKey,
 }
 
+/// An event as [`append_event`] stored it.
 #[derive(Clone, Debug)]
 pub struct Appended {
     pub event_id: String,
     pub stream: StreamPos,
-}
-
-/// Reads a stored client-format event back into what the auth rules need.
-pub(crate) fn to_auth_event(json: &[u8], version: RoomVersion) -> Result<AuthEvent, StoreError> {
-    let v: Value =
-        serde_json::from_slice(json).map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
-    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
-    let event_type = s("type");
-    let room_id = if event_type == "m.room.create" && version.room_id_from_create_event() {
-        None
-    } else {
-        Some(s("room_id"))
-    };
-    Ok(AuthEvent {
-        event_id: s("event_id"),
-        room_id,
-        state_key: v.get("state_key").and_then(Value::as_str).map(str::to_owned),
-        event_type,
-        sender: s("sender"),
-        content: v.get("content").cloned().unwrap_or_else(|| json!({})),
-        prev_events: Vec::new(),
-    })
-}
-
-/// The room's current power levels (with the version's creator rules).
-pub fn power_levels(
-    ctx: &WriteCtx<'_>,
-    room: &RoomTarget,
-) -> Result<Option<crate::room::power_levels::PowerLevels>, StoreError> {
-    let mut loaded: HashMap<(String, String), AuthEvent> = HashMap::new();
-    for key in ["m.room.create", "m.room.power_levels"] {
-        if let Some(stored) = ctx.state_event(room.short, key, "")? {
-            loaded.insert(
-                (key.to_owned(), String::new()),
-                to_auth_event(&stored.json, room.version)?,
-            );
-        }
-    }
-    let lookup = |t: &str, k: &str| loaded.get(&(t.to_owned(), k.to_owned()));
-    Ok(auth::current_power_levels(room.version, &lookup).ok())
+    /// The client-format event as stored (with its `unsigned`), kept as a
+    /// value so that the fan-out does not parse the stored bytes back.
+    pub event: Value,
 }
 
 /// Just the `event_id` of a stored client-format event.
@@ -170,10 +130,11 @@ fn check_pdu_size(pdu: &Value) -> Result<(), MatrixError> {
 
 /// Authorises, builds, signs and stores `ev` in `room`. The outer `Err` is a
 /// storage failure; the inner one a refusal (nothing written). State the
-/// rules read comes parsed from `cache`.
+/// rules read comes parsed from `state`. Only stores: the caller passes the
+/// result on to the fan-out (see the module docs).
 pub fn append_event(
     ctx: &mut WriteCtx<'_>,
-    cache: &mut WriterCache,
+    state: &mut StateCache,
     signer: &Signer,
     room: &RoomTarget,
     ev: NewEvent,
@@ -220,7 +181,7 @@ pub fn append_event(
         if loaded.iter().any(|(t, k, _)| t == ty && k == key) {
             continue;
         }
-        if let Some(event) = cache.state.state_event(ctx, room, ty, key)? {
+        if let Some(event) = state.state_event(ctx, room, ty, key)? {
             loaded.push((ty, key, event));
         }
     }
@@ -243,7 +204,7 @@ pub fn append_event(
     // sending device's transaction ID.
     let mut unsigned = Map::new();
     if let Some(k) = &state_key
-        && let Some(prev) = cache.state.state_event(ctx, room, &event_type, k)?
+        && let Some(prev) = state.state_event(ctx, room, &event_type, k)?
     {
         unsigned.insert("prev_content".into(), prev.content.clone());
         unsigned.insert("prev_sender".into(), json!(prev.sender));
@@ -299,7 +260,7 @@ pub fn append_event(
     if !unsigned.is_empty() {
         client.insert("unsigned".into(), Value::Object(unsigned));
     }
-    // Kept as a value for the steps below: the event is not parsed back.
+    // Kept as a value for the fan-out: the event is not parsed back.
     let client_value = Value::Object(client);
     let client_json =
         serde_json::to_vec(&client_value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -326,24 +287,5 @@ pub fn append_event(
         _ => None,
     };
     ctx.put_event(room.short, stream, &event_id, &client_json, &fields, state, member)?;
-    crate::search::run::index_event(ctx, room.short, stream, &event_type, content)?;
-    crate::sync::sliding::record_bump(ctx, room.short, stream, &event_type)?;
-    let joined = ctx.members_with(room.short, "join")?;
-    crate::push::apply::notify_members(
-        ctx,
-        cache,
-        &signer.server_name,
-        room,
-        &client_value,
-        stream,
-        &joined,
-    )?;
-    crate::room::relations::record(ctx, room.short, stream, &client_value)?;
-    for user in &joined {
-        ctx.wake_user(user);
-    }
-    if let (Some(_), Some(target)) = (membership, &state_key) {
-        ctx.wake_user(target);
-    }
-    Ok(Ok(Appended { event_id, stream }))
+    Ok(Ok(Appended { event_id, stream, event: client_value }))
 }

@@ -32,10 +32,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::push::RulesetCache;
 use crate::room::auth::{self, AuthEvent};
-use crate::room::build::{RoomTarget, to_auth_event};
 use crate::room::power_levels::PowerLevels;
+use crate::room::target::{RoomTarget, to_auth_event};
 use crate::store::{RoomShort, StoreError, StreamPos, WriteCtx};
 
 /// Most parsed state events kept.
@@ -46,38 +45,6 @@ pub const MAX_BYTES: usize = 2 << 20;
 pub const MAX_POWER_LEVELS: usize = 256;
 /// Most banned (redacted) positions remembered before the floor moves up.
 pub const MAX_BANNED: usize = 1024;
-
-/// Everything the writer keeps between operations. Shared with the writer
-/// thread behind a mutex that only the writer thread ever locks, so it is
-/// never contended.
-#[derive(Default)]
-pub struct WriterCache {
-    pub state: StateCache,
-    pub rulesets: RulesetCache,
-}
-
-impl WriterCache {
-    pub fn new() -> WriterCache {
-        WriterCache::default()
-    }
-}
-
-/// The writer cache as the app holds it.
-pub type SharedWriterCache = Arc<std::sync::Mutex<WriterCache>>;
-
-/// Locks the writer cache. A poisoned lock (a panic while it was held) may
-/// have left it half-updated, so it is emptied rather than trusted.
-pub fn lock(cache: &SharedWriterCache) -> std::sync::MutexGuard<'_, WriterCache> {
-    match cache.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => {
-            let mut guard = poisoned.into_inner();
-            *guard = WriterCache::default();
-            cache.clear_poison();
-            guard
-        }
-    }
-}
 
 struct Entry {
     event: Arc<AuthEvent>,

@@ -6,8 +6,7 @@
 
 use crate::error::{ErrorKind, MatrixError};
 use crate::ids::{RoomAlias, RoomId, UserId};
-use crate::room::build::{RoomTarget, power_levels};
-use crate::room::service::target;
+use crate::room::target::{RoomTarget, power_levels, target};
 use crate::store::{StoreError, WriteCtx};
 
 /// Whether `user` is joined to `room` with power to send

@@ -13,7 +13,8 @@ pub mod power_levels;
 pub mod redaction;
 pub mod relations;
 pub mod served;
-pub mod service;
-pub mod upgrade;
+pub mod target;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod version;
 pub mod visibility;

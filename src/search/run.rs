@@ -28,7 +28,7 @@ pub const CANDIDATE_LIMIT: usize = 500;
 /// The most index matches one request looks at, admitted or not.
 pub const SCAN_LIMIT: usize = 2000;
 
-/// Indexes a new event; `append_event` calls it in the writer transaction
+/// Indexes a new event; `ingest::fan_out` calls it in the writer transaction
 /// that stores the event, so the event is searchable once its send returns.
 pub fn index_event(
     ctx: &mut WriteCtx<'_>,

@@ -7,9 +7,8 @@ use super::rooms::{parse, room_short};
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId};
-use crate::room::cache::lock;
+use crate::ingest::{lock, unlist_canonical_alias};
 use crate::room::directory;
-use crate::room::service::unlist_canonical_alias;
 use crate::server::App;
 use crate::store::{ReadTxn, RoomShort};
 
@@ -74,8 +73,7 @@ pub async fn delete_room_alias(
             // room advertising the alias is a new event of its own.
             if let Some(room) = room {
                 let mut cache = lock(&cache);
-                let (sender, alias) = (sender.as_str(), alias.as_str());
-                unlist_canonical_alias(ctx, &mut cache, &signer, &room, sender, alias)?;
+                unlist_canonical_alias(ctx, &mut cache, &signer, &room, sender, &alias)?;
             }
             Ok(Ok(()))
         })

@@ -7,10 +7,10 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Caller, Reply, Request, json};
-use crate::ids::{RoomAlias, RoomId, UserId};
+use crate::ids::{EventId, RoomAlias, RoomId, UserId};
+use crate::ingest::{self, CreateRoom, Rooms, Txn};
 use crate::room::build::NewEvent;
 use crate::room::served::Viewer;
-use crate::room::service::{self, CreateRoom, Txn};
 use crate::room::version::RoomVersion;
 use crate::room::visibility::{Memberships, Visibility};
 use crate::server::App;
@@ -170,8 +170,8 @@ pub async fn create_room(app: &App, req: &Request) -> Result<Reply, MatrixError>
         }
         creation_content.insert("additional_creators".into(), Value::Array(creators));
     }
-    let room_id = service::create_room(
-        app,
+    let room_id = ingest::create_room(
+        &rooms(app),
         CreateRoom {
             creator,
             version,
@@ -187,6 +187,19 @@ pub async fn create_room(app: &App, req: &Request) -> Result<Reply, MatrixError>
     )
     .await?;
     Ok(json(&json!({ "room_id": room_id })))
+}
+
+/// The room operations over this server's store, signing key and writer
+/// cache.
+pub(crate) fn rooms(app: &App) -> Rooms<'_> {
+    Rooms { store: &app.store, signer: &app.signer, cache: &app.writer_cache }
+}
+
+/// The ID of a room an operation acts on, from a request path: one that
+/// does not parse names no room here, so it is answered as an unknown room
+/// is (404).
+pub(crate) fn known_room_id(room_id: &str) -> Result<RoomId, MatrixError> {
+    RoomId::parse(room_id).map_err(|_| MatrixError::not_found("Room not found"))
 }
 
 /// Resolves a room ID or alias to a room ID.
@@ -238,7 +251,8 @@ async fn set_own_membership(
     let body = req.json_object()?;
     let content = member_content(app, &caller.user_id, membership, body.get("reason"))?;
     let me = caller.user_id.as_str();
-    service::send(app, room_id, NewEvent::member(me, me, content), None).await?;
+    let ev = NewEvent::member(me, me, content);
+    ingest::send(&rooms(app), &known_room_id(room_id)?, ev, None).await?;
     Ok(())
 }
 
@@ -299,7 +313,7 @@ pub async fn change_membership(
     };
     let content = member_content(app, &target, membership, body.get("reason"))?;
     let ev = NewEvent::member(caller.user_id.as_str(), target.as_str(), content);
-    service::send(app, room_id, ev, None).await?;
+    ingest::send(&rooms(app), &known_room_id(room_id)?, ev, None).await?;
     Ok(json(&json!({})))
 }
 
@@ -366,7 +380,8 @@ pub async fn send_message_event(
         redacts: None,
         txn: None,
     };
-    let event_id = service::send(app, room_id, ev, Some(Txn::of(caller, txn_id))).await?;
+    let txn = Txn::new(&caller.user_id, &caller.device_id, txn_id);
+    let event_id = ingest::send(&rooms(app), &known_room_id(room_id)?, ev, Some(txn)).await?;
     Ok(json(&json!({ "event_id": event_id })))
 }
 
@@ -392,7 +407,7 @@ pub async fn set_room_state(
         redacts: None,
         txn: None,
     };
-    let event_id = service::send(app, room_id, ev, None).await?;
+    let event_id = ingest::send(&rooms(app), &known_room_id(room_id)?, ev, None).await?;
     Ok(json(&json!({ "event_id": event_id })))
 }
 
@@ -577,9 +592,14 @@ pub async fn redact_event(
         Some(Value::String(r)) => Some(r.clone()),
         Some(_) => return Err(MatrixError::bad_json("reason must be a string")),
     };
-    let txn = Txn::of(caller, txn_id);
+    let txn = Txn::new(&caller.user_id, &caller.device_id, txn_id);
+    let room_id = known_room_id(room_id)?;
+    // An event ID that does not parse names no event here (404, as an
+    // unknown one).
     let event_id =
-        service::redact(app, room_id, event_id, caller.user_id.as_str(), reason, txn).await?;
+        EventId::parse(event_id).map_err(|_| MatrixError::not_found("Event not found"))?;
+    let event_id =
+        ingest::redact(&rooms(app), &room_id, &event_id, &caller.user_id, reason, txn).await?;
     Ok(json(&json!({ "event_id": event_id })))
 }
 
@@ -633,7 +653,7 @@ pub async fn upgrade_room(app: &App, req: &Request, room_id: &str) -> Result<Rep
             format!("Room version {v} is not supported"),
         )
     })?;
-    let new_room =
-        crate::room::upgrade::upgrade(app, room_id, version, caller.user_id.as_str()).await?;
+    let room_id = known_room_id(room_id)?;
+    let new_room = ingest::upgrade(&rooms(app), &room_id, version, &caller.user_id).await?;
     Ok(json(&json!({ "replacement_room": new_room })))
 }

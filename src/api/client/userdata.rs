@@ -11,9 +11,9 @@ use crate::account::now_ms;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
 use crate::ids::{RoomId, UserId};
+use crate::ingest;
 use crate::quota;
 use crate::room::build::NewEvent;
-use crate::room::service;
 use crate::server::App;
 use crate::store::{Receipt, StoreError, WriteCtx};
 use crate::sync::presence;
@@ -462,7 +462,11 @@ pub async fn set_profile_field(
             }
         }
         let ev = NewEvent::member(caller.as_str(), caller.as_str(), content);
-        if let Err(e) = service::send(app, &room_id, ev, None).await {
+        let sent = match super::rooms::known_room_id(&room_id) {
+            Ok(id) => ingest::send(&super::rooms::rooms(app), &id, ev, None).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
             tracing::warn!("profile update in {room_id} refused: {e}");
         }
     }

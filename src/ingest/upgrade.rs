@@ -5,11 +5,12 @@
 
 use serde_json::{Map, Value, json};
 
+use super::{CreateRoom, Rooms, create_room, send};
 use crate::error::MatrixError;
-use crate::room::build::{NewEvent, power_levels};
-use crate::room::service::{self, CreateRoom, target};
+use crate::ids::{RoomId, UserId};
+use crate::room::build::NewEvent;
+use crate::room::target::{power_levels, target};
 use crate::room::version::RoomVersion;
-use crate::server::App;
 use crate::store::{ReadTxn, RoomShort};
 
 /// State copied to the replacement room (the spec's recommended list; the
@@ -39,16 +40,17 @@ fn content(read: &ReadTxn, room: RoomShort, ty: &str) -> Result<Option<Value>, M
 
 /// Upgrades `room_id` to `version` on behalf of `user`; returns the new room.
 pub async fn upgrade(
-    app: &App,
-    room_id: &str,
+    rooms: &Rooms<'_>,
+    room_id: &RoomId,
     version: RoomVersion,
-    user: &str,
+    user: &UserId,
 ) -> Result<String, MatrixError> {
     // 1. Permission to send the tombstone, checked before anything is made.
-    let (rid, u) = (room_id.to_owned(), user.to_owned());
-    app.store
+    let (rid, u) = (room_id.clone(), user.to_string());
+    rooms
+        .store
         .write(move |ctx| {
-            let Some(room) = target(ctx, &rid)? else {
+            let Some(room) = target(ctx, rid.as_str())? else {
                 return Ok(Err(MatrixError::not_found("Room not found")));
             };
             let joined = ctx.membership(&u, room.short)?.is_some_and(|m| m.membership == "join");
@@ -62,8 +64,9 @@ pub async fn upgrade(
             }
         })
         .await?;
-    let read = app.store.read()?;
-    let record = read.room(room_id)?.ok_or_else(|| MatrixError::not_found("Room not found"))?;
+    let read = rooms.store.read()?;
+    let record =
+        read.room(room_id.as_str())?.ok_or_else(|| MatrixError::not_found("Room not found"))?;
     let short = RoomShort(record.short);
     let create = content(&read, short, "m.room.create")?.unwrap_or(Value::Null);
     let mut creation_content = Map::new();
@@ -83,10 +86,11 @@ pub async fn upgrade(
     if version.privileged_creators() {
         // v12 creators hold infinite power and may not be listed in `users`.
         if let Some(users) = pl.get_mut("users").and_then(Value::as_object_mut) {
-            users.remove(user);
+            users.remove(user.as_str());
         }
     } else {
-        pl["users"][user] = json!(pl["users"][user].as_i64().unwrap_or(100).max(100));
+        let u = user.as_str();
+        pl["users"][u] = json!(pl["users"][u].as_i64().unwrap_or(100).max(100));
     }
     let mut initial_state = Vec::new();
     for ty in TRANSFERRED {
@@ -94,14 +98,14 @@ pub async fn upgrade(
             initial_state.push((ty.to_owned(), String::new(), c));
         }
     }
-    let aliases = read.aliases_of(room_id)?;
-    let profile = read.user(user.split(':').next().unwrap_or("").trim_start_matches('@'))?;
+    let aliases = read.aliases_of(room_id.as_str())?;
+    let profile = read.user(user.localpart())?;
     drop(read);
     // 2–3. The replacement room with the transferred state.
-    let new_room = service::create_room(
-        app,
+    let new_room = create_room(
+        rooms,
         CreateRoom {
-            creator: user.to_owned(),
+            creator: user.to_string(),
             version,
             creation_content,
             power_levels: pl.clone(),
@@ -116,7 +120,8 @@ pub async fn upgrade(
     .await?;
     // 4. Local aliases move to the new room.
     let (new_id, moved) = (new_room.clone(), aliases);
-    app.store
+    rooms
+        .store
         .write(move |ctx| {
             for a in &moved {
                 ctx.delete_alias(a)?;
@@ -129,19 +134,19 @@ pub async fn upgrade(
     let tombstone = NewEvent {
         event_type: "m.room.tombstone".into(),
         state_key: Some(String::new()),
-        sender: user.to_owned(),
+        sender: user.to_string(),
         content: json!({ "body": "This room has been replaced", "replacement_room": new_room }),
         redacts: None,
         txn: None,
     };
-    service::send(app, room_id, tombstone, None).await?;
+    send(rooms, room_id, tombstone, None).await?;
     // 6. Quieten the old room.
     let users_default = pl["users_default"].as_i64().unwrap_or(0);
     let floor = 50.max(users_default + 1);
     let mut old_pl = pl;
     if version.privileged_creators() {
         // `pl` was adjusted for the new room; re-read the old one's.
-        let read = app.store.read()?;
+        let read = rooms.store.read()?;
         old_pl = content(&read, short, "m.room.power_levels")?.unwrap_or_else(|| json!({}));
     }
     old_pl["events_default"] = json!(old_pl["events_default"].as_i64().unwrap_or(0).max(floor));
@@ -149,12 +154,12 @@ pub async fn upgrade(
     let lower = NewEvent {
         event_type: "m.room.power_levels".into(),
         state_key: Some(String::new()),
-        sender: user.to_owned(),
+        sender: user.to_string(),
         content: old_pl,
         redacts: None,
         txn: None,
     };
-    if let Err(e) = service::send(app, room_id, lower, None).await {
+    if let Err(e) = send(rooms, room_id, lower, None).await {
         // Not fatal: the tombstone already points everyone to the new room.
         tracing::info!("could not raise power levels of upgraded room {room_id}: {e}");
     }
