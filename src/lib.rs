@@ -7,8 +7,10 @@
 //! # Layout
 //!
 //! - [`config`]: TOML file + command-line overrides → validated [`config::Config`].
-//! - [`server`]: [`server::App`] (what handlers get) and [`server::run`], which
-//!   takes a bound listener so tests can drive the real server.
+//! - [`app`]: [`app::App`], the running server's shared state (what
+//!   handlers get); it holds only domain types.
+//! - [`server`]: [`server::run`], which takes a bound listener so tests can
+//!   drive the real server.
 //! - [`http`]: listener, connections, limits, CORS, routing into a typed
 //!   endpoint, access-token extraction, errors → responses; HTTPS and
 //!   HTTP/2 with certificate reload in [`http::tls`].
@@ -41,6 +43,7 @@
 pub mod account;
 pub mod admin;
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod e2ee;

@@ -10,7 +10,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::error::MatrixError;
-use crate::server::App;
+use crate::app::App;
 
 const MEMORY_KIB: u32 = 19 * 1024;
 const PASSES: u32 = 2;

@@ -12,7 +12,7 @@ use super::now_ms;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::Caller;
 use crate::ids::{DeviceId, UserId};
-use crate::server::App;
+use crate::app::App;
 use crate::store::{DeviceRecord, StoreError, TokenKind, TokenRecord, WriteCtx, hash_token};
 
 /// A fresh random token (or device ID material).

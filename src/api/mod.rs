@@ -9,7 +9,7 @@ use std::rc::Rc;
 use crate::error::MatrixError;
 use crate::http::router::{Endpoint, KeysMethod};
 use crate::http::{Reply, Request};
-use crate::server::App;
+use crate::app::App;
 
 /// Runs the handler of a routed endpoint. The HTTP layer has already
 /// authenticated the caller and applied account moderation

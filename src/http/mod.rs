@@ -35,7 +35,7 @@ pub use response::{
 
 use crate::config::Timeouts;
 use crate::error::{ErrorKind, MatrixError};
-use crate::server::App;
+use crate::app::App;
 use connections::{ConnState, Table, Tracked};
 use router::{AuthNeed, Endpoint};
 

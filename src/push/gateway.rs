@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::account::now_ms;
 use crate::net::Client;
-use crate::server::App;
+use crate::app::App;
 
 /// Give up on a delivery after this many failed attempts (~2 hours of backoff).
 const MAX_ATTEMPTS: u64 = 12;

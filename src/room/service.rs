@@ -9,7 +9,7 @@ use crate::room::build::{Appended, NewEvent, RoomTarget, Signer, append_event};
 use crate::room::cache::{WriterCache, lock};
 use crate::room::pdu;
 use crate::room::version::RoomVersion;
-use crate::server::App;
+use crate::app::App;
 use crate::store::{StoreError, WriteCtx};
 
 pub(crate) fn target(ctx: &WriteCtx<'_>, room_id: &str) -> Result<Option<RoomTarget>, StoreError> {

@@ -9,7 +9,7 @@ use crate::error::MatrixError;
 use crate::room::build::{NewEvent, power_levels};
 use crate::room::service::{self, CreateRoom, target};
 use crate::room::version::RoomVersion;
-use crate::server::App;
+use crate::app::App;
 use crate::store::{ReadTxn, RoomShort};
 
 /// State copied to the replacement room (the spec's recommended list; the

@@ -8,7 +8,7 @@ use crate::account::{self, PASSWORD, require_uia};
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, from_json, json};
 use crate::ids::UserId;
-use crate::server::App;
+use crate::app::App;
 
 /// `GET /_matrix/client/v3/account/whoami`
 pub fn get_whoami(req: &Request) -> Result<Reply, MatrixError> {

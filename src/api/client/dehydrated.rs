@@ -19,7 +19,7 @@ use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::ids::DeviceId;
 use crate::quota;
-use crate::server::App;
+use crate::app::App;
 use crate::store::{DehydratedDevice, DeviceRecord, ReadTxn, StoreError, StreamPos};
 
 /// To-device messages per `/events` response.

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::account::{self, PASSWORD, require_uia};
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, from_json, json};
-use crate::server::App;
+use crate::app::App;
 use crate::store::DeviceRecord;
 
 fn device_json(device_id: &str, d: &DeviceRecord) -> Value {

@@ -10,7 +10,7 @@ use crate::ids::{RoomAlias, RoomId};
 use crate::room::build::power_levels;
 use crate::room::cache::lock;
 use crate::room::service::{target, unlist_canonical_alias};
-use crate::server::App;
+use crate::app::App;
 use crate::store::{ReadTxn, RoomShort};
 
 fn local_alias(app: &App, alias: &str) -> Result<RoomAlias, MatrixError> {

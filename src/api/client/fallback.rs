@@ -6,7 +6,7 @@
 use crate::account::{self, DUMMY, PASSWORD, REGISTRATION_TOKEN};
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, html, parse_query};
-use crate::server::App;
+use crate::app::App;
 
 const DONE_SCRIPT: &str = r#"<script>
 if (window.onAuthDone) {

@@ -9,7 +9,7 @@ use super::rooms::{SeenEvent, parse, parse_bundled, room_short, visible_event, v
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::room::visibility::Visibility;
-use crate::server::App;
+use crate::app::App;
 use crate::store::{ReadTxn, RoomShort, StoredEvent, StreamPos};
 use crate::sync;
 use crate::sync::filter::RoomEventFilter;

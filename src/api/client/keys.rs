@@ -15,7 +15,7 @@ use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
 use crate::ids::UserId;
 use crate::quota;
-use crate::server::App;
+use crate::app::App;
 use crate::store::{ReadTxn, RoomShort, StoreError, StreamPos, WriteCtx};
 use crate::sync;
 

@@ -13,7 +13,7 @@ use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, bytes_reply, json, media_reply};
 use crate::media::thumbnail::{self, ThumbError};
 use crate::media::{IngestError, inline_safe, valid_media_id};
-use crate::server::App;
+use crate::app::App;
 use crate::store::MediaRecord;
 
 /// How long an ID from `POST /media/v1/create` stays reserved.

@@ -9,7 +9,7 @@ use crate::error::{ErrorKind, MatrixError};
 use crate::http::router::{Endpoint, Moderation};
 use crate::http::{Caller, Reply, Request, json};
 use crate::ids::UserId;
-use crate::server::App;
+use crate::app::App;
 
 /// Refuses what a locked or suspended caller may not do.
 pub fn enforce(app: &App, endpoint: &Endpoint, caller: &Caller) -> Result<(), MatrixError> {

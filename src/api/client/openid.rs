@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
-use crate::server::App;
+use crate::app::App;
 use crate::store::hash_token;
 
 /// How long an OpenID token is valid.

@@ -15,7 +15,7 @@ use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
 use crate::media::preview::{PreviewPolicy, parse_html};
 use crate::net::client::Client;
-use crate::server::App;
+use crate::app::App;
 use crate::store::MediaRecord;
 
 /// How long a preview stays cached, and how many are kept.

@@ -12,7 +12,7 @@ use crate::push::{
     Action, NewPushRule, PushRuleError, RuleKind, Ruleset, apply::load_ruleset, default_ruleset,
 };
 use crate::quota;
-use crate::server::App;
+use crate::app::App;
 use crate::store::{StoreError, StreamPos};
 use crate::sync;
 

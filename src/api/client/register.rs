@@ -15,7 +15,7 @@ use crate::config::Registration;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, from_json, json};
 use crate::ids::UserId;
-use crate::server::App;
+use crate::app::App;
 use crate::store::UserRecord;
 
 #[derive(Deserialize)]

@@ -11,7 +11,7 @@ use crate::http::{Reply, Request, json};
 use crate::room::relations::bundle;
 use crate::room::served::set_membership;
 use crate::room::visibility::Visibility;
-use crate::server::App;
+use crate::app::App;
 use crate::store::StreamPos;
 use crate::sync;
 

@@ -13,7 +13,7 @@ use crate::room::served::Viewer;
 use crate::room::service::{self, CreateRoom, Txn};
 use crate::room::version::RoomVersion;
 use crate::room::visibility::{Memberships, Visibility};
-use crate::server::App;
+use crate::app::App;
 use crate::store::{ReadTxn, RoomShort, StoredEvent, StreamPos};
 use crate::sync;
 

@@ -10,7 +10,7 @@ use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::search::run::{self, ContextSpec, Criteria, EventFilter};
 use crate::search::{Batch, Order, Query, SearchKey};
-use crate::server::App;
+use crate::app::App;
 use crate::sync::filter::{boolean, strings};
 
 /// Results per page without a `filter.limit`, and the most one page holds.

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::rooms::parse;
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
-use crate::server::App;
+use crate::app::App;
 use crate::store::{ReadTxn, RoomShort};
 
 fn content(read: &ReadTxn, room: RoomShort, ty: &str, key: &str) -> Result<Value, MatrixError> {

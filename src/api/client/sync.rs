@@ -12,7 +12,7 @@ use crate::account::now_ms;
 use crate::error::MatrixError;
 use crate::http::{Outcome, Reply, Request, json};
 use crate::quota;
-use crate::server::App;
+use crate::app::App;
 use crate::store::StreamPos;
 use crate::sync::filter::Filter;
 use crate::sync::{self, Ephemeral, Since, SyncParams, presence};

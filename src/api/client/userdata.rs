@@ -14,7 +14,7 @@ use crate::ids::{RoomId, UserId};
 use crate::quota;
 use crate::room::build::NewEvent;
 use crate::room::service;
-use crate::server::App;
+use crate::app::App;
 use crate::store::{Receipt, StoreError, WriteCtx};
 use crate::sync::presence;
 use crate::sync::typing::MAX_TYPING;

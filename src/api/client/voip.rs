@@ -9,7 +9,7 @@ use crate::account::now_ms;
 use crate::config::RtcFocus;
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
-use crate::server::App;
+use crate::app::App;
 
 /// `/voip/turnServer` requests each user may make per minute. Clients ask
 /// once at start-up and again before the credential's `ttl` runs out, so
