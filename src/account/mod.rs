@@ -1,8 +1,9 @@
 //! Accounts and authentication: password hashing, tokens and sessions,
 //! user-interactive authentication, and the failed-login rate limiter.
 //!
-//! This is a domain module: it never sees HTTP types beyond what `Caller`
-//! carries, and it reaches storage only through `Store`.
+//! This is a domain module: it never sees HTTP types or the running server
+//! (`App`), and it reaches storage only through `Store`. [`Caller`], who
+//! made a request, is defined here.
 
 mod password;
 mod ratelimit;
@@ -12,8 +13,8 @@ mod uia;
 pub use password::{hash_password, hash_password_blocking, verify_password};
 pub use ratelimit::RateLimiter;
 pub use session::{
-    IssuedSession, SessionPlan, authenticate, generate_token, issue_session, refresh_session,
-    revoke_device, wake_room_mates,
+    Caller, IssuedSession, SessionPlan, authenticate, generate_token, issue_session,
+    refresh_session, revoke_device, wake_room_mates,
 };
 pub use uia::{
     DUMMY, PASSWORD, REGISTRATION_TOKEN, UiaOutcome, UiaSessions, check_password, login_localpart,

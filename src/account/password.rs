@@ -9,8 +9,8 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
-use crate::error::MatrixError;
 use crate::app::App;
+use crate::error::MatrixError;
 
 const MEMORY_KIB: u32 = 19 * 1024;
 const PASSES: u32 = 2;

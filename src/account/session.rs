@@ -9,11 +9,25 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use super::now_ms;
-use crate::error::{ErrorKind, MatrixError};
-use crate::http::Caller;
-use crate::ids::{DeviceId, UserId};
 use crate::app::App;
+use crate::error::{ErrorKind, MatrixError};
+use crate::ids::{DeviceId, UserId};
 use crate::store::{DeviceRecord, StoreError, TokenKind, TokenRecord, WriteCtx, hash_token};
+
+/// Who made a request: the user and device an access token resolves to,
+/// the token itself (by hash) and what an admin decided about the account.
+/// It says who, not how: the API layer attaches it to a request.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user_id: UserId,
+    pub device_id: DeviceId,
+    /// blake3 of the access token used (logout revokes exactly this one).
+    pub token_hash: [u8; 32],
+    pub admin: bool,
+    /// Locked or suspended by an admin (spec: account moderation).
+    pub locked: bool,
+    pub suspended: bool,
+}
 
 /// A fresh random token (or device ID material).
 pub fn generate_token() -> Result<String, MatrixError> {

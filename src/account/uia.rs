@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{generate_token, now_ms, verify_password};
+use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
 use crate::ids::UserId;
-use crate::app::App;
 
 const SESSION_TTL: Duration = Duration::from_secs(30 * 60);
 const MAX_SESSIONS: usize = 10_000;

@@ -27,15 +27,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, TryAcquireError, watch};
 
-pub use request::{BodyStream, Caller, Request, decode_component, from_json, parse_query};
+pub use request::{BodyStream, Request, decode_component, from_json, parse_query};
 pub use response::{
     Body, Reply, bytes_reply, error as error_reply, html, json, json_bytes, json_status,
     media_reply,
 };
 
+use crate::app::App;
 use crate::config::Timeouts;
 use crate::error::{ErrorKind, MatrixError};
-use crate::app::App;
 use connections::{ConnState, Table, Tracked};
 use router::{AuthNeed, Endpoint};
 

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::account::now_ms;
-use crate::net::Client;
 use crate::app::App;
+use crate::net::Client;
 
 /// Give up on a delivery after this many failed attempts (~2 hours of backoff).
 const MAX_ATTEMPTS: u64 = 12;

@@ -4,12 +4,12 @@
 use serde_json::{Value, json};
 
 use crate::account::now_ms;
+use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
 use crate::room::build::{Appended, NewEvent, RoomTarget, Signer, append_event};
 use crate::room::cache::{WriterCache, lock};
 use crate::room::pdu;
 use crate::room::version::RoomVersion;
-use crate::app::App;
 use crate::store::{StoreError, WriteCtx};
 
 pub(crate) fn target(ctx: &WriteCtx<'_>, room_id: &str) -> Result<Option<RoomTarget>, StoreError> {
@@ -32,7 +32,7 @@ pub struct Txn {
 }
 
 impl Txn {
-    pub fn of(caller: &crate::http::Caller, id: &str) -> Txn {
+    pub fn of(caller: &crate::account::Caller, id: &str) -> Txn {
         Txn {
             user: caller.user_id.to_string(),
             device: caller.device_id.to_string(),

@@ -5,11 +5,11 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::app::App;
 use crate::error::MatrixError;
 use crate::room::build::{NewEvent, power_levels};
 use crate::room::service::{self, CreateRoom, target};
 use crate::room::version::RoomVersion;
-use crate::app::App;
 use crate::store::{ReadTxn, RoomShort};
 
 /// State copied to the replacement room (the spec's recommended list; the

@@ -5,10 +5,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::account::{self, PASSWORD, require_uia};
+use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, from_json, json};
 use crate::ids::UserId;
-use crate::app::App;
 
 /// `GET /_matrix/client/v3/account/whoami`
 pub fn get_whoami(req: &Request) -> Result<Reply, MatrixError> {

@@ -4,10 +4,10 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
 use crate::quota;
-use crate::app::App;
 use crate::store::{StoreError, WriteCtx};
 
 fn parse(bytes: &[u8]) -> Result<Value, StoreError> {

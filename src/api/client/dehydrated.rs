@@ -15,11 +15,11 @@ use serde_json::{Map, Value, json};
 use super::keys::{check_device_keys, check_key_sizes, key_list};
 use super::sync::acknowledge_to_device;
 use crate::account::{self, now_ms, wake_room_mates};
+use crate::app::App;
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::ids::DeviceId;
 use crate::quota;
-use crate::app::App;
 use crate::store::{DehydratedDevice, DeviceRecord, ReadTxn, StoreError, StreamPos};
 
 /// To-device messages per `/events` response.

@@ -4,9 +4,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::account::{self, PASSWORD, require_uia};
+use crate::app::App;
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, from_json, json};
-use crate::app::App;
 use crate::store::DeviceRecord;
 
 fn device_json(device_id: &str, d: &DeviceRecord) -> Value {

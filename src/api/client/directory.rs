@@ -4,13 +4,13 @@
 use serde_json::{Value, json};
 
 use super::rooms::{parse, room_short};
+use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId};
 use crate::room::build::power_levels;
 use crate::room::cache::lock;
 use crate::room::service::{target, unlist_canonical_alias};
-use crate::app::App;
 use crate::store::{ReadTxn, RoomShort};
 
 fn local_alias(app: &App, alias: &str) -> Result<RoomAlias, MatrixError> {

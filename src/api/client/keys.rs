@@ -10,12 +10,12 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Map, Value, json};
 
 use crate::account::{PASSWORD, require_uia, wake_room_mates};
+use crate::app::App;
 use crate::e2ee::{self, Signer, Target};
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
 use crate::ids::UserId;
 use crate::quota;
-use crate::app::App;
 use crate::store::{ReadTxn, RoomShort, StoreError, StreamPos, WriteCtx};
 use crate::sync;
 

@@ -7,9 +7,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::account::{self, SessionPlan, check_password, login_localpart};
+use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
-use crate::app::App;
 
 /// `GET /_matrix/client/v3/login`
 pub fn get_login_flows() -> Result<Reply, MatrixError> {

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
-use crate::app::App;
 use crate::store::hash_token;
 
 /// How long an OpenID token is valid.

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
+use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
 use crate::media::preview::{PreviewPolicy, parse_html};
 use crate::net::client::Client;
-use crate::app::App;
 use crate::store::MediaRecord;
 
 /// How long a preview stays cached, and how many are kept.

@@ -6,13 +6,13 @@
 
 use serde_json::{Value, json};
 
+use crate::app::App;
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::push::{
     Action, NewPushRule, PushRuleError, RuleKind, Ruleset, apply::load_ruleset, default_ruleset,
 };
 use crate::quota;
-use crate::app::App;
 use crate::store::{StoreError, StreamPos};
 use crate::sync;
 

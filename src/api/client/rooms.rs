@@ -5,15 +5,16 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::account::Caller;
+use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Caller, Reply, Request, json};
+use crate::http::{Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId, UserId};
 use crate::room::build::NewEvent;
 use crate::room::served::Viewer;
 use crate::room::service::{self, CreateRoom, Txn};
 use crate::room::version::RoomVersion;
 use crate::room::visibility::{Memberships, Visibility};
-use crate::app::App;
 use crate::store::{ReadTxn, RoomShort, StoredEvent, StreamPos};
 use crate::sync;
 

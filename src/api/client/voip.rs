@@ -6,10 +6,10 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::account::now_ms;
+use crate::app::App;
 use crate::config::RtcFocus;
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
-use crate::app::App;
 
 /// `/voip/turnServer` requests each user may make per minute. Clients ask
 /// once at start-up and again before the credential's `ttl` runs out, so
