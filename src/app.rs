@@ -46,7 +46,7 @@ pub struct App {
     /// everyone to offline is right.
     pub presence: RefCell<crate::sync::presence::Presence>,
     /// OpenID tokens handed to widgets (in memory, an hour each).
-    pub openid: RefCell<crate::api::client::openid::OpenIdTokens>,
+    pub openid: RefCell<crate::account::openid::OpenIdTokens>,
     /// Which member events each device was sent (lazy loading).
     pub lazy_members: RefCell<crate::sync::lazy::LazyMembers>,
     /// Media files on disk.
@@ -54,7 +54,7 @@ pub struct App {
     /// Woken when an upload completes (downloads wait for async uploads).
     pub media_uploaded: Rc<Notify>,
     /// Recent link previews (bounded, in memory).
-    pub previews: RefCell<crate::api::client::preview::PreviewCache>,
+    pub previews: RefCell<crate::media::preview::PreviewCache>,
     /// Woken when a push-gateway delivery is queued.
     pub push_wake: Rc<Notify>,
     /// Request counters for the metrics endpoint.
@@ -107,9 +107,7 @@ impl App {
             metrics: crate::metrics::Metrics::default(),
             shutdown_notify: Rc::new(Notify::new()),
             shutting_down: Cell::new(false),
-            turn_limiter: RefCell::new(RateLimiter::new(
-                crate::api::client::voip::TURN_REQUESTS_PER_MINUTE,
-            )),
+            turn_limiter: RefCell::new(RateLimiter::new(crate::voip::TURN_REQUESTS_PER_MINUTE)),
             login_user_limiter: RefCell::new(user_limiter),
             registration_limiter: RefCell::new(registrations),
             registration_limiter_loopback: RefCell::new(registrations_loopback),

@@ -5,6 +5,7 @@
 //! (`App`), and it reaches storage only through `Store`. [`Caller`], who
 //! made a request, is defined here.
 
+pub mod openid;
 mod password;
 mod ratelimit;
 mod session;
