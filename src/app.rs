@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, Semaphore};
 
-use crate::account::{RateLimiter, UiaSessions};
+use crate::account::{PasswordCheck, RateLimiter, UiaSessions};
 use crate::config::Config;
 use crate::room::build::Signer;
 use crate::store::Store;
@@ -163,6 +163,16 @@ impl App {
 
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.get()
+    }
+
+    /// What checking a password needs (`account::check_password`).
+    pub fn password_check(&self) -> PasswordCheck<'_> {
+        PasswordCheck {
+            store: &self.store,
+            hash_slots: &self.hash_slots,
+            per_address: &self.login_limiter,
+            per_user: &self.login_user_limiter,
+        }
     }
 
     /// Open long-polls: each holds a clone of its user's `Notify` while it

@@ -1,9 +1,10 @@
 //! Accounts and authentication: password hashing, tokens and sessions,
 //! user-interactive authentication, and the failed-login rate limiter.
 //!
-//! This is a domain module: it never sees HTTP types or the running server
-//! (`App`), and it reaches storage only through `Store`. [`Caller`], who
-//! made a request, is defined here.
+//! This is a domain module: it never sees HTTP types or the running
+//! server's state; each function takes what it needs, and storage is
+//! reached only through `Store`. [`Caller`], who made a request, is defined
+//! here.
 
 pub mod openid;
 mod password;
@@ -18,8 +19,8 @@ pub use session::{
     refresh_session, revoke_device, wake_room_mates,
 };
 pub use uia::{
-    DUMMY, PASSWORD, REGISTRATION_TOKEN, UiaOutcome, UiaSessions, check_password, login_localpart,
-    registration_token_is_valid, require_uia,
+    DUMMY, PASSWORD, PasswordCheck, REGISTRATION_TOKEN, UiaOutcome, UiaSessions, check_password,
+    login_localpart, registration_token_is_valid,
 };
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -334,7 +334,8 @@ async fn handle_inner<'a>(
             caller: None,
         };
         if let Some(t) = access_token(&request)? {
-            request.caller = Some(crate::account::authenticate(app, &t).await?);
+            request.caller =
+                Some(crate::account::authenticate(&app.store, &app.config.server_name, &t).await?);
         } else if endpoint.auth() == AuthNeed::Required {
             return Err(MatrixError::new(ErrorKind::MissingToken, "Missing access token"));
         }
@@ -382,7 +383,8 @@ async fn handle_inner<'a>(
             return Err(MatrixError::new(ErrorKind::MissingToken, "Missing access token"));
         }
         (AuthNeed::Required | AuthNeed::Optional, Some(t)) => {
-            request.caller = Some(crate::account::authenticate(app, &t).await?);
+            request.caller =
+                Some(crate::account::authenticate(&app.store, &app.config.server_name, &t).await?);
         }
         _ => {}
     }

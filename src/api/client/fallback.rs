@@ -91,7 +91,7 @@ pub async fn auth_fallback(
         DUMMY => Ok((None, None)),
         REGISTRATION_TOKEN => {
             let token = field("token").unwrap_or_default();
-            if account::registration_token_is_valid(app, &token)? {
+            if account::registration_token_is_valid(&app.store, &token)? {
                 Ok((None, Some(token)))
             } else {
                 Err(MatrixError::new(
@@ -106,7 +106,7 @@ pub async fn auth_fallback(
             match user {
                 Some(u) => {
                     let pw = field("password").unwrap_or_default();
-                    account::check_password(app, &u, &pw, req.remote)
+                    account::check_password(&app.password_check(), &u, &pw, req.remote)
                         .await
                         .map(|()| (Some(u), None))
                 }

@@ -8,9 +8,8 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::account::{
-    self, DUMMY, REGISTRATION_TOKEN, RateLimiter, SessionPlan, now_ms, require_uia,
-};
+use crate::account::{self, DUMMY, REGISTRATION_TOKEN, RateLimiter, SessionPlan, now_ms};
+use crate::api::client::uia::require_uia;
 use crate::app::App;
 use crate::config::Registration;
 use crate::error::{ErrorKind, MatrixError};
@@ -96,14 +95,14 @@ pub async fn register(app: &App, req: &Request) -> Result<Reply, MatrixError> {
         None => generated_localpart()?,
     };
     let password_hash = match body.password {
-        Some(p) => Some(account::hash_password(app, p).await?),
+        Some(p) => Some(account::hash_password(&app.hash_slots, p).await?),
         None => None,
     };
     let plan = if body.inhibit_login {
         None
     } else {
         Some(SessionPlan::new(
-            app,
+            &app.config,
             body.device_id,
             body.initial_device_display_name,
             body.refresh_token,
@@ -206,6 +205,6 @@ pub fn get_registration_token_validity(app: &App, req: &Request) -> Result<Reply
     let token = req
         .query("token")
         .ok_or_else(|| MatrixError::missing_param("token query parameter is required"))?;
-    let valid = token.len() <= 64 && account::registration_token_is_valid(app, token)?;
+    let valid = token.len() <= 64 && account::registration_token_is_valid(&app.store, token)?;
     Ok(json(&json!({ "valid": valid })))
 }
