@@ -165,6 +165,17 @@ impl App {
         self.shutting_down.get()
     }
 
+    /// Resolves once the server has begun shutting down (at once if it has).
+    pub async fn shutdown_begun(&self) {
+        // Created before the flag is read: `notify_waiters` reaches a
+        // `Notified` from its creation on, so no shutdown slips between.
+        let notified = self.shutdown_notify.notified();
+        if self.is_shutting_down() {
+            return;
+        }
+        notified.await;
+    }
+
     /// What checking a password needs (`account::check_password`).
     pub fn password_check(&self) -> PasswordCheck<'_> {
         PasswordCheck {

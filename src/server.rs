@@ -111,7 +111,12 @@ pub async fn run_with_reload(
             crate::api::client::userdata::expire_presence(&typing_app);
         }
     });
-    let pusher = tokio::task::spawn_local(crate::push::gateway::run(app.clone()));
+    let stopping = app.clone();
+    let pusher = tokio::task::spawn_local(crate::push::gateway::run(
+        store.clone(),
+        app.push_wake.clone(),
+        async move { stopping.shutdown_begun().await },
+    ));
     let trimmer = tokio::task::spawn_local(crate::memory::trim_when_idle());
     // Start-up is over: its code need not stay mapped (see `memory`).
     crate::memory::release_startup_pages();
