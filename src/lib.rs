@@ -29,6 +29,7 @@
 //!   keys: cross-signing key shape and signatures.
 //! - [`search`]: server-side search: tokenizer, word index walk, ranking.
 //! - [`store`]: every redb table and the writer thread; nothing else names redb.
+//! - [`time`]: the wall clock in Matrix's milliseconds since the epoch.
 //! - [`ids`]: validated identifiers (`UserId`, `RoomId`, …).
 //! - [`error`]: `MatrixError`, the one error type handlers return.
 //! - [`cli`]: the admin command line (`hearth user …`, `hearth registration-token …`).
@@ -62,6 +63,7 @@ pub mod search;
 pub mod server;
 pub mod store;
 pub mod sync;
+pub mod time;
 pub mod voip;
 
 /// Installed here rather than in `main.rs` so the tests run on it too.

@@ -23,9 +23,6 @@ pub use uia::{
     login_localpart, registration_token_is_valid,
 };
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+/// Re-exported for the many callers that take it from here; code below
+/// `account` uses [`crate::time::now_ms`].
+pub use crate::time::now_ms;

@@ -15,9 +15,9 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::Notify;
 
-use crate::account::now_ms;
 use crate::net::Client;
 use crate::store::Store;
+use crate::time::now_ms;
 
 /// Give up on a delivery after this many failed attempts (~2 hours of backoff).
 const MAX_ATTEMPTS: u64 = 12;
