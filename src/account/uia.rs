@@ -298,3 +298,43 @@ pub async fn check_password(
     }
     Err(MatrixError::forbidden("Invalid username or password"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_answers_401_with_its_flows_until_one_flow_is_complete() {
+        let mut uia = UiaSessions::default();
+        let id = uia.open(None, "password:alice", &[&[PASSWORD], &[DUMMY, PASSWORD]]).expect("new");
+        let e = uia.outcome(&id).expect_err("nothing completed yet");
+        assert_eq!(e.status(), 401);
+        assert_eq!(e.extra["session"], json!(id));
+        assert_eq!(e.extra["flows"][1]["stages"], json!([DUMMY, PASSWORD]));
+        assert!(uia.complete_stage(&id, DUMMY, None, None));
+        assert!(uia.has_completed(&id, DUMMY));
+        assert!(!uia.has_completed(&id, PASSWORD));
+        assert_eq!(
+            uia.outcome(&id).expect_err("one stage left").extra["completed"],
+            json!([DUMMY])
+        );
+        assert!(uia.complete_stage(&id, PASSWORD, Some("alice".into()), None));
+        let done = uia.outcome(&id).expect("a flow is complete");
+        assert_eq!((done.session.as_str(), done.user.as_deref()), (id.as_str(), Some("alice")));
+    }
+
+    #[test]
+    fn a_session_is_continued_only_for_the_request_it_was_started_for() {
+        let mut uia = UiaSessions::default();
+        let id = uia.open(None, "delete_device:alice:DEV", &[&[PASSWORD]]).expect("new");
+        assert_eq!(
+            uia.open(Some(&id), "delete_device:alice:DEV", &[&[PASSWORD]]).ok(),
+            Some(id.clone())
+        );
+        let e = uia.open(Some(&id), "password:alice", &[&[PASSWORD]]).expect_err("replay");
+        assert_eq!(e.kind, ErrorKind::Forbidden);
+        let unknown = uia.open(Some("no-such-session"), "password:alice", &[&[PASSWORD]]);
+        assert_ne!(unknown.as_deref().ok(), Some("no-such-session"), "a new session instead");
+        assert!(!uia.complete_stage(&id, DUMMY, None, None), "a stage the session does not offer");
+    }
+}
