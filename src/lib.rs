@@ -17,8 +17,9 @@
 //! - [`net`]: the outbound HTTP(S) client (push gateways, link previews) and
 //!   the optional mDNS responder for the server's `.local` name.
 //! - [`api`]: one handler per spec operation, one file per spec area.
-//! - [`account`]: passwords, tokens and devices, user-interactive auth,
-//!   failed-login rate limiting.
+//! - [`account`]: passwords, tokens and devices, who made a request
+//!   ([`account::Caller`]), user-interactive auth sessions, failed-login
+//!   rate limiting, OpenID tokens.
 //! - [`room`]: Matrix room rules (versions, canonical JSON, hashing and
 //!   signing, redaction, power levels, authorization rules).
 //! - [`push`]: push rules (defaults, the /pushrules operations, evaluation).
