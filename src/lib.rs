@@ -7,16 +7,19 @@
 //! # Layout
 //!
 //! - [`config`]: TOML file + command-line overrides → validated [`config::Config`].
-//! - [`server`]: [`server::App`] (what handlers get) and [`server::run`], which
-//!   takes a bound listener so tests can drive the real server.
+//! - [`app`]: [`app::App`], the running server's shared state (what
+//!   handlers get); it holds only domain types.
+//! - [`server`]: [`server::run`], which takes a bound listener so tests can
+//!   drive the real server.
 //! - [`http`]: listener, connections, limits, CORS, routing into a typed
 //!   endpoint, access-token extraction, errors → responses; HTTPS and
 //!   HTTP/2 with certificate reload in [`http::tls`].
 //! - [`net`]: the outbound HTTP(S) client (push gateways, link previews) and
 //!   the optional mDNS responder for the server's `.local` name.
 //! - [`api`]: one handler per spec operation, one file per spec area.
-//! - [`account`]: passwords, tokens and devices, user-interactive auth,
-//!   failed-login rate limiting.
+//! - [`account`]: passwords, tokens and devices, who made a request
+//!   ([`account::Caller`]), user-interactive auth sessions, failed-login
+//!   rate limiting, OpenID tokens.
 //! - [`room`]: Matrix room rules (versions, canonical JSON, hashing and
 //!   signing, redaction, power levels, authorization rules).
 //! - [`push`]: push rules (defaults, the /pushrules operations, evaluation).
@@ -30,6 +33,7 @@
 //!   to search, push, relations, sync wake-ups in the same transaction), and
 //!   the room operations that make events (send, redact, create, upgrade).
 //! - [`store`]: every redb table and the writer thread; nothing else names redb.
+//! - [`time`]: the wall clock in Matrix's milliseconds since the epoch.
 //! - [`ids`]: validated identifiers (`UserId`, `RoomId`, …).
 //! - [`error`]: `MatrixError`, the one error type handlers return.
 //! - [`cli`]: the admin command line (`hearth user …`, `hearth registration-token …`).
@@ -44,6 +48,7 @@
 pub mod account;
 pub mod admin;
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod e2ee;
@@ -63,6 +68,7 @@ pub mod search;
 pub mod server;
 pub mod store;
 pub mod sync;
+pub mod time;
 pub mod voip;
 
 /// Installed here rather than in `main.rs` so the tests run on it too.

@@ -23,7 +23,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::server::App;
+use crate::app::App;
 use crate::store::{BATCH_SIZE_BUCKETS, COMMIT_MICROS_BUCKETS};
 
 /// Upper bounds of the request-latency histogram, in seconds.

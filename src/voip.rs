@@ -15,6 +15,12 @@ use ring::hmac;
 
 use crate::config::{TurnConfig, TurnCredentials};
 
+/// `/voip/turnServer` requests each user may make per minute. Clients ask
+/// once at start-up and again before the credential's `ttl` runs out, so
+/// a handful covers every device of a user; the limit keeps one account
+/// from minting credentials in bulk.
+pub const TURN_REQUESTS_PER_MINUTE: u32 = 10;
+
 /// Credentials a client presents to the TURN server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TurnCredential {

@@ -3,10 +3,13 @@
 //! writes that change an account (registration, password, deactivation,
 //! devices, moderation).
 //!
-//! This is a domain module: it never sees HTTP types beyond what `Caller`
-//! carries, and it reaches storage only through `Store`.
+//! This is a domain module: it never sees HTTP types or the running
+//! server's state; each function takes what it needs, and storage is
+//! reached only through `Store`. [`Caller`], who made a request, is defined
+//! here.
 
 mod manage;
+pub mod openid;
 mod password;
 mod ratelimit;
 mod session;
@@ -19,17 +22,14 @@ pub use manage::{
 pub use password::{hash_password, hash_password_blocking, verify_password};
 pub use ratelimit::RateLimiter;
 pub use session::{
-    IssuedSession, SessionPlan, authenticate, generate_token, issue_session, refresh_session,
-    revoke_device, wake_room_mates,
+    Caller, IssuedSession, SessionPlan, authenticate, generate_token, issue_session,
+    refresh_session, revoke_device, wake_room_mates,
 };
 pub use uia::{
-    DUMMY, PASSWORD, REGISTRATION_TOKEN, UiaOutcome, UiaSessions, check_password, login_localpart,
-    registration_token_is_valid, require_uia,
+    DUMMY, PASSWORD, PasswordCheck, REGISTRATION_TOKEN, UiaOutcome, UiaSessions, check_password,
+    login_localpart, registration_token_is_valid,
 };
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+/// Re-exported for the many callers that take it from here; code below
+/// `account` uses [`crate::time::now_ms`].
+pub use crate::time::now_ms;

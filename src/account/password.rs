@@ -3,14 +3,14 @@
 //! Parameters: 19 MiB of memory, 2 passes, 1 lane (the OWASP minimum for
 //! argon2id). On a Raspberry Pi 4 that is about 0.1 s per hash, on a Zero 2 W
 //! about 0.3 s: slow enough to make offline guessing expensive, fast enough
-//! for a login, and small enough that the two hashes `App::hash_slots` allows
-//! at once fit a 512 MB board.
+//! for a login, and small enough that the two hashes the server's hash slots
+//! allow at once fit a 512 MB board.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
 
 use crate::error::MatrixError;
-use crate::server::App;
 
 const MEMORY_KIB: u32 = 19 * 1024;
 const PASSES: u32 = 2;
@@ -34,32 +34,23 @@ pub fn hash_password_blocking(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Hashes on the blocking pool, at most `hash_slots` at a time.
-pub async fn hash_password(app: &App, password: String) -> Result<String, MatrixError> {
-    let _slot = app
-        .hash_slots
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|e| MatrixError::internal("hash slots", e))?;
+/// Hashes on the blocking pool, at most one per permit of `slots` at a time.
+pub async fn hash_password(slots: &Semaphore, password: String) -> Result<String, MatrixError> {
+    let _slot = slots.acquire().await.map_err(|e| MatrixError::internal("hash slots", e))?;
     tokio::task::spawn_blocking(move || hash_password_blocking(&password))
         .await
         .map_err(|e| MatrixError::internal("password hashing task", e))?
         .map_err(|e| MatrixError::internal("password hashing", e))
 }
 
-/// Checks `password` against a stored PHC string, off the loop.
+/// Checks `password` against a stored PHC string, off the loop, holding a
+/// permit of `slots` as [`hash_password`] does.
 pub async fn verify_password(
-    app: &App,
+    slots: &Semaphore,
     password: String,
     stored: String,
 ) -> Result<bool, MatrixError> {
-    let _slot = app
-        .hash_slots
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|e| MatrixError::internal("hash slots", e))?;
+    let _slot = slots.acquire().await.map_err(|e| MatrixError::internal("hash slots", e))?;
     tokio::task::spawn_blocking(move || {
         let Ok(parsed) = PasswordHash::new(&stored) else { return false };
         // Verify with the parameters stored in the hash, so hashes made with

@@ -9,11 +9,25 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use super::now_ms;
+use crate::config::Config;
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::Caller;
 use crate::ids::{DeviceId, UserId};
-use crate::server::App;
-use crate::store::{DeviceRecord, StoreError, TokenKind, TokenRecord, WriteCtx, hash_token};
+use crate::store::{DeviceRecord, Store, StoreError, TokenKind, TokenRecord, WriteCtx, hash_token};
+
+/// Who made a request: the user and device an access token resolves to,
+/// the token itself (by hash) and what an admin decided about the account.
+/// It says who, not how: the API layer attaches it to a request.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user_id: UserId,
+    pub device_id: DeviceId,
+    /// blake3 of the access token used (logout revokes exactly this one).
+    pub token_hash: [u8; 32],
+    pub admin: bool,
+    /// Locked or suspended by an admin (spec: account moderation).
+    pub locked: bool,
+    pub suspended: bool,
+}
 
 /// A fresh random token (or device ID material).
 pub fn generate_token() -> Result<String, MatrixError> {
@@ -54,7 +68,7 @@ pub struct SessionPlan {
 
 impl SessionPlan {
     pub fn new(
-        app: &App,
+        config: &Config,
         device_id: Option<String>,
         display_name: Option<String>,
         want_refresh: bool,
@@ -72,9 +86,9 @@ impl SessionPlan {
             display_name,
             access: generate_token()?,
             refresh: if want_refresh { Some(generate_token()?) } else { None },
-            lifetime_ms: app.config.access_token_lifetime_ms,
-            server_name: app.config.server_name.clone(),
-            max_devices: app.config.max_devices_per_user,
+            lifetime_ms: config.access_token_lifetime_ms,
+            server_name: config.server_name.clone(),
+            max_devices: config.max_devices_per_user,
         })
     }
 }
@@ -241,10 +255,14 @@ fn unknown_token(soft_logout: bool) -> MatrixError {
         .with_extra("soft_logout", Value::Bool(soft_logout))
 }
 
-/// Resolves an access token to its caller.
-pub async fn authenticate(app: &App, token: &str) -> Result<Caller, MatrixError> {
+/// Resolves an access token to its caller, a user of `server_name`.
+pub async fn authenticate(
+    store: &Store,
+    server_name: &str,
+    token: &str,
+) -> Result<Caller, MatrixError> {
     let hash = hash_token(token);
-    let read = app.store.read()?;
+    let read = store.read()?;
     let Some(record) = read.token(&hash)? else { return Err(unknown_token(false)) };
     if record.kind != TokenKind::Access {
         return Err(unknown_token(false));
@@ -258,15 +276,15 @@ pub async fn authenticate(app: &App, token: &str) -> Result<Caller, MatrixError>
     let Some(user) = user.filter(|u| !u.deactivated) else { return Err(unknown_token(false)) };
     drop(read);
     if record.parent.is_some() {
-        app.store
+        store
             .write(move |ctx| {
                 promote_pair(ctx, &hash)?;
                 Ok(Ok::<_, MatrixError>(()))
             })
             .await?;
     }
-    let user_id = UserId::new_local(&record.localpart, &app.config.server_name)
-        .or_else(|_| UserId::parse(&format!("@{}:{}", record.localpart, app.config.server_name)))
+    let user_id = UserId::new_local(&record.localpart, server_name)
+        .or_else(|_| UserId::parse(&format!("@{}:{server_name}", record.localpart)))
         .map_err(|e| MatrixError::internal("stored localpart", e))?;
     let device_id = DeviceId::parse(&record.device_id)
         .map_err(|e| MatrixError::internal("stored device", e))?;
@@ -281,13 +299,17 @@ pub async fn authenticate(app: &App, token: &str) -> Result<Caller, MatrixError>
 }
 
 /// `POST /refresh`: trades a refresh token for a new pair. The old refresh
-/// token stays valid until the new pair is first used.
-pub async fn refresh_session(app: &App, refresh_token: &str) -> Result<IssuedSession, MatrixError> {
+/// token stays valid until the new pair is first used; the new access
+/// token lives `lifetime` milliseconds.
+pub async fn refresh_session(
+    store: &Store,
+    lifetime: u64,
+    refresh_token: &str,
+) -> Result<IssuedSession, MatrixError> {
     let hash = hash_token(refresh_token);
     let access = generate_token()?;
     let refresh = generate_token()?;
-    let lifetime = app.config.access_token_lifetime_ms;
-    app.store
+    store
         .write(move |ctx| {
             let Some(record) = ctx.token(&hash)? else {
                 return Ok(Err(MatrixError::new(ErrorKind::UnknownToken, "Unknown refresh token")

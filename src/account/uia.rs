@@ -5,17 +5,22 @@
 //! SD card quiet. A session is bound to its *purpose* (endpoint + acting
 //! user) so a completed flow cannot be replayed for another request, and is
 //! consumed when the request it authorised succeeds.
+//!
+//! This module keeps the sessions and the checks their stages make; reading
+//! a request's `auth` dict and answering it is `api::client::uia`.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 
-use super::{generate_token, now_ms, verify_password};
+use super::{RateLimiter, generate_token, now_ms, verify_password};
 use crate::error::{ErrorKind, MatrixError};
 use crate::ids::UserId;
-use crate::server::App;
+use crate::store::Store;
 
 const SESSION_TTL: Duration = Duration::from_secs(30 * 60);
 const MAX_SESSIONS: usize = 10_000;
@@ -102,7 +107,72 @@ impl UiaSessions {
         Some((offered, s.purpose.clone()))
     }
 
-    fn challenge(&self, id: &str, error: Option<MatrixError>) -> MatrixError {
+    /// The session a request continues (`given`, when known) or a new one
+    /// offering `flows`, checked against the request's `purpose` and the
+    /// session lifetime. Returns its ID.
+    pub fn open(
+        &mut self,
+        given: Option<&str>,
+        purpose: &str,
+        flows: &[&[&str]],
+    ) -> Result<String, MatrixError> {
+        let session_id = match given {
+            Some(id) if self.sessions.contains_key(id) => id.to_owned(),
+            _ => {
+                let id = generate_token()?;
+                let session = Session {
+                    purpose: purpose.to_owned(),
+                    flows: flows
+                        .iter()
+                        .map(|f| f.iter().map(|s| (*s).to_owned()).collect())
+                        .collect(),
+                    params: json!({}),
+                    completed: Vec::new(),
+                    user: None,
+                    registration_token: None,
+                    created: Instant::now(),
+                };
+                self.insert(id.clone(), session);
+                id
+            }
+        };
+        let s = &self.sessions[&session_id];
+        if s.purpose != purpose {
+            return Err(MatrixError::forbidden(
+                "This authentication session was started for a different request",
+            ));
+        }
+        if Instant::now().duration_since(s.created) > SESSION_TTL {
+            self.consume(&session_id);
+            return Err(MatrixError::forbidden("The authentication session has expired"));
+        }
+        Ok(session_id)
+    }
+
+    /// Whether the session has completed `stage` already.
+    pub fn has_completed(&self, session: &str, stage: &str) -> bool {
+        self.sessions[session].completed.iter().any(|c| c == stage)
+    }
+
+    /// What a finished flow established, or the 401 that asks for the
+    /// stages still missing.
+    pub fn outcome(&self, session: &str) -> Result<UiaOutcome, MatrixError> {
+        let s = &self.sessions[session];
+        let done = s.flows.iter().any(|f| f.iter().all(|stage| s.completed.contains(stage)));
+        if done {
+            Ok(UiaOutcome {
+                session: session.to_owned(),
+                user: s.user.clone(),
+                registration_token: s.registration_token.clone(),
+            })
+        } else {
+            Err(self.challenge(session, None))
+        }
+    }
+
+    /// The 401 of a session: its flows, params and completed stages, with
+    /// `error` (or a plain challenge) as the error.
+    pub fn challenge(&self, id: &str, error: Option<MatrixError>) -> MatrixError {
         let s = &self.sessions[id];
         let flows: Vec<Value> = s.flows.iter().map(|f| json!({ "stages": f })).collect();
         let mut e = match error {
@@ -125,138 +195,16 @@ impl UiaSessions {
     }
 }
 
-/// Runs the UIA step of a request. `purpose` names the endpoint and the
-/// acting user; `expected_user` is the localpart an `m.login.password` stage
-/// must prove (the caller's own account), if known.
-pub async fn require_uia(
-    app: &App,
-    auth: Option<&Value>,
-    purpose: &str,
-    flows: &[&[&str]],
-    expected_user: Option<&str>,
-    remote: IpAddr,
-) -> Result<UiaOutcome, MatrixError> {
-    let auth = match auth {
-        Some(Value::Object(m)) => Some(m),
-        Some(Value::Null) | None => None,
-        Some(_) => return Err(MatrixError::bad_json("auth must be an object")),
-    };
-    let given_session = auth.and_then(|a| a.get("session")).and_then(Value::as_str);
-    let session_id = match given_session {
-        Some(id) if app.uia.borrow().sessions.contains_key(id) => id.to_owned(),
-        _ => {
-            let id = generate_token()?;
-            let session = Session {
-                purpose: purpose.to_owned(),
-                flows: flows.iter().map(|f| f.iter().map(|s| (*s).to_owned()).collect()).collect(),
-                params: json!({}),
-                completed: Vec::new(),
-                user: None,
-                registration_token: None,
-                created: Instant::now(),
-            };
-            app.uia.borrow_mut().insert(id.clone(), session);
-            id
-        }
-    };
-    {
-        let uia = app.uia.borrow();
-        let s = &uia.sessions[&session_id];
-        if s.purpose != purpose {
-            return Err(MatrixError::forbidden(
-                "This authentication session was started for a different request",
-            ));
-        }
-        if Instant::now().duration_since(s.created) > SESSION_TTL {
-            drop(uia);
-            app.uia.borrow_mut().consume(&session_id);
-            return Err(MatrixError::forbidden("The authentication session has expired"));
-        }
-    }
-    let Some(auth) = auth else {
-        return Err(app.uia.borrow().challenge(&session_id, None));
-    };
-    if let Some(stage) = auth.get("type").and_then(Value::as_str) {
-        let offered = flows.iter().any(|f| f.contains(&stage));
-        if !offered {
-            let e =
-                MatrixError::forbidden(format!("Authentication type {stage} is not offered here"));
-            return Err(app.uia.borrow().challenge(&session_id, Some(e)));
-        }
-        let already = app.uia.borrow().sessions[&session_id].completed.iter().any(|c| c == stage);
-        if !already {
-            match run_stage(app, stage, auth, expected_user, remote).await {
-                Ok((user, token)) => {
-                    app.uia.borrow_mut().complete_stage(&session_id, stage, user, token);
-                }
-                Err(e) => return Err(app.uia.borrow().challenge(&session_id, Some(e))),
-            }
-        }
-    }
-    let uia = app.uia.borrow();
-    let s = &uia.sessions[&session_id];
-    let done = s.flows.iter().any(|f| f.iter().all(|stage| s.completed.contains(stage)));
-    if done {
-        Ok(UiaOutcome {
-            session: session_id.clone(),
-            user: s.user.clone(),
-            registration_token: s.registration_token.clone(),
-        })
-    } else {
-        Err(uia.challenge(&session_id, None))
-    }
-}
-
-type StageResult = (Option<String>, Option<String>);
-
-async fn run_stage(
-    app: &App,
-    stage: &str,
-    auth: &serde_json::Map<String, Value>,
-    expected_user: Option<&str>,
-    remote: IpAddr,
-) -> Result<StageResult, MatrixError> {
-    match stage {
-        DUMMY => Ok((None, None)),
-        REGISTRATION_TOKEN => {
-            let token = auth
-                .get("token")
-                .and_then(Value::as_str)
-                .ok_or_else(|| MatrixError::missing_param("auth.token is required"))?;
-            if registration_token_is_valid(app, token)? {
-                Ok((None, Some(token.to_owned())))
-            } else {
-                Err(MatrixError::new(ErrorKind::Unauthorized, "Invalid registration token"))
-            }
-        }
-        PASSWORD => {
-            let localpart = login_localpart(app, auth)?;
-            let password = auth
-                .get("password")
-                .and_then(Value::as_str)
-                .ok_or_else(|| MatrixError::missing_param("auth.password is required"))?;
-            if let Some(expected) = expected_user
-                && expected != localpart
-            {
-                return Err(MatrixError::forbidden("You can only authenticate as yourself"));
-            }
-            check_password(app, &localpart, password, remote).await?;
-            Ok((Some(localpart), None))
-        }
-        other => Err(MatrixError::forbidden(format!("Unsupported authentication type {other}"))),
-    }
-}
-
 /// Is a registration token usable right now?
-pub fn registration_token_is_valid(app: &App, token: &str) -> Result<bool, MatrixError> {
-    let read = app.store.read()?;
+pub fn registration_token_is_valid(store: &Store, token: &str) -> Result<bool, MatrixError> {
+    let read = store.read()?;
     Ok(read.registration_token(token)?.is_some_and(|r| r.is_usable(now_ms())))
 }
 
 /// The localpart named by an `identifier` of type `m.id.user` (or the
-/// legacy top-level `user`), local users only.
+/// legacy top-level `user`), local users only (of `server_name`).
 pub fn login_localpart(
-    app: &App,
+    server_name: &str,
     auth: &serde_json::Map<String, Value>,
 ) -> Result<String, MatrixError> {
     let user = match auth.get("identifier") {
@@ -277,7 +225,7 @@ pub fn login_localpart(
     let user = user.ok_or_else(|| MatrixError::missing_param("identifier.user is required"))?;
     if user.starts_with('@') {
         let id = UserId::parse(user).map_err(|e| MatrixError::invalid_param(e.0))?;
-        if id.server_name() != app.config.server_name {
+        if id.server_name() != server_name {
             return Err(MatrixError::forbidden("Invalid username or password"));
         }
         Ok(id.localpart().to_ascii_lowercase())
@@ -285,6 +233,17 @@ pub fn login_localpart(
         // Localparts are lower-case; people type their names capitalised.
         Ok(user.to_ascii_lowercase())
     }
+}
+
+/// What checking a password needs: the accounts, the argon2 slots and the
+/// failed-login limiters.
+pub struct PasswordCheck<'a> {
+    pub store: &'a Store,
+    pub hash_slots: &'a Semaphore,
+    /// Failures per client address and per (account, address).
+    pub per_address: &'a RefCell<RateLimiter>,
+    /// Failures per account over all addresses.
+    pub per_user: &'a RefCell<RateLimiter>,
 }
 
 /// Verifies a password with the failed-attempt limiters in front of it.
@@ -297,7 +256,7 @@ pub fn login_localpart(
 /// their account; only guessing spread over many addresses reaches the
 /// account's own ceiling.
 pub async fn check_password(
-    app: &App,
+    check: &PasswordCheck<'_>,
     localpart: &str,
     password: &str,
     remote: IpAddr,
@@ -306,17 +265,17 @@ pub async fn check_password(
     let user_key = format!("u:{localpart}");
     let now = Instant::now();
     let per_address = {
-        let mut l = app.login_limiter.borrow_mut();
+        let mut l = check.per_address.borrow_mut();
         l.check(&ip_key, now).and(l.check(&pair_key, now))
     };
-    let per_user = app.login_user_limiter.borrow_mut().check(&user_key, now);
+    let per_user = check.per_user.borrow_mut().check(&user_key, now);
     if let Err(ms) = per_address.and(per_user) {
         return Err(MatrixError::limit_exceeded(ms));
     }
-    let record = app.store.read()?.user(localpart)?;
+    let record = check.store.read()?.user(localpart)?;
     let ok = match &record {
         Some(r) if !r.deactivated => match &r.password_hash {
-            Some(h) => verify_password(app, password.to_owned(), h.clone()).await?,
+            Some(h) => verify_password(check.hash_slots, password.to_owned(), h.clone()).await?,
             None => false,
         },
         _ => false,
@@ -326,11 +285,11 @@ pub async fn check_password(
     }
     let now = Instant::now();
     {
-        let mut l = app.login_limiter.borrow_mut();
+        let mut l = check.per_address.borrow_mut();
         l.record_failure(&ip_key, now);
         l.record_failure(&pair_key, now);
     }
-    app.login_user_limiter.borrow_mut().record_failure(&user_key, now);
+    check.per_user.borrow_mut().record_failure(&user_key, now);
     if record.as_ref().is_some_and(|r| r.deactivated) {
         return Err(MatrixError::new(
             ErrorKind::UserDeactivated,
@@ -338,4 +297,44 @@ pub async fn check_password(
         ));
     }
     Err(MatrixError::forbidden("Invalid username or password"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_answers_401_with_its_flows_until_one_flow_is_complete() {
+        let mut uia = UiaSessions::default();
+        let id = uia.open(None, "password:alice", &[&[PASSWORD], &[DUMMY, PASSWORD]]).expect("new");
+        let e = uia.outcome(&id).expect_err("nothing completed yet");
+        assert_eq!(e.status(), 401);
+        assert_eq!(e.extra["session"], json!(id));
+        assert_eq!(e.extra["flows"][1]["stages"], json!([DUMMY, PASSWORD]));
+        assert!(uia.complete_stage(&id, DUMMY, None, None));
+        assert!(uia.has_completed(&id, DUMMY));
+        assert!(!uia.has_completed(&id, PASSWORD));
+        assert_eq!(
+            uia.outcome(&id).expect_err("one stage left").extra["completed"],
+            json!([DUMMY])
+        );
+        assert!(uia.complete_stage(&id, PASSWORD, Some("alice".into()), None));
+        let done = uia.outcome(&id).expect("a flow is complete");
+        assert_eq!((done.session.as_str(), done.user.as_deref()), (id.as_str(), Some("alice")));
+    }
+
+    #[test]
+    fn a_session_is_continued_only_for_the_request_it_was_started_for() {
+        let mut uia = UiaSessions::default();
+        let id = uia.open(None, "delete_device:alice:DEV", &[&[PASSWORD]]).expect("new");
+        assert_eq!(
+            uia.open(Some(&id), "delete_device:alice:DEV", &[&[PASSWORD]]).ok(),
+            Some(id.clone())
+        );
+        let e = uia.open(Some(&id), "password:alice", &[&[PASSWORD]]).expect_err("replay");
+        assert_eq!(e.kind, ErrorKind::Forbidden);
+        let unknown = uia.open(Some("no-such-session"), "password:alice", &[&[PASSWORD]]);
+        assert_ne!(unknown.as_deref().ok(), Some("no-such-session"), "a new session instead");
+        assert!(!uia.complete_stage(&id, DUMMY, None, None), "a stage the session does not offer");
+    }
 }

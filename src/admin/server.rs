@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
-use crate::server::App;
+use crate::app::App;
 
 /// Longest request line accepted.
 const MAX_REQUEST: u64 = 64 * 1024;

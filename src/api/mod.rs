@@ -6,10 +6,10 @@ pub mod client;
 
 use std::rc::Rc;
 
+use crate::app::App;
 use crate::error::MatrixError;
 use crate::http::router::{Endpoint, KeysMethod};
 use crate::http::{Reply, Request};
-use crate::server::App;
 
 /// Runs the handler of a routed endpoint. The HTTP layer has already
 /// authenticated the caller and applied account moderation

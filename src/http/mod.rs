@@ -27,15 +27,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, TryAcquireError, watch};
 
-pub use request::{BodyStream, Caller, Request, decode_component, from_json, parse_query};
+pub use request::{BodyStream, Request, decode_component, from_json, parse_query};
 pub use response::{
     Body, Reply, bytes_reply, error as error_reply, html, json, json_bytes, json_status,
     media_reply,
 };
 
+use crate::app::App;
 use crate::config::Timeouts;
 use crate::error::{ErrorKind, MatrixError};
-use crate::server::App;
 use connections::{ConnState, Table, Tracked};
 use router::{AuthNeed, Endpoint};
 
@@ -334,7 +334,8 @@ async fn handle_inner<'a>(
             caller: None,
         };
         if let Some(t) = access_token(&request)? {
-            request.caller = Some(crate::account::authenticate(app, &t).await?);
+            request.caller =
+                Some(crate::account::authenticate(&app.store, &app.config.server_name, &t).await?);
         } else if endpoint.auth() == AuthNeed::Required {
             return Err(MatrixError::new(ErrorKind::MissingToken, "Missing access token"));
         }
@@ -382,7 +383,8 @@ async fn handle_inner<'a>(
             return Err(MatrixError::new(ErrorKind::MissingToken, "Missing access token"));
         }
         (AuthNeed::Required | AuthNeed::Optional, Some(t)) => {
-            request.caller = Some(crate::account::authenticate(app, &t).await?);
+            request.caller =
+                Some(crate::account::authenticate(&app.store, &app.config.server_name, &t).await?);
         }
         _ => {}
     }

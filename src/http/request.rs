@@ -9,22 +9,9 @@ use hyper::{HeaderMap, Method};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::account::Caller;
 use crate::error::{ErrorKind, MatrixError};
-use crate::ids::{DeviceId, UserId};
 use crate::room::canonical::{MAX_SAFE_INTEGER, MIN_SAFE_INTEGER};
-
-/// The caller of an authenticated endpoint.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    pub user_id: UserId,
-    pub device_id: DeviceId,
-    /// blake3 of the access token used (logout revokes exactly this one).
-    pub token_hash: [u8; 32],
-    pub admin: bool,
-    /// Locked or suspended by an admin (spec: account moderation).
-    pub locked: bool,
-    pub suspended: bool,
-}
 
 pub struct Request {
     /// The unread body of streaming endpoints (media uploads); `None` for

@@ -1,12 +1,15 @@
 //! Link previews (spec: content repository, `GET /media/preview_url`): the
-//! pure parts — reading OpenGraph and `<title>`/description out of HTML, and
-//! deciding which addresses a preview fetch may contact.
+//! pure parts — reading OpenGraph and `<title>`/description out of HTML,
+//! deciding which addresses a preview fetch may contact — and the bounded
+//! in-memory cache of recent previews.
 //!
 //! The parser is deliberately small: it scans tags, never builds a DOM, and
 //! looks only at the first 256 KiB of a page, so a hostile page costs a
 //! bounded amount of work.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
@@ -312,6 +315,35 @@ pub fn ip_public(ip: IpAddr) -> bool {
                 || (s[0] & 0xffc0) == 0xfe80
                 || (s[0] == 0x2001 && s[1] == 0x0db8))
         }
+    }
+}
+
+/// How long a preview stays cached, and how many are kept.
+const CACHE_TTL: Duration = Duration::from_secs(3600);
+const CACHE_MAX: usize = 256;
+
+/// The in-memory preview cache (on the event loop: no locks).
+#[derive(Default)]
+pub struct PreviewCache {
+    entries: HashMap<String, (Instant, Value)>,
+}
+
+impl PreviewCache {
+    pub fn get(&self, url: &str) -> Option<Value> {
+        self.entries.get(url).filter(|(t, _)| t.elapsed() < CACHE_TTL).map(|(_, v)| v.clone())
+    }
+
+    pub fn put(&mut self, url: String, v: Value) {
+        if self.entries.len() >= CACHE_MAX {
+            self.entries.retain(|_, (t, _)| t.elapsed() < CACHE_TTL);
+            if self.entries.len() >= CACHE_MAX
+                && let Some(oldest) =
+                    self.entries.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| k.clone())
+            {
+                self.entries.remove(&oldest);
+            }
+        }
+        self.entries.insert(url, (Instant::now(), v));
     }
 }
 

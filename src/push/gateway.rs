@@ -7,15 +7,17 @@
 //! delivery the gateway refuses outright, and deletes pushers whose pushkeys
 //! the gateway reports as `rejected`.
 
+use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
+use tokio::sync::Notify;
 
-use crate::account::now_ms;
 use crate::net::Client;
-use crate::server::App;
+use crate::store::Store;
+use crate::time::now_ms;
 
 /// Give up on a delivery after this many failed attempts (~2 hours of backoff).
 const MAX_ATTEMPTS: u64 = 12;
@@ -33,15 +35,20 @@ enum Sent {
     Drop(String),
 }
 
-/// Runs until the server shuts down.
-pub async fn run(app: Rc<App>) {
+/// Delivers the queue of `store` until `shutdown` resolves; `wake` is
+/// notified when a delivery is queued.
+pub async fn run(store: Store, wake: Rc<Notify>, shutdown: impl Future<Output = ()>) {
     let client = Client::new().timeout(TIMEOUT).max_body_bytes(MAX_RESPONSE_BYTES);
+    tokio::pin!(shutdown);
     loop {
-        if app.is_shutting_down() {
-            return;
+        // No new round of deliveries once the server is stopping.
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => return,
+            _ = std::future::ready(()) => {}
         }
-        let notified = app.push_wake.notified();
-        let next_due = match deliver_due(&app, &client).await {
+        let notified = wake.notified();
+        let next_due = match deliver_due(&store, &client).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!("push queue: {e}");
@@ -55,14 +62,14 @@ pub async fn run(app: Rc<App>) {
         tokio::select! {
             _ = notified => {}
             _ = tokio::time::sleep(wait) => {}
-            _ = app.shutdown_notify.notified() => return,
+            _ = &mut shutdown => return,
         }
     }
 }
 
 /// Sends what is due; returns when the next pending item is due.
-async fn deliver_due(app: &App, client: &Client) -> Result<Option<u64>, String> {
-    let queue = app.store.read().and_then(|r| r.push_queue(64)).map_err(|e| e.to_string())?;
+async fn deliver_due(store: &Store, client: &Client) -> Result<Option<u64>, String> {
+    let queue = store.read().and_then(|r| r.push_queue(64)).map_err(|e| e.to_string())?;
     let mut next: Option<u64> = None;
     for (seq, bytes) in queue {
         let mut item: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
@@ -77,7 +84,7 @@ async fn deliver_due(app: &App, client: &Client) -> Result<Option<u64>, String> 
         let app_id = item["app_id"].as_str().unwrap_or_default().to_owned();
         match outcome {
             Sent::Ok(rejected) => {
-                app.store
+                store
                     .write(move |ctx| {
                         ctx.remove_push(seq)?;
                         for key in &rejected {
@@ -91,7 +98,7 @@ async fn deliver_due(app: &App, client: &Client) -> Result<Option<u64>, String> 
             }
             Sent::Drop(why) => {
                 tracing::info!("push to {url} dropped: {why}");
-                app.store
+                store
                     .write(move |ctx| {
                         ctx.remove_push(seq)?;
                         Ok(Ok::<_, crate::store::StoreError>(()))
@@ -103,7 +110,7 @@ async fn deliver_due(app: &App, client: &Client) -> Result<Option<u64>, String> 
                 let attempts = item["attempts"].as_u64().unwrap_or(0) + 1;
                 if attempts >= MAX_ATTEMPTS {
                     tracing::info!("push to {url} given up after {attempts} attempts: {why}");
-                    app.store
+                    store
                         .write(move |ctx| {
                             ctx.remove_push(seq)?;
                             Ok(Ok::<_, crate::store::StoreError>(()))
@@ -117,7 +124,7 @@ async fn deliver_due(app: &App, client: &Client) -> Result<Option<u64>, String> 
                 item["attempts"] = attempts.into();
                 item["next_try_ms"] = due.into();
                 let bytes = serde_json::to_vec(&item).map_err(|e| e.to_string())?;
-                app.store
+                store
                     .write(move |ctx| {
                         ctx.update_push(seq, &bytes)?;
                         Ok(Ok::<_, crate::store::StoreError>(()))
@@ -180,6 +187,30 @@ mod tests {
                 let url = format!("{scheme}://127.0.0.1:{port}/_matrix/push/v1/notify");
                 assert!(matches!(post(&client, &url, &body).await, Sent::Retry(_)), "{url}");
             }
+        });
+    }
+
+    #[test]
+    fn the_delivery_task_ends_when_shutdown_begins_even_while_idle() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+        tokio::task::LocalSet::new().block_on(&rt, async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = Store::open(dir.path(), 1 << 20, None).expect("open");
+            let stop = Rc::new(Notify::new());
+            let stopping = stop.clone();
+            let task =
+                tokio::task::spawn_local(run(store.clone(), Rc::new(Notify::new()), async move {
+                    stopping.notified().await
+                }));
+            // Let it find the queue empty and settle into its minute-long wait.
+            tokio::task::yield_now().await;
+            assert!(!task.is_finished());
+            stop.notify_one();
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("the task ends on shutdown, not after its idle wait")
+                .expect("the task does not panic");
+            store.shutdown();
         });
     }
 }

@@ -4,11 +4,12 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::account::{self, PASSWORD, require_uia};
+use crate::account::{self, PASSWORD};
+use crate::api::client::uia::require_uia;
+use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, from_json, json};
 use crate::ids::UserId;
-use crate::server::App;
 
 /// `GET /_matrix/client/v3/account/whoami`
 pub fn get_whoami(req: &Request) -> Result<Reply, MatrixError> {
@@ -46,7 +47,7 @@ pub async fn change_password(app: &App, req: &Request) -> Result<Reply, MatrixEr
     let localpart = me
         .or(outcome.user.clone())
         .ok_or_else(|| MatrixError::forbidden("Could not tell whose password to change"))?;
-    let hash = account::hash_password(app, body.new_password).await?;
+    let hash = account::hash_password(&app.hash_slots, body.new_password).await?;
     let keep_device = req.caller.as_ref().map(|c| c.device_id.clone());
     let user_id = local_user_id(app, &localpart)?;
     let logout = body.logout_devices;

@@ -4,12 +4,12 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::app::App;
 use crate::e2ee::backup::{self, current, parse};
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::ids::UserId;
 use crate::quota;
-use crate::server::App;
 
 fn version_param(req: &Request) -> Result<u64, MatrixError> {
     let v =

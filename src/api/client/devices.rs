@@ -3,11 +3,12 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::account::{self, PASSWORD, require_uia};
+use crate::account::{self, PASSWORD};
+use crate::api::client::uia::require_uia;
+use crate::app::App;
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, from_json, json};
 use crate::ids::DeviceId;
-use crate::server::App;
 use crate::store::DeviceRecord;
 
 fn device_json(device_id: &str, d: &DeviceRecord) -> Value {

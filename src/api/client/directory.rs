@@ -9,7 +9,7 @@ use crate::http::{Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId};
 use crate::ingest::{lock, unlist_canonical_alias};
 use crate::room::directory;
-use crate::server::App;
+use crate::app::App;
 use crate::store::{ReadTxn, RoomShort};
 
 fn local_alias(app: &App, alias: &str) -> Result<RoomAlias, MatrixError> {

@@ -3,10 +3,10 @@
 
 use serde_json::json;
 
+use crate::app::App;
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::room::version::RoomVersion;
-use crate::server::App;
 
 /// The spec versions whose client-server API Hearth implements.
 pub const SUPPORTED_VERSIONS: &[&str] = &[

@@ -4,9 +4,9 @@
 //! `postMessage("authDone")` to its opener, exactly as the spec's snippet.
 
 use crate::account::{self, DUMMY, PASSWORD, REGISTRATION_TOKEN};
+use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, html, parse_query};
-use crate::server::App;
 
 const DONE_SCRIPT: &str = r#"<script>
 if (window.onAuthDone) {
@@ -91,7 +91,7 @@ pub async fn auth_fallback(
         DUMMY => Ok((None, None)),
         REGISTRATION_TOKEN => {
             let token = field("token").unwrap_or_default();
-            if account::registration_token_is_valid(app, &token)? {
+            if account::registration_token_is_valid(&app.store, &token)? {
                 Ok((None, Some(token)))
             } else {
                 Err(MatrixError::new(
@@ -106,7 +106,7 @@ pub async fn auth_fallback(
             match user {
                 Some(u) => {
                     let pw = field("password").unwrap_or_default();
-                    account::check_password(app, &u, &pw, req.remote)
+                    account::check_password(&app.password_check(), &u, &pw, req.remote)
                         .await
                         .map(|()| (Some(u), None))
                 }

@@ -7,9 +7,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::account::{self, SessionPlan, check_password, login_localpart};
+use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
-use crate::server::App;
 
 /// `GET /_matrix/client/v3/login`
 pub fn get_login_flows() -> Result<Reply, MatrixError> {
@@ -43,17 +43,17 @@ pub async fn login(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     if let Err(ms) = app.login_limiter.borrow_mut().check(&ip_key, Instant::now()) {
         return Err(MatrixError::limit_exceeded(ms));
     }
-    let localpart = login_localpart(app, &map)?;
+    let localpart = login_localpart(&app.config.server_name, &map)?;
     let password =
         body.password.ok_or_else(|| MatrixError::missing_param("password is required"))?;
-    check_password(app, &localpart, &password, req.remote).await?;
+    check_password(&app.password_check(), &localpart, &password, req.remote).await?;
     if app.store.read()?.user(&localpart)?.is_some_and(|u| u.locked) {
         // Spec: no new access token while the account is locked.
         return Err(MatrixError::new(ErrorKind::UserLocked, "This account has been locked")
             .with_extra("soft_logout", Value::Bool(true)));
     }
     let plan = SessionPlan::new(
-        app,
+        &app.config,
         body.device_id,
         body.initial_device_display_name,
         body.refresh_token,
@@ -87,7 +87,12 @@ struct RefreshBody {
 /// `POST /_matrix/client/v3/refresh`
 pub async fn refresh(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let body: RefreshBody = req.json()?;
-    let s = account::refresh_session(app, &body.refresh_token).await?;
+    let s = account::refresh_session(
+        &app.store,
+        app.config.access_token_lifetime_ms,
+        &body.refresh_token,
+    )
+    .await?;
     Ok(json(&json!({
         "access_token": s.access_token,
         "refresh_token": s.refresh_token,

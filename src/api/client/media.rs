@@ -9,11 +9,11 @@ use hyper::header::{self, HeaderValue};
 use serde_json::json;
 
 use crate::account::now_ms;
+use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, bytes_reply, json, media_reply};
 use crate::media::thumbnail::{self, ThumbError};
 use crate::media::{IngestError, inline_safe, uploads, valid_media_id};
-use crate::server::App;
 use crate::store::MediaRecord;
 
 /// How long an ID from `POST /media/v1/create` stays reserved.

@@ -7,11 +7,11 @@ use serde_json::{Value, json};
 
 use super::rooms::room_short;
 use crate::account::now_ms;
+use crate::app::App;
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::ids::{EventId, UserId};
 use crate::quota;
-use crate::server::App;
 use crate::store::ReadTxn;
 
 fn joined_rooms(read: &ReadTxn, user: &str) -> Result<Vec<crate::store::RoomShort>, MatrixError> {

@@ -24,5 +24,6 @@ pub mod sliding;
 pub mod spaces;
 pub mod summary;
 pub mod sync;
+pub mod uia;
 pub mod userdata;
 pub mod voip;

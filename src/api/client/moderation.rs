@@ -5,12 +5,12 @@
 
 use serde_json::{Value, json};
 
-use crate::account::{self, Restriction};
+use crate::account::{self, Caller, Restriction};
+use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::router::{Endpoint, Moderation};
-use crate::http::{Caller, Reply, Request, json};
+use crate::http::{Reply, Request, json};
 use crate::ids::UserId;
-use crate::server::App;
 
 /// Refuses what a locked or suspended caller may not do.
 pub fn enforce(app: &App, endpoint: &Endpoint, caller: &Caller) -> Result<(), MatrixError> {

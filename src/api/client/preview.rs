@@ -4,51 +4,22 @@
 //! and port; the server's own listeners always; checked for every address
 //! a name resolves to and on every redirect), read for
 //! OpenGraph and `<title>`, its image stored as media of our own, and the
-//! result cached in memory.
+//! result cached in memory (`media::preview::PreviewCache`).
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
 use crate::media::preview::{PreviewPolicy, parse_html};
 use crate::net::client::Client;
-use crate::server::App;
 use crate::store::MediaRecord;
 
-/// How long a preview stays cached, and how many are kept.
-const CACHE_TTL: Duration = Duration::from_secs(3600);
-const CACHE_MAX: usize = 256;
 /// Largest page and image fetched.
 const MAX_PAGE: usize = 2 << 20;
 const MAX_IMAGE: usize = 8 << 20;
-
-/// The in-memory preview cache (on the event loop: no locks).
-#[derive(Default)]
-pub struct PreviewCache {
-    entries: HashMap<String, (Instant, Value)>,
-}
-
-impl PreviewCache {
-    fn get(&self, url: &str) -> Option<Value> {
-        self.entries.get(url).filter(|(t, _)| t.elapsed() < CACHE_TTL).map(|(_, v)| v.clone())
-    }
-
-    fn put(&mut self, url: String, v: Value) {
-        if self.entries.len() >= CACHE_MAX {
-            self.entries.retain(|_, (t, _)| t.elapsed() < CACHE_TTL);
-            if self.entries.len() >= CACHE_MAX
-                && let Some(oldest) =
-                    self.entries.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| k.clone())
-            {
-                self.entries.remove(&oldest);
-            }
-        }
-        self.entries.insert(url, (Instant::now(), v));
-    }
-}
 
 fn guarded_client(app: &App, max_body: usize) -> Client {
     let policy = PreviewPolicy::new(&app.config.url_preview_allow, app.own_addrs.borrow().clone());

@@ -6,13 +6,13 @@
 
 use serde_json::{Value, json};
 
+use crate::app::App;
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::ids::UserId;
 use crate::push::settings::{self, NewPusher};
 use crate::push::{Action, NewPushRule, PushRuleError, RuleKind, Ruleset, default_ruleset};
 use crate::quota;
-use crate::server::App;
 use crate::store::StreamPos;
 use crate::sync;
 

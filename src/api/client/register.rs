@@ -8,12 +8,13 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::account::{self, DUMMY, REGISTRATION_TOKEN, RateLimiter, SessionPlan, require_uia};
+use crate::account::{self, DUMMY, REGISTRATION_TOKEN, RateLimiter, SessionPlan};
+use crate::api::client::uia::require_uia;
+use crate::app::App;
 use crate::config::Registration;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, from_json, json};
 use crate::ids::UserId;
-use crate::server::App;
 
 #[derive(Deserialize)]
 struct RegisterBody {
@@ -93,14 +94,14 @@ pub async fn register(app: &App, req: &Request) -> Result<Reply, MatrixError> {
         None => generated_localpart()?,
     };
     let password_hash = match body.password {
-        Some(p) => Some(account::hash_password(app, p).await?),
+        Some(p) => Some(account::hash_password(&app.hash_slots, p).await?),
         None => None,
     };
     let plan = if body.inhibit_login {
         None
     } else {
         Some(SessionPlan::new(
-            app,
+            &app.config,
             body.device_id,
             body.initial_device_display_name,
             body.refresh_token,
@@ -171,6 +172,6 @@ pub fn get_registration_token_validity(app: &App, req: &Request) -> Result<Reply
     let token = req
         .query("token")
         .ok_or_else(|| MatrixError::missing_param("token query parameter is required"))?;
-    let valid = token.len() <= 64 && account::registration_token_is_valid(app, token)?;
+    let valid = token.len() <= 64 && account::registration_token_is_valid(&app.store, token)?;
     Ok(json(&json!({ "valid": valid })))
 }

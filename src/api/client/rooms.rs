@@ -5,15 +5,16 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::account::Caller;
+use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Caller, Reply, Request, json};
+use crate::http::{Reply, Request, json};
 use crate::ids::{EventId, RoomAlias, RoomId, UserId};
 use crate::ingest::{self, CreateRoom, Rooms, Txn};
 use crate::room::build::NewEvent;
 use crate::room::served::Viewer;
 use crate::room::version::RoomVersion;
 use crate::room::visibility::{Memberships, Visibility};
-use crate::server::App;
 use crate::store::{ReadTxn, RoomShort, StoredEvent, StreamPos};
 use crate::sync;
 

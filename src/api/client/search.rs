@@ -6,11 +6,11 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::app::App;
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::search::run::{self, ContextSpec, Criteria, EventFilter};
 use crate::search::{Batch, Order, Query, SearchKey};
-use crate::server::App;
 use crate::sync::filter::{boolean, strings};
 
 /// Results per page without a `filter.limit`, and the most one page holds.

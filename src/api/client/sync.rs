@@ -9,10 +9,10 @@ use tokio::time::Instant;
 
 use super::userdata::wake_presence_watchers;
 use crate::account::now_ms;
+use crate::app::App;
 use crate::error::MatrixError;
 use crate::http::{Outcome, Reply, Request, json};
 use crate::quota;
-use crate::server::App;
 use crate::store::StreamPos;
 use crate::sync::filter::{self, Filter};
 use crate::sync::{self, Ephemeral, Since, SyncParams, presence};

@@ -8,13 +8,13 @@ use serde_json::{Map, Value, json};
 
 use super::rooms::{room_short, visible_upto};
 use crate::account::now_ms;
+use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
 use crate::ids::{RoomId, UserId};
 use crate::ingest;
 use crate::quota;
 use crate::room::build::NewEvent;
-use crate::server::App;
 use crate::store::{Receipt, StoreError, WriteCtx};
 use crate::sync::presence;
 use crate::sync::typing::MAX_TYPING;

@@ -6,16 +6,10 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::account::now_ms;
+use crate::app::App;
 use crate::config::RtcFocus;
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
-use crate::server::App;
-
-/// `/voip/turnServer` requests each user may make per minute. Clients ask
-/// once at start-up and again before the credential's `ttl` runs out, so
-/// a handful covers every device of a user; the limit keeps one account
-/// from minting credentials in bulk.
-pub const TURN_REQUESTS_PER_MINUTE: u32 = 10;
 
 /// `GET /_matrix/client/v3/voip/turnServer`
 ///
