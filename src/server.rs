@@ -204,7 +204,6 @@ pub async fn run_with_reload(
     reloads: crate::http::tls::ReloadRequests,
     shutdown: impl Future<Output = ()>,
 ) {
-    crate::http::set_header_limit(config.max_request_header_bytes);
     let signer = match load_signer(&config, &store) {
         Ok(s) => s,
         Err(e) => {
@@ -274,7 +273,14 @@ pub async fn run_with_reload(
     let trimmer = tokio::task::spawn_local(crate::memory::trim_when_idle());
     // Start-up is over: its code need not stay mapped (see `memory`).
     crate::memory::release_startup_pages();
-    crate::http::serve(listener, app, reloads, shutdown).await;
+    let settings = crate::http::Settings {
+        max_connections: app.config.max_connections,
+        timeouts: app.config.timeouts,
+        header_limit: app.config.max_request_header_bytes,
+        tls: app.config.tls.clone(),
+    };
+    let api = Rc::new(crate::api::client::ClientApi::new(app));
+    crate::http::serve(listener, api, settings, reloads, shutdown).await;
     trimmer.abort();
     if let Some(m) = metrics {
         m.abort();

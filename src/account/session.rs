@@ -9,8 +9,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use super::now_ms;
+use crate::api::Caller;
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::Caller;
 use crate::ids::{DeviceId, UserId};
 use crate::server::App;
 use crate::store::{DeviceRecord, StoreError, TokenKind, TokenRecord, WriteCtx, hash_token};

@@ -32,7 +32,7 @@ pub struct Txn {
 }
 
 impl Txn {
-    pub fn of(caller: &crate::http::Caller, id: &str) -> Txn {
+    pub fn of(caller: &crate::api::Caller, id: &str) -> Txn {
         Txn {
             user: caller.user_id.to_string(),
             device: caller.device_id.to_string(),

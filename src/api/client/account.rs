@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::account::{self, PASSWORD, require_uia};
+use crate::api::{Reply, Request, from_json, json};
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, from_json, json};
 use crate::ids::UserId;
 use crate::server::App;
 

@@ -4,8 +4,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::api::{Reply, Request, json};
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, json};
 use crate::quota;
 use crate::server::App;
 use crate::store::{StoreError, WriteCtx};

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::rooms::{parse, room_short};
+use crate::api::{Reply, Request, json};
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId};
 use crate::room::build::power_levels;
 use crate::room::cache::lock;

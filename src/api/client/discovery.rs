@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
+use crate::api::{Reply, Request, json};
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
 use crate::room::version::RoomVersion;
 use crate::server::App;
 

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::rooms::{SeenEvent, parse, parse_bundled, room_short, visible_event, visible_upto};
+use crate::api::{Reply, Request, json};
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
 use crate::room::visibility::Visibility;
 use crate::server::App;
 use crate::store::{ReadTxn, RoomShort, StoredEvent, StreamPos};

@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Map, Value, json};
 
 use crate::account::{PASSWORD, require_uia, wake_room_mates};
+use crate::api::{Reply, Request, json};
 use crate::e2ee::{self, Signer, Target};
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, json};
 use crate::ids::UserId;
 use crate::quota;
 use crate::server::App;

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::account::{self, SessionPlan, check_password, login_localpart};
+use crate::api::{Reply, Request, json};
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, json};
 use crate::server::App;
 
 /// `GET /_matrix/client/v3/login`
@@ -30,7 +30,7 @@ struct LoginBody {
 /// `POST /_matrix/client/v3/login`
 pub async fn login(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let map = req.json_object()?;
-    let body: LoginBody = crate::http::from_json(Value::Object(map.clone()))?;
+    let body: LoginBody = crate::api::from_json(Value::Object(map.clone()))?;
     if body.kind != "m.login.password" {
         return Err(MatrixError::new(
             ErrorKind::Unknown,

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use super::rooms::room_short;
 use crate::account::now_ms;
+use crate::api::{Reply, Request, json};
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
 use crate::ids::{EventId, UserId};
 use crate::quota;
 use crate::server::App;

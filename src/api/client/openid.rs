@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::api::{Reply, Request, json};
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, json};
 use crate::server::App;
 use crate::store::hash_token;
 

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
+use crate::api::{Reply, Request, json};
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, json};
 use crate::media::preview::{PreviewPolicy, parse_html};
 use crate::net::client::Client;
 use crate::server::App;

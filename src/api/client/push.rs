@@ -6,8 +6,8 @@
 
 use serde_json::{Value, json};
 
+use crate::api::{Reply, Request, json};
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
 use crate::push::{
     Action, NewPushRule, PushRuleError, RuleKind, Ruleset, apply::load_ruleset, default_ruleset,
 };

@@ -11,9 +11,9 @@ use serde_json::{Map, Value, json};
 use crate::account::{
     self, DUMMY, REGISTRATION_TOKEN, RateLimiter, SessionPlan, now_ms, require_uia,
 };
+use crate::api::{Reply, Request, from_json, json};
 use crate::config::Registration;
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, from_json, json};
 use crate::ids::UserId;
 use crate::server::App;
 use crate::store::UserRecord;

@@ -5,8 +5,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::api::{Caller, Reply, Request, json};
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Caller, Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId, UserId};
 use crate::room::build::NewEvent;
 use crate::room::served::Viewer;

@@ -6,8 +6,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::api::{Reply, Request, json};
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
 use crate::search::run::{self, ContextSpec, Criteria, EventFilter};
 use crate::search::{Batch, Order, Query, SearchKey};
 use crate::server::App;

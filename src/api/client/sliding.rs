@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::sync::acknowledge_to_device;
+use crate::api::{Reply, Request, json};
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
 use crate::server::App;
 use crate::sync::sliding::{self, SlidingRequest, SyncInput};
 

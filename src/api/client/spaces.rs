@@ -6,8 +6,8 @@ use std::collections::{HashSet, VecDeque};
 use serde_json::{Value, json};
 
 use super::rooms::parse;
+use crate::api::{Reply, Request, json};
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
 use crate::server::App;
 use crate::store::{ReadTxn, RoomShort};
 

@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
+use crate::api::{Reply, Request, json};
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId};
 use crate::server::App;
 use crate::store::{ReadTxn, RoomShort};

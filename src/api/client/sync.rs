@@ -9,8 +9,8 @@ use tokio::time::Instant;
 
 use super::userdata::wake_presence_watchers;
 use crate::account::now_ms;
+use crate::api::{Outcome, Reply, Request, json};
 use crate::error::MatrixError;
-use crate::http::{Outcome, Reply, Request, json};
 use crate::quota;
 use crate::server::App;
 use crate::store::StreamPos;

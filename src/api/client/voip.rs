@@ -6,9 +6,9 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::account::now_ms;
+use crate::api::{Reply, Request, json};
 use crate::config::RtcFocus;
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
 use crate::server::App;
 
 /// `/voip/turnServer` requests each user may make per minute. Clients ask
