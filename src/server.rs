@@ -229,7 +229,7 @@ pub async fn run_with_reload(
                 if let Ok(bound) = l.local_addr() {
                     app.own_addrs.borrow_mut().push(bound);
                 }
-                Some(tokio::task::spawn_local(crate::metrics::serve(l, app.clone())))
+                Some(tokio::task::spawn_local(crate::api::metrics::serve(l, app.clone())))
             }
             Err(e) => {
                 tracing::error!("cannot listen for metrics on {addr}: {e}; metrics are off");

@@ -5,6 +5,7 @@
 //! here: [`Request`] and the replies.
 
 pub mod client;
+pub mod metrics;
 mod reply;
 mod request;
 
