@@ -32,6 +32,8 @@ macro_rules! endpoints {
 }
 
 endpoints! {
+/// A client-server API operation: one variant per spec operation, named as
+/// in the spec, holding what its path says (the body is read by its handler).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     // Server discovery and versions
