@@ -1,6 +1,6 @@
 //! A generic HTTP server: listener, connections (hyper HTTP/1.1 with
 //! keep-alive; with TLS also HTTP/2, chosen by ALPN, see [`tls`]),
-//! timeouts and eviction ([`connections`]), header and body limits, CORS,
+//! timeouts and eviction (`connections`), header and body limits, CORS,
 //! and turning a `MatrixError` into a response. It knows no endpoint: an
 //! API implements [`Service`] (routing, authentication, handlers) and
 //! [`serve`] runs it; the caller fills [`Settings`] from the configuration.

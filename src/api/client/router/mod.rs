@@ -2,7 +2,7 @@
 //! the typed [`Endpoint`] (one variant per spec operation) and the
 //! authentication it needs, both given in the one arm that matches the
 //! path, so an operation's routing facts stand together. Split by spec
-//! area: [`v3`], [`rooms`], [`media`].
+//! area: `v3`, `rooms`, `media`.
 //!
 //! Unknown paths are `404 M_UNRECOGNIZED`; a known path with a method it
 //! does not take is `405 M_UNRECOGNIZED`.
