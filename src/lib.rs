@@ -11,12 +11,15 @@
 //!   handlers get); it holds only domain types.
 //! - [`server`]: [`server::run`], which takes a bound listener so tests can
 //!   drive the real server.
-//! - [`http`]: listener, connections, limits, CORS, routing into a typed
-//!   endpoint, access-token extraction, errors → responses; HTTPS and
+//! - [`http`]: a generic HTTP server over an [`http::Service`]: listener,
+//!   connections, timeouts, limits, CORS, errors → responses; HTTPS and
 //!   HTTP/2 with certificate reload in [`http::tls`].
 //! - [`net`]: the outbound HTTP(S) client (push gateways, link previews) and
 //!   the optional mDNS responder for the server's `.local` name.
-//! - [`api`]: one handler per spec operation, one file per spec area.
+//! - [`api`]: one handler per spec operation, one file per spec area; the
+//!   client API's router (method + path → typed endpoint and the token it
+//!   needs), access-token check and dispatch, as an [`http::Service`]; the
+//!   Prometheus listener ([`api::metrics`]).
 //! - [`account`]: passwords, tokens and devices, who made a request
 //!   ([`account::Caller`]), user-interactive auth sessions, failed-login
 //!   rate limiting, OpenID tokens.
@@ -39,7 +42,7 @@
 //! - [`cli`]: the admin command line (`hearth user …`, `hearth registration-token …`).
 //! - [`admin`]: the admin socket of a running server, backup and restore,
 //!   `hearth doctor`.
-//! - [`metrics`]: Prometheus metrics on their own listener (off by default).
+//! - [`metrics`]: the request counters behind the Prometheus metrics.
 //! - [`memory`]: releasing start-up-only pages of the executable from RSS,
 //!   trimming the heap when idle, and the global allocator
 //!   ([`memory::buffers`]: connection buffers that cost no RSS untouched).

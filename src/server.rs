@@ -45,7 +45,6 @@ pub async fn run_with_reload(
     reloads: crate::http::tls::ReloadRequests,
     shutdown: impl Future<Output = ()>,
 ) {
-    crate::http::set_header_limit(config.max_request_header_bytes);
     let signer = match load_signer(&config, &store) {
         Ok(s) => s,
         Err(e) => {
@@ -71,7 +70,7 @@ pub async fn run_with_reload(
                 if let Ok(bound) = l.local_addr() {
                     app.own_addrs.borrow_mut().push(bound);
                 }
-                Some(tokio::task::spawn_local(crate::metrics::serve(l, app.clone())))
+                Some(tokio::task::spawn_local(crate::api::metrics::serve(l, app.clone())))
             }
             Err(e) => {
                 tracing::error!("cannot listen for metrics on {addr}: {e}; metrics are off");
@@ -120,7 +119,14 @@ pub async fn run_with_reload(
     let trimmer = tokio::task::spawn_local(crate::memory::trim_when_idle());
     // Start-up is over: its code need not stay mapped (see `memory`).
     crate::memory::release_startup_pages();
-    crate::http::serve(listener, app, reloads, shutdown).await;
+    let settings = crate::http::Settings {
+        max_connections: app.config.max_connections,
+        timeouts: app.config.timeouts,
+        header_limit: app.config.max_request_header_bytes,
+        tls: app.config.tls.clone(),
+    };
+    let api = Rc::new(crate::api::client::ClientApi::new(app));
+    crate::http::serve(listener, api, settings, reloads, shutdown).await;
     trimmer.abort();
     if let Some(m) = metrics {
         m.abort();

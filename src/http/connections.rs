@@ -31,7 +31,7 @@ use crate::config::Timeouts;
 
 /// One connection's clocks and counters, shared by its I/O wrapper, its
 /// requests, its watchdog and the table (all on the event loop).
-pub(crate) struct ConnState {
+pub struct ConnState {
     /// The last byte read or written.
     last_io: Cell<Instant>,
     /// When the head now being read began; `None` while no head is due
@@ -93,7 +93,7 @@ impl ConnState {
 
     /// Marks a request body being read until the guard drops: the client
     /// must keep sending.
-    pub(crate) fn begin_body(&self) -> BodyGuard<'_> {
+    pub fn begin_body(&self) -> BodyGuard<'_> {
         self.reading_bodies.set(self.reading_bodies.get() + 1);
         self.last_io.set(Instant::now());
         self.poke.notify_one();
@@ -137,7 +137,7 @@ impl Drop for RequestGuard {
     }
 }
 
-pub(crate) struct BodyGuard<'a>(&'a ConnState);
+pub struct BodyGuard<'a>(&'a ConnState);
 
 impl Drop for BodyGuard<'_> {
     fn drop(&mut self) {

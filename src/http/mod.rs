@@ -1,17 +1,16 @@
-//! The HTTP layer: listener, connections (hyper HTTP/1.1 with keep-alive;
-//! with TLS also HTTP/2, chosen by ALPN, see [`tls`]), limits, CORS, access-token extraction, and turning `MatrixError` into
-//! responses. It knows nothing of rooms or accounts beyond calling
-//! `account::authenticate` and `api::dispatch`.
+//! A generic HTTP server: listener, connections (hyper HTTP/1.1 with
+//! keep-alive; with TLS also HTTP/2, chosen by ALPN, see [`tls`]),
+//! timeouts and eviction (`connections`), header and body limits, CORS,
+//! and turning a `MatrixError` into a response. It knows no endpoint: an
+//! API implements [`Service`] (routing, authentication, handlers) and
+//! [`serve`] runs it; the caller fills [`Settings`] from the configuration.
 
 mod connections;
-mod request;
 mod response;
-pub mod router;
 pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header;
+use hyper::header::{self, HeaderMap};
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -27,17 +26,50 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, TryAcquireError, watch};
 
-pub use request::{BodyStream, Request, decode_component, from_json, parse_query};
-pub use response::{
-    Body, Reply, bytes_reply, error as error_reply, html, json, json_bytes, json_status,
-    media_reply,
-};
+pub use connections::{BodyGuard, ConnState};
+pub use response::{Body, Reply, error as error_reply, full, json_status, with_type};
 
-use crate::app::App;
-use crate::config::Timeouts;
+use crate::config::{Timeouts, TlsFiles};
 use crate::error::{ErrorKind, MatrixError};
-use connections::{ConnState, Table, Tracked};
-use router::{AuthNeed, Endpoint};
+use connections::{Table, Tracked};
+
+/// What the server needs to know of the configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Open connections at most; past it the one idle the longest is closed.
+    pub max_connections: usize,
+    pub timeouts: Timeouts,
+    /// The largest request head (HTTP/1.1 buffer, HTTP/2 header list);
+    /// hyper needs at least 8 KiB, so less counts as 8 KiB.
+    pub header_limit: usize,
+    /// HTTPS with these files; `None` serves plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// An API served by [`serve`]: turns each request into a response.
+pub trait Service: 'static {
+    /// Answers one request (CORS preflights excepted: [`serve`] answers
+    /// those). The request comes boxed: the returned future keeps its
+    /// arguments' space for its whole life, and a long-poll outlives the
+    /// request by far. A body is read through [`read_body`] (or, streamed,
+    /// under [`ConnState::begin_body`]) so the connection's clocks know
+    /// whose turn it is.
+    fn handle(
+        &self,
+        req: Box<hyper::Request<Incoming>>,
+        remote: SocketAddr,
+        conn: &ConnState,
+    ) -> impl Future<Output = Reply>;
+
+    /// A CORS preflight was answered, `elapsed` after it arrived.
+    fn preflight_answered(&self, elapsed: Duration) {
+        let _ = elapsed;
+    }
+
+    /// The server stops accepting (or cannot start): requests waiting in a
+    /// long-poll should return now.
+    fn begin_shutdown(&self);
+}
 
 /// How long shutdown waits for open connections (long-polls are woken and
 /// return at once; this bounds a slow client).
@@ -56,17 +88,18 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// connection can multiplex (hyper's default is 200).
 const H2_MAX_STREAMS: u32 = 64;
 
-/// Accepts connections until `shutdown` resolves, then stops accepting,
-/// lets in-flight requests finish and returns. With `tls_cert`/`tls_key`
-/// configured it speaks HTTPS, reloading the certificate on SIGHUP or a
-/// request through `reloads`.
-pub async fn serve(
+/// Accepts connections for `service` until `shutdown` resolves, then
+/// stops accepting, lets in-flight requests finish and returns. With
+/// `settings.tls` it speaks HTTPS, reloading the certificate on SIGHUP or
+/// a request through `reloads`.
+pub async fn serve<S: Service>(
     listener: TcpListener,
-    app: Rc<App>,
+    service: Rc<S>,
+    settings: Settings,
     reloads: tls::ReloadRequests,
     shutdown: impl Future<Output = ()>,
 ) {
-    let tls = match &app.config.tls {
+    let tls = match &settings.tls {
         None => None,
         Some(files) => match tls::Tls::load(files) {
             Ok(t) => Some(Rc::new(t)),
@@ -74,13 +107,14 @@ pub async fn serve(
                 // `hearth serve` checked the files before starting; they
                 // changed since.
                 tracing::error!("cannot serve HTTPS: {e}");
-                app.begin_shutdown();
+                service.begin_shutdown();
                 return;
             }
         },
     };
     let reloader = tokio::task::spawn_local(tls::reload_on_request(tls.clone(), reloads));
-    let max = app.config.max_connections;
+    let max = settings.max_connections;
+    let limits = Limits { timeouts: settings.timeouts, header_limit: settings.header_limit };
     let slots = Arc::new(Semaphore::new(max));
     let table = Rc::new(Table::default());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -121,7 +155,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let entry = table.open();
         let stream = Tracked::new(stream, entry.state.clone());
-        let app = app.clone();
+        let service = service.clone();
         let mut stop = stop_rx.clone();
         // Taken at accept time: a reload affects connections from now on.
         let Some(acceptor) = tls.as_ref().map(|t| t.acceptor()) else {
@@ -131,7 +165,7 @@ pub async fn serve(
             tokio::task::spawn_local(async move {
                 let _permit = permit;
                 let state = entry.state.clone();
-                serve_connection(stream, false, app, remote, stop, state).await;
+                serve_connection(stream, false, service, limits, remote, stop, state).await;
                 drop(entry);
             });
             continue;
@@ -139,7 +173,7 @@ pub async fn serve(
         tokio::task::spawn_local(async move {
             let _permit = permit;
             let state = entry.state.clone();
-            let timeouts = app.config.timeouts;
+            let timeouts = limits.timeouts;
             let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
             let stream = tokio::select! {
                 r = handshake => match r {
@@ -161,14 +195,14 @@ pub async fn serve(
             if h2 {
                 state.set_h2();
             }
-            serve_connection(stream, h2, app, remote, stop, state).await;
+            serve_connection(stream, h2, service, limits, remote, stop, state).await;
             drop(entry);
         });
     }
     drop(listener);
     reloader.abort();
     let _ = stop_tx.send(true);
-    app.begin_shutdown();
+    service.begin_shutdown();
     // Every connection holds a slot; having all of them back means all closed.
     let all = u32::try_from(max).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all)).await;
@@ -180,23 +214,27 @@ pub async fn serve(
 /// run to completion). It is closed at once (HTTP/2: GOAWAY, briefly) when
 /// it keeps the server waiting past its timeouts or is evicted (see
 /// [`connections`]).
-async fn serve_connection<I>(
+async fn serve_connection<I, S>(
     io: I,
     h2: bool,
-    app: Rc<App>,
+    service: Rc<S>,
+    limits: Limits,
     remote: SocketAddr,
     mut stop: watch::Receiver<bool>,
     state: Rc<ConnState>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + 'static,
+    S: Service,
 {
-    let timeouts: Timeouts = app.config.timeouts;
+    let timeouts: Timeouts = limits.timeouts;
+    // hyper wants at least 8 KiB (config enforces only above 1 KiB).
+    let header_limit = limits.header_limit.max(8192);
     let conn_state = state.clone();
     let service = service_fn(move |req| {
-        let app = app.clone();
+        let service = service.clone();
         let conn = conn_state.clone();
         async move {
-            Ok::<_, std::convert::Infallible>(handle(&app, Box::new(req), remote, &conn).await)
+            Ok::<_, std::convert::Infallible>(handle(&*service, Box::new(req), remote, &conn).await)
         }
     });
     let io = TokioIo::new(io);
@@ -225,7 +263,7 @@ async fn serve_connection<I>(
         }};
     }
     if h2 {
-        let header_limit = u32::try_from(app_header_limit()).unwrap_or(u32::MAX);
+        let header_limit = u32::try_from(header_limit).unwrap_or(u32::MAX);
         drive!(
             http2::Builder::new(tls::LocalExec)
                 .max_concurrent_streams(H2_MAX_STREAMS)
@@ -236,49 +274,25 @@ async fn serve_connection<I>(
         drive!(
             http1::Builder::new()
                 .keep_alive(true)
-                .max_buf_size(app_header_limit())
+                .max_buf_size(header_limit)
                 .serve_connection(io, service)
         );
     }
 }
 
-thread_local! {
-    static HEADER_LIMIT: std::cell::Cell<usize> = const { std::cell::Cell::new(16 * 1024) };
+/// The settings every connection task copies.
+#[derive(Clone, Copy)]
+struct Limits {
+    timeouts: Timeouts,
+    header_limit: usize,
 }
 
-/// hyper wants its buffer limit per connection builder; the configured value
-/// is set once at start-up (it must be at least 8 KiB, which config enforces
-/// above 1 KiB, so clamp here).
-fn app_header_limit() -> usize {
-    HEADER_LIMIT.with(|c| c.get()).max(8192)
-}
-
-pub fn set_header_limit(bytes: usize) {
-    HEADER_LIMIT.with(|c| c.set(bytes));
-}
-
-/// A handler's result: its reply, or a long-poll that has nothing to send
-/// yet and produces the reply when woken or at its timeout.
-pub enum Outcome<'a> {
-    Reply(Reply),
-    Wait(Pin<Box<dyn Future<Output = Result<Reply, MatrixError>> + 'a>>),
-}
-
-/// Serves one request; this is the future hyper keeps (boxed) for as long
-/// as the request runs.
-///
-/// A `/sync` long-poll parks for up to minutes, and a few hundred may be
-/// open, so what this future holds while one waits is what each costs.
-/// Routing, authentication and the handler's first pass run in a boxed
-/// future of their own that is finished (freed, with the request's
-/// headers, query and the connection read buffer they point into) before
-/// the wait begins; the wait itself ([`Outcome::Wait`]) holds only what
-/// the handler needs to answer later.
-///
-/// The request comes boxed: a future keeps its arguments' space for its
-/// whole life, and the request is consumed long before a wait begins.
-async fn handle(
-    app: &Rc<App>,
+/// Serves one request: CORS preflights here, the rest by `service`; CORS
+/// headers on every response. This is the future hyper keeps (boxed) for
+/// as long as the request runs, a `/sync` long-poll included: what it
+/// holds while one waits is what each costs (see [`Service::handle`]).
+async fn handle<S: Service>(
+    service: &S,
     req: Box<hyper::Request<Incoming>>,
     remote: SocketAddr,
     conn: &Rc<ConnState>,
@@ -286,67 +300,28 @@ async fn handle(
     let _in_flight = conn.begin_request();
     let started = std::time::Instant::now();
     crate::memory::note_activity();
-    // The `Endpoint` variant name, for metrics (bounded: never the path).
-    let mut label = "Unrecognized";
-    let result = if req.method() == hyper::Method::OPTIONS {
-        label = "Preflight";
-        Ok(response::preflight())
+    let mut reply = if req.method() == hyper::Method::OPTIONS {
+        drop(req);
+        let reply = response::preflight();
+        service.preflight_answered(started.elapsed());
+        reply
     } else {
-        match Box::pin(handle_inner(app, req, remote, conn, &mut label)).await {
-            Ok(Outcome::Reply(r)) => Ok(r),
-            Ok(Outcome::Wait(wait)) => wait.await,
-            Err(e) => Err(e),
-        }
-    };
-    let mut reply = match result {
-        Ok(r) => r,
-        Err(e) => response::error(&e.with_admin_contact(app.config.admin_contact.as_deref())),
+        service.handle(req, remote, conn).await
     };
     response::add_cors(&mut reply);
-    app.metrics.record_request(label, reply.status().as_u16(), started.elapsed());
     reply
 }
 
-async fn handle_inner<'a>(
-    app: &'a Rc<App>,
-    req: Box<hyper::Request<Incoming>>,
-    remote: SocketAddr,
+/// Reads a whole request body of at most `limit` bytes (a larger declared
+/// `Content-Length` is refused before reading any). While it reads, the
+/// client must keep sending (the connection's body-read timeout runs).
+pub async fn read_body(
+    body: Incoming,
+    headers: &HeaderMap,
+    limit: usize,
     conn: &ConnState,
-    label: &mut &'static str,
-) -> Result<Outcome<'a>, MatrixError> {
-    let (parts, body) = (*req).into_parts();
-    let path = parts.uri.path();
-    let decoded: Vec<String> =
-        path.trim_start_matches('/').split('/').map(decode_component).collect::<Result<_, _>>()?;
-    let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
-    let endpoint = router::route(&parts.method, &segs)?;
-    *label = app.metrics.endpoint_label(&endpoint);
-    let query = parse_query(parts.uri.query().unwrap_or(""))?;
-
-    if endpoint.streams_body() {
-        let mut request = Request {
-            body_stream: std::cell::RefCell::new(Some(body)),
-            method: parts.method,
-            query,
-            headers: parts.headers,
-            body: Bytes::new(),
-            remote: remote.ip(),
-            caller: None,
-        };
-        if let Some(t) = access_token(&request)? {
-            request.caller =
-                Some(crate::account::authenticate(&app.store, &app.config.server_name, &t).await?);
-        } else if endpoint.auth() == AuthNeed::Required {
-            return Err(MatrixError::new(ErrorKind::MissingToken, "Missing access token"));
-        }
-        // The handler reads the body as it goes (uploads): the client's
-        // turn until it is done.
-        let _reading = conn.begin_body();
-        return dispatch(app, endpoint, &request).await;
-    }
-    let limit = app.config.max_request_body_bytes;
-    let declared = parts
-        .headers
+) -> Result<Bytes, MatrixError> {
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
@@ -356,56 +331,10 @@ async fn handle_inner<'a>(
     let reading = conn.begin_body();
     let collected = Limited::new(body, limit).collect().await;
     drop(reading);
-    let body: Bytes = match collected {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(limit)),
-        Err(e) => {
-            return Err(MatrixError::new(ErrorKind::BadJson, format!("could not read body: {e}")));
-        }
-    };
-
-    let mut request = Request {
-        body_stream: std::cell::RefCell::new(None),
-        method: parts.method,
-        query,
-        headers: parts.headers,
-        body,
-        remote: remote.ip(),
-        caller: None,
-    };
-    if endpoint.wants_json_body(&request.method) {
-        // Reject non-objects before any endpoint logic (spec: API Standards).
-        request.json_object()?;
-    }
-    let token = access_token(&request)?;
-    match (endpoint.auth(), token) {
-        (AuthNeed::Required, None) => {
-            return Err(MatrixError::new(ErrorKind::MissingToken, "Missing access token"));
-        }
-        (AuthNeed::Required | AuthNeed::Optional, Some(t)) => {
-            request.caller =
-                Some(crate::account::authenticate(&app.store, &app.config.server_name, &t).await?);
-        }
-        _ => {}
-    }
-    dispatch(app, endpoint, &request).await
-}
-
-/// Runs the endpoint's handler in a future of its own size (boxed: inline,
-/// every request's future would be as large as the largest endpoint's).
-async fn dispatch<'a>(
-    app: &'a Rc<App>,
-    endpoint: Endpoint,
-    request: &Request,
-) -> Result<Outcome<'a>, MatrixError> {
-    // Locked and suspended accounts, for every endpoint (spec: account
-    // moderation).
-    if let Some(caller) = &request.caller {
-        crate::api::client::moderation::enforce(app, &endpoint, caller)?;
-    }
-    match endpoint {
-        Endpoint::Sync => Box::pin(crate::api::client::sync::sync_events(app, request)).await,
-        other => Box::pin(crate::api::dispatch(app, other, request)).await.map(Outcome::Reply),
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
+        Err(e) => Err(MatrixError::new(ErrorKind::BadJson, format!("could not read body: {e}"))),
     }
 }
 
@@ -413,21 +342,69 @@ fn too_large(limit: usize) -> MatrixError {
     MatrixError::new(ErrorKind::TooLarge, format!("Request body is larger than {limit} bytes"))
 }
 
-/// `Authorization: Bearer …`, or the `access_token` query parameter (removed
-/// in spec v1.20, still accepted since we advertise up to v1.19).
-fn access_token(req: &Request) -> Result<Option<String>, MatrixError> {
-    if let Some(h) = req.headers.get(header::AUTHORIZATION) {
-        let v = h.to_str().map_err(|_| {
-            MatrixError::new(ErrorKind::UnknownToken, "Authorization header is not ASCII")
-        })?;
-        let token =
-            v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).ok_or_else(|| {
-                MatrixError::new(
-                    ErrorKind::MissingToken,
-                    "Authorization must use the Bearer scheme",
-                )
-            })?;
-        return Ok(Some(token.trim().to_owned()));
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// Answers every request with `{}`.
+    struct Empty;
+
+    impl Service for Empty {
+        async fn handle(
+            &self,
+            _req: Box<hyper::Request<Incoming>>,
+            _remote: SocketAddr,
+            _conn: &ConnState,
+        ) -> Reply {
+            json_status(200, &serde_json::json!({}))
+        }
+
+        fn begin_shutdown(&self) {}
     }
-    Ok(req.query("access_token").map(str::to_owned))
+
+    fn settings(header_limit: usize) -> Settings {
+        let t = Duration::from_secs(10);
+        Settings {
+            max_connections: 4,
+            timeouts: Timeouts { header_read: t, idle: t, body_read: t },
+            header_limit,
+            tls: None,
+        }
+    }
+
+    /// The status line of the answer to a request with `size` bytes of header.
+    async fn status_line(addr: SocketAddr, size: usize) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connects");
+        let big = "a".repeat(size);
+        let head =
+            format!("GET / HTTP/1.1\r\nhost: x\r\nx-big: {big}\r\nconnection: close\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.expect("writes");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.expect("reads");
+        String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_owned()
+    }
+
+    #[test]
+    fn each_server_keeps_to_the_header_limit_it_was_given() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async {
+            let mut addrs = Vec::new();
+            // Two servers on one thread, the larger limit set last.
+            for limit in [8 * 1024, 64 * 1024] {
+                let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+                addrs.push(listener.local_addr().expect("bound"));
+                let none = tls::ReloadRequests::none();
+                let serving =
+                    serve(listener, Rc::new(Empty), settings(limit), none, std::future::pending());
+                tokio::task::spawn_local(serving);
+            }
+            let (small, large) = (addrs[0], addrs[1]);
+            assert!(status_line(small, 1024).await.contains(" 200 "));
+            assert!(status_line(small, 20 * 1024).await.contains(" 431 "));
+            assert!(status_line(large, 20 * 1024).await.contains(" 200 "));
+        });
+    }
 }

@@ -1,5 +1,6 @@
-//! Building responses: JSON bodies, CORS headers on everything, errors as
-//! Matrix error bodies with their status (and `Retry-After` for 429).
+//! The response type, bodies of bytes and JSON, CORS headers on everything,
+//! errors as Matrix error bodies with their status (and `Retry-After` for
+//! 429). What an API builds on top (media, HTML pages) is its own.
 
 use std::convert::Infallible;
 
@@ -14,13 +15,8 @@ use crate::error::MatrixError;
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 pub type Reply = Response<Body>;
 
-pub(super) fn full(bytes: impl Into<Bytes>) -> Body {
+pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never: Infallible| match never {}).boxed_unsync()
-}
-
-/// A `200` with a JSON body.
-pub fn json<T: Serialize + ?Sized>(value: &T) -> Reply {
-    json_status(200, value)
 }
 
 pub fn json_status<T: Serialize + ?Sized>(status: u16, value: &T) -> Reply {
@@ -30,34 +26,8 @@ pub fn json_status<T: Serialize + ?Sized>(status: u16, value: &T) -> Reply {
     }
 }
 
-/// A `200` with JSON bytes already serialised (stored events, sync).
-pub fn json_bytes(bytes: Vec<u8>) -> Reply {
-    with_type(200, "application/json", bytes)
-}
-
-/// Raw bytes (media), without copying them.
-pub fn bytes_reply(status: u16, content_type: &'static str, bytes: Bytes) -> Reply {
-    let mut r = Response::new(full(bytes));
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
-}
-
-/// A media download: `body` streams the bytes (its size hint gives the
-/// `Content-Length`).
-pub fn media_reply(status: u16, body: crate::media::MappedBody) -> Reply {
-    let mut r = Response::new(body.boxed_unsync());
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    r
-}
-
-pub fn html(status: u16, page: String) -> Reply {
-    with_type(status, "text/html; charset=utf-8", page.into_bytes())
-}
-
-fn with_type(status: u16, content_type: &'static str, bytes: Vec<u8>) -> Reply {
+/// A body of `bytes` as `content_type`.
+pub fn with_type(status: u16, content_type: &'static str, bytes: Vec<u8>) -> Reply {
     let mut r = Response::new(full(bytes));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -4,11 +4,11 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::api::{Reply, Request, from_json, json};
 use crate::account::{self, PASSWORD};
 use crate::api::client::uia::require_uia;
 use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, from_json, json};
 use crate::ids::UserId;
 
 /// `GET /_matrix/client/v3/account/whoami`

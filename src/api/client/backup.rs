@@ -4,10 +4,10 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::e2ee::backup::{self, current, parse};
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
 use crate::ids::UserId;
 use crate::quota;
 

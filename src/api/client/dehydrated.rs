@@ -10,10 +10,10 @@ use serde_json::{Map, Value, json};
 
 use super::keys::{check_device_keys, check_key_sizes, key_list};
 use super::sync::acknowledge_to_device;
+use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::e2ee::dehydrated::{self, Upload, current, none};
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
 use crate::ids::DeviceId;
 use crate::quota;
 use crate::store::StreamPos;

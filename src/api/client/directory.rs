@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::rooms::{parse, room_short};
+use crate::api::{Reply, Request, json};
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId};
 use crate::ingest::{lock, unlist_canonical_alias};
 use crate::room::directory;

@@ -3,9 +3,9 @@
 
 use serde_json::json;
 
+use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
 use crate::room::version::RoomVersion;
 
 /// The spec versions whose client-server API Hearth implements.

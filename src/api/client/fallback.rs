@@ -4,9 +4,9 @@
 //! `postMessage("authDone")` to its opener, exactly as the spec's snippet.
 
 use crate::account::{self, DUMMY, PASSWORD, REGISTRATION_TOKEN};
-use crate::app::App;
+use crate::api::{Reply, Request, html, parse_query};
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, html, parse_query};
+use crate::app::App;
 
 const DONE_SCRIPT: &str = r#"<script>
 if (window.onAuthDone) {

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::rooms::{SeenEvent, parse, parse_bundled, room_short, visible_event, visible_upto};
+use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
 use crate::room::visibility::Visibility;
 use crate::store::{ReadTxn, RoomShort, StoredEvent, StreamPos};
 use crate::sync;

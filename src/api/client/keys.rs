@@ -9,12 +9,12 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
+use crate::api::{Reply, Request, json};
 use crate::account::{PASSWORD, wake_room_mates};
 use crate::api::client::uia::require_uia;
 use crate::app::App;
 use crate::e2ee::{self, Signer, Target};
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, json};
 use crate::ids::UserId;
 use crate::quota;
 use crate::store::{ReadTxn, RoomShort, StoreError, StreamPos, WriteCtx};

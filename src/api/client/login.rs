@@ -7,9 +7,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::account::{self, SessionPlan, check_password, login_localpart};
-use crate::app::App;
+use crate::api::{Reply, Request, json};
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, json};
+use crate::app::App;
 
 /// `GET /_matrix/client/v3/login`
 pub fn get_login_flows() -> Result<Reply, MatrixError> {
@@ -30,7 +30,7 @@ struct LoginBody {
 /// `POST /_matrix/client/v3/login`
 pub async fn login(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let map = req.json_object()?;
-    let body: LoginBody = crate::http::from_json(Value::Object(map.clone()))?;
+    let body: LoginBody = crate::api::from_json(Value::Object(map.clone()))?;
     if body.kind != "m.login.password" {
         return Err(MatrixError::new(
             ErrorKind::Unknown,

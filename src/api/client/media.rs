@@ -9,9 +9,9 @@ use hyper::header::{self, HeaderValue};
 use serde_json::json;
 
 use crate::account::now_ms;
+use crate::api::{Reply, Request, bytes_reply, json, media_reply};
 use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, bytes_reply, json, media_reply};
 use crate::media::thumbnail::{self, ThumbError};
 use crate::media::{IngestError, inline_safe, uploads, valid_media_id};
 use crate::store::MediaRecord;
@@ -50,7 +50,7 @@ async fn receive(app: &App, req: &Request, uploader: &str) -> Result<MediaRecord
     let body =
         req.take_body_stream().ok_or_else(|| MatrixError::internal("upload", "no body stream"))?;
     let ingested =
-        app.media.ingest(limit, &mut crate::http::BodyStream(body)).await.map_err(|e| match e {
+        app.media.ingest(limit, &mut crate::api::BodyStream(body)).await.map_err(|e| match e {
             IngestError::TooLarge => too_large(limit),
             IngestError::Io(e) => MatrixError::internal("storing an upload", e),
         })?;

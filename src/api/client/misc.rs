@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 
 use super::rooms::room_short;
 use crate::account::now_ms;
+use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
 use crate::ids::{EventId, UserId};
 use crate::quota;
 use crate::store::ReadTxn;

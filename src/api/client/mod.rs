@@ -1,4 +1,7 @@
-//! Client-server API handlers, one file per spec area.
+//! The client-server API: its router ([`router`]), its [`http::Service`]
+//! ([`ClientApi`]), and the handlers, one file per spec area.
+//!
+//! [`http::Service`]: crate::http::Service
 
 pub mod account;
 pub mod backup;
@@ -6,6 +9,7 @@ pub mod dehydrated;
 pub mod devices;
 pub mod directory;
 pub mod discovery;
+mod dispatch;
 pub mod fallback;
 pub mod history;
 pub mod keys;
@@ -19,7 +23,9 @@ pub mod push;
 pub mod register;
 pub mod relations;
 pub mod rooms;
+pub mod router;
 pub mod search;
+mod service;
 pub mod sliding;
 pub mod spaces;
 pub mod summary;
@@ -27,3 +33,5 @@ pub mod sync;
 pub mod uia;
 pub mod userdata;
 pub mod voip;
+
+pub use service::ClientApi;

@@ -5,37 +5,27 @@
 
 use serde_json::{Value, json};
 
+use crate::api::client::router::{Endpoint, Moderation};
+use crate::api::{Reply, Request, json};
+use crate::error::{ErrorKind, MatrixError};
 use crate::account::{self, Caller, Restriction};
 use crate::app::App;
-use crate::error::{ErrorKind, MatrixError};
-use crate::http::router::{Endpoint, Moderation};
-use crate::http::{Reply, Request, json};
 use crate::ids::UserId;
 
 /// Refuses what a locked or suspended caller may not do.
 pub fn enforce(app: &App, endpoint: &Endpoint, caller: &Caller) -> Result<(), MatrixError> {
-    use Endpoint::*;
-    if caller.locked && !matches!(endpoint, Logout | LogoutAll) {
+    let rule = rule(endpoint);
+    if caller.locked && rule != Rule::EvenLocked {
         return Err(MatrixError::new(ErrorKind::UserLocked, "This account has been locked")
             .with_extra("soft_logout", Value::Bool(true)));
     }
     if !caller.suspended {
         return Ok(());
     }
-    let refused = match endpoint {
-        CreateRoom
-        | JoinRoom { .. }
-        | JoinRoomIdOrAlias { .. }
-        | KnockRoom { .. }
-        | ChangeMembership { .. }
-        | SetRoomState { .. }
-        | SetProfileField { .. }
-        | UpgradeRoom { .. }
-        | SetRoomAlias { .. }
-        | SetRoomVisibility { .. } => true,
-        // Redactions stay possible: of their own events only.
-        SendMessageEvent { event_type, .. } => event_type != "m.room.redaction",
-        RedactEvent { event_id, .. } => {
+    let refused = match rule {
+        Rule::EvenLocked | Rule::EvenSuspended => false,
+        Rule::Unmoderated => true,
+        Rule::OwnEventWhileSuspended(event_id) => {
             let read = app.store.read()?;
             match read.event_position(event_id)? {
                 Some((room, pos)) => read.event_at(room, pos)?.is_some_and(|e| {
@@ -46,7 +36,6 @@ pub fn enforce(app: &App, endpoint: &Endpoint, caller: &Caller) -> Result<(), Ma
                 None => false,
             }
         }
-        _ => false,
     };
     if refused {
         return Err(MatrixError::new(
@@ -55,6 +44,146 @@ pub fn enforce(app: &App, endpoint: &Endpoint, caller: &Caller) -> Result<(), Ma
         ));
     }
     Ok(())
+}
+
+/// Who of the moderated accounts may call an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rule<'a> {
+    /// Locked accounts too (they may only log out).
+    EvenLocked,
+    /// Suspended accounts too: reading, and what concerns only the account.
+    EvenSuspended,
+    /// Neither locked nor suspended accounts: acting in rooms, on the
+    /// profile and the directory.
+    Unmoderated,
+    /// Suspended accounts only when the event is their own (redacting it).
+    OwnEventWhileSuspended(&'a str),
+}
+
+/// The decision for each endpoint; no wildcard, so a new endpoint must
+/// make its own.
+fn rule(endpoint: &Endpoint) -> Rule<'_> {
+    use Endpoint::*;
+    match endpoint {
+        Logout | LogoutAll => Rule::EvenLocked,
+        CreateRoom
+        | JoinRoom { .. }
+        | JoinRoomIdOrAlias { .. }
+        | KnockRoom { .. }
+        | ChangeMembership { .. }
+        | SetRoomState { .. }
+        | SetProfileField { .. }
+        | UpgradeRoom { .. }
+        | SetRoomAlias { .. }
+        | SetRoomVisibility { .. } => Rule::Unmoderated,
+        // Redactions stay possible: of their own events only.
+        SendMessageEvent { event_type, .. } if event_type == "m.room.redaction" => {
+            Rule::EvenSuspended
+        }
+        SendMessageEvent { .. } => Rule::Unmoderated,
+        RedactEvent { event_id, .. } => Rule::OwnEventWhileSuspended(event_id),
+        GetVersions
+        | GetWellKnownClient
+        | GetWellKnownSupport
+        | GetCapabilities
+        | Register
+        | GetRegisterAvailable
+        | GetRegistrationTokenValidity
+        | GetLoginFlows
+        | Login
+        | Refresh
+        | AuthFallback { .. }
+        | GetWhoami
+        | ChangePassword
+        | Deactivate
+        | GetThreepids
+        | ThreepidUnsupported
+        | ThreepidDelete
+        | GetDevices
+        | GetDevice { .. }
+        | UpdateDevice { .. }
+        | DeleteDevice { .. }
+        | DeleteDevices
+        | LeaveRoom { .. }
+        | GetJoinedRooms
+        | GetRoomStateEvent { .. }
+        | GetRoomState { .. }
+        | GetEvent { .. }
+        | GetJoinedMembers { .. }
+        | GetMembers { .. }
+        | GetMessages { .. }
+        | CreateFilter { .. }
+        | RequestOpenIdToken { .. }
+        | GetOpenIdUserInfo
+        | GetFilter { .. }
+        | Sync
+        | SlidingSync
+        | GetDehydratedDevice
+        | PutDehydratedDevice
+        | DeleteDehydratedDevice
+        | GetDehydratedEvents { .. }
+        | GetRoomSummary { .. }
+        | ForgetRoom { .. }
+        | GetEventContext { .. }
+        | GetAccountData { .. }
+        | SetAccountData { .. }
+        | GetTags { .. }
+        | ChangeTag { .. }
+        | SetTyping { .. }
+        | PostReceipt { .. }
+        | SetReadMarkers { .. }
+        | GetProfile { .. }
+        | GetProfileField { .. }
+        | GetPresence { .. }
+        | SetPresence { .. }
+        | GetRoomAlias { .. }
+        | DeleteRoomAlias { .. }
+        | GetLocalAliases { .. }
+        | GetRoomVisibility { .. }
+        | PublicRooms { .. }
+        | GetRelations { .. }
+        | GetThreads { .. }
+        | GetHierarchy { .. }
+        | UploadMedia
+        | CreateMedia
+        | UploadMediaTo { .. }
+        | DownloadMedia { .. }
+        | ThumbnailMedia { .. }
+        | MediaConfig
+        | PreviewUrl
+        | GetMutualRooms
+        | GetPushRules { .. }
+        | GetPushRule { .. }
+        | SetPushRule { .. }
+        | DeletePushRule { .. }
+        | GetPushers
+        | SetPusher
+        | GetNotifications
+        | SearchUserDirectory
+        | Search
+        | ReportEvent { .. }
+        | ReportRoom { .. }
+        | ReportUser { .. }
+        | GetTurnServer
+        | GetRtcTransports
+        | GetThirdpartyProtocols
+        | ThirdpartyUnknown
+        | Whois { .. }
+        | AdminModeration { .. }
+        | TimestampToEvent { .. }
+        | UploadKeys
+        | QueryKeys
+        | ClaimKeys
+        | GetKeyChanges
+        | UploadCrossSigningKeys
+        | UploadSignatures
+        | SendToDevice { .. }
+        | CreateBackupVersion
+        | GetBackupVersion { .. }
+        | UpdateBackupVersion { .. }
+        | DeleteBackupVersion { .. }
+        | BackupKeys { .. } => Rule::EvenSuspended,
+    }
 }
 
 /// `GET|PUT /_matrix/client/v1/admin/{lock,suspend}/{userId}`

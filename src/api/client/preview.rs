@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, json};
 use crate::media::preview::{PreviewPolicy, parse_html};
 use crate::net::client::Client;
 use crate::store::MediaRecord;

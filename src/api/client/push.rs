@@ -6,9 +6,9 @@
 
 use serde_json::{Value, json};
 
-use crate::app::App;
+use crate::api::{Reply, Request, json};
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
+use crate::app::App;
 use crate::ids::UserId;
 use crate::push::settings::{self, NewPusher};
 use crate::push::{Action, NewPushRule, PushRuleError, RuleKind, Ruleset, default_ruleset};

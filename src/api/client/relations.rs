@@ -6,9 +6,9 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 
 use super::rooms::{SeenEvent, parse, room_short, visible_event, visible_upto};
+use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
 use crate::room::relations::bundle;
 use crate::room::served::set_membership;
 use crate::room::visibility::Visibility;

@@ -5,10 +5,10 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::api::{Reply, Request, json};
+use crate::error::{ErrorKind, MatrixError};
 use crate::account::Caller;
 use crate::app::App;
-use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, json};
 use crate::ids::{EventId, RoomAlias, RoomId, UserId};
 use crate::ingest::{self, CreateRoom, Rooms, Txn};
 use crate::room::build::NewEvent;

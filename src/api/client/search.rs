@@ -6,9 +6,9 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
 use crate::search::run::{self, ContextSpec, Criteria, EventFilter};
 use crate::search::{Batch, Order, Query, SearchKey};
 use crate::sync::filter::{boolean, strings};

@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::sync::acknowledge_to_device;
-use crate::app::App;
+use crate::api::{Reply, Request, json};
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
+use crate::app::App;
 use crate::sync::sliding::{self, SlidingRequest, SyncInput};
 
 /// The longest a request may wait for something new.

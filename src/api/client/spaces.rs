@@ -6,9 +6,9 @@ use std::collections::{HashSet, VecDeque};
 use serde_json::{Value, json};
 
 use super::rooms::parse;
-use crate::app::App;
+use crate::api::{Reply, Request, json};
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
+use crate::app::App;
 use crate::store::{ReadTxn, RoomShort};
 
 fn content(read: &ReadTxn, room: RoomShort, ty: &str, key: &str) -> Result<Value, MatrixError> {

@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 
+use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId};
 use crate::store::{ReadTxn, RoomShort};
 use crate::sync::event_value;

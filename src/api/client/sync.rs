@@ -9,9 +9,9 @@ use tokio::time::Instant;
 
 use super::userdata::wake_presence_watchers;
 use crate::account::now_ms;
+use crate::api::{Outcome, Reply, Request, json};
 use crate::app::App;
 use crate::error::MatrixError;
-use crate::http::{Outcome, Reply, Request, json};
 use crate::quota;
 use crate::store::StreamPos;
 use crate::sync::filter::{self, Filter};

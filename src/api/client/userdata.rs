@@ -8,9 +8,9 @@ use serde_json::{Map, Value, json};
 
 use super::rooms::{room_short, visible_upto};
 use crate::account::now_ms;
+use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Reply, Request, json};
 use crate::ids::{RoomId, UserId};
 use crate::ingest;
 use crate::quota;

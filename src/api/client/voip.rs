@@ -9,7 +9,7 @@ use crate::account::now_ms;
 use crate::app::App;
 use crate::config::RtcFocus;
 use crate::error::MatrixError;
-use crate::http::{Reply, Request, json};
+use crate::api::{Reply, Request, json};
 
 /// `GET /_matrix/client/v3/voip/turnServer`
 ///
