@@ -28,6 +28,7 @@
 //! - [`search`]: server-side search: tokenizer, word index walk, ranking.
 //! - [`store`]: every redb table and the writer thread; nothing else names redb.
 //! - [`ids`]: validated identifiers (`UserId`, `RoomId`, …).
+//! - [`membership`]: the `Membership` enum (`join`, `leave`, …).
 //! - [`error`]: `MatrixError`, the one error type handlers return.
 //! - [`cli`]: the admin command line (`hearth user …`, `hearth registration-token …`).
 //! - [`admin`]: the admin socket of a running server, backup and restore,
@@ -48,6 +49,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod media;
+pub mod membership;
 pub mod memory;
 pub mod metrics;
 pub mod net;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorKind, MatrixError};
+use crate::membership::Membership;
 use crate::room::auth::{self, AuthEvent};
 use crate::room::cache::WriterCache;
 use crate::room::canonical::canonical_json_bytes;
@@ -314,11 +315,8 @@ pub fn append_event(
         crate::room::fields::encode(&fields).map_err(|e| StoreError::Corrupt(e.to_string()))?;
 
     let content = &client_value["content"];
-    let membership = if event_type == "m.room.member" {
-        content.get("membership").and_then(Value::as_str)
-    } else {
-        None
-    };
+    let membership =
+        if event_type == "m.room.member" { Membership::of_content(content) } else { None };
     let stream = ctx.next_position();
     let state = state_key.as_deref().map(|k| (event_type.as_str(), k));
     let member = match (membership, &state_key) {
@@ -328,7 +326,7 @@ pub fn append_event(
     ctx.put_event(room.short, stream, &event_id, &client_json, &fields, state, member)?;
     crate::search::run::index_event(ctx, room.short, stream, &event_type, content)?;
     crate::sync::sliding::record_bump(ctx, room.short, stream, &event_type)?;
-    let joined = ctx.members_with(room.short, "join")?;
+    let joined = ctx.members_with(room.short, Membership::Join)?;
     crate::push::apply::notify_members(
         ctx,
         cache,

@@ -19,6 +19,7 @@
 use serde_json::Value;
 
 use crate::error::MatrixError;
+use crate::membership::Membership;
 
 /// Key in a stored event's `unsigned` naming the device whose request sent
 /// it (next to `transaction_id`).
@@ -81,11 +82,11 @@ fn both_redacts(v: &mut Value) {
 /// time of the event, the event's own change included (spec:
 /// client-server-api, `ClientEvent.unsigned.membership`). Clients tell
 /// "sent before you joined" from other undecryptable messages by it.
-pub fn set_membership(v: &mut Value, membership: &str) {
+pub fn set_membership(v: &mut Value, membership: Membership) {
     let Some(o) = v.as_object_mut() else { return };
     let unsigned = o.entry("unsigned").or_insert_with(|| Value::Object(Default::default()));
     if let Some(u) = unsigned.as_object_mut() {
-        u.insert("membership".into(), Value::String(membership.to_owned()));
+        u.insert("membership".into(), Value::String(membership.as_str().to_owned()));
     }
 }
 
@@ -170,10 +171,10 @@ mod tests {
     #[test]
     fn membership_joins_other_unsigned_keys() {
         let mut v = json!({ "unsigned": { "age": 5 } });
-        set_membership(&mut v, "invite");
+        set_membership(&mut v, Membership::Invite);
         assert_eq!(v["unsigned"], json!({ "age": 5, "membership": "invite" }));
         let mut bare = json!({ "type": "m.room.message" });
-        set_membership(&mut bare, "leave");
+        set_membership(&mut bare, Membership::Leave);
         assert_eq!(bare["unsigned"], json!({ "membership": "leave" }));
     }
 

@@ -6,6 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::MatrixError;
+use crate::membership::Membership;
 use crate::room::build::{NewEvent, power_levels};
 use crate::room::service::{self, CreateRoom, target};
 use crate::room::version::RoomVersion;
@@ -51,7 +52,8 @@ pub async fn upgrade(
             let Some(room) = target(ctx, &rid)? else {
                 return Ok(Err(MatrixError::not_found("Room not found")));
             };
-            let joined = ctx.membership(&u, room.short)?.is_some_and(|m| m.membership == "join");
+            let joined =
+                ctx.membership(&u, room.short)?.is_some_and(|m| m.membership == Membership::Join);
             let allowed = joined
                 && power_levels(ctx, &room)?
                     .is_some_and(|pl| pl.can_send_state(&u, "m.room.tombstone"));

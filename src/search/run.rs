@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Batch, GroupScope, Order, Query, SearchKey, index_terms, searchable_text};
 use crate::error::MatrixError;
+use crate::membership::Membership;
 use crate::room::visibility::Visibility;
 use crate::store::{ReadTxn, RoomShort, StoreError, StoredEvent, StreamPos, WriteCtx};
 
@@ -401,7 +402,7 @@ fn state(
         }
         let room_id = view.room_id.clone();
         let upto = match read.membership(user_id, cand.room)? {
-            Some(m) if m.membership == "join" => StreamPos(u64::MAX),
+            Some(m) if m.membership == Membership::Join => StreamPos(u64::MAX),
             Some(m) => m.stream,
             None => continue,
         };

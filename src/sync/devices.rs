@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use crate::error::MatrixError;
+use crate::membership::Membership;
 use crate::store::{ReadTxn, StreamPos};
 
 /// Users sharing at least one joined room with `user_id` (including itself).
@@ -12,8 +13,8 @@ pub fn room_mates(read: &ReadTxn, user_id: &str) -> Result<HashSet<String>, Matr
     let mut out = HashSet::new();
     out.insert(user_id.to_owned());
     for m in read.user_memberships(user_id)? {
-        if m.membership == "join" {
-            out.extend(read.members_with(m.room, "join")?);
+        if m.membership == Membership::Join {
+            out.extend(read.members_with(m.room, Membership::Join)?);
         }
     }
     Ok(out)
@@ -47,16 +48,16 @@ pub fn device_list_changes(
     }
     let rooms_changed: HashSet<_> = read.membership_changes(user_id, from)?.into_iter().collect();
     for m in read.user_memberships(user_id)? {
-        if rooms_changed.contains(&m.room) && m.membership == "join" {
+        if rooms_changed.contains(&m.room) && m.membership == Membership::Join {
             // We joined: everyone there is new to us.
-            for u in read.members_with(m.room, "join")? {
+            for u in read.members_with(m.room, Membership::Join)? {
                 if u != user_id {
                     changed.insert(u);
                 }
             }
             continue;
         }
-        if m.membership != "join" {
+        if m.membership != Membership::Join {
             continue;
         }
         for (t, k) in read.state_changes(m.room, from, to)? {

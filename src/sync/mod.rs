@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Map, Value, json};
 
 use crate::error::MatrixError;
+use crate::membership::Membership as MembershipState;
 use crate::room::served::Viewer;
 use crate::room::visibility::{Memberships, Visibility};
 use crate::store::{Membership, ReadTxn, Receipt, RoomShort, StoredEvent, StreamPos};
@@ -144,7 +145,7 @@ pub fn set_memberships(
     values: &mut [Value],
 ) -> Result<(), MatrixError> {
     let oldest = events.iter().map(|e| e.stream).min();
-    let history = Memberships::since(read, user_id, m.room, (&m.membership, m.stream), oldest)?;
+    let history = Memberships::since(read, user_id, m.room, (m.membership, m.stream), oldest)?;
     for (e, v) in events.iter().zip(values) {
         crate::room::served::set_membership(v, history.at(e.stream));
     }
@@ -229,23 +230,23 @@ pub fn assemble(
             continue;
         }
         let fresh = params.since.is_none() || changed.contains(&m.room) || params.full_state;
-        match m.membership.as_str() {
-            "join" => {
+        match m.membership {
+            MembershipState::Join => {
                 if let Some(room) = joined_room(&mut cx, m, &room_id, fresh)? {
                     join.insert(room_id, room);
                 }
             }
-            "knock" if fresh => {
+            MembershipState::Knock if fresh => {
                 let state = stripped_state(read, m.room, user_id)?;
                 knock.insert(room_id, json!({ "knock_state": { "events": state } }));
             }
-            "invite" if fresh => {
+            MembershipState::Invite if fresh => {
                 invite.insert(
                     room_id,
                     json!({ "invite_state": { "events": stripped_state(read, m.room, user_id)? } }),
                 );
             }
-            "leave" | "ban"
+            MembershipState::Leave | MembershipState::Ban
                 if ((params.since.is_some() && changed.contains(&m.room))
                     || (room_filter.include_leave
                         && (params.since.is_none() || params.full_state)))
@@ -385,17 +386,17 @@ fn joined_room(
         Vec::new()
     };
     let state_field = if params.use_state_after { "state_after" } else { "state" };
-    let joined = read.members_with(m.room, "join")?;
-    let invited = read.members_with(m.room, "invite")?;
+    let joined = read.members_with(m.room, MembershipState::Join)?;
+    let invited = read.members_with(m.room, MembershipState::Invite)?;
     if params.since.is_some() {
         // Who newly shares this room with the user (for presence).
         if fresh {
             cx.met.extend(joined.iter().cloned());
         } else {
-            let joins = timeline
-                .iter()
-                .chain(&state)
-                .filter(|e| e["type"] == "m.room.member" && e["content"]["membership"] == "join");
+            let joins = timeline.iter().chain(&state).filter(|e| {
+                e["type"] == "m.room.member"
+                    && MembershipState::of_content(&e["content"]) == Some(MembershipState::Join)
+            });
             cx.met.extend(joins.filter_map(|e| e["state_key"].as_str().map(str::to_owned)));
         }
     }
@@ -607,8 +608,11 @@ fn presence_events(
 ) -> Result<Vec<Value>, MatrixError> {
     let f = &params.filter.presence;
     let since = params.since.and(params.since_presence);
-    let mine: HashSet<RoomShort> =
-        memberships.iter().filter(|m| m.membership == "join").map(|m| m.room).collect();
+    let mine: HashSet<RoomShort> = memberships
+        .iter()
+        .filter(|m| m.membership == MembershipState::Join)
+        .map(|m| m.room)
+        .collect();
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let changed = presence.changed_since(since);
@@ -621,7 +625,7 @@ fn presence_events(
             && !read
                 .user_memberships(user)?
                 .iter()
-                .any(|m| m.membership == "join" && mine.contains(&m.room))
+                .any(|m| m.membership == MembershipState::Join && mine.contains(&m.room))
         {
             continue;
         }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use super::request::{RoomExtension, ToDeviceRequest};
 use super::{Candidate, SyncInput};
 use crate::error::MatrixError;
+use crate::membership::Membership;
 use crate::store::{RoomShort, StreamPos};
 use crate::sync::devices;
 
@@ -149,7 +150,7 @@ pub(super) fn receipts(
     let mut out = Map::new();
     for room in rooms {
         let Some(c) = by_room.get(room) else { continue };
-        if c.membership.membership != "join" {
+        if c.membership.membership != Membership::Join {
             continue;
         }
         // A room new to the client: the receipts on the events it is sent
@@ -178,7 +179,7 @@ pub(super) fn typing(
     let mut out = Map::new();
     for room in rooms {
         let Some(c) = by_room.get(room) else { continue };
-        if c.membership.membership != "join" {
+        if c.membership.membership != Membership::Join {
             continue;
         }
         let since = if fresh.contains_key(room) { None } else { since };

@@ -49,6 +49,7 @@ pub use request::{
 
 use super::typing::Typing;
 use crate::error::MatrixError;
+use crate::membership::Membership as MembershipState;
 use crate::room::visibility::Visibility;
 use crate::store::{Membership, ReadTxn, RoomShort, StreamPos};
 use extensions::{Scope, account_data, e2ee, receipts, to_device, typing};
@@ -104,13 +105,12 @@ pub fn compute(
         if m.stream > input.upto {
             continue;
         }
-        let listed = match m.membership.as_str() {
-            "join" | "invite" | "knock" => true,
-            "leave" | "ban" => {
+        let listed = match m.membership {
+            MembershipState::Join | MembershipState::Invite | MembershipState::Knock => true,
+            MembershipState::Leave | MembershipState::Ban => {
                 (prev.rooms.contains_key(&m.room) || removed_by_other(read, &m, user)?)
                     && !read.is_forgotten(user, &m)?
             }
-            _ => false,
         };
         if !listed {
             continue;

@@ -10,6 +10,7 @@ use super::connection::{Meta, SentRoom};
 use super::request::{RoomConfig, fingerprint};
 use super::{Candidate, SyncInput};
 use crate::error::MatrixError;
+use crate::membership::Membership;
 use crate::room::served::Viewer;
 use crate::room::visibility::Visibility;
 use crate::store::{ReadTxn, RoomShort, StreamPos};
@@ -53,11 +54,11 @@ pub(super) fn room_response(
     let sent = sent.filter(|s| s.membership_stream == m.stream);
     let fresh = sent.is_none();
     let is_dm = ctx.direct.contains(&c.room_id);
-    if m.membership == "invite" || m.membership == "knock" {
+    if m.membership == Membership::Invite || m.membership == Membership::Knock {
         if !fresh {
             return Ok(None);
         }
-        let key = if m.membership == "invite" { "invite_state" } else { "knock_state" };
+        let key = if m.membership == Membership::Invite { "invite_state" } else { "knock_state" };
         // An invite may say it is direct before `m.direct` knows the room.
         let flagged = match read.state_event(c.room, "m.room.member", user)? {
             Some(ev) => event_value(&ev, false)?["content"]["is_direct"] == json!(true),
@@ -82,7 +83,7 @@ pub(super) fn room_response(
         };
         return Ok(Some(BuiltRoom { body, sent, fresh: true, event_ids: HashSet::new() }));
     }
-    let joined = m.membership == "join";
+    let joined = m.membership == Membership::Join;
     // A room left is shown up to the leave, nothing after it.
     let end = if joined { ctx.input.upto } else { m.stream };
     let limit = cfg.timeline_limit;
@@ -118,8 +119,8 @@ pub(super) fn room_response(
             .and_then(|v| v["name"].as_str().filter(|n| !n.is_empty()).map(str::to_owned));
         let avatar = state_content(read, c.room, "m.room.avatar", "", end)?
             .and_then(|v| v["url"].as_str().filter(|n| !n.is_empty()).map(str::to_owned));
-        let joined_users = read.members_with(c.room, "join")?;
-        let invited_users = read.members_with(c.room, "invite")?;
+        let joined_users = read.members_with(c.room, Membership::Join)?;
+        let invited_users = read.members_with(c.room, Membership::Invite)?;
         let heroes = if name.is_none() {
             heroes(read, c.room, user, &joined_users, &invited_users)?
         } else {
