@@ -11,6 +11,7 @@
 use serde_json::Value;
 
 use crate::error::MatrixError;
+use crate::ids::UserId;
 use crate::membership::Membership;
 use crate::store::{ReadTxn, RoomShort, StoredEvent, StreamPos};
 
@@ -19,7 +20,7 @@ pub struct Visibility {
     memberships: Memberships,
     /// The room's history visibility after each change, oldest first.
     settings: Vec<(StreamPos, String)>,
-    user_id: String,
+    user_id: UserId,
 }
 
 fn content_field(e: &StoredEvent, key: &str) -> Option<String> {
@@ -65,11 +66,11 @@ impl Memberships {
     /// not of the room's history.
     pub fn load(
         read: &ReadTxn,
-        user_id: &str,
+        user_id: &UserId,
         room: RoomShort,
     ) -> Result<Memberships, MatrixError> {
         let mut changes = Vec::new();
-        for pos in read.membership_positions(user_id, room)? {
+        for pos in read.membership_positions(user_id.as_str(), room)? {
             if let Some(ev) = read.event_at(room, pos)?
                 && let Some(m) = content_field(&ev, "membership")
                 && let Some(m) = Membership::parse(&m)
@@ -87,7 +88,7 @@ impl Memberships {
     /// event carries the current membership.
     pub fn since(
         read: &ReadTxn,
-        user_id: &str,
+        user_id: &UserId,
         room: RoomShort,
         latest: (Membership, StreamPos),
         oldest: Option<StreamPos>,
@@ -108,7 +109,11 @@ impl Memberships {
 }
 
 impl Visibility {
-    pub fn load(read: &ReadTxn, user_id: &str, room: RoomShort) -> Result<Visibility, MatrixError> {
+    pub fn load(
+        read: &ReadTxn,
+        user_id: &UserId,
+        room: RoomShort,
+    ) -> Result<Visibility, MatrixError> {
         let memberships = Memberships::load(read, user_id, room)?;
         let mut settings = Vec::new();
         for pos in read.state_positions(room, "m.room.history_visibility", "")? {
@@ -117,7 +122,7 @@ impl Visibility {
                 settings.push((pos, v));
             }
         }
-        Ok(Visibility { memberships, settings, user_id: user_id.to_owned() })
+        Ok(Visibility { memberships, settings, user_id: user_id.clone() })
     }
 
     /// The user's membership history in the room.

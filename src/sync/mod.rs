@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Map, Value, json};
 
 use crate::error::MatrixError;
+use crate::ids::UserId;
 use crate::membership::Membership as MembershipState;
 use crate::room::served::Viewer;
 use crate::room::visibility::{Memberships, Visibility};
@@ -139,7 +140,7 @@ pub fn event_value_for(
 /// newly joined or left), once per room.
 pub fn set_memberships(
     read: &ReadTxn,
-    user_id: &str,
+    user_id: &UserId,
     m: &Membership,
     events: &[StoredEvent],
     values: &mut [Value],
@@ -161,7 +162,7 @@ struct Cx<'a> {
     read: &'a ReadTxn,
     eph: &'a Ephemeral<'a>,
     lazy: &'a mut DeviceMembers,
-    user_id: &'a str,
+    user_id: &'a UserId,
     params: &'a SyncParams,
     upto: StreamPos,
     /// Users whose join into one of the user's rooms this response carries,
@@ -175,10 +176,12 @@ pub fn assemble(
     read: &ReadTxn,
     eph: &Ephemeral,
     lazy: &mut DeviceMembers,
-    user_id: &str,
+    user: &UserId,
     params: &SyncParams,
     upto: StreamPos,
 ) -> Result<(Value, bool), MatrixError> {
+    // The store and the per-user maps are keyed by the ID's string form.
+    let user_id = user.as_str();
     // To-device first: if the inbox holds more than one response carries,
     // the whole response stops at the last message sent, so the next
     // `since` acknowledges exactly what was delivered.
@@ -210,7 +213,7 @@ pub fn assemble(
         // An initial sync: the device starts with no members.
         lazy.clear();
     }
-    let mut cx = Cx { read, eph, lazy, user_id, params, upto, met: HashSet::new() };
+    let mut cx = Cx { read, eph, lazy, user_id: user, params, upto, met: HashSet::new() };
     let memberships = read.user_memberships(user_id)?;
     let changed: HashSet<RoomShort> = match params.since {
         Some(s) => read.membership_changes(user_id, s)?.into_iter().collect(),
@@ -348,7 +351,8 @@ fn joined_room(
     room_id: &str,
     fresh: bool,
 ) -> Result<Option<Value>, MatrixError> {
-    let (read, params, upto, user_id) = (cx.read, cx.params, cx.upto, cx.user_id);
+    let (read, params, upto, user) = (cx.read, cx.params, cx.upto, cx.user_id);
+    let user_id = user.as_str();
     let rf = &params.filter.room;
     let since = if fresh { StreamPos(0) } else { params.since.unwrap_or_default() };
     let (mut pairs, limited) = if rf.timeline.allows_room(room_id) {
@@ -367,7 +371,7 @@ fn joined_room(
     if fresh && restricted_history(read, m.room)? {
         // A newly joined room under `joined`/`invited` visibility: drop what
         // the user may not see (older events are already the client's).
-        let vis = Visibility::load(read, user_id, m.room)?;
+        let vis = Visibility::load(read, user, m.room)?;
         pairs.retain(|(e, _)| vis.can_see(e));
     }
     let (ephemeral, room_data) = room_extras(cx, m, room_id, fresh)?;
@@ -375,9 +379,9 @@ fn joined_room(
         return Ok(None);
     }
     let (events, mut timeline): (Vec<StoredEvent>, Vec<Value>) = pairs.into_iter().unzip();
-    set_memberships(read, user_id, m, &events, &mut timeline)?;
+    set_memberships(read, user, m, &events, &mut timeline)?;
     for ev in &mut timeline {
-        crate::room::relations::bundle(read, m.room, ev, user_id)?;
+        crate::room::relations::bundle(read, m.room, ev, user)?;
     }
     let first = events.first().map(|e| e.stream).unwrap_or(upto);
     let state = if rf.state.allows_room(room_id) {
@@ -445,7 +449,7 @@ fn room_state(
     limited: bool,
     first: StreamPos,
 ) -> Result<Vec<Value>, MatrixError> {
-    let (read, params, upto, user_id) = (cx.read, cx.params, cx.upto, cx.user_id);
+    let (read, params, upto, user_id) = (cx.read, cx.params, cx.upto, cx.user_id.as_str());
     let sf = &params.filter.room.state;
     let since = params.since.unwrap_or_default();
     let after = params.use_state_after;
@@ -542,7 +546,7 @@ fn left_room(cx: &mut Cx, m: &Membership, room_id: &str) -> Result<Value, Matrix
             m.stream,
             &rf.timeline,
             params.timeline_limit(),
-            Viewer { user: cx.user_id, device: &params.device_id },
+            Viewer { user: cx.user_id.as_str(), device: &params.device_id },
         )?
     } else {
         (Vec::new(), false)
@@ -666,7 +670,7 @@ fn room_extras(
     room_id: &str,
     fresh: bool,
 ) -> Result<(Vec<Value>, Vec<Value>), MatrixError> {
-    let (read, params, user_id) = (cx.read, cx.params, cx.user_id);
+    let (read, params, user_id) = (cx.read, cx.params, cx.user_id.as_str());
     let rf = &params.filter.room;
     let mut ephemeral = Vec::new();
     let since = if fresh { None } else { params.since };

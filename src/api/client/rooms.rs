@@ -451,7 +451,7 @@ pub(crate) struct SeenEvent {
 
 pub(crate) fn visible_event(
     read: &ReadTxn,
-    user: &str,
+    user: &UserId,
     room: RoomShort,
     event_id: &str,
 ) -> Result<SeenEvent, MatrixError> {
@@ -459,7 +459,7 @@ pub(crate) fn visible_event(
     // A non-member gets the same answer as for a missing event (spec:
     // 404 "not found or you do not have permission"), not the 403 of
     // `visible_upto`, which would confirm the room exists.
-    let upto = match visible_upto(read, user, room) {
+    let upto = match visible_upto(read, user.as_str(), room) {
         Err(e) if e.kind == ErrorKind::Forbidden => return Err(not_found()),
         other => other?,
     };
@@ -491,7 +491,7 @@ pub fn get_event(
         }
         other => other?,
     };
-    let seen = visible_event(&read, caller.user_id.as_str(), short, event_id)?;
+    let seen = visible_event(&read, &caller.user_id, short, event_id)?;
     Ok(json(&parse_bundled(&read, short, &seen.event, caller, seen.vis.memberships())?))
 }
 
@@ -508,7 +508,7 @@ pub(crate) fn parse_bundled(
     let viewer = Viewer { user: caller.user_id.as_str(), device: caller.device_id.as_str() };
     let mut v = crate::room::served::parse(&e.json, Some(viewer))?;
     crate::room::served::set_membership(&mut v, memberships.at(e.stream));
-    crate::room::relations::bundle(read, room, &mut v, caller.user_id.as_str())?;
+    crate::room::relations::bundle(read, room, &mut v, &caller.user_id)?;
     Ok(v)
 }
 

@@ -55,7 +55,7 @@ pub async fn sliding_sync(app: &App, req: &Request) -> Result<Reply, MatrixError
             let input = SyncInput {
                 read: &read,
                 typing: &typing,
-                user_id: &user,
+                user_id: &caller.user_id,
                 device_id: &device,
                 upto,
             };

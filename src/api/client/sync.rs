@@ -11,6 +11,7 @@ use super::userdata::wake_presence_watchers;
 use crate::account::now_ms;
 use crate::error::MatrixError;
 use crate::http::{Outcome, Reply, Request, json};
+use crate::ids::UserId;
 use crate::quota;
 use crate::server::App;
 use crate::store::StreamPos;
@@ -71,7 +72,7 @@ pub fn get_filter(
 /// long-poll holds a `SyncPoll` and nothing else.
 pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>, MatrixError> {
     let caller = req.caller()?;
-    let user = caller.user_id.to_string();
+    let user = caller.user_id.clone();
     let device = caller.device_id.to_string();
     let since = match req.query("since") {
         Some(s) => Some(
@@ -81,7 +82,7 @@ pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>,
         None => None,
     };
     let filter_source = FilterSource::from_query(req.query("filter"))?;
-    let filter = filter_source.load(app, &user)?;
+    let filter = filter_source.load(app, user.as_str())?;
     let set_presence = req.query("set_presence");
     if let Some(p) = set_presence
         && !presence::valid_state(p)
@@ -105,10 +106,12 @@ pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>,
     // to that position: delete them now (never before the client confirmed).
     // Boxed: the write's future is only alive for this step.
     if let Some(s) = since {
-        Box::pin(acknowledge_to_device(app, &user, &device, s.pos)).await?;
+        Box::pin(acknowledge_to_device(app, user.as_str(), &device, s.pos)).await?;
     }
-    if app.config.presence && app.presence.borrow_mut().synced(&user, set_presence, now_ms()) {
-        wake_presence_watchers(app, &user);
+    if app.config.presence
+        && app.presence.borrow_mut().synced(user.as_str(), set_presence, now_ms())
+    {
+        wake_presence_watchers(app, user.as_str());
     }
     let mut poll = SyncPoll {
         app,
@@ -137,7 +140,7 @@ pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>,
 /// change).
 struct SyncPoll<'a> {
     app: &'a App,
-    user: String,
+    user: UserId,
     device: String,
     since: Option<Since>,
     full_state: bool,
@@ -166,7 +169,7 @@ impl SyncPoll<'_> {
             filter,
             use_state_after: self.use_state_after,
         };
-        let mut woken = Box::pin(app.waiter(&self.user).notified_owned());
+        let mut woken = Box::pin(app.waiter(self.user.as_str()).notified_owned());
         woken.as_mut().enable();
         self.woken = Some(woken);
         let upto = app.store.current_position();
@@ -180,7 +183,7 @@ impl SyncPoll<'_> {
                 now_ms: now_ms(),
             };
             let mut lazy = app.lazy_members.borrow_mut();
-            let members = lazy.device(&self.user, &self.device);
+            let members = lazy.device(self.user.as_str(), &self.device);
             sync::assemble(&read, &eph, members, &self.user, &params, upto)?
         };
         drop(read);
@@ -207,7 +210,7 @@ impl SyncPoll<'_> {
                 if let Some(woken) = self.woken.as_mut() {
                     self.app.park(woken.as_mut(), self.deadline).await;
                 }
-                let filter = self.filter.load(self.app, &self.user)?;
+                let filter = self.filter.load(self.app, self.user.as_str())?;
                 if let Some(body) = self.step(filter)? {
                     return Ok(json(&body));
                 }
@@ -262,7 +265,7 @@ impl Drop for SyncPoll<'_> {
         // The wake-up's clone of the `Notify` first: the waiter is released
         // only when no clone is left.
         self.woken = None;
-        self.app.release_waiter(&self.user);
+        self.app.release_waiter(self.user.as_str());
     }
 }
 

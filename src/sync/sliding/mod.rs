@@ -49,6 +49,7 @@ pub use request::{
 
 use super::typing::Typing;
 use crate::error::MatrixError;
+use crate::ids::UserId;
 use crate::membership::Membership as MembershipState;
 use crate::room::visibility::Visibility;
 use crate::store::{Membership, ReadTxn, RoomShort, StreamPos};
@@ -65,7 +66,7 @@ const MAX_SUBSCRIPTIONS: usize = 500;
 pub struct SyncInput<'a> {
     pub read: &'a ReadTxn,
     pub typing: &'a Typing,
-    pub user_id: &'a str,
+    pub user_id: &'a UserId,
     pub device_id: &'a str,
     pub upto: StreamPos,
 }
@@ -94,7 +95,7 @@ pub fn compute(
     initial: bool,
 ) -> Result<Outcome, MatrixError> {
     let read = input.read;
-    let user = input.user_id;
+    let user = input.user_id.as_str();
     let direct = dm_rooms(read, user)?;
 
     // The server's list: joined, invited, knocked; left rooms the client
@@ -163,7 +164,7 @@ pub fn compute(
             // Not in the list (e.g. a room left long ago): only if the user
             // may see it (spec: members, invitees, knockers, former members).
             let Some(m) = read.membership(user, room)? else { continue };
-            if m.stream > input.upto || !Visibility::load(read, user, room)?.may_look() {
+            if m.stream > input.upto || !Visibility::load(read, input.user_id, room)?.may_look() {
                 continue;
             }
             let bump = bump_stamp(read, &m)?;

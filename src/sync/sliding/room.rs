@@ -48,7 +48,7 @@ pub(super) fn room_response(
     sent: Option<&SentRoom>,
 ) -> Result<Option<BuiltRoom>, MatrixError> {
     let read = ctx.input.read;
-    let user = ctx.input.user_id;
+    let user = ctx.input.user_id.as_str();
     let m = &c.membership;
     // A membership change (invite → join, join → leave) replaces the room.
     let sent = sent.filter(|s| s.membership_stream == m.stream);
@@ -96,7 +96,7 @@ pub(super) fn room_response(
     };
     let (mut events, limited) = read.events_after(c.room, from, end, limit)?;
     if from == StreamPos(0) && (!joined || restricted_history(read, c.room)?) {
-        let vis = Visibility::load(read, user, c.room)?;
+        let vis = Visibility::load(read, ctx.input.user_id, c.room)?;
         events.retain(|e| vis.can_see(e));
     }
     let since = sent.map(|s| s.stream);
@@ -208,7 +208,7 @@ pub(super) fn room_response(
         .iter()
         .map(|e| event_value_for(e, true, Some(Viewer { user, device: ctx.input.device_id })))
         .collect::<Result<_, _>>()?;
-    set_memberships(read, user, m, &events, &mut timeline)?;
+    set_memberships(read, ctx.input.user_id, m, &events, &mut timeline)?;
     if cfg.lazy() {
         for v in &timeline {
             let mut users = Vec::new();
