@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Map, Value, json};
 
 use crate::error::MatrixError;
-use crate::ids::UserId;
+use crate::ids::{DeviceId, UserId};
 use crate::membership::Membership as MembershipState;
 use crate::room::served::Viewer;
 use crate::room::visibility::{Memberships, Visibility};
@@ -39,7 +39,7 @@ const TO_DEVICE_LIMIT: usize = 100;
 pub struct SyncParams {
     pub since: Option<StreamPos>,
     /// The syncing device (for its to-device inbox and key counts).
-    pub device_id: String,
+    pub device_id: DeviceId,
     /// The typing serial the client last saw.
     pub since_typing: Option<u64>,
     /// The presence serial the client last saw.
@@ -188,7 +188,7 @@ pub fn assemble(
     let mut upto = upto;
     let inbox_from = params.since.unwrap_or_default();
     let mut inbox =
-        read.to_device(user_id, &params.device_id, inbox_from, upto, TO_DEVICE_LIMIT + 1)?;
+        read.to_device(user_id, params.device_id.as_str(), inbox_from, upto, TO_DEVICE_LIMIT + 1)?;
     if inbox.len() > TO_DEVICE_LIMIT {
         inbox.truncate(TO_DEVICE_LIMIT);
         if let Some((last, _)) = inbox.last() {
@@ -204,11 +204,11 @@ pub fn assemble(
         None => (Vec::new(), Vec::new()),
     };
     let otk_counts: Map<String, Value> = read
-        .one_time_key_counts(user_id, &params.device_id)?
+        .one_time_key_counts(user_id, params.device_id.as_str())?
         .into_iter()
         .map(|(a, n)| (a, json!(n)))
         .collect();
-    let fallback_types = read.unused_fallback_types(user_id, &params.device_id)?;
+    let fallback_types = read.unused_fallback_types(user_id, params.device_id.as_str())?;
     if params.since.is_none() {
         // An initial sync: the device starts with no members.
         lazy.clear();
@@ -363,7 +363,7 @@ fn joined_room(
             upto,
             &rf.timeline,
             params.timeline_limit(),
-            Viewer { user: user_id, device: &params.device_id },
+            Viewer { user, device: &params.device_id },
         )?
     } else {
         (Vec::new(), false)
@@ -546,7 +546,7 @@ fn left_room(cx: &mut Cx, m: &Membership, room_id: &str) -> Result<Value, Matrix
             m.stream,
             &rf.timeline,
             params.timeline_limit(),
-            Viewer { user: cx.user_id.as_str(), device: &params.device_id },
+            Viewer { user: cx.user_id, device: &params.device_id },
         )?
     } else {
         (Vec::new(), false)

@@ -505,7 +505,7 @@ pub(crate) fn parse_bundled(
     caller: &Caller,
     memberships: &Memberships,
 ) -> Result<Value, MatrixError> {
-    let viewer = Viewer { user: caller.user_id.as_str(), device: caller.device_id.as_str() };
+    let viewer = Viewer { user: &caller.user_id, device: &caller.device_id };
     let mut v = crate::room::served::parse(&e.json, Some(viewer))?;
     crate::room::served::set_membership(&mut v, memberships.at(e.stream));
     crate::room::relations::bundle(read, room, &mut v, &caller.user_id)?;

@@ -56,7 +56,7 @@ pub async fn sliding_sync(app: &App, req: &Request) -> Result<Reply, MatrixError
                 read: &read,
                 typing: &typing,
                 user_id: &caller.user_id,
-                device_id: &device,
+                device_id: &caller.device_id,
                 upto,
             };
             sliding::compute(&input, &body, &prev, initial)

@@ -11,7 +11,7 @@ use super::userdata::wake_presence_watchers;
 use crate::account::now_ms;
 use crate::error::MatrixError;
 use crate::http::{Outcome, Reply, Request, json};
-use crate::ids::UserId;
+use crate::ids::{DeviceId, UserId};
 use crate::quota;
 use crate::server::App;
 use crate::store::StreamPos;
@@ -73,7 +73,7 @@ pub fn get_filter(
 pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>, MatrixError> {
     let caller = req.caller()?;
     let user = caller.user_id.clone();
-    let device = caller.device_id.to_string();
+    let device = caller.device_id.clone();
     let since = match req.query("since") {
         Some(s) => Some(
             sync::parse_token(s)
@@ -106,7 +106,7 @@ pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>,
     // to that position: delete them now (never before the client confirmed).
     // Boxed: the write's future is only alive for this step.
     if let Some(s) = since {
-        Box::pin(acknowledge_to_device(app, user.as_str(), &device, s.pos)).await?;
+        Box::pin(acknowledge_to_device(app, user.as_str(), device.as_str(), s.pos)).await?;
     }
     if app.config.presence
         && app.presence.borrow_mut().synced(user.as_str(), set_presence, now_ms())
@@ -141,7 +141,7 @@ pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>,
 struct SyncPoll<'a> {
     app: &'a App,
     user: UserId,
-    device: String,
+    device: DeviceId,
     since: Option<Since>,
     full_state: bool,
     use_state_after: bool,
@@ -183,7 +183,7 @@ impl SyncPoll<'_> {
                 now_ms: now_ms(),
             };
             let mut lazy = app.lazy_members.borrow_mut();
-            let members = lazy.device(self.user.as_str(), &self.device);
+            let members = lazy.device(self.user.as_str(), self.device.as_str());
             sync::assemble(&read, &eph, members, &self.user, &params, upto)?
         };
         drop(read);

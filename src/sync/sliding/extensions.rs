@@ -49,7 +49,7 @@ pub(super) fn to_device(
     let limit = req.limit.unwrap_or(TO_DEVICE_LIMIT).clamp(1, TO_DEVICE_LIMIT) as usize;
     let mut inbox = input.read.to_device(
         input.user_id.as_str(),
-        input.device_id,
+        input.device_id.as_str(),
         since,
         input.upto,
         limit + 1,
@@ -80,11 +80,11 @@ pub(super) fn e2ee(
         None => (Vec::new(), Vec::new()),
     };
     let counts: Map<String, Value> = read
-        .one_time_key_counts(input.user_id.as_str(), input.device_id)?
+        .one_time_key_counts(input.user_id.as_str(), input.device_id.as_str())?
         .into_iter()
         .map(|(a, n)| (a, json!(n)))
         .collect();
-    let fallback = read.unused_fallback_types(input.user_id.as_str(), input.device_id)?;
+    let fallback = read.unused_fallback_types(input.user_id.as_str(), input.device_id.as_str())?;
     let any = !changed.is_empty() || !left.is_empty();
     Ok((
         json!({

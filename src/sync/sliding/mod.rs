@@ -49,7 +49,7 @@ pub use request::{
 
 use super::typing::Typing;
 use crate::error::MatrixError;
-use crate::ids::UserId;
+use crate::ids::{DeviceId, UserId};
 use crate::membership::Membership as MembershipState;
 use crate::room::visibility::Visibility;
 use crate::store::{Membership, ReadTxn, RoomShort, StreamPos};
@@ -67,7 +67,7 @@ pub struct SyncInput<'a> {
     pub read: &'a ReadTxn,
     pub typing: &'a Typing,
     pub user_id: &'a UserId,
-    pub device_id: &'a str,
+    pub device_id: &'a DeviceId,
     pub upto: StreamPos,
 }
 

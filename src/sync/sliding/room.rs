@@ -206,7 +206,13 @@ pub(super) fn room_response(
     }
     let mut timeline: Vec<Value> = events
         .iter()
-        .map(|e| event_value_for(e, true, Some(Viewer { user, device: ctx.input.device_id })))
+        .map(|e| {
+            event_value_for(
+                e,
+                true,
+                Some(Viewer { user: ctx.input.user_id, device: ctx.input.device_id }),
+            )
+        })
         .collect::<Result<_, _>>()?;
     set_memberships(read, ctx.input.user_id, m, &events, &mut timeline)?;
     if cfg.lazy() {
