@@ -5,14 +5,15 @@
 use std::collections::HashSet;
 
 use crate::error::MatrixError;
+use crate::ids::UserId;
 use crate::membership::Membership;
 use crate::store::{ReadTxn, StreamPos};
 
 /// Users sharing at least one joined room with `user_id` (including itself).
-pub fn room_mates(read: &ReadTxn, user_id: &str) -> Result<HashSet<String>, MatrixError> {
+pub fn room_mates(read: &ReadTxn, user_id: &UserId) -> Result<HashSet<String>, MatrixError> {
     let mut out = HashSet::new();
-    out.insert(user_id.to_owned());
-    for m in read.user_memberships(user_id)? {
+    out.insert(user_id.as_str().to_owned());
+    for m in read.user_memberships(user_id.as_str())? {
         if m.membership == Membership::Join {
             out.extend(read.members_with(m.room, Membership::Join)?);
         }
@@ -31,14 +32,15 @@ pub fn room_mates(read: &ReadTxn, user_id: &str) -> Result<HashSet<String>, Matr
 /// theirs changed.
 pub fn device_list_changes(
     read: &ReadTxn,
-    user_id: &str,
+    user: &UserId,
     from: StreamPos,
     to: StreamPos,
 ) -> Result<(Vec<String>, Vec<String>), MatrixError> {
     if from >= to {
         return Ok((Vec::new(), Vec::new()));
     }
-    let mates = room_mates(read, user_id)?;
+    let mates = room_mates(read, user)?;
+    let user_id = user.as_str();
     let mut changed: HashSet<String> = HashSet::new();
     let mut left: HashSet<String> = HashSet::new();
     for u in read.key_changes(from, to)? {

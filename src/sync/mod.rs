@@ -200,7 +200,7 @@ pub fn assemble(
         .map(|(_, b)| serde_json::from_slice(b).map_err(|e| MatrixError::internal("to-device", e)))
         .collect::<Result<_, _>>()?;
     let (changed_devices, left_devices) = match params.since {
-        Some(since) => devices::device_list_changes(read, user_id, since, upto)?,
+        Some(since) => devices::device_list_changes(read, user, since, upto)?,
         None => (Vec::new(), Vec::new()),
     };
     let otk_counts: Map<String, Value> = read
@@ -423,7 +423,7 @@ fn joined_room(
             "m.invited_member_count": invited.len(),
         },
     });
-    let unread = unread::counts(read, user_id, m.room)?;
+    let unread = unread::counts(read, user, m.room)?;
     let counts = |(n, h): unread::Counts| json!({ "notification_count": n, "highlight_count": h });
     if rf.timeline.unread_thread_notifications {
         room["unread_notifications"] = counts(unread.main);
@@ -644,7 +644,7 @@ fn presence_events(
 /// `room` (see [`unread::read_position`]).
 pub fn read_position(
     read: &ReadTxn,
-    user: &str,
+    user: &UserId,
     room: RoomShort,
 ) -> Result<StreamPos, MatrixError> {
     unread::read_position(read, user, room)

@@ -315,8 +315,7 @@ pub fn key_changes(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let from = from.ok_or_else(|| MatrixError::invalid_param("from must be a sync token"))?;
     let to = to.ok_or_else(|| MatrixError::invalid_param("to must be a sync token"))?;
     let read = app.store.read()?;
-    let (changed, left) =
-        sync::devices::device_list_changes(&read, caller.user_id.as_str(), from, to)?;
+    let (changed, left) = sync::devices::device_list_changes(&read, &caller.user_id, from, to)?;
     Ok(json(&json!({ "changed": changed, "left": left })))
 }
 

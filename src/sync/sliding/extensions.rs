@@ -76,7 +76,7 @@ pub(super) fn e2ee(
 ) -> Result<(Value, bool), MatrixError> {
     let read = input.read;
     let (changed, left) = match since {
-        Some(s) => devices::device_list_changes(read, input.user_id.as_str(), s, input.upto)?,
+        Some(s) => devices::device_list_changes(read, input.user_id, s, input.upto)?,
         None => (Vec::new(), Vec::new()),
     };
     let counts: Map<String, Value> = read
