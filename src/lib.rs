@@ -38,6 +38,7 @@
 //! - [`store`]: every redb table and the writer thread; nothing else names redb.
 //! - [`time`]: the wall clock in Matrix's milliseconds since the epoch.
 //! - [`ids`]: validated identifiers (`UserId`, `RoomId`, …).
+//! - [`membership`]: the `Membership` enum (`join`, `leave`, …).
 //! - [`error`]: `MatrixError`, the one error type handlers return.
 //! - [`cli`]: the admin command line (`hearth user …`, `hearth registration-token …`).
 //! - [`admin`]: the admin socket of a running server, backup and restore,
@@ -60,6 +61,7 @@ pub mod http;
 pub mod ids;
 pub mod ingest;
 pub mod media;
+pub mod membership;
 pub mod memory;
 pub mod metrics;
 pub mod net;

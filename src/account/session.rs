@@ -12,6 +12,7 @@ use super::now_ms;
 use crate::config::Config;
 use crate::error::{ErrorKind, MatrixError};
 use crate::ids::{DeviceId, UserId};
+use crate::membership::Membership;
 use crate::store::{DeviceRecord, Store, StoreError, TokenKind, TokenRecord, WriteCtx, hash_token};
 
 /// Who made a request: the user and device an access token resolves to,
@@ -383,7 +384,7 @@ pub fn revoke_device(
 pub fn wake_room_mates(ctx: &mut WriteCtx<'_>, user_id: &str) -> Result<(), StoreError> {
     ctx.wake_user(user_id);
     for room in ctx.joined_room_shorts(user_id)? {
-        for m in ctx.members_with(room, "join")? {
+        for m in ctx.members_with(room, Membership::Join)? {
             ctx.wake_user(&m);
         }
     }

@@ -21,6 +21,7 @@ pub mod dehydrated;
 use ed25519_dalek::VerifyingKey;
 use serde_json::Value;
 
+use crate::ids::UserId;
 use crate::room::pdu::{
     SignatureError, decode_unpadded_base64, encode_unpadded_base64, verify_json,
 };
@@ -40,8 +41,8 @@ pub struct PublicKey {
 impl PublicKey {
     /// Whether `signed` carries a valid signature by this key in the name
     /// of `user_id`.
-    pub fn verify(&self, signed: &Value, user_id: &str) -> Result<(), SignatureError> {
-        verify_json(signed, user_id, &self.key_id, &self.key)
+    pub fn verify(&self, signed: &Value, user_id: &UserId) -> Result<(), SignatureError> {
+        verify_json(signed, user_id.as_str(), &self.key_id, &self.key)
     }
 
     /// The public key as unpadded Base64: how `/keys/signatures/upload`
@@ -206,22 +207,23 @@ mod tests {
         sign_json(&mut ssk, "@alice:hs", &master).expect("sign");
         let master_public =
             cross_signing_public_key(&cross_signing_key(&master, "master")).expect("valid");
-        assert_eq!(master_public.verify(&ssk, "@alice:hs"), Ok(()));
+        let user = |s| UserId::parse(s).expect("user ID");
+        assert_eq!(master_public.verify(&ssk, &user("@alice:hs")), Ok(()));
         // In another user's name, by another key, or over changed content.
-        assert!(master_public.verify(&ssk, "@mallory:hs").is_err());
+        assert!(master_public.verify(&ssk, &user("@mallory:hs")).is_err());
         let other_public =
             cross_signing_public_key(&cross_signing_key(&other, "master")).expect("valid");
-        assert!(other_public.verify(&ssk, "@alice:hs").is_err());
+        assert!(other_public.verify(&ssk, &user("@alice:hs")).is_err());
         let mut changed = ssk.clone();
         changed["usage"] = json!(["user_signing"]);
         assert_eq!(
-            master_public.verify(&changed, "@alice:hs"),
+            master_public.verify(&changed, &user("@alice:hs")),
             Err(SignatureError::InvalidSignature)
         );
         // `unsigned` is not covered.
         let mut annotated = ssk.clone();
         annotated["unsigned"] = json!({ "device_display_name": "x" });
-        assert_eq!(master_public.verify(&annotated, "@alice:hs"), Ok(()));
+        assert_eq!(master_public.verify(&annotated, &user("@alice:hs")), Ok(()));
     }
 
     #[test]

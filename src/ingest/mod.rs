@@ -42,6 +42,7 @@ use serde_json::Value;
 
 use crate::error::MatrixError;
 use crate::ids::RoomId;
+use crate::membership::Membership;
 use crate::room::build::{Appended, NewEvent, Signer, append_event};
 use crate::room::target::{RoomTarget, target};
 use crate::store::{Store, StoreError, WriteCtx};
@@ -121,7 +122,7 @@ pub fn fan_out(
     let content = &event["content"];
     crate::search::run::index_event(ctx, room.short, stream, event_type, content)?;
     crate::sync::sliding::record_bump(ctx, room.short, stream, event_type)?;
-    let joined = ctx.members_with(room.short, "join")?;
+    let joined = ctx.members_with(room.short, Membership::Join)?;
     crate::push::apply::notify_members(
         ctx,
         &mut cache.state,

@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::{CreateRoom, Rooms, create_room, send};
 use crate::error::MatrixError;
+use crate::membership::Membership;
 use crate::ids::{RoomId, UserId};
 use crate::room::build::NewEvent;
 use crate::room::target::{power_levels, target};
@@ -53,7 +54,8 @@ pub async fn upgrade(
             let Some(room) = target(ctx, rid.as_str())? else {
                 return Ok(Err(MatrixError::not_found("Room not found")));
             };
-            let joined = ctx.membership(&u, room.short)?.is_some_and(|m| m.membership == "join");
+            let joined =
+                ctx.membership(&u, room.short)?.is_some_and(|m| m.membership == Membership::Join);
             let allowed = joined
                 && power_levels(ctx, &room)?
                     .is_some_and(|pl| pl.can_send_state(&u, "m.room.tombstone"));

@@ -31,6 +31,7 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::membership::Membership;
 use crate::room::power_levels::{
     self, INTEGER_KEYS, INTEGER_MAP_KEYS, PowerLevel, PowerLevels, PowerLevelsError, RoomCreators,
 };
@@ -313,11 +314,11 @@ pub fn auth_types_for_event(version: RoomVersion, event: &AuthEvent) -> Vec<(Str
         if let Some(target) = &event.state_key {
             push("m.room.member", target);
         }
-        let membership = event.content_str("membership");
-        if matches!(membership, Some("join" | "invite" | "knock")) {
+        let membership = event.content_str("membership").and_then(Membership::parse);
+        if matches!(membership, Some(Membership::Join | Membership::Invite | Membership::Knock)) {
             push("m.room.join_rules", "");
         }
-        if membership == Some("invite")
+        if membership == Some(Membership::Invite)
             && let Some(token) = event
                 .content
                 .get("third_party_invite")
@@ -328,7 +329,7 @@ pub fn auth_types_for_event(version: RoomVersion, event: &AuthEvent) -> Vec<(Str
             push("m.room.third_party_invite", token);
         }
         // Every supported version (v8+) has restricted rooms.
-        if membership == Some("join")
+        if membership == Some(Membership::Join)
             && let Some(authoriser) = event.content_str("join_authorised_via_users_server")
         {
             push("m.room.member", authoriser);
@@ -422,7 +423,7 @@ pub fn check<'a>(
     }
 
     // Rule 5.
-    if room.membership(&event.sender)? != "join" {
+    if room.membership(&event.sender)? != Membership::Join {
         return room.fail(Rule::SenderNotJoined, "the sender is not joined to the room");
     }
 
@@ -673,13 +674,17 @@ impl<'s, 'a> Room<'s, 'a> {
         Ok(found)
     }
 
-    /// The user's current membership; `"leave"` when they have no member
-    /// event, which the rules treat the same as having left.
-    fn membership(&self, user_id: &str) -> Result<&'a str, AuthError> {
+    /// The user's current membership; `leave` when they have no member
+    /// event, which the rules treat the same as having left. Current state
+    /// holds only authorised member events, whose membership rule 4.8 limits
+    /// to the spec's values; any other would also count as `leave`, as every
+    /// rule treats a value it does not name.
+    fn membership(&self, user_id: &str) -> Result<Membership, AuthError> {
         Ok(self
             .lookup("m.room.member", user_id)?
             .and_then(|event| event.content_str("membership"))
-            .unwrap_or("leave"))
+            .and_then(Membership::parse)
+            .unwrap_or(Membership::Leave))
     }
 
     /// The current `join_rule`, `None` without a join rules event. No rule

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorKind, MatrixError};
+use crate::membership::Membership;
 use crate::room::auth::{self, AuthEvent};
 use crate::room::cache::StateCache;
 use crate::room::canonical::canonical_json_bytes;
@@ -275,11 +276,8 @@ pub fn append_event(
         crate::room::fields::encode(&fields).map_err(|e| StoreError::Corrupt(e.to_string()))?;
 
     let content = &client_value["content"];
-    let membership = if event_type == "m.room.member" {
-        content.get("membership").and_then(Value::as_str)
-    } else {
-        None
-    };
+    let membership =
+        if event_type == "m.room.member" { Membership::of_content(content) } else { None };
     let stream = ctx.next_position();
     let state = state_key.as_deref().map(|k| (event_type.as_str(), k));
     let member = match (membership, &state_key) {

@@ -6,6 +6,7 @@
 
 use crate::error::{ErrorKind, MatrixError};
 use crate::ids::{RoomAlias, RoomId, UserId};
+use crate::membership::Membership;
 use crate::room::target::{RoomTarget, power_levels, target};
 use crate::store::{StoreError, WriteCtx};
 
@@ -16,7 +17,7 @@ fn may_edit_directory(
     user: &UserId,
     room: &RoomTarget,
 ) -> Result<bool, StoreError> {
-    let joined = ctx.membership(user.as_str(), room.short)?.is_some_and(|m| m.membership == "join");
+    let joined = ctx.membership(user.as_str(), room.short)?.is_some_and(|m| m.membership == Membership::Join);
     Ok(joined
         && power_levels(ctx, room)?
             .is_some_and(|pl| pl.can_send_state(user.as_str(), "m.room.canonical_alias")))

@@ -6,6 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::MatrixError;
+use crate::ids::UserId;
 use crate::store::{ReadTxn, RoomShort, StoreError, StreamPos, WriteCtx};
 
 /// `(rel_type, parent event_id)` of an event's content, if it relates to
@@ -82,8 +83,9 @@ pub fn bundle(
     read: &ReadTxn,
     room: RoomShort,
     event: &mut Value,
-    user_id: &str,
+    user_id: &UserId,
 ) -> Result<(), MatrixError> {
+    let user_id = user_id.as_str();
     if event.get("state_key").is_some() {
         return Ok(());
     }

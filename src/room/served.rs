@@ -19,6 +19,8 @@
 use serde_json::Value;
 
 use crate::error::MatrixError;
+use crate::ids::{DeviceId, UserId};
+use crate::membership::Membership;
 
 /// Key in a stored event's `unsigned` naming the device whose request sent
 /// it (next to `transaction_id`).
@@ -27,8 +29,8 @@ pub const TXN_DEVICE: &str = "io.hearth.txn_device";
 /// Who an event is served to.
 #[derive(Clone, Copy, Debug)]
 pub struct Viewer<'a> {
-    pub user: &'a str,
-    pub device: &'a str,
+    pub user: &'a UserId,
+    pub device: &'a DeviceId,
 }
 
 /// Parses stored client-format JSON for `viewer` (`None`: for nobody in
@@ -81,11 +83,11 @@ fn both_redacts(v: &mut Value) {
 /// time of the event, the event's own change included (spec:
 /// client-server-api, `ClientEvent.unsigned.membership`). Clients tell
 /// "sent before you joined" from other undecryptable messages by it.
-pub fn set_membership(v: &mut Value, membership: &str) {
+pub fn set_membership(v: &mut Value, membership: Membership) {
     let Some(o) = v.as_object_mut() else { return };
     let unsigned = o.entry("unsigned").or_insert_with(|| Value::Object(Default::default()));
     if let Some(u) = unsigned.as_object_mut() {
-        u.insert("membership".into(), Value::String(membership.to_owned()));
+        u.insert("membership".into(), Value::String(membership.as_str().to_owned()));
     }
 }
 
@@ -93,7 +95,8 @@ pub fn set_membership(v: &mut Value, membership: &str) {
 fn strip_transaction_id(v: &mut Value, viewer: Option<Viewer<'_>>) {
     let Some(unsigned) = v.get_mut("unsigned").and_then(Value::as_object_mut) else { return };
     let Some(sender_device) = unsigned.remove(TXN_DEVICE) else { return };
-    let keep = viewer.is_some_and(|w| sender_device == w.device && v["sender"] == w.user);
+    let keep = viewer
+        .is_some_and(|w| sender_device == w.device.as_str() && v["sender"] == w.user.as_str());
     let Some(unsigned) = v.get_mut("unsigned").and_then(Value::as_object_mut) else { return };
     if !keep {
         unsigned.remove("transaction_id");
@@ -120,17 +123,22 @@ mod tests {
         .expect("json")
     }
 
-    fn viewer<'a>(user: &'a str, device: &'a str) -> Option<Viewer<'a>> {
+    fn ids(user: &str, device: &str) -> (UserId, DeviceId) {
+        (UserId::parse(user).expect("user ID"), DeviceId::parse(device).expect("device ID"))
+    }
+
+    fn viewer((user, device): &(UserId, DeviceId)) -> Option<Viewer<'_>> {
         Some(Viewer { user, device })
     }
 
     #[test]
     fn only_the_sending_device_sees_the_transaction_id() {
-        let mine = parse(&stored(), viewer("@a:hs", "PHONE")).expect("parse");
+        let mine = parse(&stored(), viewer(&ids("@a:hs", "PHONE"))).expect("parse");
         assert_eq!(mine["unsigned"], json!({ "transaction_id": "t1" }));
         // Another device of the sender; another user whose device has the
         // same ID; nobody in particular.
-        for other in [viewer("@a:hs", "LAPTOP"), viewer("@b:hs", "PHONE"), None] {
+        let (laptop, bob) = (ids("@a:hs", "LAPTOP"), ids("@b:hs", "PHONE"));
+        for other in [viewer(&laptop), viewer(&bob), None] {
             let v = parse(&stored(), other).expect("parse");
             assert!(v.get("unsigned").is_none(), "{other:?}: {v}");
         }
@@ -170,10 +178,10 @@ mod tests {
     #[test]
     fn membership_joins_other_unsigned_keys() {
         let mut v = json!({ "unsigned": { "age": 5 } });
-        set_membership(&mut v, "invite");
+        set_membership(&mut v, Membership::Invite);
         assert_eq!(v["unsigned"], json!({ "age": 5, "membership": "invite" }));
         let mut bare = json!({ "type": "m.room.message" });
-        set_membership(&mut bare, "leave");
+        set_membership(&mut bare, Membership::Leave);
         assert_eq!(bare["unsigned"], json!({ "membership": "leave" }));
     }
 
@@ -182,7 +190,7 @@ mod tests {
         let mut v = json!({
             "unsigned": { "prev_content": {"a": 1}, "transaction_id": "t", TXN_DEVICE: "D" },
         });
-        shape(&mut v, viewer("@a:hs", "E"));
+        shape(&mut v, viewer(&ids("@a:hs", "E")));
         assert_eq!(v["unsigned"], json!({ "prev_content": {"a": 1} }));
         let mut plain = json!({ "unsigned": { "transaction_id": "x" } });
         shape(&mut plain, None);

@@ -11,6 +11,8 @@
 use serde_json::Value;
 
 use crate::error::MatrixError;
+use crate::ids::UserId;
+use crate::membership::Membership;
 use crate::store::{ReadTxn, RoomShort, StoredEvent, StreamPos};
 
 pub struct Visibility {
@@ -18,7 +20,7 @@ pub struct Visibility {
     memberships: Memberships,
     /// The room's history visibility after each change, oldest first.
     settings: Vec<(StreamPos, String)>,
-    user_id: String,
+    user_id: UserId,
 }
 
 fn content_field(e: &StoredEvent, key: &str) -> Option<String> {
@@ -26,40 +28,52 @@ fn content_field(e: &StoredEvent, key: &str) -> Option<String> {
     v.get("content")?.get(key)?.as_str().map(str::to_owned)
 }
 
-/// The value in force *before* `pos` in a change list (default `dflt`).
-fn before<'a>(changes: &'a [(StreamPos, String)], pos: StreamPos, dflt: &'a str) -> &'a str {
-    last_of(&changes[..changes.partition_point(|(p, _)| *p < pos)], dflt)
+/// The value in force *before* `pos` in a change list, if any.
+fn before<T>(changes: &[(StreamPos, T)], pos: StreamPos) -> Option<&T> {
+    last_of(&changes[..changes.partition_point(|(p, _)| *p < pos)])
 }
 
-/// The value in force *after* the event at `pos`.
-fn after<'a>(changes: &'a [(StreamPos, String)], pos: StreamPos, dflt: &'a str) -> &'a str {
-    last_of(&changes[..changes.partition_point(|(p, _)| *p <= pos)], dflt)
+/// The value in force *after* the event at `pos`, if any.
+fn after<T>(changes: &[(StreamPos, T)], pos: StreamPos) -> Option<&T> {
+    last_of(&changes[..changes.partition_point(|(p, _)| *p <= pos)])
 }
 
 /// Change lists are sorted by position: the value in force is found by
 /// binary search, so judging a page of events costs no walk of the list.
-fn last_of<'a>(changes: &'a [(StreamPos, String)], dflt: &'a str) -> &'a str {
-    changes.last().map(|(_, v)| v.as_str()).unwrap_or(dflt)
+fn last_of<T>(changes: &[(StreamPos, T)]) -> Option<&T> {
+    changes.last().map(|(_, v)| v)
+}
+
+/// A history visibility in force, `shared` without any setting.
+fn visibility_or_shared(v: Option<&String>) -> &str {
+    v.map_or("shared", String::as_str)
+}
+
+/// A membership in force, `leave` without any member event (spec: "If the
+/// user had yet to join the room at the time of the event ... `leave`").
+fn membership_or_leave(m: Option<&Membership>) -> Membership {
+    m.copied().unwrap_or(Membership::Leave)
 }
 
 /// One user's membership history in one room: what each event's
 /// `unsigned.membership` says (spec: the `membership` property of
 /// `ClientEvent.unsigned`), and what history visibility is judged by.
 #[derive(Debug)]
-pub struct Memberships(Vec<(StreamPos, String)>);
+pub struct Memberships(Vec<(StreamPos, Membership)>);
 
 impl Memberships {
     /// Every change, oldest first: a scan of the user's membership changes,
     /// not of the room's history.
     pub fn load(
         read: &ReadTxn,
-        user_id: &str,
+        user_id: &UserId,
         room: RoomShort,
     ) -> Result<Memberships, MatrixError> {
         let mut changes = Vec::new();
-        for pos in read.membership_positions(user_id, room)? {
+        for pos in read.membership_positions(user_id.as_str(), room)? {
             if let Some(ev) = read.event_at(room, pos)?
                 && let Some(m) = content_field(&ev, "membership")
+                && let Some(m) = Membership::parse(&m)
             {
                 changes.push((pos, m));
             }
@@ -74,14 +88,14 @@ impl Memberships {
     /// event carries the current membership.
     pub fn since(
         read: &ReadTxn,
-        user_id: &str,
+        user_id: &UserId,
         room: RoomShort,
-        latest: (&str, StreamPos),
+        latest: (Membership, StreamPos),
         oldest: Option<StreamPos>,
     ) -> Result<Memberships, MatrixError> {
         let (membership, pos) = latest;
         if oldest.is_none_or(|o| o >= pos) {
-            return Ok(Memberships(vec![(pos, membership.to_owned())]));
+            return Ok(Memberships(vec![(pos, membership)]));
         }
         Memberships::load(read, user_id, room)
     }
@@ -89,13 +103,17 @@ impl Memberships {
     /// The membership at the event at `pos`, the event's own change
     /// included; `leave` before the first (spec: "If the user had yet to
     /// join the room at the time of the event ... set to `leave`").
-    pub fn at(&self, pos: StreamPos) -> &str {
-        after(&self.0, pos, "leave")
+    pub fn at(&self, pos: StreamPos) -> Membership {
+        membership_or_leave(after(&self.0, pos))
     }
 }
 
 impl Visibility {
-    pub fn load(read: &ReadTxn, user_id: &str, room: RoomShort) -> Result<Visibility, MatrixError> {
+    pub fn load(
+        read: &ReadTxn,
+        user_id: &UserId,
+        room: RoomShort,
+    ) -> Result<Visibility, MatrixError> {
         let memberships = Memberships::load(read, user_id, room)?;
         let mut settings = Vec::new();
         for pos in read.state_positions(room, "m.room.history_visibility", "")? {
@@ -104,7 +122,7 @@ impl Visibility {
                 settings.push((pos, v));
             }
         }
-        Ok(Visibility { memberships, settings, user_id: user_id.to_owned() })
+        Ok(Visibility { memberships, settings, user_id: user_id.clone() })
     }
 
     /// The user's membership history in the room.
@@ -114,26 +132,26 @@ impl Visibility {
 
     /// Whether the user has ever been in the room, or it is readable by all now.
     pub fn may_look(&self) -> bool {
-        self.memberships.0.iter().any(|(_, m)| m == "join")
+        self.memberships.0.iter().any(|(_, m)| *m == Membership::Join)
             || self.settings.last().is_some_and(|(_, v)| v == "world_readable")
     }
 
-    fn allows(&self, visibility: &str, membership: &str, pos: StreamPos) -> bool {
+    fn allows(&self, visibility: &str, membership: Membership, pos: StreamPos) -> bool {
         match (visibility, membership) {
-            ("world_readable", _) | (_, "join") => true,
-            ("invited", "invite") => true,
+            ("world_readable", _) | (_, Membership::Join) => true,
+            ("invited", Membership::Invite) => true,
             ("joined" | "invited", _) => false,
             // `shared` and anything unknown (treated as shared): allowed if
             // the user joined at any point after the event.
-            _ => self.memberships.0.iter().any(|(p, m)| *p > pos && m == "join"),
+            _ => self.memberships.0.iter().any(|(p, m)| *p > pos && *m == Membership::Join),
         }
     }
 
     /// May the user see this event?
     pub fn can_see(&self, event: &StoredEvent) -> bool {
         let pos = event.stream;
-        let vis_before = before(&self.settings, pos, "shared");
-        let mem_before = before(&self.memberships.0, pos, "leave");
+        let vis_before = visibility_or_shared(before(&self.settings, pos));
+        let mem_before = membership_or_leave(before(&self.memberships.0, pos));
         if self.allows(vis_before, mem_before, pos) {
             return true;
         }
@@ -144,7 +162,12 @@ impl Visibility {
         let key = v.get("state_key").and_then(Value::as_str);
         let special = ty == "m.room.history_visibility"
             || (ty == "m.room.member" && key == Some(self.user_id.as_str()));
-        special && self.allows(after(&self.settings, pos, "shared"), self.memberships.at(pos), pos)
+        special
+            && self.allows(
+                visibility_or_shared(after(&self.settings, pos)),
+                self.memberships.at(pos),
+                pos,
+            )
     }
 }
 
@@ -153,13 +176,14 @@ mod tests {
     use super::*;
 
     fn changes(list: &[(u64, &str)]) -> Memberships {
-        Memberships(list.iter().map(|(p, m)| (StreamPos(*p), (*m).to_owned())).collect())
+        let parse = |m| Membership::parse(m).expect("a spec membership");
+        Memberships(list.iter().map(|(p, m)| (StreamPos(*p), parse(m))).collect())
     }
 
     #[test]
     fn membership_at_an_event_counts_the_events_own_change() {
         let m = changes(&[(10, "invite"), (20, "join"), (30, "leave"), (40, "join")]);
-        let at = |p| m.at(StreamPos(p));
+        let at = |p| m.at(StreamPos(p)).as_str();
         assert_eq!(at(5), "leave", "no member event yet: leave (spec)");
         assert_eq!(at(10), "invite", "the invite itself");
         assert_eq!(at(15), "invite");

@@ -20,6 +20,8 @@ use serde_json::{Map, Value, json};
 
 use super::{Batch, GroupScope, Order, Query, SearchKey, index_terms, searchable_text};
 use crate::error::MatrixError;
+use crate::ids::UserId;
+use crate::membership::Membership;
 use crate::room::visibility::Visibility;
 use crate::store::{ReadTxn, RoomShort, StoreError, StoredEvent, StreamPos, WriteCtx};
 
@@ -97,7 +99,7 @@ struct RoomView {
 /// Which rooms are searched, decided lazily per room met in the walk.
 struct Rooms<'a> {
     read: &'a ReadTxn,
-    user_id: &'a str,
+    user_id: &'a UserId,
     filter: &'a EventFilter,
     scope: Option<&'a GroupScope>,
     views: HashMap<RoomShort, Option<RoomView>>,
@@ -115,7 +117,7 @@ impl Rooms<'_> {
     /// Rooms the user is or was joined to (or can read as world-readable
     /// with a membership), narrowed by the filter and a group token.
     fn admit(&self, room: RoomShort) -> Result<Option<RoomView>, MatrixError> {
-        if self.read.membership(self.user_id, room)?.is_none() {
+        if self.read.membership(self.user_id.as_str(), room)?.is_none() {
             return Ok(None);
         }
         let Some(room_id) = self.read.room_id(room)? else { return Ok(None) };
@@ -156,7 +158,7 @@ fn key_mask(c: &Criteria) -> u8 {
 /// object. `batch` is the decoded `next_batch` of the request, if any.
 pub fn search(
     read: &ReadTxn,
-    user_id: &str,
+    user_id: &UserId,
     c: &Criteria,
     batch: Option<&Batch>,
 ) -> Result<Value, MatrixError> {
@@ -389,7 +391,7 @@ fn context(
 /// user has left, only the entries set before they left.
 fn state(
     read: &ReadTxn,
-    user_id: &str,
+    user_id: &UserId,
     rooms: &mut Rooms<'_>,
     page: &[Candidate],
 ) -> Result<Map<String, Value>, MatrixError> {
@@ -400,8 +402,8 @@ fn state(
             continue;
         }
         let room_id = view.room_id.clone();
-        let upto = match read.membership(user_id, cand.room)? {
-            Some(m) if m.membership == "join" => StreamPos(u64::MAX),
+        let upto = match read.membership(user_id.as_str(), cand.room)? {
+            Some(m) if m.membership == Membership::Join => StreamPos(u64::MAX),
             Some(m) => m.stream,
             None => continue,
         };

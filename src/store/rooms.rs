@@ -22,6 +22,7 @@ use super::tables::{
     meta_u64, txn_epoch,
 };
 use super::{ReadTxn, StoreError, StreamPos, WriteCtx};
+use crate::membership::Membership as MembershipState;
 
 /// A room's short id: rooms are named by this integer in every hot key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,8 +47,15 @@ pub struct StoredEvent {
 #[derive(Clone, Debug)]
 pub struct Membership {
     pub room: RoomShort,
-    pub membership: String,
+    pub membership: MembershipState,
     pub stream: StreamPos,
+}
+
+/// A membership as stored (its spec string). Only authorised member events
+/// are stored and the rules refuse other values, so anything else is damage.
+fn stored_membership(s: &str) -> Result<MembershipState, StoreError> {
+    MembershipState::parse(s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown stored membership {s:?}")))
 }
 
 const META_NEXT_ROOM_SHORT: &str = "next_room_short";
@@ -198,17 +206,18 @@ macro_rules! room_reads {
             ) -> Result<Option<Membership>, StoreError> {
                 let t = self.$txn.open_table(USER_ROOM_TO_MEMBERSHIP)?;
                 let v = t.get((user_id, room.0))?;
-                Ok(v.map(|v| {
+                v.map(|v| {
                     let (m, s) = v.value();
-                    Membership { room, membership: m.to_owned(), stream: StreamPos(s) }
-                }))
+                    Ok(Membership { room, membership: stored_membership(m)?, stream: StreamPos(s) })
+                })
+                .transpose()
             }
 
             /// Users with membership `membership` in a room.
             pub fn members_with(
                 &self,
                 room: RoomShort,
-                membership: &str,
+                membership: MembershipState,
             ) -> Result<Vec<String>, StoreError> {
                 let t = self.$txn.open_table(ROOM_USER_TO_MEMBERSHIP)?;
                 let mut out = Vec::new();
@@ -218,7 +227,7 @@ macro_rules! room_reads {
                     if r != room.0 {
                         break;
                     }
-                    if v.value() == membership {
+                    if v.value() == membership.as_str() {
                         out.push(u.to_owned());
                     }
                 }
@@ -346,7 +355,7 @@ impl ReadTxn {
             let (m, s) = v.value();
             out.push(Membership {
                 room: RoomShort(k.value().1),
-                membership: m.to_owned(),
+                membership: stored_membership(m)?,
                 stream: StreamPos(s),
             });
         }
@@ -513,7 +522,7 @@ impl WriteCtx<'_> {
         client_json: &[u8],
         pdu_fields: &[u8],
         state: Option<(&str, &str)>,
-        member: Option<(&str, &str)>,
+        member: Option<(&str, MembershipState)>,
     ) -> Result<(), StoreError> {
         self.txn.open_table(STREAM_TO_EVENT)?.insert(stream.0, client_json)?;
         self.txn.open_table(STREAM_TO_PDU_FIELDS)?.insert(stream.0, pdu_fields)?;
@@ -526,6 +535,7 @@ impl WriteCtx<'_> {
             self.txn.open_table(ROOM_STREAM_TO_STATE_KEY)?.insert((room.0, stream.0), (ty, key))?;
         }
         if let Some((user, membership)) = member {
+            let membership = membership.as_str();
             self.txn
                 .open_table(USER_ROOM_TO_MEMBERSHIP)?
                 .insert((user, room.0), (membership, stream.0))?;
@@ -555,7 +565,7 @@ impl WriteCtx<'_> {
         let mut out = Vec::new();
         for row in t.range((user_id, 0)..=(user_id, u64::MAX))? {
             let (k, v) = row?;
-            if v.value().0 == "join" {
+            if v.value().0 == MembershipState::Join.as_str() {
                 out.push(RoomShort(k.value().1));
             }
         }

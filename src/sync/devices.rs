@@ -5,15 +5,17 @@
 use std::collections::HashSet;
 
 use crate::error::MatrixError;
+use crate::ids::UserId;
+use crate::membership::Membership;
 use crate::store::{ReadTxn, StreamPos};
 
 /// Users sharing at least one joined room with `user_id` (including itself).
-pub fn room_mates(read: &ReadTxn, user_id: &str) -> Result<HashSet<String>, MatrixError> {
+pub fn room_mates(read: &ReadTxn, user_id: &UserId) -> Result<HashSet<String>, MatrixError> {
     let mut out = HashSet::new();
-    out.insert(user_id.to_owned());
-    for m in read.user_memberships(user_id)? {
-        if m.membership == "join" {
-            out.extend(read.members_with(m.room, "join")?);
+    out.insert(user_id.as_str().to_owned());
+    for m in read.user_memberships(user_id.as_str())? {
+        if m.membership == Membership::Join {
+            out.extend(read.members_with(m.room, Membership::Join)?);
         }
     }
     Ok(out)
@@ -30,14 +32,15 @@ pub fn room_mates(read: &ReadTxn, user_id: &str) -> Result<HashSet<String>, Matr
 /// theirs changed.
 pub fn device_list_changes(
     read: &ReadTxn,
-    user_id: &str,
+    user: &UserId,
     from: StreamPos,
     to: StreamPos,
 ) -> Result<(Vec<String>, Vec<String>), MatrixError> {
     if from >= to {
         return Ok((Vec::new(), Vec::new()));
     }
-    let mates = room_mates(read, user_id)?;
+    let mates = room_mates(read, user)?;
+    let user_id = user.as_str();
     let mut changed: HashSet<String> = HashSet::new();
     let mut left: HashSet<String> = HashSet::new();
     for u in read.key_changes(from, to)? {
@@ -47,16 +50,16 @@ pub fn device_list_changes(
     }
     let rooms_changed: HashSet<_> = read.membership_changes(user_id, from)?.into_iter().collect();
     for m in read.user_memberships(user_id)? {
-        if rooms_changed.contains(&m.room) && m.membership == "join" {
+        if rooms_changed.contains(&m.room) && m.membership == Membership::Join {
             // We joined: everyone there is new to us.
-            for u in read.members_with(m.room, "join")? {
+            for u in read.members_with(m.room, Membership::Join)? {
                 if u != user_id {
                     changed.insert(u);
                 }
             }
             continue;
         }
-        if m.membership != "join" {
+        if m.membership != Membership::Join {
             continue;
         }
         for (t, k) in read.state_changes(m.room, from, to)? {

@@ -21,6 +21,8 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Map, Value, json};
 
 use crate::error::MatrixError;
+use crate::ids::{DeviceId, UserId};
+use crate::membership::Membership as MembershipState;
 use crate::room::served::Viewer;
 use crate::room::visibility::{Memberships, Visibility};
 use crate::store::{Membership, ReadTxn, Receipt, RoomShort, StoredEvent, StreamPos};
@@ -37,7 +39,7 @@ const TO_DEVICE_LIMIT: usize = 100;
 pub struct SyncParams {
     pub since: Option<StreamPos>,
     /// The syncing device (for its to-device inbox and key counts).
-    pub device_id: String,
+    pub device_id: DeviceId,
     /// The typing serial the client last saw.
     pub since_typing: Option<u64>,
     /// The presence serial the client last saw.
@@ -138,13 +140,13 @@ pub fn event_value_for(
 /// newly joined or left), once per room.
 pub fn set_memberships(
     read: &ReadTxn,
-    user_id: &str,
+    user_id: &UserId,
     m: &Membership,
     events: &[StoredEvent],
     values: &mut [Value],
 ) -> Result<(), MatrixError> {
     let oldest = events.iter().map(|e| e.stream).min();
-    let history = Memberships::since(read, user_id, m.room, (&m.membership, m.stream), oldest)?;
+    let history = Memberships::since(read, user_id, m.room, (m.membership, m.stream), oldest)?;
     for (e, v) in events.iter().zip(values) {
         crate::room::served::set_membership(v, history.at(e.stream));
     }
@@ -160,7 +162,7 @@ struct Cx<'a> {
     read: &'a ReadTxn,
     eph: &'a Ephemeral<'a>,
     lazy: &'a mut DeviceMembers,
-    user_id: &'a str,
+    user_id: &'a UserId,
     params: &'a SyncParams,
     upto: StreamPos,
     /// Users whose join into one of the user's rooms this response carries,
@@ -174,17 +176,19 @@ pub fn assemble(
     read: &ReadTxn,
     eph: &Ephemeral,
     lazy: &mut DeviceMembers,
-    user_id: &str,
+    user: &UserId,
     params: &SyncParams,
     upto: StreamPos,
 ) -> Result<(Value, bool), MatrixError> {
+    // The store and the per-user maps are keyed by the ID's string form.
+    let user_id = user.as_str();
     // To-device first: if the inbox holds more than one response carries,
     // the whole response stops at the last message sent, so the next
     // `since` acknowledges exactly what was delivered.
     let mut upto = upto;
     let inbox_from = params.since.unwrap_or_default();
     let mut inbox =
-        read.to_device(user_id, &params.device_id, inbox_from, upto, TO_DEVICE_LIMIT + 1)?;
+        read.to_device(user_id, params.device_id.as_str(), inbox_from, upto, TO_DEVICE_LIMIT + 1)?;
     if inbox.len() > TO_DEVICE_LIMIT {
         inbox.truncate(TO_DEVICE_LIMIT);
         if let Some((last, _)) = inbox.last() {
@@ -196,20 +200,20 @@ pub fn assemble(
         .map(|(_, b)| serde_json::from_slice(b).map_err(|e| MatrixError::internal("to-device", e)))
         .collect::<Result<_, _>>()?;
     let (changed_devices, left_devices) = match params.since {
-        Some(since) => devices::device_list_changes(read, user_id, since, upto)?,
+        Some(since) => devices::device_list_changes(read, user, since, upto)?,
         None => (Vec::new(), Vec::new()),
     };
     let otk_counts: Map<String, Value> = read
-        .one_time_key_counts(user_id, &params.device_id)?
+        .one_time_key_counts(user_id, params.device_id.as_str())?
         .into_iter()
         .map(|(a, n)| (a, json!(n)))
         .collect();
-    let fallback_types = read.unused_fallback_types(user_id, &params.device_id)?;
+    let fallback_types = read.unused_fallback_types(user_id, params.device_id.as_str())?;
     if params.since.is_none() {
         // An initial sync: the device starts with no members.
         lazy.clear();
     }
-    let mut cx = Cx { read, eph, lazy, user_id, params, upto, met: HashSet::new() };
+    let mut cx = Cx { read, eph, lazy, user_id: user, params, upto, met: HashSet::new() };
     let memberships = read.user_memberships(user_id)?;
     let changed: HashSet<RoomShort> = match params.since {
         Some(s) => read.membership_changes(user_id, s)?.into_iter().collect(),
@@ -229,23 +233,23 @@ pub fn assemble(
             continue;
         }
         let fresh = params.since.is_none() || changed.contains(&m.room) || params.full_state;
-        match m.membership.as_str() {
-            "join" => {
+        match m.membership {
+            MembershipState::Join => {
                 if let Some(room) = joined_room(&mut cx, m, &room_id, fresh)? {
                     join.insert(room_id, room);
                 }
             }
-            "knock" if fresh => {
+            MembershipState::Knock if fresh => {
                 let state = stripped_state(read, m.room, user_id)?;
                 knock.insert(room_id, json!({ "knock_state": { "events": state } }));
             }
-            "invite" if fresh => {
+            MembershipState::Invite if fresh => {
                 invite.insert(
                     room_id,
                     json!({ "invite_state": { "events": stripped_state(read, m.room, user_id)? } }),
                 );
             }
-            "leave" | "ban"
+            MembershipState::Leave | MembershipState::Ban
                 if ((params.since.is_some() && changed.contains(&m.room))
                     || (room_filter.include_leave
                         && (params.since.is_none() || params.full_state)))
@@ -347,7 +351,8 @@ fn joined_room(
     room_id: &str,
     fresh: bool,
 ) -> Result<Option<Value>, MatrixError> {
-    let (read, params, upto, user_id) = (cx.read, cx.params, cx.upto, cx.user_id);
+    let (read, params, upto, user) = (cx.read, cx.params, cx.upto, cx.user_id);
+    let user_id = user.as_str();
     let rf = &params.filter.room;
     let since = if fresh { StreamPos(0) } else { params.since.unwrap_or_default() };
     let (mut pairs, limited) = if rf.timeline.allows_room(room_id) {
@@ -358,7 +363,7 @@ fn joined_room(
             upto,
             &rf.timeline,
             params.timeline_limit(),
-            Viewer { user: user_id, device: &params.device_id },
+            Viewer { user, device: &params.device_id },
         )?
     } else {
         (Vec::new(), false)
@@ -366,7 +371,7 @@ fn joined_room(
     if fresh && restricted_history(read, m.room)? {
         // A newly joined room under `joined`/`invited` visibility: drop what
         // the user may not see (older events are already the client's).
-        let vis = Visibility::load(read, user_id, m.room)?;
+        let vis = Visibility::load(read, user, m.room)?;
         pairs.retain(|(e, _)| vis.can_see(e));
     }
     let (ephemeral, room_data) = room_extras(cx, m, room_id, fresh)?;
@@ -374,9 +379,9 @@ fn joined_room(
         return Ok(None);
     }
     let (events, mut timeline): (Vec<StoredEvent>, Vec<Value>) = pairs.into_iter().unzip();
-    set_memberships(read, user_id, m, &events, &mut timeline)?;
+    set_memberships(read, user, m, &events, &mut timeline)?;
     for ev in &mut timeline {
-        crate::room::relations::bundle(read, m.room, ev, user_id)?;
+        crate::room::relations::bundle(read, m.room, ev, user)?;
     }
     let first = events.first().map(|e| e.stream).unwrap_or(upto);
     let state = if rf.state.allows_room(room_id) {
@@ -385,17 +390,17 @@ fn joined_room(
         Vec::new()
     };
     let state_field = if params.use_state_after { "state_after" } else { "state" };
-    let joined = read.members_with(m.room, "join")?;
-    let invited = read.members_with(m.room, "invite")?;
+    let joined = read.members_with(m.room, MembershipState::Join)?;
+    let invited = read.members_with(m.room, MembershipState::Invite)?;
     if params.since.is_some() {
         // Who newly shares this room with the user (for presence).
         if fresh {
             cx.met.extend(joined.iter().cloned());
         } else {
-            let joins = timeline
-                .iter()
-                .chain(&state)
-                .filter(|e| e["type"] == "m.room.member" && e["content"]["membership"] == "join");
+            let joins = timeline.iter().chain(&state).filter(|e| {
+                e["type"] == "m.room.member"
+                    && MembershipState::of_content(&e["content"]) == Some(MembershipState::Join)
+            });
             cx.met.extend(joins.filter_map(|e| e["state_key"].as_str().map(str::to_owned)));
         }
     }
@@ -418,7 +423,7 @@ fn joined_room(
             "m.invited_member_count": invited.len(),
         },
     });
-    let unread = unread::counts(read, user_id, m.room)?;
+    let unread = unread::counts(read, user, m.room)?;
     let counts = |(n, h): unread::Counts| json!({ "notification_count": n, "highlight_count": h });
     if rf.timeline.unread_thread_notifications {
         room["unread_notifications"] = counts(unread.main);
@@ -444,7 +449,7 @@ fn room_state(
     limited: bool,
     first: StreamPos,
 ) -> Result<Vec<Value>, MatrixError> {
-    let (read, params, upto, user_id) = (cx.read, cx.params, cx.upto, cx.user_id);
+    let (read, params, upto, user_id) = (cx.read, cx.params, cx.upto, cx.user_id.as_str());
     let sf = &params.filter.room.state;
     let since = params.since.unwrap_or_default();
     let after = params.use_state_after;
@@ -607,8 +612,11 @@ fn presence_events(
 ) -> Result<Vec<Value>, MatrixError> {
     let f = &params.filter.presence;
     let since = params.since.and(params.since_presence);
-    let mine: HashSet<RoomShort> =
-        memberships.iter().filter(|m| m.membership == "join").map(|m| m.room).collect();
+    let mine: HashSet<RoomShort> = memberships
+        .iter()
+        .filter(|m| m.membership == MembershipState::Join)
+        .map(|m| m.room)
+        .collect();
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let changed = presence.changed_since(since);
@@ -621,7 +629,7 @@ fn presence_events(
             && !read
                 .user_memberships(user)?
                 .iter()
-                .any(|m| m.membership == "join" && mine.contains(&m.room))
+                .any(|m| m.membership == MembershipState::Join && mine.contains(&m.room))
         {
             continue;
         }
@@ -636,7 +644,7 @@ fn presence_events(
 /// `room` (see [`unread::read_position`]).
 pub fn read_position(
     read: &ReadTxn,
-    user: &str,
+    user: &UserId,
     room: RoomShort,
 ) -> Result<StreamPos, MatrixError> {
     unread::read_position(read, user, room)
@@ -662,7 +670,7 @@ fn room_extras(
     room_id: &str,
     fresh: bool,
 ) -> Result<(Vec<Value>, Vec<Value>), MatrixError> {
-    let (read, params, user_id) = (cx.read, cx.params, cx.user_id);
+    let (read, params, user_id) = (cx.read, cx.params, cx.user_id.as_str());
     let rf = &params.filter.room;
     let mut ephemeral = Vec::new();
     let since = if fresh { None } else { params.since };

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 
 use crate::error::MatrixError;
+use crate::ids::UserId;
 use crate::store::{ReadTxn, RoomShort, StreamPos};
 
 /// `(notification_count, highlight_count)`.
@@ -60,15 +61,16 @@ fn read_marks(read: &ReadTxn, user: &str, room: RoomShort) -> Result<ReadMarks, 
 /// `room`: their newest unthreaded or `main` read receipt, public or private.
 pub fn read_position(
     read: &ReadTxn,
-    user: &str,
+    user: &UserId,
     room: RoomShort,
 ) -> Result<StreamPos, MatrixError> {
-    let marks = read_marks(read, user, room)?;
+    let marks = read_marks(read, user.as_str(), room)?;
     Ok(marks.all.max(marks.main))
 }
 
 /// The unread counts of `user` in `room`, split by thread.
-pub fn counts(read: &ReadTxn, user: &str, room: RoomShort) -> Result<Unread, MatrixError> {
+pub fn counts(read: &ReadTxn, user: &UserId, room: RoomShort) -> Result<Unread, MatrixError> {
+    let user = user.as_str();
     let marks = read_marks(read, user, room)?;
     let mut out = Unread::default();
     for (stream, highlight) in read.unread_rows(user, room, marks.all)? {

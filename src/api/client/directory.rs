@@ -7,6 +7,7 @@ use super::rooms::{parse, room_short};
 use crate::api::{Reply, Request, json};
 use crate::error::MatrixError;
 use crate::ids::{RoomAlias, RoomId};
+use crate::membership::Membership;
 use crate::ingest::{lock, unlist_canonical_alias};
 use crate::room::directory;
 use crate::app::App;
@@ -43,7 +44,10 @@ pub async fn set_room_alias(app: &App, req: &Request, alias: &str) -> Result<Rep
     let room = RoomId::parse(room_id).map_err(|e| MatrixError::invalid_param(e.0))?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    if read.membership(caller.user_id.as_str(), short)?.is_none_or(|m| m.membership != "join") {
+    if read
+        .membership(caller.user_id.as_str(), short)?
+        .is_none_or(|m| m.membership != Membership::Join)
+    {
         return Err(MatrixError::forbidden("You must be in the room to give it an alias"));
     }
     drop(read);
@@ -86,8 +90,9 @@ pub fn get_local_aliases(app: &App, req: &Request, room_id: &str) -> Result<Repl
     let caller = req.caller()?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let member =
-        read.membership(caller.user_id.as_str(), short)?.is_some_and(|m| m.membership == "join");
+    let member = read
+        .membership(caller.user_id.as_str(), short)?
+        .is_some_and(|m| m.membership == Membership::Join);
     if !member && !world_readable(&read, short)? {
         return Err(MatrixError::forbidden("You are not in this room"));
     }
@@ -184,7 +189,7 @@ pub fn public_rooms(app: &App, req: &Request, post: bool) -> Result<Reply, Matri
         }
         let mut entry = json!({
             "room_id": room_id,
-            "num_joined_members": read.members_with(short, "join")?.len(),
+            "num_joined_members": read.members_with(short, Membership::Join)?.len(),
             "world_readable": world_readable(&read, short)?,
             "guest_can_join": state_content(&read, short, "m.room.guest_access")?["guest_access"] == "can_join",
             "join_rule": state_content(&read, short, "m.room.join_rules")?["join_rule"].as_str().unwrap_or("invite"),

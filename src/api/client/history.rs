@@ -47,7 +47,7 @@ pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, Matrix
     if !matches!(dir, "b" | "f") {
         return Err(MatrixError::invalid_param("dir must be b or f"));
     }
-    let vis = Visibility::load(&read, caller.user_id.as_str(), short)?;
+    let vis = Visibility::load(&read, &caller.user_id, short)?;
     let page = if filter.allows_room(room_id) {
         scan_page(&read, short, dir == "b", from, to, upto, limit, &|e| {
             Ok(vis.can_see(e) && (filter.is_open() || filter.allows_event(&parse(e)?)))
@@ -190,8 +190,7 @@ pub fn get_event_context(
     let caller = req.caller()?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let SeenEvent { event, upto, vis } =
-        visible_event(&read, caller.user_id.as_str(), short, event_id)?;
+    let SeenEvent { event, upto, vis } = visible_event(&read, &caller.user_id, short, event_id)?;
     let pos = event.stream;
     let limit: usize = match req.query("limit") {
         Some(l) => l.parse().map_err(|_| MatrixError::invalid_param("limit must be an integer"))?,
@@ -274,7 +273,7 @@ pub fn timestamp_to_event(app: &App, req: &Request, room_id: &str) -> Result<Rep
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
     let upto = visible_upto(&read, caller.user_id.as_str(), short)?;
-    let vis = Visibility::load(&read, caller.user_id.as_str(), short)?;
+    let vis = Visibility::load(&read, &caller.user_id, short)?;
     // Local events are appended in time order, so stream order is time
     // order; walk in pages from the right end.
     let mut best: Option<(String, u64)> = None;

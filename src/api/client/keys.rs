@@ -316,8 +316,7 @@ pub fn key_changes(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let from = from.ok_or_else(|| MatrixError::invalid_param("from must be a sync token"))?;
     let to = to.ok_or_else(|| MatrixError::invalid_param("to must be a sync token"))?;
     let read = app.store.read()?;
-    let (changed, left) =
-        sync::devices::device_list_changes(&read, caller.user_id.as_str(), from, to)?;
+    let (changed, left) = sync::devices::device_list_changes(&read, &caller.user_id, from, to)?;
     Ok(json(&json!({ "changed": changed, "left": left })))
 }
 
@@ -365,6 +364,7 @@ pub async fn upload_cross_signing_keys(app: &App, req: &Request) -> Result<Reply
         }
     }
     let u = user.clone();
+    let owner = caller.user_id.clone();
     let lp = caller.user_id.localpart().to_owned();
     app.store
         .write(move |ctx| {
@@ -391,7 +391,7 @@ pub async fn upload_cross_signing_keys(app: &App, req: &Request) -> Result<Reply
                         "no master key to check this key against: upload one first",
                     )));
                 };
-                if let Err(e) = master.verify(k, &u) {
+                if let Err(e) = master.verify(k, &owner) {
                     return Ok(Err(MatrixError::new(
                         ErrorKind::InvalidSignature,
                         format!("the {kind} key is not signed by the master key: {e}"),
@@ -458,7 +458,7 @@ fn signed_part(v: &Value) -> Value {
 pub async fn upload_signatures(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
     let body = req.json_object()?;
-    let me = caller.user_id.to_string();
+    let me = caller.user_id.clone();
     let result = app
         .store
         .write(move |ctx| {
@@ -502,7 +502,7 @@ pub async fn upload_signatures(app: &App, req: &Request) -> Result<Reply, Matrix
 /// kind and the stored key with them merged in, or why they are refused.
 fn add_signatures(
     ctx: &WriteCtx<'_>,
-    me: &str,
+    me: &UserId,
     user: &str,
     key_id: &str,
     signed: &Value,
@@ -510,7 +510,7 @@ fn add_signatures(
     let Some((kind, stored)) = find_signed_key(ctx, user, key_id)? else {
         return Ok(Err("unknown key".to_owned()));
     };
-    let target = match (user == me, kind) {
+    let target = match (user == me.as_str(), kind) {
         (true, "device") => Target::OwnDevice,
         (true, "master") => Target::OwnMaster,
         (true, _) => Target::OwnSelfSigning,
@@ -521,15 +521,15 @@ fn add_signatures(
     if signed_part(&stored) != signed_part(signed) {
         return Ok(Err("the signed object differs from the stored key".to_owned()));
     }
-    for signature in e2ee::new_signatures(&stored, signed, me) {
-        let Some(signer) = signing_key(ctx, me, target.signer(), signature)? else {
+    for signature in e2ee::new_signatures(&stored, signed, me.as_str()) {
+        let Some(signer) = signing_key(ctx, me.as_str(), target.signer(), signature)? else {
             return Ok(Err(format!("{signature} is not a key of yours that may sign this key")));
         };
         if let Err(e) = signer.verify(signed, me) {
             return Ok(Err(format!("the signature by {signature}: {e}")));
         }
     }
-    merge_signatures(&mut stored, signed, me);
+    merge_signatures(&mut stored, signed, me.as_str());
     Ok(Ok((kind, stored)))
 }
 

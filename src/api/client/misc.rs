@@ -11,6 +11,7 @@ use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::MatrixError;
 use crate::ids::{EventId, UserId};
+use crate::membership::Membership;
 use crate::quota;
 use crate::store::ReadTxn;
 
@@ -18,7 +19,7 @@ fn joined_rooms(read: &ReadTxn, user: &str) -> Result<Vec<crate::store::RoomShor
     Ok(read
         .user_memberships(user)?
         .into_iter()
-        .filter(|m| m.membership == "join")
+        .filter(|m| m.membership == Membership::Join)
         .map(|m| m.room)
         .collect())
 }
@@ -64,10 +65,10 @@ pub fn search_user_directory(app: &App, req: &Request) -> Result<Reply, MatrixEr
     let read = app.store.read()?;
     let mut candidates: HashSet<String> = HashSet::new();
     for room in joined_rooms(&read, caller.user_id.as_str())? {
-        candidates.extend(read.members_with(room, "join")?);
+        candidates.extend(read.members_with(room, Membership::Join)?);
     }
     for (_, room) in read.public_rooms()? {
-        candidates.extend(read.members_with(room, "join")?);
+        candidates.extend(read.members_with(room, Membership::Join)?);
     }
     if app.config.user_directory_search_all {
         let server = &app.config.server_name;
@@ -143,7 +144,7 @@ pub async fn report_event(
         let short = room_short(&read, room_id).map_err(|_| not_found())?;
         let joined = read
             .membership(caller.user_id.as_str(), short)?
-            .is_some_and(|m| m.membership == "join");
+            .is_some_and(|m| m.membership == Membership::Join);
         let in_room = read.event_position(event_id)?.is_some_and(|(r, _)| r == short);
         if !joined || !in_room {
             return Err(not_found());

@@ -213,7 +213,7 @@ pub async fn set_pusher(app: &App, req: &Request) -> Result<Reply, MatrixError> 
 
 /// `GET /notifications?from=&limit=&only=highlight`
 pub fn get_notifications(app: &App, req: &Request) -> Result<Reply, MatrixError> {
-    let user = req.caller()?.user_id.to_string();
+    let user = req.caller()?.user_id.clone();
     let limit: usize = match req.query("limit") {
         Some(l) => l.parse().map_err(|_| MatrixError::invalid_param("limit must be an integer"))?,
         None => 20,
@@ -230,7 +230,7 @@ pub fn get_notifications(app: &App, req: &Request) -> Result<Reply, MatrixError>
     let mut next = None;
     let mut cursor = before;
     'pages: loop {
-        let page = read.notification_rows(&user, cursor, limit)?;
+        let page = read.notification_rows(user.as_str(), cursor, limit)?;
         let Some((last, _)) = page.last() else { break };
         cursor = *last;
         for (pos, row) in &page {

@@ -35,10 +35,9 @@ pub fn get_relations(
     event_type: Option<&str>,
 ) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
-    let user = caller.user_id.as_str();
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let SeenEvent { upto, vis, .. } = visible_event(&read, user, short, event_id)?;
+    let SeenEvent { upto, vis, .. } = visible_event(&read, &caller.user_id, short, event_id)?;
     let forward = match req.query("dir") {
         None | Some("b") => false,
         Some("f") => true,
@@ -109,7 +108,7 @@ pub fn get_relations(
     let mut chunk = Vec::new();
     let mut last = None;
     for (s, mut v) in window.into_iter().take(limit) {
-        bundle(&read, short, &mut v, user)?;
+        bundle(&read, short, &mut v, &caller.user_id)?;
         chunk.push(v);
         last = Some(s);
     }
@@ -134,7 +133,7 @@ pub fn get_threads(app: &App, req: &Request, room_id: &str) -> Result<Reply, Mat
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
     let upto = visible_upto(&read, user, short)?;
-    let vis = Visibility::load(&read, user, short)?;
+    let vis = Visibility::load(&read, &caller.user_id, short)?;
     let participated_only = match req.query("include") {
         None | Some("all") => false,
         Some("participated") => true,
@@ -172,7 +171,7 @@ pub fn get_threads(app: &App, req: &Request, room_id: &str) -> Result<Reply, Mat
             next = Some(StreamPos(latest.0 + 1));
             break;
         }
-        bundle(&read, short, &mut v, user)?;
+        bundle(&read, short, &mut v, &caller.user_id)?;
         set_membership(&mut v, vis.memberships().at(ev.stream));
         chunk.push(v);
     }

@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{Reply, Request, json};
 use crate::error::{ErrorKind, MatrixError};
+use crate::membership::Membership;
 use crate::account::Caller;
 use crate::app::App;
 use crate::ids::{EventId, RoomAlias, RoomId, UserId};
@@ -220,11 +221,11 @@ fn resolve_room(app: &App, id_or_alias: &str) -> Result<String, MatrixError> {
 fn member_content(
     app: &App,
     user: &UserId,
-    membership: &str,
+    membership: Membership,
     reason: Option<&Value>,
 ) -> Result<Value, MatrixError> {
     let mut c = json!({ "membership": membership });
-    if (membership == "join" || membership == "invite")
+    if matches!(membership, Membership::Join | Membership::Invite)
         && let Some(p) = app.store.read()?.user(user.localpart())?
     {
         if let Some(n) = p.displayname {
@@ -246,7 +247,7 @@ async fn set_own_membership(
     app: &App,
     req: &Request,
     room_id: &str,
-    membership: &str,
+    membership: Membership,
 ) -> Result<(), MatrixError> {
     let caller = req.caller()?;
     let body = req.json_object()?;
@@ -260,13 +261,13 @@ async fn set_own_membership(
 /// `POST /join/{roomIdOrAlias}` and `POST /rooms/{roomId}/join`
 pub async fn join(app: &App, req: &Request, id_or_alias: &str) -> Result<Reply, MatrixError> {
     let room_id = resolve_room(app, id_or_alias)?;
-    set_own_membership(app, req, &room_id, "join").await?;
+    set_own_membership(app, req, &room_id, Membership::Join).await?;
     Ok(json(&json!({ "room_id": room_id })))
 }
 
 /// `POST /rooms/{roomId}/leave`
 pub async fn leave(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixError> {
-    set_own_membership(app, req, room_id, "leave").await?;
+    set_own_membership(app, req, room_id, Membership::Leave).await?;
     Ok(json(&json!({})))
 }
 
@@ -296,20 +297,20 @@ pub async fn change_membership(
             {
                 return Err(MatrixError::not_found("No such user on this server"));
             }
-            "invite"
+            Membership::Invite
         }
         "kick" => {
-            if !matches!(current.as_deref(), Some("join" | "invite" | "knock")) {
+            if !matches!(current, Some(Membership::Join | Membership::Invite | Membership::Knock)) {
                 return Err(MatrixError::forbidden("The user is not in the room"));
             }
-            "leave"
+            Membership::Leave
         }
-        "ban" => "ban",
+        "ban" => Membership::Ban,
         _ => {
-            if current.as_deref() != Some("ban") {
+            if current != Some(Membership::Ban) {
                 return Err(MatrixError::new(ErrorKind::BadState, "The user is not banned"));
             }
-            "leave"
+            Membership::Leave
         }
     };
     let content = member_content(app, &target, membership, body.get("reason"))?;
@@ -334,9 +335,11 @@ pub(crate) fn visible_upto(
     room: RoomShort,
 ) -> Result<StreamPos, MatrixError> {
     match read.membership(user, room)? {
-        Some(m) if m.membership == "join" => Ok(StreamPos(u64::MAX)),
+        Some(m) if m.membership == Membership::Join => Ok(StreamPos(u64::MAX)),
         _ if world_readable_now(read, room)? => Ok(StreamPos(u64::MAX)),
-        Some(m) if m.membership == "leave" || m.membership == "ban" => Ok(m.stream),
+        Some(m) if m.membership == Membership::Leave || m.membership == Membership::Ban => {
+            Ok(m.stream)
+        }
         _ => Err(MatrixError::forbidden("You are not a member of this room")),
     }
 }
@@ -354,7 +357,7 @@ pub fn joined_rooms(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let read = app.store.read()?;
     let mut rooms = Vec::new();
     for m in read.user_memberships(caller.user_id.as_str())? {
-        if m.membership == "join"
+        if m.membership == Membership::Join
             && let Some(id) = read.room_id(m.room)?
         {
             rooms.push(id);
@@ -464,7 +467,7 @@ pub(crate) struct SeenEvent {
 
 pub(crate) fn visible_event(
     read: &ReadTxn,
-    user: &str,
+    user: &UserId,
     room: RoomShort,
     event_id: &str,
 ) -> Result<SeenEvent, MatrixError> {
@@ -472,7 +475,7 @@ pub(crate) fn visible_event(
     // A non-member gets the same answer as for a missing event (spec:
     // 404 "not found or you do not have permission"), not the 403 of
     // `visible_upto`, which would confirm the room exists.
-    let upto = match visible_upto(read, user, room) {
+    let upto = match visible_upto(read, user.as_str(), room) {
         Err(e) if e.kind == ErrorKind::Forbidden => return Err(not_found()),
         other => other?,
     };
@@ -504,7 +507,7 @@ pub fn get_event(
         }
         other => other?,
     };
-    let seen = visible_event(&read, caller.user_id.as_str(), short, event_id)?;
+    let seen = visible_event(&read, &caller.user_id, short, event_id)?;
     Ok(json(&parse_bundled(&read, short, &seen.event, caller, seen.vis.memberships())?))
 }
 
@@ -518,10 +521,10 @@ pub(crate) fn parse_bundled(
     caller: &Caller,
     memberships: &Memberships,
 ) -> Result<Value, MatrixError> {
-    let viewer = Viewer { user: caller.user_id.as_str(), device: caller.device_id.as_str() };
+    let viewer = Viewer { user: &caller.user_id, device: &caller.device_id };
     let mut v = crate::room::served::parse(&e.json, Some(viewer))?;
     crate::room::served::set_membership(&mut v, memberships.at(e.stream));
-    crate::room::relations::bundle(read, room, &mut v, caller.user_id.as_str())?;
+    crate::room::relations::bundle(read, room, &mut v, &caller.user_id)?;
     Ok(v)
 }
 
@@ -532,7 +535,7 @@ pub fn joined_members(app: &App, req: &Request, room_id: &str) -> Result<Reply, 
     let short = room_short(&read, room_id)?;
     visible_upto(&read, caller.user_id.as_str(), short)?;
     let mut joined = Map::new();
-    for u in read.members_with(short, "join")? {
+    for u in read.members_with(short, Membership::Join)? {
         let content = match read.state_event(short, "m.room.member", &u)? {
             Some(ev) => parse(&ev)?["content"].clone(),
             None => json!({}),
@@ -615,7 +618,9 @@ pub async fn forget_room(app: &App, req: &Request, room_id: &str) -> Result<Repl
         .write(move |ctx| {
             // In the writer: the membership checked is the one forgotten.
             match ctx.membership(&user, short)? {
-                Some(m) if m.membership == "join" || m.membership == "invite" => {
+                Some(m)
+                    if m.membership == Membership::Join || m.membership == Membership::Invite =>
+                {
                     Ok(Err(MatrixError::new(
                         ErrorKind::Unknown,
                         "You must leave the room before forgetting it",
@@ -636,7 +641,7 @@ pub async fn forget_room(app: &App, req: &Request, room_id: &str) -> Result<Repl
 /// `POST /knock/{roomIdOrAlias}`
 pub async fn knock(app: &App, req: &Request, id_or_alias: &str) -> Result<Reply, MatrixError> {
     let room_id = resolve_room(app, id_or_alias)?;
-    set_own_membership(app, req, &room_id, "knock").await?;
+    set_own_membership(app, req, &room_id, Membership::Knock).await?;
     Ok(json(&json!({ "room_id": room_id })))
 }
 

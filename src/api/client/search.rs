@@ -54,7 +54,7 @@ pub fn search(app: &App, req: &Request) -> Result<Reply, MatrixError> {
         None => None,
     };
     let read = app.store.read()?;
-    let found = run::search(&read, caller.user_id.as_str(), &criteria, batch.as_ref())?;
+    let found = run::search(&read, &caller.user_id, &criteria, batch.as_ref())?;
     Ok(json(&json!({ "search_categories": { "room_events": found } })))
 }
 

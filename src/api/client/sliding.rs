@@ -55,8 +55,8 @@ pub async fn sliding_sync(app: &App, req: &Request) -> Result<Reply, MatrixError
             let input = SyncInput {
                 read: &read,
                 typing: &typing,
-                user_id: &user,
-                device_id: &device,
+                user_id: &caller.user_id,
+                device_id: &caller.device_id,
                 upto,
             };
             sliding::compute(&input, &body, &prev, initial)

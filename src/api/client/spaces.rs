@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::rooms::parse;
 use crate::api::{Reply, Request, json};
 use crate::error::MatrixError;
+use crate::membership::Membership;
 use crate::app::App;
 use crate::store::{ReadTxn, RoomShort};
 
@@ -23,7 +24,7 @@ fn content(read: &ReadTxn, room: RoomShort, ty: &str, key: &str) -> Result<Value
 fn accessible(read: &ReadTxn, user: &str, room: RoomShort) -> Result<bool, MatrixError> {
     if read
         .membership(user, room)?
-        .is_some_and(|m| m.membership == "join" || m.membership == "invite")
+        .is_some_and(|m| m.membership == Membership::Join || m.membership == Membership::Invite)
     {
         return Ok(true);
     }
@@ -43,7 +44,7 @@ fn accessible(read: &ReadTxn, user: &str, room: RoomShort) -> Result<bool, Matri
                             read.membership(user, RoomShort(r.short))
                                 .ok()
                                 .flatten()
-                                .is_some_and(|m| m.membership == "join")
+                                .is_some_and(|m| m.membership == Membership::Join)
                         })
                     })
             })
@@ -102,7 +103,7 @@ fn summary(
 ) -> Result<Value, MatrixError> {
     let mut s = json!({
         "room_id": room_id,
-        "num_joined_members": read.members_with(room, "join")?.len(),
+        "num_joined_members": read.members_with(room, Membership::Join)?.len(),
         "world_readable": content(read, room, "m.room.history_visibility", "")?["history_visibility"] == "world_readable",
         "guest_can_join": content(read, room, "m.room.guest_access", "")?["guest_access"] == "can_join",
         "join_rule": content(read, room, "m.room.join_rules", "")?["join_rule"].as_str().unwrap_or("invite"),

@@ -7,6 +7,7 @@ use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::MatrixError;
 use crate::ids::{RoomAlias, RoomId};
+use crate::membership::Membership;
 use crate::store::{ReadTxn, RoomShort};
 use crate::sync::event_value;
 
@@ -54,14 +55,16 @@ pub fn get_room_summary(app: &App, req: &Request, id_or_alias: &str) -> Result<R
     // allowed room (spec: "potential joiners").
     let mut accessible = world_readable
         || matches!(join_rule.as_str(), "public" | "knock")
-        || matches!(membership.as_deref(), Some("join" | "invite" | "knock"));
+        || matches!(membership, Some(Membership::Join | Membership::Invite | Membership::Knock));
     if !accessible
         && let Some(u) = &caller
         && matches!(join_rule.as_str(), "restricted" | "knock_restricted")
     {
         for allowed in &allowed_rooms {
             if let Some(r) = read.room(allowed)?
-                && read.membership(u, RoomShort(r.short))?.is_some_and(|m| m.membership == "join")
+                && read
+                    .membership(u, RoomShort(r.short))?
+                    .is_some_and(|m| m.membership == Membership::Join)
             {
                 accessible = true;
                 break;
@@ -74,7 +77,7 @@ pub fn get_room_summary(app: &App, req: &Request, id_or_alias: &str) -> Result<R
     let encryption = content(&read, room, "m.room.encryption")?["algorithm"].clone();
     let mut out = json!({
         "room_id": room_id,
-        "num_joined_members": read.members_with(room, "join")?.len(),
+        "num_joined_members": read.members_with(room, Membership::Join)?.len(),
         "world_readable": world_readable,
         "guest_can_join": content(&read, room, "m.room.guest_access")?["guest_access"] == "can_join",
         "join_rule": join_rule,

@@ -12,6 +12,7 @@ use crate::account::now_ms;
 use crate::api::{Outcome, Reply, Request, json};
 use crate::app::App;
 use crate::error::MatrixError;
+use crate::ids::{DeviceId, UserId};
 use crate::quota;
 use crate::store::StreamPos;
 use crate::sync::filter::{self, Filter};
@@ -64,8 +65,8 @@ pub fn get_filter(
 /// long-poll holds a `SyncPoll` and nothing else.
 pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>, MatrixError> {
     let caller = req.caller()?;
-    let user = caller.user_id.to_string();
-    let device = caller.device_id.to_string();
+    let user = caller.user_id.clone();
+    let device = caller.device_id.clone();
     let since = match req.query("since") {
         Some(s) => Some(
             sync::parse_token(s)
@@ -74,7 +75,7 @@ pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>,
         None => None,
     };
     let filter_source = FilterSource::from_query(req.query("filter"))?;
-    let filter = filter_source.load(app, &user)?;
+    let filter = filter_source.load(app, user.as_str())?;
     let set_presence = req.query("set_presence");
     if let Some(p) = set_presence
         && !presence::valid_state(p)
@@ -98,10 +99,12 @@ pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>,
     // to that position: delete them now (never before the client confirmed).
     // Boxed: the write's future is only alive for this step.
     if let Some(s) = since {
-        Box::pin(acknowledge_to_device(app, &user, &device, s.pos)).await?;
+        Box::pin(acknowledge_to_device(app, user.as_str(), device.as_str(), s.pos)).await?;
     }
-    if app.config.presence && app.presence.borrow_mut().synced(&user, set_presence, now_ms()) {
-        wake_presence_watchers(app, &user);
+    if app.config.presence
+        && app.presence.borrow_mut().synced(user.as_str(), set_presence, now_ms())
+    {
+        wake_presence_watchers(app, user.as_str());
     }
     let mut poll = SyncPoll {
         app,
@@ -130,8 +133,8 @@ pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>,
 /// change).
 struct SyncPoll<'a> {
     app: &'a App,
-    user: String,
-    device: String,
+    user: UserId,
+    device: DeviceId,
     since: Option<Since>,
     full_state: bool,
     use_state_after: bool,
@@ -159,7 +162,7 @@ impl SyncPoll<'_> {
             filter,
             use_state_after: self.use_state_after,
         };
-        let mut woken = Box::pin(app.waiter(&self.user).notified_owned());
+        let mut woken = Box::pin(app.waiter(self.user.as_str()).notified_owned());
         woken.as_mut().enable();
         self.woken = Some(woken);
         let upto = app.store.current_position();
@@ -173,7 +176,7 @@ impl SyncPoll<'_> {
                 now_ms: now_ms(),
             };
             let mut lazy = app.lazy_members.borrow_mut();
-            let members = lazy.device(&self.user, &self.device);
+            let members = lazy.device(self.user.as_str(), self.device.as_str());
             sync::assemble(&read, &eph, members, &self.user, &params, upto)?
         };
         drop(read);
@@ -200,7 +203,7 @@ impl SyncPoll<'_> {
                 if let Some(woken) = self.woken.as_mut() {
                     self.app.park(woken.as_mut(), self.deadline).await;
                 }
-                let filter = self.filter.load(self.app, &self.user)?;
+                let filter = self.filter.load(self.app, self.user.as_str())?;
                 if let Some(body) = self.step(filter)? {
                     return Ok(json(&body));
                 }
@@ -255,7 +258,7 @@ impl Drop for SyncPoll<'_> {
         // The wake-up's clone of the `Notify` first: the waiter is released
         // only when no clone is left.
         self.woken = None;
-        self.app.release_waiter(&self.user);
+        self.app.release_waiter(self.user.as_str());
     }
 }
 

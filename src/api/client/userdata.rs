@@ -12,6 +12,7 @@ use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
 use crate::ids::{RoomId, UserId};
+use crate::membership::Membership;
 use crate::ingest;
 use crate::quota;
 use crate::room::build::NewEvent;
@@ -200,10 +201,10 @@ pub async fn set_typing(
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
     match read.membership(user_id, short)? {
-        Some(m) if m.membership == "join" => {}
+        Some(m) if m.membership == Membership::Join => {}
         _ => return Err(MatrixError::forbidden("You are not in this room")),
     }
-    let members = read.members_with(short, "join")?;
+    let members = read.members_with(short, Membership::Join)?;
     drop(read);
     let timeout = body
         .get("timeout")
@@ -230,7 +231,7 @@ pub fn expire_typing(app: &App) {
     }
     let Ok(read) = app.store.read() else { return };
     for room in rooms {
-        for m in read.members_with(room, "join").unwrap_or_default() {
+        for m in read.members_with(room, Membership::Join).unwrap_or_default() {
             app.wake(&m);
         }
     }
@@ -293,7 +294,7 @@ async fn store_receipt(
             if private {
                 ctx.wake_user(&user);
             } else {
-                for m in ctx.members_with(short, "join")? {
+                for m in ctx.members_with(short, Membership::Join)? {
                     ctx.wake_user(&m);
                 }
             }
@@ -437,7 +438,7 @@ pub async fn set_profile_field(
         let read = app.store.read()?;
         let mut out = Vec::new();
         for m in read.user_memberships(caller.as_str())? {
-            if m.membership == "join"
+            if m.membership == Membership::Join
                 && let Some(id) = read.room_id(m.room)?
             {
                 out.push(id);
@@ -512,8 +513,8 @@ pub fn wake_presence_watchers(app: &App, user_id: &str) {
     app.wake(user_id);
     let Ok(read) = app.store.read() else { return };
     let memberships = read.user_memberships(user_id).unwrap_or_default();
-    for m in memberships.iter().filter(|m| m.membership == "join") {
-        for m in read.members_with(m.room, "join").unwrap_or_default() {
+    for m in memberships.iter().filter(|m| m.membership == Membership::Join) {
+        for m in read.members_with(m.room, Membership::Join).unwrap_or_default() {
             app.wake(&m);
         }
     }

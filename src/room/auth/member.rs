@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::{AuthEvent, AuthResult, Room, Rule};
+use crate::membership::Membership;
 use crate::room::power_levels::PowerLevel;
 
 /// Rule 4: `m.room.member`.
@@ -21,8 +22,8 @@ pub(super) fn check_member(room: &Room<'_, '_>, event: &AuthEvent) -> AuthResult
     let pl = &room.power_levels;
     // 4.2 (signature of the authorising server) is checked with signatures;
     // see `servers_that_must_sign`.
-    match membership.as_str() {
-        Some("join") => {
+    match membership.as_str().and_then(Membership::parse) {
+        Some(Membership::Join) => {
             // 4.3.1: the creator's own first join, straight after the create
             // event, comes before any power levels or join rules exist.
             if event.prev_events.len() == 1
@@ -37,16 +38,20 @@ pub(super) fn check_member(room: &Room<'_, '_>, event: &AuthEvent) -> AuthResult
             }
             let current = room.membership(sender)?;
             // 4.3.3
-            if current == "ban" {
+            if current == Membership::Ban {
                 return room.fail(Rule::JoinSenderBanned, "the sender is banned from the room");
             }
             let join_rule = room.join_rule()?;
             match join_rule {
                 // 4.3.4: falls through to 4.3.7 when not invited.
-                Some("invite" | "knock") if matches!(current, "invite" | "join") => Ok(()),
+                Some("invite" | "knock")
+                    if matches!(current, Membership::Invite | Membership::Join) =>
+                {
+                    Ok(())
+                }
                 // 4.3.5 (v10 added knock_restricted)
                 Some("restricted" | "knock_restricted") => {
-                    if matches!(current, "invite" | "join") {
+                    if matches!(current, Membership::Invite | Membership::Join) {
                         return Ok(());
                     }
                     let Some(authoriser) = event.content_str("join_authorised_via_users_server")
@@ -56,7 +61,9 @@ pub(super) fn check_member(room: &Room<'_, '_>, event: &AuthEvent) -> AuthResult
                             "joining a restricted room needs an invite or join_authorised_via_users_server",
                         );
                     };
-                    if room.membership(authoriser)? != "join" || !pl.can_invite(authoriser) {
+                    if room.membership(authoriser)? != Membership::Join
+                        || !pl.can_invite(authoriser)
+                    {
                         return room.fail(
                             Rule::JoinRestrictedUnauthorised,
                             format!("{authoriser} is not a joined member who may invite"),
@@ -76,18 +83,18 @@ pub(super) fn check_member(room: &Room<'_, '_>, event: &AuthEvent) -> AuthResult
                 ),
             }
         }
-        Some("invite") => {
+        Some(Membership::Invite) => {
             let target_membership = room.membership(target)?;
             // 4.4.1
             if let Some(invite) = event.content.get("third_party_invite") {
                 return check_third_party_invite(room, event, target, target_membership, invite);
             }
             // 4.4.2
-            if room.membership(sender)? != "join" {
+            if room.membership(sender)? != Membership::Join {
                 return room.fail(Rule::InviteSenderNotJoined, "only joined members may invite");
             }
             // 4.4.3
-            if matches!(target_membership, "join" | "ban") {
+            if matches!(target_membership, Membership::Join | Membership::Ban) {
                 return room.fail(
                     Rule::InviteTargetJoinedOrBanned,
                     format!("the invited user's membership is {target_membership}"),
@@ -106,11 +113,14 @@ pub(super) fn check_member(room: &Room<'_, '_>, event: &AuthEvent) -> AuthResult
                 ),
             )
         }
-        Some("leave") => {
+        Some(Membership::Leave) => {
             let target_membership = room.membership(target)?;
             // 4.5.1: leaving, rejecting an invite or withdrawing a knock.
             if sender == target {
-                if matches!(target_membership, "invite" | "join" | "knock") {
+                if matches!(
+                    target_membership,
+                    Membership::Invite | Membership::Join | Membership::Knock
+                ) {
                     return Ok(());
                 }
                 return room.fail(
@@ -119,13 +129,13 @@ pub(super) fn check_member(room: &Room<'_, '_>, event: &AuthEvent) -> AuthResult
                 );
             }
             // 4.5.2
-            if room.membership(sender)? != "join" {
+            if room.membership(sender)? != Membership::Join {
                 return room
                     .fail(Rule::LeaveSenderNotJoined, "only joined members may kick or unban");
             }
             let sender_level = pl.user_level(sender);
             // 4.5.3
-            if target_membership == "ban" && sender_level < PowerLevel::Int(pl.ban()) {
+            if target_membership == Membership::Ban && sender_level < PowerLevel::Int(pl.ban()) {
                 return room.fail(
                     Rule::UnbanInsufficientPower,
                     format!(
@@ -147,9 +157,9 @@ pub(super) fn check_member(room: &Room<'_, '_>, event: &AuthEvent) -> AuthResult
                 ),
             )
         }
-        Some("ban") => {
+        Some(Membership::Ban) => {
             // 4.6.1
-            if room.membership(sender)? != "join" {
+            if room.membership(sender)? != Membership::Join {
                 return room.fail(Rule::BanSenderNotJoined, "only joined members may ban");
             }
             // 4.6.2, 4.6.3
@@ -166,7 +176,7 @@ pub(super) fn check_member(room: &Room<'_, '_>, event: &AuthEvent) -> AuthResult
                 ),
             )
         }
-        Some("knock") => {
+        Some(Membership::Knock) => {
             // 4.7.1 (v10 added knock_restricted)
             let join_rule = room.join_rule()?;
             if !matches!(join_rule, Some("knock" | "knock_restricted")) {
@@ -182,7 +192,7 @@ pub(super) fn check_member(room: &Room<'_, '_>, event: &AuthEvent) -> AuthResult
             }
             // 4.7.3, 4.7.4
             let current = room.membership(sender)?;
-            if matches!(current, "ban" | "invite" | "join") {
+            if matches!(current, Membership::Ban | Membership::Invite | Membership::Join) {
                 return room.fail(
                     Rule::KnockAlreadyMember,
                     format!("cannot knock with membership {current}"),
@@ -191,7 +201,7 @@ pub(super) fn check_member(room: &Room<'_, '_>, event: &AuthEvent) -> AuthResult
             Ok(())
         }
         // 4.8
-        _ => room.fail(Rule::MembershipUnknown, format!("unknown membership {membership}")),
+        None => room.fail(Rule::MembershipUnknown, format!("unknown membership {membership}")),
     }
 }
 
@@ -206,11 +216,11 @@ fn check_third_party_invite(
     room: &Room<'_, '_>,
     event: &AuthEvent,
     target: &str,
-    target_membership: &str,
+    target_membership: Membership,
     invite: &Value,
 ) -> AuthResult {
     // 4.4.1.1
-    if target_membership == "ban" {
+    if target_membership == Membership::Ban {
         return room.fail(Rule::ThirdPartyInviteTargetBanned, "the invited user is banned");
     }
     // 4.4.1.2

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::Candidate;
 use super::request::Filters;
 use crate::error::MatrixError;
+use crate::membership::Membership as MembershipState;
 use crate::store::{Membership, ReadTxn, RoomShort, StoreError, StoredEvent, StreamPos, WriteCtx};
 use crate::sync::{event_value, sender_of};
 
@@ -98,7 +99,7 @@ pub fn record_bump(
 /// are scanned back to their newest bumping event once per request; the
 /// scan always ends, at the latest at `m.room.create`, which bumps.
 pub(super) fn bump_stamp(read: &ReadTxn, m: &Membership) -> Result<u64, MatrixError> {
-    if m.membership != "join" {
+    if m.membership != MembershipState::Join {
         return Ok(m.stream.0);
     }
     let newest = match read.latest_bump(m.room)? {
@@ -137,7 +138,7 @@ pub(super) fn space_children(
     for space in spaces {
         let Some(record) = read.room(space)? else { continue };
         let room = RoomShort(record.short);
-        if read.membership(user, room)?.is_none_or(|m| m.membership != "join") {
+        if read.membership(user, room)?.is_none_or(|m| m.membership != MembershipState::Join) {
             continue;
         }
         for (t, k, pos) in read.room_state(room)? {
@@ -182,7 +183,7 @@ impl Facts {
             return Ok(false);
         }
         if let Some(inv) = f.is_invite
-            && (c.membership.membership == "invite") != inv
+            && (c.membership.membership == MembershipState::Invite) != inv
         {
             return Ok(false);
         }
@@ -273,7 +274,8 @@ mod tests {
     }
 
     fn stamp(store: &Store, joined_at: StreamPos) -> u64 {
-        let m = Membership { room: RoomShort(1), membership: "join".into(), stream: joined_at };
+        let m =
+            Membership { room: RoomShort(1), membership: MembershipState::Join, stream: joined_at };
         bump_stamp(&store.read().expect("read"), &m).expect("bump_stamp")
     }
 

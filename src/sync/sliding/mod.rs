@@ -49,6 +49,8 @@ pub use request::{
 
 use super::typing::Typing;
 use crate::error::MatrixError;
+use crate::ids::{DeviceId, UserId};
+use crate::membership::Membership as MembershipState;
 use crate::room::visibility::Visibility;
 use crate::store::{Membership, ReadTxn, RoomShort, StreamPos};
 use extensions::{Scope, account_data, e2ee, receipts, to_device, typing};
@@ -64,8 +66,8 @@ const MAX_SUBSCRIPTIONS: usize = 500;
 pub struct SyncInput<'a> {
     pub read: &'a ReadTxn,
     pub typing: &'a Typing,
-    pub user_id: &'a str,
-    pub device_id: &'a str,
+    pub user_id: &'a UserId,
+    pub device_id: &'a DeviceId,
     pub upto: StreamPos,
 }
 
@@ -93,7 +95,7 @@ pub fn compute(
     initial: bool,
 ) -> Result<Outcome, MatrixError> {
     let read = input.read;
-    let user = input.user_id;
+    let user = input.user_id.as_str();
     let direct = dm_rooms(read, user)?;
 
     // The server's list: joined, invited, knocked; left rooms the client
@@ -104,13 +106,12 @@ pub fn compute(
         if m.stream > input.upto {
             continue;
         }
-        let listed = match m.membership.as_str() {
-            "join" | "invite" | "knock" => true,
-            "leave" | "ban" => {
+        let listed = match m.membership {
+            MembershipState::Join | MembershipState::Invite | MembershipState::Knock => true,
+            MembershipState::Leave | MembershipState::Ban => {
                 (prev.rooms.contains_key(&m.room) || removed_by_other(read, &m, user)?)
                     && !read.is_forgotten(user, &m)?
             }
-            _ => false,
         };
         if !listed {
             continue;
@@ -163,7 +164,7 @@ pub fn compute(
             // Not in the list (e.g. a room left long ago): only if the user
             // may see it (spec: members, invitees, knockers, former members).
             let Some(m) = read.membership(user, room)? else { continue };
-            if m.stream > input.upto || !Visibility::load(read, user, room)?.may_look() {
+            if m.stream > input.upto || !Visibility::load(read, input.user_id, room)?.may_look() {
                 continue;
             }
             let bump = bump_stamp(read, &m)?;

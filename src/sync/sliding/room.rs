@@ -10,6 +10,7 @@ use super::connection::{Meta, SentRoom};
 use super::request::{RoomConfig, fingerprint};
 use super::{Candidate, SyncInput};
 use crate::error::MatrixError;
+use crate::membership::Membership;
 use crate::room::served::Viewer;
 use crate::room::visibility::Visibility;
 use crate::store::{ReadTxn, RoomShort, StreamPos};
@@ -47,17 +48,17 @@ pub(super) fn room_response(
     sent: Option<&SentRoom>,
 ) -> Result<Option<BuiltRoom>, MatrixError> {
     let read = ctx.input.read;
-    let user = ctx.input.user_id;
+    let user = ctx.input.user_id.as_str();
     let m = &c.membership;
     // A membership change (invite → join, join → leave) replaces the room.
     let sent = sent.filter(|s| s.membership_stream == m.stream);
     let fresh = sent.is_none();
     let is_dm = ctx.direct.contains(&c.room_id);
-    if m.membership == "invite" || m.membership == "knock" {
+    if m.membership == Membership::Invite || m.membership == Membership::Knock {
         if !fresh {
             return Ok(None);
         }
-        let key = if m.membership == "invite" { "invite_state" } else { "knock_state" };
+        let key = if m.membership == Membership::Invite { "invite_state" } else { "knock_state" };
         // An invite may say it is direct before `m.direct` knows the room.
         let flagged = match read.state_event(c.room, "m.room.member", user)? {
             Some(ev) => event_value(&ev, false)?["content"]["is_direct"] == json!(true),
@@ -82,7 +83,7 @@ pub(super) fn room_response(
         };
         return Ok(Some(BuiltRoom { body, sent, fresh: true, event_ids: HashSet::new() }));
     }
-    let joined = m.membership == "join";
+    let joined = m.membership == Membership::Join;
     // A room left is shown up to the leave, nothing after it.
     let end = if joined { ctx.input.upto } else { m.stream };
     let limit = cfg.timeline_limit;
@@ -95,7 +96,7 @@ pub(super) fn room_response(
     };
     let (mut events, limited) = read.events_after(c.room, from, end, limit)?;
     if from == StreamPos(0) && (!joined || restricted_history(read, c.room)?) {
-        let vis = Visibility::load(read, user, c.room)?;
+        let vis = Visibility::load(read, ctx.input.user_id, c.room)?;
         events.retain(|e| vis.can_see(e));
     }
     let since = sent.map(|s| s.stream);
@@ -118,8 +119,8 @@ pub(super) fn room_response(
             .and_then(|v| v["name"].as_str().filter(|n| !n.is_empty()).map(str::to_owned));
         let avatar = state_content(read, c.room, "m.room.avatar", "", end)?
             .and_then(|v| v["url"].as_str().filter(|n| !n.is_empty()).map(str::to_owned));
-        let joined_users = read.members_with(c.room, "join")?;
-        let invited_users = read.members_with(c.room, "invite")?;
+        let joined_users = read.members_with(c.room, Membership::Join)?;
+        let invited_users = read.members_with(c.room, Membership::Invite)?;
         let heroes = if name.is_none() {
             heroes(read, c.room, user, &joined_users, &invited_users)?
         } else {
@@ -156,7 +157,8 @@ pub(super) fn room_response(
         meta = new;
     }
     if unread_due {
-        let unread = read.unread_counts(user, c.room, read_position(read, user, c.room)?)?;
+        let unread =
+            read.unread_counts(user, c.room, read_position(read, ctx.input.user_id, c.room)?)?;
         if fresh || unread != meta.unread {
             summary.insert("notification_count".into(), json!(unread.0));
             summary.insert("highlight_count".into(), json!(unread.1));
@@ -205,9 +207,15 @@ pub(super) fn room_response(
     }
     let mut timeline: Vec<Value> = events
         .iter()
-        .map(|e| event_value_for(e, true, Some(Viewer { user, device: ctx.input.device_id })))
+        .map(|e| {
+            event_value_for(
+                e,
+                true,
+                Some(Viewer { user: ctx.input.user_id, device: ctx.input.device_id }),
+            )
+        })
         .collect::<Result<_, _>>()?;
-    set_memberships(read, user, m, &events, &mut timeline)?;
+    set_memberships(read, ctx.input.user_id, m, &events, &mut timeline)?;
     if cfg.lazy() {
         for v in &timeline {
             let mut users = Vec::new();
