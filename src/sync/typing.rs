@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::store::RoomShort;
+use crate::store::{RoomShort, Store};
 
 /// The longest a client may claim to be typing for.
 pub const MAX_TYPING: Duration = Duration::from_secs(30);
@@ -81,6 +81,21 @@ impl Typing {
             return None;
         }
         Some(users)
+    }
+}
+
+/// Drops expired typing entries and wakes the joined members of the rooms
+/// whose typing set changed; the server runs this every second.
+pub fn expire(typing: &mut Typing, store: &Store, mut wake: impl FnMut(&str)) {
+    let rooms = typing.expire();
+    if rooms.is_empty() {
+        return;
+    }
+    let Ok(read) = store.read() else { return };
+    for room in rooms {
+        for m in read.members_with(room, "join").unwrap_or_default() {
+            wake(&m);
+        }
     }
 }
 

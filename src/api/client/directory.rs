@@ -3,13 +3,15 @@
 
 use serde_json::{Value, json};
 
-use super::rooms::{parse, room_short};
+use super::room_short;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId};
 use crate::room::build::power_levels;
 use crate::room::cache::lock;
+use crate::room::served::parse_stored as parse;
 use crate::room::service::{target, unlist_canonical_alias};
+use crate::room::visibility::world_readable_now;
 use crate::server::App;
 use crate::store::{ReadTxn, RoomShort};
 
@@ -114,7 +116,7 @@ pub fn get_local_aliases(app: &App, req: &Request, room_id: &str) -> Result<Repl
     let short = room_short(&read, room_id)?;
     let member =
         read.membership(caller.user_id.as_str(), short)?.is_some_and(|m| m.membership == "join");
-    if !member && !world_readable(&read, short)? {
+    if !member && !world_readable_now(&read, short)? {
         return Err(MatrixError::forbidden("You are not in this room"));
     }
     Ok(json(&json!({ "aliases": read.aliases_of(room_id)? })))
@@ -125,11 +127,6 @@ fn state_content(read: &ReadTxn, room: RoomShort, ty: &str) -> Result<Value, Mat
         Some(ev) => Ok(parse(&ev)?["content"].clone()),
         None => Ok(Value::Null),
     }
-}
-
-fn world_readable(read: &ReadTxn, room: RoomShort) -> Result<bool, MatrixError> {
-    Ok(state_content(read, room, "m.room.history_visibility")?["history_visibility"]
-        == "world_readable")
 }
 
 /// `GET /directory/list/room/{roomId}`
@@ -227,7 +224,7 @@ pub fn public_rooms(app: &App, req: &Request, post: bool) -> Result<Reply, Matri
         let mut entry = json!({
             "room_id": room_id,
             "num_joined_members": read.members_with(short, "join")?.len(),
-            "world_readable": world_readable(&read, short)?,
+            "world_readable": world_readable_now(&read, short)?,
             "guest_can_join": state_content(&read, short, "m.room.guest_access")?["guest_access"] == "can_join",
             "join_rule": state_content(&read, short, "m.room.join_rules")?["join_rule"].as_str().unwrap_or("invite"),
         });

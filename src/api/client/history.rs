@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::rooms::{SeenEvent, parse, parse_bundled, room_short, visible_event, visible_upto};
+use super::{event_id_in_path, room_short, viewer};
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
-use crate::room::visibility::Visibility;
+use crate::room::served::{parse_bundled, parse_stored as parse};
+use crate::room::visibility::{SeenEvent, Visibility, visible_event, visible_upto};
 use crate::server::App;
 use crate::store::{ReadTxn, RoomShort, StoredEvent, StreamPos};
 use crate::sync;
@@ -19,7 +20,7 @@ pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, Matrix
     let caller = req.caller()?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let upto = visible_upto(&read, caller.user_id.as_str(), short)?;
+    let upto = visible_upto(&read, &caller.user_id, short)?;
     let dir = req.query("dir").unwrap_or("b");
     let limit: usize = match req.query("limit") {
         Some(l) => l.parse().map_err(|_| MatrixError::invalid_param("limit must be an integer"))?,
@@ -58,7 +59,7 @@ pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, Matrix
     let chunk: Vec<Value> = page
         .events
         .iter()
-        .map(|e| parse_bundled(&read, short, e, caller, vis.memberships()))
+        .map(|e| parse_bundled(&read, short, e, viewer(caller), vis.memberships()))
         .collect::<Result<_, _>>()?;
     let start_token = match from {
         Some(f) => sync::pagination_token(f),
@@ -191,7 +192,7 @@ pub fn get_event_context(
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
     let SeenEvent { event, upto, vis } =
-        visible_event(&read, caller.user_id.as_str(), short, event_id)?;
+        visible_event(&read, &caller.user_id, short, &event_id_in_path(event_id)?)?;
     let pos = event.stream;
     let limit: usize = match req.query("limit") {
         Some(l) => l.parse().map_err(|_| MatrixError::invalid_param("limit must be an integer"))?,
@@ -224,9 +225,11 @@ pub fn get_event_context(
     let end =
         after_events.last().map(|e| StreamPos(e.stream.0 + 1)).unwrap_or(StreamPos(pos.0 + 1));
     let bundle = |evs: &[StoredEvent]| -> Result<Vec<Value>, MatrixError> {
-        evs.iter().map(|e| parse_bundled(&read, short, e, caller, vis.memberships())).collect()
+        evs.iter()
+            .map(|e| parse_bundled(&read, short, e, viewer(caller), vis.memberships()))
+            .collect()
     };
-    let event_value = parse_bundled(&read, short, &event, caller, vis.memberships())?;
+    let event_value = parse_bundled(&read, short, &event, viewer(caller), vis.memberships())?;
     let events_before = bundle(before_events)?;
     let events_after = bundle(after_events)?;
     let mut state = Vec::new();
@@ -273,7 +276,7 @@ pub fn timestamp_to_event(app: &App, req: &Request, room_id: &str) -> Result<Rep
     };
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let upto = visible_upto(&read, caller.user_id.as_str(), short)?;
+    let upto = visible_upto(&read, &caller.user_id, short)?;
     let vis = Visibility::load(&read, caller.user_id.as_str(), short)?;
     // Local events are appended in time order, so stream order is time
     // order; walk in pages from the right end.

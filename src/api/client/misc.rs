@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use super::rooms::room_short;
+use super::room_short;
 use crate::account::now_ms;
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};

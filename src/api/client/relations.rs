@@ -5,12 +5,13 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use super::rooms::{SeenEvent, parse, room_short, visible_event, visible_upto};
+use super::{event_id_in_path, room_short};
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::room::relations::bundle;
+use crate::room::served::parse_stored as parse;
 use crate::room::served::set_membership;
-use crate::room::visibility::Visibility;
+use crate::room::visibility::{SeenEvent, Visibility, visible_event, visible_upto};
 use crate::server::App;
 use crate::store::StreamPos;
 use crate::sync;
@@ -38,7 +39,8 @@ pub fn get_relations(
     let user = caller.user_id.as_str();
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let SeenEvent { upto, vis, .. } = visible_event(&read, user, short, event_id)?;
+    let SeenEvent { upto, vis, .. } =
+        visible_event(&read, &caller.user_id, short, &event_id_in_path(event_id)?)?;
     let forward = match req.query("dir") {
         None | Some("b") => false,
         Some("f") => true,
@@ -133,7 +135,7 @@ pub fn get_threads(app: &App, req: &Request, room_id: &str) -> Result<Reply, Mat
     let user = caller.user_id.as_str();
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let upto = visible_upto(&read, user, short)?;
+    let upto = visible_upto(&read, &caller.user_id, short)?;
     let vis = Visibility::load(&read, user, short)?;
     let participated_only = match req.query("include") {
         None | Some("all") => false,

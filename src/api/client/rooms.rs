@@ -5,16 +5,17 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::{event_id_in_path, room_short, viewer};
 use crate::error::{ErrorKind, MatrixError};
-use crate::http::{Caller, Reply, Request, json};
+use crate::http::{Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId, UserId};
 use crate::room::build::NewEvent;
-use crate::room::served::Viewer;
+use crate::room::served::{parse_bundled, parse_stored};
 use crate::room::service::{self, CreateRoom, Txn};
 use crate::room::version::RoomVersion;
-use crate::room::visibility::{Memberships, Visibility};
+use crate::room::visibility::{visible_event, visible_upto};
 use crate::server::App;
-use crate::store::{ReadTxn, RoomShort, StoredEvent, StreamPos};
+use crate::store::StreamPos;
 use crate::sync;
 
 #[derive(Deserialize)]
@@ -303,36 +304,6 @@ pub async fn change_membership(
     Ok(json(&json!({})))
 }
 
-pub(crate) fn room_short(read: &ReadTxn, room_id: &str) -> Result<RoomShort, MatrixError> {
-    read.room(room_id)?
-        .map(|r| RoomShort(r.short))
-        .ok_or_else(|| MatrixError::not_found("Room not found"))
-}
-
-/// How far into a room's stream the caller may read: everything while
-/// joined (or while the room is world-readable), up to their departure once
-/// they left. Which events inside that range they may see is decided per
-/// event by [`Visibility`].
-pub(crate) fn visible_upto(
-    read: &ReadTxn,
-    user: &str,
-    room: RoomShort,
-) -> Result<StreamPos, MatrixError> {
-    match read.membership(user, room)? {
-        Some(m) if m.membership == "join" => Ok(StreamPos(u64::MAX)),
-        _ if world_readable_now(read, room)? => Ok(StreamPos(u64::MAX)),
-        Some(m) if m.membership == "leave" || m.membership == "ban" => Ok(m.stream),
-        _ => Err(MatrixError::forbidden("You are not a member of this room")),
-    }
-}
-
-fn world_readable_now(read: &ReadTxn, room: RoomShort) -> Result<bool, MatrixError> {
-    Ok(match read.state_event(room, "m.room.history_visibility", "")? {
-        Some(ev) => parse(&ev)?["content"]["history_visibility"] == "world_readable",
-        None => false,
-    })
-}
-
 /// `GET /_matrix/client/v3/joined_rooms`
 pub fn joined_rooms(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
@@ -396,11 +367,6 @@ pub async fn set_room_state(
     Ok(json(&json!({ "event_id": event_id })))
 }
 
-/// A stored event for a client (without another device's transaction ID).
-pub(crate) fn parse(e: &StoredEvent) -> Result<Value, MatrixError> {
-    crate::room::served::parse(&e.json, None)
-}
-
 /// `GET /rooms/{roomId}/state/{eventType}/{stateKey}`
 pub fn get_room_state_event(
     app: &App,
@@ -412,12 +378,12 @@ pub fn get_room_state_event(
     let caller = req.caller()?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let upto = visible_upto(&read, caller.user_id.as_str(), short)?;
+    let upto = visible_upto(&read, &caller.user_id, short)?;
     let ev = read
         .state_event(short, event_type, state_key)?
         .filter(|e| e.stream <= upto)
         .ok_or_else(|| MatrixError::not_found("State event not found"))?;
-    let v = parse(&ev)?;
+    let v = parse_stored(&ev)?;
     if req.query("format") == Some("event") { Ok(json(&v)) } else { Ok(json(&v["content"])) }
 }
 
@@ -426,50 +392,14 @@ pub fn get_room_state(app: &App, req: &Request, room_id: &str) -> Result<Reply, 
     let caller = req.caller()?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    visible_upto(&read, caller.user_id.as_str(), short)?;
+    visible_upto(&read, &caller.user_id, short)?;
     let mut out = Vec::new();
     for (t, k, _) in read.room_state(short)? {
         if let Some(ev) = read.state_event(short, &t, &k)? {
-            out.push(parse(&ev)?);
+            out.push(parse_stored(&ev)?);
         }
     }
     Ok(json(&out))
-}
-
-/// An event of a room that `user` may see, with how far into the room they
-/// may read and the visibility judge for its neighbours. Anything else
-/// (unknown, in another room, after they left, hidden by history
-/// visibility) is the same `404 M_NOT_FOUND`, so existence does not leak.
-pub(crate) struct SeenEvent {
-    pub event: StoredEvent,
-    pub upto: StreamPos,
-    pub vis: Visibility,
-}
-
-pub(crate) fn visible_event(
-    read: &ReadTxn,
-    user: &str,
-    room: RoomShort,
-    event_id: &str,
-) -> Result<SeenEvent, MatrixError> {
-    let not_found = || MatrixError::not_found("Event not found");
-    // A non-member gets the same answer as for a missing event (spec:
-    // 404 "not found or you do not have permission"), not the 403 of
-    // `visible_upto`, which would confirm the room exists.
-    let upto = match visible_upto(read, user, room) {
-        Err(e) if e.kind == ErrorKind::Forbidden => return Err(not_found()),
-        other => other?,
-    };
-    let (r, pos) = read.event_position(event_id)?.ok_or_else(not_found)?;
-    if r != room || pos > upto {
-        return Err(not_found());
-    }
-    let event = read.event_at(r, pos)?.ok_or_else(not_found)?;
-    let vis = Visibility::load(read, user, room)?;
-    if !vis.can_see(&event) {
-        return Err(not_found());
-    }
-    Ok(SeenEvent { event, upto, vis })
 }
 
 /// `GET /rooms/{roomId}/event/{eventId}`
@@ -488,25 +418,9 @@ pub fn get_event(
         }
         other => other?,
     };
-    let seen = visible_event(&read, caller.user_id.as_str(), short, event_id)?;
-    Ok(json(&parse_bundled(&read, short, &seen.event, caller, seen.vis.memberships())?))
-}
-
-/// A stored event for the caller's device with its bundled aggregations
-/// and the caller's membership at it, as the spec asks for `/event`,
-/// `/messages`, `/context` and `/sync`.
-pub(crate) fn parse_bundled(
-    read: &ReadTxn,
-    room: RoomShort,
-    e: &StoredEvent,
-    caller: &Caller,
-    memberships: &Memberships,
-) -> Result<Value, MatrixError> {
-    let viewer = Viewer { user: caller.user_id.as_str(), device: caller.device_id.as_str() };
-    let mut v = crate::room::served::parse(&e.json, Some(viewer))?;
-    crate::room::served::set_membership(&mut v, memberships.at(e.stream));
-    crate::room::relations::bundle(read, room, &mut v, caller.user_id.as_str())?;
-    Ok(v)
+    let seen = visible_event(&read, &caller.user_id, short, &event_id_in_path(event_id)?)?;
+    let memberships = seen.vis.memberships();
+    Ok(json(&parse_bundled(&read, short, &seen.event, viewer(caller), memberships)?))
 }
 
 /// `GET /rooms/{roomId}/joined_members`
@@ -514,11 +428,11 @@ pub fn joined_members(app: &App, req: &Request, room_id: &str) -> Result<Reply, 
     let caller = req.caller()?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    visible_upto(&read, caller.user_id.as_str(), short)?;
+    visible_upto(&read, &caller.user_id, short)?;
     let mut joined = Map::new();
     for u in read.members_with(short, "join")? {
         let content = match read.state_event(short, "m.room.member", &u)? {
-            Some(ev) => parse(&ev)?["content"].clone(),
+            Some(ev) => parse_stored(&ev)?["content"].clone(),
             None => json!({}),
         };
         joined.insert(u, json!({ "display_name": content.get("displayname"), "avatar_url": content.get("avatar_url") }));
@@ -531,7 +445,7 @@ pub fn members(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixE
     let caller = req.caller()?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let upto = visible_upto(&read, caller.user_id.as_str(), short)?;
+    let upto = visible_upto(&read, &caller.user_id, short)?;
     let only = req.query("membership");
     let not = req.query("not_membership");
     // `at`: the membership as of a sync or pagination token; a user who
@@ -551,7 +465,7 @@ pub fn members(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixE
     let mut chunk = Vec::new();
     for (_, pos) in read.state_of_type_at(short, "m.room.member", at)? {
         if let Some(ev) = read.event_at(short, pos)? {
-            let v = parse(&ev)?;
+            let v = parse_stored(&ev)?;
             let m = v["content"]["membership"].as_str().unwrap_or("");
             if only.is_some_and(|o| o != m) || not.is_some_and(|n| n == m) {
                 continue;

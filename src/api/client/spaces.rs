@@ -5,9 +5,9 @@ use std::collections::{HashSet, VecDeque};
 
 use serde_json::{Value, json};
 
-use super::rooms::parse;
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
+use crate::room::served::parse_stored as parse;
 use crate::server::App;
 use crate::store::{ReadTxn, RoomShort};
 

@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 use tokio::sync::futures::OwnedNotified;
 use tokio::time::Instant;
 
-use super::userdata::wake_presence_watchers;
 use crate::account::now_ms;
 use crate::error::MatrixError;
 use crate::http::{Outcome, Reply, Request, json};
@@ -108,7 +107,7 @@ pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>,
         Box::pin(acknowledge_to_device(app, &user, &device, s.pos)).await?;
     }
     if app.config.presence && app.presence.borrow_mut().synced(&user, set_presence, now_ms()) {
-        wake_presence_watchers(app, &user);
+        presence::wake_watchers(&app.store, &caller.user_id, |u| app.wake(u));
     }
     let mut poll = SyncPoll {
         app,

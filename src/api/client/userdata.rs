@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use super::rooms::{room_short, visible_upto};
+use super::{own, room_short};
 use crate::account::now_ms;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
@@ -14,17 +14,11 @@ use crate::ids::{RoomId, UserId};
 use crate::quota;
 use crate::room::build::NewEvent;
 use crate::room::service;
+use crate::room::visibility::visible_upto;
 use crate::server::App;
 use crate::store::{Receipt, StoreError, WriteCtx};
 use crate::sync::presence;
 use crate::sync::typing::MAX_TYPING;
-
-fn own(req: &Request, user_id: &str) -> Result<(), MatrixError> {
-    if req.caller()?.user_id.as_str() != user_id {
-        return Err(MatrixError::forbidden("You can only access your own data"));
-    }
-    Ok(())
-}
 
 /// `GET /user/{userId}/account_data/{type}` and the per-room form
 /// (`room_id` = "" for global).
@@ -221,21 +215,6 @@ pub async fn set_typing(
     Ok(json(&json!({})))
 }
 
-/// Drops expired typing entries and wakes the rooms' members; run by the
-/// server every second.
-pub fn expire_typing(app: &App) {
-    let rooms = app.typing.borrow_mut().expire();
-    if rooms.is_empty() {
-        return;
-    }
-    let Ok(read) = app.store.read() else { return };
-    for room in rooms {
-        for m in read.members_with(room, "join").unwrap_or_default() {
-            app.wake(&m);
-        }
-    }
-}
-
 async fn store_receipt(
     app: &App,
     req: &Request,
@@ -247,7 +226,7 @@ async fn store_receipt(
     let caller = req.caller()?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    visible_upto(&read, caller.user_id.as_str(), short)?;
+    visible_upto(&read, &caller.user_id, short)?;
     match read.event_position(event_id)? {
         Some((r, _)) if r == short => {}
         _ => return Err(MatrixError::not_found("Event not found in this room")),
@@ -449,7 +428,7 @@ pub async fn set_profile_field(
         let read = app.store.read()?;
         let short = room_short(&read, &room_id)?;
         let mut content = match read.state_event(short, "m.room.member", caller.as_str())? {
-            Some(ev) => super::rooms::parse(&ev)?["content"].clone(),
+            Some(ev) => crate::room::served::parse_stored(&ev)?["content"].clone(),
             None => continue,
         };
         drop(read);
@@ -497,31 +476,7 @@ pub fn set_presence(app: &App, req: &Request, user_id: &str) -> Result<Reply, Ma
         Some(_) => return Err(MatrixError::bad_json("status_msg must be a string")),
     };
     if app.config.presence && app.presence.borrow_mut().set(user_id, presence, status, now_ms()) {
-        wake_presence_watchers(app, user_id);
+        presence::wake_watchers(&app.store, &req.caller()?.user_id, |u| app.wake(u));
     }
     Ok(json(&json!({})))
-}
-
-/// Wakes the long-polls of everyone who sees `user_id`'s presence: the
-/// user and everyone sharing a joined room with them.
-pub fn wake_presence_watchers(app: &App, user_id: &str) {
-    app.wake(user_id);
-    let Ok(read) = app.store.read() else { return };
-    let memberships = read.user_memberships(user_id).unwrap_or_default();
-    for m in memberships.iter().filter(|m| m.membership == "join") {
-        for m in read.members_with(m.room, "join").unwrap_or_default() {
-            app.wake(&m);
-        }
-    }
-}
-
-/// Marks offline the users who stopped syncing (run every second).
-pub fn expire_presence(app: &App) {
-    if !app.config.presence {
-        return;
-    }
-    let gone = app.presence.borrow_mut().expire(now_ms(), |u| app.is_waiting(u));
-    for user in gone {
-        wake_presence_watchers(app, &user);
-    }
 }
