@@ -1,30 +1,44 @@
 //! Client-server API handlers, one file per spec area.
 
 pub mod account;
+pub mod account_data;
+pub mod admin;
 pub mod backup;
+pub mod create_room;
 pub mod dehydrated;
 pub mod devices;
 pub mod directory;
 pub mod discovery;
+pub mod events;
 pub mod fallback;
 pub mod history;
 pub mod keys;
 pub mod login;
 pub mod media;
-pub mod misc;
+pub mod membership;
 pub mod moderation;
+pub mod mutual_rooms;
 pub mod openid;
+pub mod presence;
 pub mod preview;
+pub mod profile;
 pub mod push;
+pub mod receipts;
+pub mod redaction;
 pub mod register;
 pub mod relations;
-pub mod rooms;
+pub mod reporting;
 pub mod search;
 pub mod sliding;
 pub mod spaces;
 pub mod summary;
 pub mod sync;
-pub mod userdata;
+pub mod tags;
+pub mod third_party;
+pub mod to_device;
+pub mod typing;
+pub mod upgrade;
+pub mod user_directory;
 pub mod voip;
 
 use crate::error::MatrixError;

@@ -1,0 +1,140 @@
+//! Profiles (spec: client-server-api/#profiles): display names and
+//! avatars, and the member events that carry them into rooms.
+
+use serde_json::{Value, json};
+
+use super::{own, room_short};
+use crate::error::{ErrorKind, MatrixError};
+use crate::http::{Reply, Request, json};
+use crate::ids::UserId;
+use crate::quota;
+use crate::room::build::NewEvent;
+use crate::room::service;
+use crate::server::App;
+
+pub(super) fn profile_of(
+    app: &App,
+    user_id: &str,
+) -> Result<(Option<String>, Option<String>), MatrixError> {
+    let id = UserId::parse(user_id).map_err(|e| MatrixError::invalid_param(e.0))?;
+    if id.server_name() != app.config.server_name {
+        return Err(MatrixError::not_found("Profile not found (this server does not federate)"));
+    }
+    let u = app.store.read()?.user(id.localpart())?.filter(|u| !u.deactivated);
+    let u = u.ok_or_else(|| MatrixError::not_found("Profile not found"))?;
+    Ok((u.displayname, u.avatar_url))
+}
+
+/// `GET /profile/{userId}`
+pub fn get_profile(app: &App, user_id: &str) -> Result<Reply, MatrixError> {
+    let (name, avatar) = profile_of(app, user_id)?;
+    let mut out = json!({});
+    if let Some(n) = name {
+        out["displayname"] = json!(n);
+    }
+    if let Some(a) = avatar {
+        out["avatar_url"] = json!(a);
+    }
+    Ok(json(&out))
+}
+
+/// `GET /profile/{userId}/{keyName}`
+pub fn get_profile_field(app: &App, user_id: &str, key: &str) -> Result<Reply, MatrixError> {
+    let (name, avatar) = profile_of(app, user_id)?;
+    let v = match key {
+        "displayname" => name,
+        "avatar_url" => avatar,
+        _ => None,
+    };
+    match v {
+        Some(v) => Ok(json(&json!({ key: v }))),
+        None => Err(MatrixError::not_found(format!("No {key} set"))),
+    }
+}
+
+/// `PUT|DELETE /profile/{userId}/{keyName}`: updates the user record and the
+/// member event in every joined room (spec: "Events on Change of Profile
+/// Information").
+pub async fn set_profile_field(
+    app: &App,
+    req: &Request,
+    user_id: &str,
+    key: &str,
+    delete: bool,
+) -> Result<Reply, MatrixError> {
+    own(req, user_id)?;
+    if key != "displayname" && key != "avatar_url" {
+        return Err(MatrixError::new(
+            ErrorKind::Forbidden,
+            format!("Profile field {key} is not supported"),
+        ));
+    }
+    let value = if delete {
+        None
+    } else {
+        let body = req.json_object()?;
+        match body.get(key) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Null) | None => None,
+            Some(_) => return Err(MatrixError::bad_json(format!("{key} must be a string"))),
+        }
+    };
+    if value.as_ref().is_some_and(|v| v.len() > 256 && key == "displayname") {
+        return Err(MatrixError::new(ErrorKind::TooLarge, "displayname is longer than 256 bytes"));
+    }
+    if key == "avatar_url" {
+        let len = value.as_ref().map_or(0, String::len);
+        quota::check_size("avatar_url", len, quota::AVATAR_URL_BYTES)?;
+    }
+    let caller = req.caller()?.user_id.clone();
+    let lp = caller.localpart().to_owned();
+    let (k, v) = (key.to_owned(), value.clone());
+    app.store
+        .write(move |ctx| {
+            let Some(mut u) = ctx.user(&lp)? else {
+                return Ok(Err(MatrixError::not_found("No such user")));
+            };
+            if k == "displayname" {
+                u.displayname = v;
+            } else {
+                u.avatar_url = v;
+            }
+            ctx.put_user(&lp, &u)?;
+            Ok(Ok(()))
+        })
+        .await?;
+    let rooms: Vec<String> = {
+        let read = app.store.read()?;
+        let mut out = Vec::new();
+        for m in read.user_memberships(caller.as_str())? {
+            if m.membership == "join"
+                && let Some(id) = read.room_id(m.room)?
+            {
+                out.push(id);
+            }
+        }
+        out
+    };
+    for room_id in rooms {
+        let read = app.store.read()?;
+        let short = room_short(&read, &room_id)?;
+        let mut content = match read.state_event(short, "m.room.member", caller.as_str())? {
+            Some(ev) => crate::room::served::parse_stored(&ev)?["content"].clone(),
+            None => continue,
+        };
+        drop(read);
+        match &value {
+            Some(v) => content[key] = json!(v),
+            None => {
+                if let Some(o) = content.as_object_mut() {
+                    o.remove(key);
+                }
+            }
+        }
+        let ev = NewEvent::member(caller.as_str(), caller.as_str(), content);
+        if let Err(e) = service::send(app, &room_id, ev, None).await {
+            tracing::warn!("profile update in {room_id} refused: {e}");
+        }
+    }
+    Ok(json(&json!({})))
+}

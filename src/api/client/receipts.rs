@@ -1,0 +1,121 @@
+//! Receipts and read markers (spec: modules/receipts,
+//! modules/read_markers).
+
+use serde_json::{Value, json};
+
+use super::room_short;
+use crate::account::now_ms;
+use crate::error::MatrixError;
+use crate::http::{Reply, Request, json};
+use crate::room::visibility::visible_upto;
+use crate::server::App;
+use crate::store::Receipt;
+
+async fn store_receipt(
+    app: &App,
+    req: &Request,
+    room_id: &str,
+    receipt_type: &str,
+    event_id: &str,
+    thread_id: &str,
+) -> Result<(), MatrixError> {
+    let caller = req.caller()?;
+    let read = app.store.read()?;
+    let short = room_short(&read, room_id)?;
+    visible_upto(&read, &caller.user_id, short)?;
+    match read.event_position(event_id)? {
+        Some((r, _)) if r == short => {}
+        _ => return Err(MatrixError::not_found("Event not found in this room")),
+    }
+    drop(read);
+    let user = caller.user_id.to_string();
+    if receipt_type == "m.fully_read" {
+        let body = serde_json::to_vec(&json!({ "event_id": event_id }))
+            .map_err(|e| MatrixError::internal("marker", e))?;
+        let r = room_id.to_owned();
+        let new = event_id.to_owned();
+        app.store
+            .write(move |ctx| {
+                // The marker, like a receipt, only moves forwards.
+                let current = ctx.account_data(&user, &r, "m.fully_read")?.and_then(|v| {
+                    let v: Value = serde_json::from_slice(&v).ok()?;
+                    v["event_id"].as_str().map(str::to_owned)
+                });
+                if let Some(current) = current
+                    && !ctx.is_later_event(&new, &current)?
+                {
+                    return Ok(Ok(()));
+                }
+                ctx.put_account_data(&user, &r, "m.fully_read", &body)?;
+                Ok(Ok::<_, MatrixError>(()))
+            })
+            .await?;
+        return Ok(());
+    }
+    let receipt = Receipt {
+        receipt_type: receipt_type.to_owned(),
+        user_id: user.clone(),
+        thread_id: thread_id.to_owned(),
+        event_id: event_id.to_owned(),
+        ts: now_ms(),
+    };
+    let private = receipt_type == "m.read.private";
+    app.store
+        .write(move |ctx| {
+            if ctx.put_receipt(short, &receipt)?.is_none() {
+                return Ok(Ok(()));
+            }
+            if private {
+                ctx.wake_user(&user);
+            } else {
+                for m in ctx.members_with(short, "join")? {
+                    ctx.wake_user(&m);
+                }
+            }
+            Ok(Ok::<_, MatrixError>(()))
+        })
+        .await?;
+    Ok(())
+}
+
+/// `POST /rooms/{roomId}/receipt/{receiptType}/{eventId}`
+pub async fn post_receipt(
+    app: &App,
+    req: &Request,
+    room_id: &str,
+    receipt_type: &str,
+    event_id: &str,
+) -> Result<Reply, MatrixError> {
+    if !matches!(receipt_type, "m.read" | "m.read.private" | "m.fully_read") {
+        return Err(MatrixError::invalid_param(format!("Unknown receipt type {receipt_type}")));
+    }
+    let body = req.json_object()?;
+    let thread_id = match body.get("thread_id") {
+        None => "",
+        Some(Value::String(t)) if !t.is_empty() => t.as_str(),
+        Some(_) => return Err(MatrixError::invalid_param("thread_id must be a non-empty string")),
+    };
+    if receipt_type == "m.fully_read" && !thread_id.is_empty() {
+        return Err(MatrixError::invalid_param("m.fully_read cannot have a thread_id"));
+    }
+    store_receipt(app, req, room_id, receipt_type, event_id, thread_id).await?;
+    Ok(json(&json!({})))
+}
+
+/// `POST /rooms/{roomId}/read_markers`
+pub async fn set_read_markers(
+    app: &App,
+    req: &Request,
+    room_id: &str,
+) -> Result<Reply, MatrixError> {
+    let body = req.json_object()?;
+    for key in ["m.fully_read", "m.read", "m.read.private"] {
+        if let Some(v) = body.get(key) {
+            let id = v
+                .as_str()
+                .ok_or_else(|| MatrixError::bad_json(format!("{key} must be an event ID")))?;
+            store_receipt(app, req, room_id, key, id, "").await?;
+        }
+    }
+    Ok(json(&json!({})))
+}

@@ -1,0 +1,49 @@
+//! Typing notifications (spec: modules/typing_notifications); the state
+//! and its expiry are in `sync::typing`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::{own, room_short};
+use crate::error::MatrixError;
+use crate::http::{Reply, Request, json};
+use crate::server::App;
+use crate::sync::typing::MAX_TYPING;
+
+/// `PUT /rooms/{roomId}/typing/{userId}`
+pub async fn set_typing(
+    app: &App,
+    req: &Request,
+    room_id: &str,
+    user_id: &str,
+) -> Result<Reply, MatrixError> {
+    own(req, user_id)?;
+    let body = req.json_object()?;
+    let typing = body
+        .get("typing")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| MatrixError::bad_json("typing (boolean) is required"))?;
+    let read = app.store.read()?;
+    let short = room_short(&read, room_id)?;
+    match read.membership(user_id, short)? {
+        Some(m) if m.membership == "join" => {}
+        _ => return Err(MatrixError::forbidden("You are not in this room")),
+    }
+    let members = read.members_with(short, "join")?;
+    drop(read);
+    let timeout = body
+        .get("timeout")
+        .and_then(Value::as_u64)
+        .map(Duration::from_millis)
+        .unwrap_or(MAX_TYPING)
+        .min(MAX_TYPING);
+    let until = typing.then(|| Instant::now() + timeout);
+    let changed = app.typing.borrow_mut().set(short, user_id, until);
+    if changed {
+        for m in &members {
+            app.wake(m);
+        }
+    }
+    Ok(json(&json!({})))
+}
