@@ -7,9 +7,11 @@ use super::room_short;
 use crate::account::now_ms;
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
+use crate::ids::{EventId, RoomId};
 use crate::room::visibility::visible_upto;
 use crate::server::App;
 use crate::store::Receipt;
+use crate::sync::receipts;
 
 async fn store_receipt(
     app: &App,
@@ -23,58 +25,28 @@ async fn store_receipt(
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
     visible_upto(&read, &caller.user_id, short)?;
-    match read.event_position(event_id)? {
+    let not_in_room = || MatrixError::not_found("Event not found in this room");
+    let event = EventId::parse(event_id).map_err(|_| not_in_room())?;
+    match read.event_position(event.as_str())? {
         Some((r, _)) if r == short => {}
-        _ => return Err(MatrixError::not_found("Event not found in this room")),
+        _ => return Err(not_in_room()),
     }
     drop(read);
-    let user = caller.user_id.to_string();
+    let user = caller.user_id.clone();
     if receipt_type == "m.fully_read" {
-        let body = serde_json::to_vec(&json!({ "event_id": event_id }))
-            .map_err(|e| MatrixError::internal("marker", e))?;
-        let r = room_id.to_owned();
-        let new = event_id.to_owned();
-        app.store
-            .write(move |ctx| {
-                // The marker, like a receipt, only moves forwards.
-                let current = ctx.account_data(&user, &r, "m.fully_read")?.and_then(|v| {
-                    let v: Value = serde_json::from_slice(&v).ok()?;
-                    v["event_id"].as_str().map(str::to_owned)
-                });
-                if let Some(current) = current
-                    && !ctx.is_later_event(&new, &current)?
-                {
-                    return Ok(Ok(()));
-                }
-                ctx.put_account_data(&user, &r, "m.fully_read", &body)?;
-                Ok(Ok::<_, MatrixError>(()))
-            })
-            .await?;
+        // `room_short` found the room, so its ID parses.
+        let room = RoomId::parse(room_id).map_err(|e| MatrixError::invalid_param(e.0))?;
+        app.store.write(move |ctx| receipts::set_fully_read(ctx, &user, &room, &event)).await?;
         return Ok(());
     }
     let receipt = Receipt {
         receipt_type: receipt_type.to_owned(),
-        user_id: user.clone(),
+        user_id: user.to_string(),
         thread_id: thread_id.to_owned(),
-        event_id: event_id.to_owned(),
+        event_id: event.to_string(),
         ts: now_ms(),
     };
-    let private = receipt_type == "m.read.private";
-    app.store
-        .write(move |ctx| {
-            if ctx.put_receipt(short, &receipt)?.is_none() {
-                return Ok(Ok(()));
-            }
-            if private {
-                ctx.wake_user(&user);
-            } else {
-                for m in ctx.members_with(short, "join")? {
-                    ctx.wake_user(&m);
-                }
-            }
-            Ok(Ok::<_, MatrixError>(()))
-        })
-        .await?;
+    app.store.write(move |ctx| receipts::put(ctx, short, &receipt)).await?;
     Ok(())
 }
 

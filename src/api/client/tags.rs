@@ -3,12 +3,11 @@
 
 use serde_json::{Map, Value, json};
 
-use super::account_data::account_data_quota;
 use super::own;
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::server::App;
-use crate::store::StoreError;
+use crate::sync::account_data;
 
 fn read_tags(app: &App, user_id: &str, room_id: &str) -> Result<Map<String, Value>, MatrixError> {
     let bytes = app.store.read()?.account_data(user_id, room_id, "m.tag")?;
@@ -51,32 +50,8 @@ pub async fn change_tag(
     } else {
         None
     };
-    let (u, r, t) = (user_id.to_owned(), room_id.to_owned(), tag.to_owned());
-    app.store
-        .write(move |ctx| {
-            let mut tags: Map<String, Value> = match ctx.account_data(&u, &r, "m.tag")? {
-                Some(b) => serde_json::from_slice::<Value>(&b)
-                    .ok()
-                    .and_then(|v| v.get("tags").and_then(Value::as_object).cloned())
-                    .unwrap_or_default(),
-                None => Map::new(),
-            };
-            match value {
-                Some(v) => {
-                    tags.insert(t, v);
-                }
-                None => {
-                    tags.remove(&t);
-                }
-            }
-            let bytes = serde_json::to_vec(&json!({ "tags": tags }))
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            if let Some(refused) = account_data_quota(ctx, &u, &r, "m.tag", bytes.len())? {
-                return Ok(Err(refused));
-            }
-            ctx.put_account_data(&u, &r, "m.tag", &bytes)?;
-            Ok(Ok::<_, MatrixError>(()))
-        })
-        .await?;
+    let user = req.caller()?.user_id.clone();
+    let (r, t) = (room_id.to_owned(), tag.to_owned());
+    app.store.write(move |ctx| account_data::change_tag(ctx, &user, &r, t, value)).await?;
     Ok(json(&json!({})))
 }

@@ -1,16 +1,12 @@
 //! Send-to-device messaging (spec: modules/send_to_device): messages to
-//! devices, queued in each device's inbox until it syncs.
-
-use std::collections::BTreeMap;
+//! devices, queued in each device's inbox until it syncs (`sync::to_device`).
 
 use serde_json::{Value, json};
 
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
-use crate::ids::UserId;
-use crate::quota;
 use crate::server::App;
-use crate::store::{RoomShort, StoreError, StreamPos, WriteCtx};
+use crate::sync::to_device;
 
 /// `PUT /sendToDevice/{eventType}/{txnId}`: idempotent per device + txn ID.
 pub async fn send_to_device(
@@ -26,113 +22,12 @@ pub async fn send_to_device(
         .and_then(Value::as_object)
         .ok_or_else(|| MatrixError::bad_json("messages is required"))?
         .clone();
-    let sender = caller.user_id.to_string();
-    let device = caller.device_id.to_string();
-    let server = app.config.server_name.clone();
-    // `(recipient, device or "*", stored message)`, sized before the write.
-    let mut outgoing: Vec<(UserId, String, Vec<u8>)> = Vec::new();
-    for (user, per_device) in &messages {
-        let Ok(uid) = UserId::parse(user) else { continue };
-        if uid.server_name() != server {
-            continue;
-        }
-        let Some(per_device) = per_device.as_object() else { continue };
-        for (target, content) in per_device {
-            let msg = json!({ "type": event_type, "sender": sender, "content": content });
-            let bytes =
-                serde_json::to_vec(&msg).map_err(|e| MatrixError::internal("to-device", e))?;
-            quota::check_size("A to-device message", bytes.len(), quota::TO_DEVICE_BYTES)?;
-            outgoing.push((uid.clone(), target.clone(), bytes));
-        }
-    }
+    let server = &app.config.server_name;
+    let outgoing = to_device::outgoing(&caller.user_id, event_type, &messages, server)?;
+    let (sender, device) = (caller.user_id.clone(), caller.device_id.clone());
     let (ty, txn) = (event_type.to_owned(), txn_id.to_owned());
     app.store
-        .write(move |ctx| {
-            let scope = format!("d/{ty}");
-            if ctx.txn_position(&sender, &device, &scope, &txn)?.is_some() {
-                return Ok(Ok(()));
-            }
-            let mut deliveries: Vec<(&str, String, &[u8])> = Vec::new();
-            for (uid, target, bytes) in &outgoing {
-                let devices: Vec<String> = if target == "*" {
-                    ctx.device_ids(uid.localpart())?
-                } else {
-                    vec![target.clone()]
-                };
-                for d in devices {
-                    if ctx.device(uid.localpart(), &d)?.is_some() {
-                        deliveries.push((uid.as_str(), d, bytes));
-                    }
-                }
-            }
-            let full = full_inboxes(ctx, &deliveries)?;
-            if let Some((user, d, why)) = full.first()
-                && full.len() == count_inboxes(&deliveries)
-            {
-                return Ok(Err(quota::store_full(
-                    &format!("undelivered to-device {why} for {user}'s device {d}"),
-                    if *why == "messages" {
-                        quota::MAX_INBOX_MESSAGES
-                    } else {
-                        quota::MAX_INBOX_BYTES
-                    },
-                    " until that device syncs",
-                )));
-            }
-            for (user, d, bytes) in &deliveries {
-                if full.iter().any(|(u, fd, _)| u == user && fd == d) {
-                    continue;
-                }
-                ctx.put_to_device(user, d, bytes)?;
-            }
-            for (user, d, _) in &full {
-                tracing::warn!(
-                    "to-device message from {sender} not queued for {user}'s device {d}: its \
-                     inbox is full (the device has not synced for a long time)"
-                );
-            }
-            ctx.put_txn(&sender, &device, &scope, &txn, (RoomShort(0), StreamPos(0)))?;
-            Ok(Ok::<_, MatrixError>(()))
-        })
+        .write(move |ctx| to_device::send(ctx, &sender, &device, &ty, &txn, &outgoing))
         .await?;
     Ok(json(&json!({})))
-}
-
-/// The recipient devices whose inbox this send would take past its caps
-/// (`quota`), with which cap: `(user, device, "messages" or "bytes")`.
-///
-/// A send whose every recipient is full is refused, so a sender aiming at
-/// one device (or flooding it) is told. A send to many devices (a room key
-/// for everyone in a room) still reaches the others, and the full ones are
-/// skipped with a log line: refusing it would let one lost phone's inbox
-/// keep a whole room from decrypting, while that phone, not having synced
-/// for thousands of messages, would re-request keys anyway.
-fn full_inboxes<'a>(
-    ctx: &WriteCtx<'_>,
-    deliveries: &[(&'a str, String, &[u8])],
-) -> Result<Vec<(&'a str, String, &'static str)>, StoreError> {
-    let mut adding: BTreeMap<(&str, &str), (usize, usize)> = BTreeMap::new();
-    for (user, d, bytes) in deliveries {
-        let e = adding.entry((*user, d.as_str())).or_default();
-        e.0 += 1;
-        e.1 += bytes.len();
-    }
-    let mut full = Vec::new();
-    for ((user, d), (count, bytes)) in adding {
-        let (held, held_bytes) = ctx.to_device_usage(user, d)?;
-        if held as usize + count > quota::MAX_INBOX_MESSAGES {
-            full.push((user, d.to_owned(), "messages"));
-        } else if held_bytes as usize + bytes > quota::MAX_INBOX_BYTES {
-            full.push((user, d.to_owned(), "bytes"));
-        }
-    }
-    Ok(full)
-}
-
-/// How many distinct recipient devices a send has.
-fn count_inboxes(deliveries: &[(&str, String, &[u8])]) -> usize {
-    let mut set: Vec<(&str, &str)> = deliveries.iter().map(|(u, d, _)| (*u, d.as_str())).collect();
-    set.sort_unstable();
-    set.dedup();
-    set.len()
 }
