@@ -7,6 +7,7 @@ pub mod build;
 pub mod cache;
 pub mod canonical;
 pub mod fields;
+pub mod forget;
 pub mod pdu;
 pub mod power_levels;
 pub mod redaction;

@@ -9,6 +9,7 @@ use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId, UserId};
 use crate::room::build::NewEvent;
+use crate::room::forget;
 use crate::room::service::{self};
 use crate::server::App;
 
@@ -139,26 +140,8 @@ pub async fn change_membership(
 pub async fn forget_room(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
     let short = room_short(&app.store.read()?, room_id)?;
-    let user = caller.user_id.to_string();
-    app.store
-        .write(move |ctx| {
-            // In the writer: the membership checked is the one forgotten.
-            match ctx.membership(&user, short)? {
-                Some(m) if m.membership == "join" || m.membership == "invite" => {
-                    Ok(Err(MatrixError::new(
-                        ErrorKind::Unknown,
-                        "You must leave the room before forgetting it",
-                    )
-                    .with_status(400)))
-                }
-                Some(m) => {
-                    ctx.forget_room(&user, &m)?;
-                    Ok(Ok(()))
-                }
-                None => Ok(Ok(())),
-            }
-        })
-        .await?;
+    let user = caller.user_id.clone();
+    app.store.write(move |ctx| forget::forget(ctx, &user, short)).await?;
     Ok(json(&json!({})))
 }
 
