@@ -5,6 +5,7 @@
 //! carries, and it reaches storage only through `Store`.
 
 mod password;
+pub mod profile;
 mod ratelimit;
 mod session;
 mod uia;

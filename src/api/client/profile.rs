@@ -4,10 +4,10 @@
 use serde_json::{Value, json};
 
 use super::{own, room_short};
+use crate::account::profile;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{Reply, Request, json};
 use crate::ids::UserId;
-use crate::quota;
 use crate::room::build::NewEvent;
 use crate::room::service;
 use crate::server::App;
@@ -79,30 +79,10 @@ pub async fn set_profile_field(
             Some(_) => return Err(MatrixError::bad_json(format!("{key} must be a string"))),
         }
     };
-    if value.as_ref().is_some_and(|v| v.len() > 256 && key == "displayname") {
-        return Err(MatrixError::new(ErrorKind::TooLarge, "displayname is longer than 256 bytes"));
-    }
-    if key == "avatar_url" {
-        let len = value.as_ref().map_or(0, String::len);
-        quota::check_size("avatar_url", len, quota::AVATAR_URL_BYTES)?;
-    }
+    profile::check_value(key, value.as_deref())?;
     let caller = req.caller()?.user_id.clone();
-    let lp = caller.localpart().to_owned();
-    let (k, v) = (key.to_owned(), value.clone());
-    app.store
-        .write(move |ctx| {
-            let Some(mut u) = ctx.user(&lp)? else {
-                return Ok(Err(MatrixError::not_found("No such user")));
-            };
-            if k == "displayname" {
-                u.displayname = v;
-            } else {
-                u.avatar_url = v;
-            }
-            ctx.put_user(&lp, &u)?;
-            Ok(Ok(()))
-        })
-        .await?;
+    let (user, k, v) = (caller.clone(), key.to_owned(), value.clone());
+    app.store.write(move |ctx| profile::set_field(ctx, &user, &k, v)).await?;
     let rooms: Vec<String> = {
         let read = app.store.read()?;
         let mut out = Vec::new();
