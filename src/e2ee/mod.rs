@@ -10,6 +10,11 @@
 //! in the store and hand them in; the signature bytes are checked by
 //! [`crate::room::pdu::verify_json`], over the canonical JSON without
 //! `signatures` and `unsigned` (appendices/#checking-for-a-signature).
+//!
+//! [`keys`] applies key uploads, claims and signatures inside the writer,
+//! with these rules.
+
+pub mod keys;
 
 use ed25519_dalek::VerifyingKey;
 use serde_json::Value;
