@@ -198,13 +198,16 @@ pub fn upload_cross_signing(
     Ok(Ok(()))
 }
 
+/// Keys whose new signatures were refused: user → key ID → error.
+pub type Failures = BTreeMap<String, Map<String, Value>>;
+
 /// `/keys/signatures/upload` by `me`: stores each key's new signatures, or
 /// reports in the failures (user → key ID → error) why they were refused.
 pub fn upload_signatures(
     ctx: &mut WriteCtx<'_>,
     me: &UserId,
     body: &Map<String, Value>,
-) -> Result<Result<BTreeMap<String, Map<String, Value>>, MatrixError>, StoreError> {
+) -> Result<Result<Failures, MatrixError>, StoreError> {
     let me = me.as_str();
     let mut failures: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let mut touched = Vec::new();

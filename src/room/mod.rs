@@ -6,6 +6,7 @@ pub mod auth;
 pub mod build;
 pub mod cache;
 pub mod canonical;
+pub mod directory;
 pub mod fields;
 pub mod forget;
 pub mod pdu;

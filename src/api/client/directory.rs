@@ -4,11 +4,12 @@
 use serde_json::{Value, json};
 
 use super::room_short;
-use crate::error::{ErrorKind, MatrixError};
+use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::ids::{RoomAlias, RoomId};
 use crate::room::build::power_levels;
 use crate::room::cache::lock;
+use crate::room::directory;
 use crate::room::served::parse_stored as parse;
 use crate::room::service::{target, unlist_canonical_alias};
 use crate::room::visibility::world_readable_now;
@@ -43,24 +44,14 @@ pub async fn set_room_alias(app: &App, req: &Request, alias: &str) -> Result<Rep
         .get("room_id")
         .and_then(Value::as_str)
         .ok_or_else(|| MatrixError::missing_param("room_id is required"))?;
-    RoomId::parse(room_id).map_err(|e| MatrixError::invalid_param(e.0))?;
+    let room = RoomId::parse(room_id).map_err(|e| MatrixError::invalid_param(e.0))?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
     if read.membership(caller.user_id.as_str(), short)?.is_none_or(|m| m.membership != "join") {
         return Err(MatrixError::forbidden("You must be in the room to give it an alias"));
     }
     drop(read);
-    let (alias, room) = (a.to_string(), room_id.to_owned());
-    app.store
-        .write(move |ctx| {
-            if ctx.put_alias(&alias, &room)? {
-                Ok(Ok(()))
-            } else {
-                Ok(Err(MatrixError::new(ErrorKind::Unknown, "Room alias already exists")
-                    .with_status(409)))
-            }
-        })
-        .await?;
+    app.store.write(move |ctx| directory::put_alias(ctx, &a, &room)).await?;
     Ok(json(&json!({})))
 }
 
@@ -152,29 +143,10 @@ pub async fn set_room_visibility(
             return Err(MatrixError::invalid_param(format!("Unknown visibility {other}")));
         }
     };
-    let room_id = room_id.to_owned();
-    app.store
-        .write(move |ctx| {
-            let Some(room) = target(ctx, &room_id)? else {
-                return Ok(Err(MatrixError::not_found("Room not found")));
-            };
-            let joined = ctx
-                .membership(caller.user_id.as_str(), room.short)?
-                .is_some_and(|m| m.membership == "join");
-            let allowed = caller.admin
-                || (joined
-                    && power_levels(ctx, &room)?.is_some_and(|pl| {
-                        pl.can_send_state(caller.user_id.as_str(), "m.room.canonical_alias")
-                    }));
-            if !allowed {
-                return Ok(Err(MatrixError::forbidden(
-                    "You may not change this room's visibility",
-                )));
-            }
-            ctx.set_room_public(&room_id, public)?;
-            Ok(Ok(()))
-        })
-        .await?;
+    // Not a room ID: no such room, as the writer would find.
+    let room = RoomId::parse(room_id).map_err(|_| MatrixError::not_found("Room not found"))?;
+    let (user, admin) = (caller.user_id.clone(), caller.admin);
+    app.store.write(move |ctx| directory::set_visibility(ctx, &user, admin, &room, public)).await?;
     Ok(json(&json!({})))
 }
 
