@@ -39,3 +39,20 @@ pub fn set_field(
     ctx.put_user(lp, &u)?;
     Ok(Ok(()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_displayname_is_too_large_and_a_long_avatar_url_over_quota() {
+        let long = "x".repeat(257);
+        let err = check_value("displayname", Some(&long)).expect_err("257 bytes");
+        assert_eq!(err.kind, ErrorKind::TooLarge);
+        assert!(check_value("displayname", Some(&long[..256])).is_ok());
+        assert!(check_value("displayname", None).is_ok());
+        let url = "m".repeat(quota::AVATAR_URL_BYTES + 1);
+        assert!(check_value("avatar_url", Some(&url)).is_err());
+        assert!(check_value("avatar_url", Some(&url[1..])).is_ok());
+    }
+}

@@ -129,3 +129,48 @@ fn count_inboxes(deliveries: &[(&str, String, &[u8])]) -> usize {
     set.dedup();
     set.len()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn messages(v: Value) -> Map<String, Value> {
+        v.as_object().expect("object").clone()
+    }
+
+    #[test]
+    fn outgoing_keeps_this_servers_users_and_shapes_each_message() {
+        let sender = UserId::parse("@a:hs").expect("user");
+        let body = messages(json!({
+            "@b:hs": { "PHONE": { "k": 1 }, "*": { "k": 2 } },
+            "@c:elsewhere": { "D": {} },
+            "not a user": { "D": {} },
+        }));
+        let out = outgoing(&sender, "m.x", &body, "hs").expect("outgoing");
+        let got: Vec<(&str, &str, Value)> = out
+            .iter()
+            .map(|(u, d, b)| (u.as_str(), d.as_str(), serde_json::from_slice(b).expect("json")))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("@b:hs", "*", json!({ "type": "m.x", "sender": "@a:hs", "content": { "k": 2 } })),
+                (
+                    "@b:hs",
+                    "PHONE",
+                    json!({ "type": "m.x", "sender": "@a:hs", "content": { "k": 1 } })
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_oversized_message_is_refused_before_the_write() {
+        let sender = UserId::parse("@a:hs").expect("user");
+        let big = "x".repeat(quota::TO_DEVICE_BYTES);
+        let body = messages(json!({ "@b:hs": { "D": { "big": big } } }));
+        assert!(outgoing(&sender, "m.x", &body, "hs").is_err());
+    }
+}
