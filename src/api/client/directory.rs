@@ -10,7 +10,7 @@ use crate::ids::{RoomAlias, RoomId};
 use crate::room::build::power_levels;
 use crate::room::cache::lock;
 use crate::room::directory;
-use crate::room::served::parse_stored as parse;
+use crate::room::served::parse_stored;
 use crate::room::service::{target, unlist_canonical_alias};
 use crate::room::visibility::world_readable_now;
 use crate::server::App;
@@ -115,7 +115,7 @@ pub fn get_local_aliases(app: &App, req: &Request, room_id: &str) -> Result<Repl
 
 fn state_content(read: &ReadTxn, room: RoomShort, ty: &str) -> Result<Value, MatrixError> {
     match read.state_event(room, ty, "")? {
-        Some(ev) => Ok(parse(&ev)?["content"].clone()),
+        Some(ev) => Ok(parse_stored(&ev)?["content"].clone()),
         None => Ok(Value::Null),
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{event_id_in_path, room_short, viewer};
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
-use crate::room::served::{parse_bundled, parse_stored as parse};
+use crate::room::served::{parse_bundled, parse_stored};
 use crate::room::visibility::{SeenEvent, Visibility, visible_event, visible_upto};
 use crate::server::App;
 use crate::store::{ReadTxn, RoomShort, StoredEvent, StreamPos};
@@ -51,7 +51,7 @@ pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, Matrix
     let vis = Visibility::load(&read, caller.user_id.as_str(), short)?;
     let page = if filter.allows_room(room_id) {
         scan_page(&read, short, dir == "b", from, to, upto, limit, &|e| {
-            Ok(vis.can_see(e) && (filter.is_open() || filter.allows_event(&parse(e)?)))
+            Ok(vis.can_see(e) && (filter.is_open() || filter.allows_event(&parse_stored(e)?)))
         })?
     } else {
         Page { events: Vec::new(), end: None }
@@ -175,7 +175,7 @@ fn senders_members(
         if let Some(pos) = pos
             && let Some(ev) = read.event_at(room, *pos)?
         {
-            out.push(parse(&ev)?);
+            out.push(parse_stored(&ev)?);
         }
     }
     Ok(out)
@@ -204,7 +204,7 @@ pub fn get_event_context(
         None => RoomEventFilter::default(),
     };
     let keep = |e: &StoredEvent| -> Result<bool, MatrixError> {
-        Ok(vis.can_see(e) && (filter.is_open() || filter.allows_event(&parse(e)?)))
+        Ok(vis.can_see(e) && (filter.is_open() || filter.allows_event(&parse_stored(e)?)))
     };
     let before_n = limit / 2;
     let after_n = limit - before_n;
@@ -238,7 +238,7 @@ pub fn get_event_context(
             continue;
         }
         if let Some(ev) = read.state_event(short, &t, &k)? {
-            state.push(parse(&ev)?);
+            state.push(parse_stored(&ev)?);
         }
     }
     if filter.lazy_load_members {
@@ -290,7 +290,7 @@ pub fn timestamp_to_event(app: &App, req: &Request, room_id: &str) -> Result<Rep
             if e.stream > upto || !vis.can_see(e) {
                 continue;
             }
-            let v = parse(e)?;
+            let v = parse_stored(e)?;
             let t = v["origin_server_ts"].as_u64().unwrap_or(0);
             let id = v["event_id"].as_str().unwrap_or_default().to_owned();
             // Forward: the first at or after `ts`; backward: the last at or

@@ -9,7 +9,7 @@ use super::{event_id_in_path, room_short};
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::room::relations::bundle;
-use crate::room::served::parse_stored as parse;
+use crate::room::served::parse_stored;
 use crate::room::served::set_membership;
 use crate::room::visibility::{SeenEvent, Visibility, visible_event, visible_upto};
 use crate::server::App;
@@ -77,7 +77,7 @@ pub fn get_relations(
                     continue;
                 }
                 if let Some(ev) = read.event_at(short, c.stream)? {
-                    let mut v = parse(&ev)?;
+                    let mut v = parse_stored(&ev)?;
                     if let Some(id) = v["event_id"].as_str() {
                         next.push(id.to_owned());
                     }
@@ -162,7 +162,7 @@ pub fn get_threads(app: &App, req: &Request, room_id: &str) -> Result<Reply, Mat
         if r != short || ev.stream > upto || !vis.can_see(&ev) {
             continue;
         }
-        let mut v = parse(&ev)?;
+        let mut v = parse_stored(&ev)?;
         if participated_only {
             let mine = v["sender"] == user
                 || read.relations(short, &root, Some("m.thread"))?.iter().any(|c| c.sender == user);
