@@ -1,15 +1,13 @@
 //! Typing notifications (spec: modules/typing_notifications); the state
 //! and its expiry are in `sync::typing`.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 
 use super::{own, room_short};
 use crate::error::MatrixError;
 use crate::http::{Reply, Request, json};
 use crate::server::App;
-use crate::sync::typing::MAX_TYPING;
+use crate::sync::typing;
 
 /// `PUT /rooms/{roomId}/typing/{userId}`
 pub async fn set_typing(
@@ -32,13 +30,7 @@ pub async fn set_typing(
     }
     let members = read.members_with(short, "join")?;
     drop(read);
-    let timeout = body
-        .get("timeout")
-        .and_then(Value::as_u64)
-        .map(Duration::from_millis)
-        .unwrap_or(MAX_TYPING)
-        .min(MAX_TYPING);
-    let until = typing.then(|| Instant::now() + timeout);
+    let until = typing::until(typing, body.get("timeout").and_then(Value::as_u64));
     let changed = app.typing.borrow_mut().set(short, user_id, until);
     if changed {
         for m in &members {
