@@ -106,8 +106,13 @@ pub async fn run_with_reload(
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tick.tick().await;
-            crate::api::client::userdata::expire_typing(&typing_app);
-            crate::api::client::userdata::expire_presence(&typing_app);
+            let app = &typing_app;
+            crate::sync::typing::expire(&mut app.typing.borrow_mut(), &app.store, |u| app.wake(u));
+            if app.config.presence {
+                let (now, mut presence) = (crate::account::now_ms(), app.presence.borrow_mut());
+                let (waiting, wake) = (|u: &str| app.is_waiting(u), |u: &str| app.wake(u));
+                crate::sync::presence::expire(&mut presence, &app.store, now, waiting, wake);
+            }
         }
     });
     let stopping = app.clone();

@@ -11,6 +11,7 @@
 mod manage;
 pub mod openid;
 mod password;
+pub mod profile;
 mod ratelimit;
 mod session;
 mod uia;

@@ -15,8 +15,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::metrics::histogram;
 use crate::app::App;
+use crate::metrics::histogram;
 use crate::store::{BATCH_SIZE_BUCKETS, COMMIT_MICROS_BUCKETS};
 
 /// Numbers that need file-system access, gathered off the event loop.

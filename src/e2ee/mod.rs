@@ -13,10 +13,12 @@
 //!
 //! The writes of the key stores a user keeps on the server live beside them:
 //! [`backup`] (server-side room key backup) and [`dehydrated`] (MSC3814
-//! dehydrated devices).
+//! dehydrated devices). [`keys`] applies key uploads, claims and
+//! signatures inside the writer, with these rules.
 
 pub mod backup;
 pub mod dehydrated;
+pub mod keys;
 
 use ed25519_dalek::VerifyingKey;
 use serde_json::Value;

@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 
 use super::{CreateRoom, Rooms, create_room, send};
 use crate::error::MatrixError;
-use crate::membership::Membership;
 use crate::ids::{RoomId, UserId};
+use crate::membership::Membership;
 use crate::room::build::NewEvent;
 use crate::room::target::{power_levels, target};
 use crate::room::version::RoomVersion;

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod canonical;
 pub mod directory;
 pub mod fields;
+pub mod forget;
 pub mod pdu;
 pub mod power_levels;
 pub mod redaction;

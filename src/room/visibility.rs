@@ -7,11 +7,16 @@
 //! room's visibility changes), so they are loaded once per request and each
 //! event is then judged in memory. The membership history also gives each
 //! event served to the user its `unsigned.membership` ([`Memberships`]).
+//!
+//! The request-level rules sit here too: which room an ID names
+//! ([`room_short`]), how far into a room's stream a user may read
+//! ([`visible_upto`]) and whether one event is theirs to see
+//! ([`visible_event`]).
 
 use serde_json::Value;
 
-use crate::error::MatrixError;
-use crate::ids::UserId;
+use crate::error::{ErrorKind, MatrixError};
+use crate::ids::{EventId, RoomId, UserId};
 use crate::membership::Membership;
 use crate::store::{ReadTxn, RoomShort, StoredEvent, StreamPos};
 
@@ -169,6 +174,80 @@ impl Visibility {
                 pos,
             )
     }
+}
+
+/// The short ID of a room this server knows; `404 M_NOT_FOUND` otherwise.
+pub fn room_short(read: &ReadTxn, room_id: &RoomId) -> Result<RoomShort, MatrixError> {
+    read.room(room_id.as_str())?
+        .map(|r| RoomShort(r.short))
+        .ok_or_else(|| MatrixError::not_found("Room not found"))
+}
+
+/// How far into a room's stream `user` may read: everything while joined
+/// (or while the room is world-readable), up to their departure once they
+/// left. Which events inside that range they may see is decided per event
+/// by [`Visibility`].
+pub fn visible_upto(
+    read: &ReadTxn,
+    user: &UserId,
+    room: RoomShort,
+) -> Result<StreamPos, MatrixError> {
+    match read.membership(user.as_str(), room)? {
+        Some(m) if m.membership == Membership::Join => Ok(StreamPos(u64::MAX)),
+        _ if world_readable_now(read, room)? => Ok(StreamPos(u64::MAX)),
+        Some(m) if m.membership == Membership::Leave || m.membership == Membership::Ban => {
+            Ok(m.stream)
+        }
+        _ => Err(MatrixError::forbidden("You are not a member of this room")),
+    }
+}
+
+/// Whether the room's current history visibility is `world_readable`.
+pub fn world_readable_now(read: &ReadTxn, room: RoomShort) -> Result<bool, MatrixError> {
+    Ok(match read.state_event(room, "m.room.history_visibility", "")? {
+        Some(ev) => {
+            crate::room::served::parse_stored(&ev)?["content"]["history_visibility"]
+                == "world_readable"
+        }
+        None => false,
+    })
+}
+
+/// An event of a room that a user may see, with how far into the room they
+/// may read and the visibility judge for its neighbours.
+pub struct SeenEvent {
+    pub event: StoredEvent,
+    pub upto: StreamPos,
+    pub vis: Visibility,
+}
+
+/// The event `event_id` of `room` if `user` may see it. Anything else
+/// (unknown, in another room, after they left, hidden by history
+/// visibility) is the same `404 M_NOT_FOUND`, so existence does not leak.
+pub fn visible_event(
+    read: &ReadTxn,
+    user: &UserId,
+    room: RoomShort,
+    event_id: &EventId,
+) -> Result<SeenEvent, MatrixError> {
+    let not_found = || MatrixError::not_found("Event not found");
+    // A non-member gets the same answer as for a missing event (spec:
+    // 404 "not found or you do not have permission"), not the 403 of
+    // `visible_upto`, which would confirm the room exists.
+    let upto = match visible_upto(read, user, room) {
+        Err(e) if e.kind == ErrorKind::Forbidden => return Err(not_found()),
+        other => other?,
+    };
+    let (r, pos) = read.event_position(event_id.as_str())?.ok_or_else(not_found)?;
+    if r != room || pos > upto {
+        return Err(not_found());
+    }
+    let event = read.event_at(r, pos)?.ok_or_else(not_found)?;
+    let vis = Visibility::load(read, user, room)?;
+    if !vis.can_see(&event) {
+        return Err(not_found());
+    }
+    Ok(SeenEvent { event, upto, vis })
 }
 
 #[cfg(test)]

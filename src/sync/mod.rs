@@ -8,11 +8,14 @@
 //! events, `room_stream_to_state_key` for state deltas. An incremental sync
 //! with nothing new costs one index lookup per joined room.
 
+pub mod account_data;
 pub mod devices;
 pub mod filter;
 pub mod lazy;
 pub mod presence;
+pub mod receipts;
 pub mod sliding;
+pub mod to_device;
 pub mod typing;
 pub mod unread;
 

@@ -7,6 +7,10 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
+use crate::ids::UserId;
+use crate::membership::Membership;
+use crate::store::Store;
+
 /// How long after their last request a syncing user still counts as
 /// online (a client long-polls at most 30 s between requests).
 pub const ONLINE_TIMEOUT_MS: u64 = 60_000;
@@ -146,6 +150,36 @@ impl Entry {
             c["currently_active"] = json!(self.state == "online" && ago < ONLINE_TIMEOUT_MS);
         }
         c
+    }
+}
+
+/// Wakes the long-polls of everyone who sees `user`'s presence: the user
+/// and everyone sharing a joined room with them.
+pub fn wake_watchers(store: &Store, user: &UserId, mut wake: impl FnMut(&str)) {
+    wake(user.as_str());
+    let Ok(read) = store.read() else { return };
+    let memberships = read.user_memberships(user.as_str()).unwrap_or_default();
+    for m in memberships.iter().filter(|m| m.membership == Membership::Join) {
+        for m in read.members_with(m.room, Membership::Join).unwrap_or_default() {
+            wake(&m);
+        }
+    }
+}
+
+/// Marks offline the users who stopped syncing (see [`Presence::expire`])
+/// and wakes who sees them; the server runs this every second.
+pub fn expire(
+    presence: &mut Presence,
+    store: &Store,
+    now: u64,
+    still_here: impl Fn(&str) -> bool,
+    mut wake: impl FnMut(&str),
+) {
+    for user in presence.expire(now, still_here) {
+        // Entries are made for authenticated users only, so this holds.
+        if let Ok(user) = UserId::parse(&user) {
+            wake_watchers(store, &user, &mut wake);
+        }
     }
 }
 

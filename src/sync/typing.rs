@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::store::RoomShort;
+use crate::membership::Membership;
+use crate::store::{RoomShort, Store};
 
 /// The longest a client may claim to be typing for.
 pub const MAX_TYPING: Duration = Duration::from_secs(30);
@@ -84,6 +85,29 @@ impl Typing {
     }
 }
 
+/// When a typing notification that starts now ends: after the client's
+/// `timeout_ms`, at most [`MAX_TYPING`] (the default); `None` when the
+/// user stopped typing.
+pub fn until(typing: bool, timeout_ms: Option<u64>) -> Option<Instant> {
+    let timeout = timeout_ms.map(Duration::from_millis).unwrap_or(MAX_TYPING).min(MAX_TYPING);
+    typing.then(|| Instant::now() + timeout)
+}
+
+/// Drops expired typing entries and wakes the joined members of the rooms
+/// whose typing set changed; the server runs this every second.
+pub fn expire(typing: &mut Typing, store: &Store, mut wake: impl FnMut(&str)) {
+    let rooms = typing.expire();
+    if rooms.is_empty() {
+        return;
+    }
+    let Ok(read) = store.read() else { return };
+    for room in rooms {
+        for m in read.members_with(room, Membership::Join).unwrap_or_default() {
+            wake(&m);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +123,18 @@ mod tests {
         assert!(t.set(room, "@a:x", None));
         assert_eq!(t.changed_since(room, Some(s1)), Some(vec![]));
         assert!(!t.set(room, "@a:x", None), "stopping twice changes nothing");
+    }
+
+    #[test]
+    fn typing_lasts_the_clients_timeout_at_most_thirty_seconds() {
+        let start = Instant::now();
+        assert_eq!(until(false, Some(5_000)), None);
+        let short = until(true, Some(5_000)).expect("typing");
+        assert!(short >= start + Duration::from_secs(5) && short < start + MAX_TYPING);
+        for long in [until(true, Some(3_600_000)), until(true, None)] {
+            let end = long.expect("typing");
+            assert!(end >= start + MAX_TYPING && end <= Instant::now() + MAX_TYPING);
+        }
     }
 
     #[test]

@@ -4,9 +4,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{Reply, Request, from_json, json};
 use crate::account::{self, PASSWORD};
 use crate::api::client::uia::require_uia;
+use crate::api::{Reply, Request, from_json, json};
 use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
 use crate::ids::UserId;

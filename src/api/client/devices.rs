@@ -3,11 +3,11 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{Reply, Request, from_json, json};
-use crate::error::MatrixError;
 use crate::account::{self, PASSWORD};
 use crate::api::client::uia::require_uia;
+use crate::api::{Reply, Request, from_json, json};
 use crate::app::App;
+use crate::error::MatrixError;
 use crate::ids::DeviceId;
 use crate::store::DeviceRecord;
 

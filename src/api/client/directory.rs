@@ -3,14 +3,16 @@
 
 use serde_json::{Value, json};
 
-use super::rooms::{parse, room_short};
+use super::room_short;
 use crate::api::{Reply, Request, json};
+use crate::app::App;
 use crate::error::MatrixError;
 use crate::ids::{RoomAlias, RoomId};
-use crate::membership::Membership;
 use crate::ingest::{lock, unlist_canonical_alias};
+use crate::membership::Membership;
 use crate::room::directory;
-use crate::app::App;
+use crate::room::served::parse_stored;
+use crate::room::visibility::world_readable_now;
 use crate::store::{ReadTxn, RoomShort};
 
 fn local_alias(app: &App, alias: &str) -> Result<RoomAlias, MatrixError> {
@@ -93,7 +95,7 @@ pub fn get_local_aliases(app: &App, req: &Request, room_id: &str) -> Result<Repl
     let member = read
         .membership(caller.user_id.as_str(), short)?
         .is_some_and(|m| m.membership == Membership::Join);
-    if !member && !world_readable(&read, short)? {
+    if !member && !world_readable_now(&read, short)? {
         return Err(MatrixError::forbidden("You are not in this room"));
     }
     Ok(json(&json!({ "aliases": read.aliases_of(room_id)? })))
@@ -101,14 +103,9 @@ pub fn get_local_aliases(app: &App, req: &Request, room_id: &str) -> Result<Repl
 
 fn state_content(read: &ReadTxn, room: RoomShort, ty: &str) -> Result<Value, MatrixError> {
     match read.state_event(room, ty, "")? {
-        Some(ev) => Ok(parse(&ev)?["content"].clone()),
+        Some(ev) => Ok(parse_stored(&ev)?["content"].clone()),
         None => Ok(Value::Null),
     }
-}
-
-fn world_readable(read: &ReadTxn, room: RoomShort) -> Result<bool, MatrixError> {
-    Ok(state_content(read, room, "m.room.history_visibility")?["history_visibility"]
-        == "world_readable")
 }
 
 /// `GET /directory/list/room/{roomId}`
@@ -190,7 +187,7 @@ pub fn public_rooms(app: &App, req: &Request, post: bool) -> Result<Reply, Matri
         let mut entry = json!({
             "room_id": room_id,
             "num_joined_members": read.members_with(short, Membership::Join)?.len(),
-            "world_readable": world_readable(&read, short)?,
+            "world_readable": world_readable_now(&read, short)?,
             "guest_can_join": state_content(&read, short, "m.room.guest_access")?["guest_access"] == "can_join",
             "join_rule": state_content(&read, short, "m.room.join_rules")?["join_rule"].as_str().unwrap_or("invite"),
         });

@@ -4,8 +4,8 @@ use std::rc::Rc;
 
 use super::router::{Endpoint, KeysMethod};
 use crate::api::{Outcome, Request};
-use crate::error::MatrixError;
 use crate::app::App;
+use crate::error::MatrixError;
 
 /// Runs the handler of a routed endpoint, whose caller is already
 /// authenticated and allowed to call it (`moderation::enforce`).
@@ -43,27 +43,27 @@ pub(super) async fn dispatch<'a>(
         UpdateDevice { device_id } => devices::update_device(app, req, &device_id).await,
         DeleteDevice { device_id } => devices::delete_device(app, req, &device_id).await,
         DeleteDevices => devices::delete_devices(app, req).await,
-        CreateRoom => rooms::create_room(app, req).await,
-        JoinRoomIdOrAlias { room } => rooms::join(app, req, &room).await,
-        JoinRoom { room_id } => rooms::join(app, req, &room_id).await,
-        LeaveRoom { room_id } => rooms::leave(app, req, &room_id).await,
+        CreateRoom => create_room::create_room(app, req).await,
+        JoinRoomIdOrAlias { room } => membership::join(app, req, &room).await,
+        JoinRoom { room_id } => membership::join(app, req, &room_id).await,
+        LeaveRoom { room_id } => membership::leave(app, req, &room_id).await,
         ChangeMembership { room_id, action } => {
-            rooms::change_membership(app, req, &room_id, &action).await
+            membership::change_membership(app, req, &room_id, &action).await
         }
-        GetJoinedRooms => rooms::joined_rooms(app, req),
+        GetJoinedRooms => membership::joined_rooms(app, req),
         SendMessageEvent { room_id, event_type, txn_id } => {
-            rooms::send_message_event(app, req, &room_id, &event_type, &txn_id).await
+            events::send_message_event(app, req, &room_id, &event_type, &txn_id).await
         }
         SetRoomState { room_id, event_type, state_key } => {
-            rooms::set_room_state(app, req, &room_id, &event_type, &state_key).await
+            events::set_room_state(app, req, &room_id, &event_type, &state_key).await
         }
         GetRoomStateEvent { room_id, event_type, state_key } => {
-            rooms::get_room_state_event(app, req, &room_id, &event_type, &state_key)
+            events::get_room_state_event(app, req, &room_id, &event_type, &state_key)
         }
-        GetRoomState { room_id } => rooms::get_room_state(app, req, &room_id),
-        GetEvent { room_id, event_id } => rooms::get_event(app, req, &room_id, &event_id),
-        GetJoinedMembers { room_id } => rooms::joined_members(app, req, &room_id),
-        GetMembers { room_id } => rooms::members(app, req, &room_id),
+        GetRoomState { room_id } => events::get_room_state(app, req, &room_id),
+        GetEvent { room_id, event_id } => events::get_event(app, req, &room_id, &event_id),
+        GetJoinedMembers { room_id } => events::joined_members(app, req, &room_id),
+        GetMembers { room_id } => events::members(app, req, &room_id),
         GetMessages { room_id } => history::messages(app, req, &room_id),
         CreateFilter { user_id } => sync::create_filter(app, req, &user_id).await,
         RequestOpenIdToken { user_id } => openid::request_token(app, req, &user_id),
@@ -83,34 +83,34 @@ pub(super) async fn dispatch<'a>(
         }
         GetRoomSummary { room } => summary::get_room_summary(app, req, &room),
         RedactEvent { room_id, event_id, txn_id } => {
-            rooms::redact_event(app, req, &room_id, &event_id, &txn_id).await
+            redaction::redact_event(app, req, &room_id, &event_id, &txn_id).await
         }
-        ForgetRoom { room_id } => rooms::forget_room(app, req, &room_id).await,
+        ForgetRoom { room_id } => membership::forget_room(app, req, &room_id).await,
         GetEventContext { room_id, event_id } => {
             history::get_event_context(app, req, &room_id, &event_id)
         }
         GetAccountData { user_id, room_id, data_type } => {
-            userdata::get_account_data(app, req, &user_id, &room_id, &data_type)
+            account_data::get_account_data(app, req, &user_id, &room_id, &data_type)
         }
         SetAccountData { user_id, room_id, data_type } => {
-            userdata::set_account_data(app, req, &user_id, &room_id, &data_type).await
+            account_data::set_account_data(app, req, &user_id, &room_id, &data_type).await
         }
-        GetTags { user_id, room_id } => userdata::get_tags(app, req, &user_id, &room_id),
+        GetTags { user_id, room_id } => tags::get_tags(app, req, &user_id, &room_id),
         ChangeTag { user_id, room_id, tag, add } => {
-            userdata::change_tag(app, req, &user_id, &room_id, &tag, add).await
+            tags::change_tag(app, req, &user_id, &room_id, &tag, add).await
         }
-        SetTyping { room_id, user_id } => userdata::set_typing(app, req, &room_id, &user_id).await,
+        SetTyping { room_id, user_id } => typing::set_typing(app, req, &room_id, &user_id).await,
         PostReceipt { room_id, receipt_type, event_id } => {
-            userdata::post_receipt(app, req, &room_id, &receipt_type, &event_id).await
+            receipts::post_receipt(app, req, &room_id, &receipt_type, &event_id).await
         }
-        SetReadMarkers { room_id } => userdata::set_read_markers(app, req, &room_id).await,
-        GetProfile { user_id } => userdata::get_profile(app, &user_id),
-        GetProfileField { user_id, key } => userdata::get_profile_field(app, &user_id, &key),
+        SetReadMarkers { room_id } => receipts::set_read_markers(app, req, &room_id).await,
+        GetProfile { user_id } => profile::get_profile(app, &user_id),
+        GetProfileField { user_id, key } => profile::get_profile_field(app, &user_id, &key),
         SetProfileField { user_id, key, delete } => {
-            userdata::set_profile_field(app, req, &user_id, &key, delete).await
+            profile::set_profile_field(app, req, &user_id, &key, delete).await
         }
-        GetPresence { user_id } => userdata::get_presence(app, req, &user_id),
-        SetPresence { user_id } => userdata::set_presence(app, req, &user_id),
+        GetPresence { user_id } => presence::get_presence(app, req, &user_id),
+        SetPresence { user_id } => presence::set_presence(app, req, &user_id),
         GetRoomAlias { alias } => directory::get_room_alias(app, &alias),
         SetRoomAlias { alias } => directory::set_room_alias(app, req, &alias).await,
         DeleteRoomAlias { alias } => directory::delete_room_alias(app, req, &alias).await,
@@ -118,8 +118,8 @@ pub(super) async fn dispatch<'a>(
         GetRoomVisibility { room_id } => directory::get_room_visibility(app, &room_id),
         SetRoomVisibility { room_id } => directory::set_room_visibility(app, req, &room_id).await,
         PublicRooms { post } => directory::public_rooms(app, req, post),
-        KnockRoom { room } => rooms::knock(app, req, &room).await,
-        GetMutualRooms => misc::mutual_rooms(app, req),
+        KnockRoom { room } => membership::knock(app, req, &room).await,
+        GetMutualRooms => mutual_rooms::mutual_rooms(app, req),
         GetRelations { room_id, event_id, rel_type, event_type } => relations::get_relations(
             app,
             req,
@@ -130,7 +130,7 @@ pub(super) async fn dispatch<'a>(
         ),
         GetThreads { room_id } => relations::get_threads(app, req, &room_id),
         GetHierarchy { room_id } => spaces::get_hierarchy(app, req, &room_id),
-        UpgradeRoom { room_id } => rooms::upgrade_room(app, req, &room_id).await,
+        UpgradeRoom { room_id } => upgrade::upgrade_room(app, req, &room_id).await,
         UploadMedia => media::upload(app, req).await,
         CreateMedia => media::create(app, req).await,
         UploadMediaTo { server, media_id } => media::upload_to(app, req, &server, &media_id).await,
@@ -151,18 +151,18 @@ pub(super) async fn dispatch<'a>(
         GetPushers => push::get_pushers(app, req),
         SetPusher => push::set_pusher(app, req).await,
         GetNotifications => push::get_notifications(app, req),
-        SearchUserDirectory => misc::search_user_directory(app, req),
+        SearchUserDirectory => user_directory::search_user_directory(app, req),
         Search => search::search(app, req),
         ReportEvent { room_id, event_id } => {
-            misc::report_event(app, req, &room_id, &event_id).await
+            reporting::report_event(app, req, &room_id, &event_id).await
         }
-        ReportRoom { room_id } => misc::report_room(app, req, &room_id).await,
-        ReportUser { user_id } => misc::report_user(app, req, &user_id).await,
+        ReportRoom { room_id } => reporting::report_room(app, req, &room_id).await,
+        ReportUser { user_id } => reporting::report_user(app, req, &user_id).await,
         GetTurnServer => voip::get_turn_server(app, req),
         GetRtcTransports => voip::get_rtc_transports(app, req),
-        GetThirdpartyProtocols => misc::thirdparty_protocols(req),
-        ThirdpartyUnknown => misc::thirdparty_unknown(req),
-        Whois { user_id } => misc::whois(app, req, &user_id),
+        GetThirdpartyProtocols => third_party::thirdparty_protocols(req),
+        ThirdpartyUnknown => third_party::thirdparty_unknown(req),
+        Whois { user_id } => admin::whois(app, req, &user_id),
         TimestampToEvent { room_id } => history::timestamp_to_event(app, req, &room_id),
         UploadKeys => keys::upload_keys(app, req).await,
         QueryKeys => keys::query_keys(app, req),
@@ -171,7 +171,7 @@ pub(super) async fn dispatch<'a>(
         UploadCrossSigningKeys => keys::upload_cross_signing_keys(app, req).await,
         UploadSignatures => keys::upload_signatures(app, req).await,
         SendToDevice { event_type, txn_id } => {
-            keys::send_to_device(app, req, &event_type, &txn_id).await
+            to_device::send_to_device(app, req, &event_type, &txn_id).await
         }
         CreateBackupVersion => backup::create_version(app, req).await,
         GetBackupVersion { version } => backup::get_version(app, req, version.as_deref()),

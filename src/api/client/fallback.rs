@@ -5,8 +5,8 @@
 
 use crate::account::{self, DUMMY, PASSWORD, REGISTRATION_TOKEN};
 use crate::api::{Reply, Request, html, parse_query};
-use crate::error::{ErrorKind, MatrixError};
 use crate::app::App;
+use crate::error::{ErrorKind, MatrixError};
 
 const DONE_SCRIPT: &str = r#"<script>
 if (window.onAuthDone) {

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::rooms::{SeenEvent, parse, parse_bundled, room_short, visible_event, visible_upto};
+use super::{event_id_in_path, room_short, viewer};
 use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::MatrixError;
-use crate::room::visibility::Visibility;
+use crate::room::served::{parse_bundled, parse_stored};
+use crate::room::visibility::{SeenEvent, Visibility, visible_event, visible_upto};
 use crate::store::{ReadTxn, RoomShort, StoredEvent, StreamPos};
 use crate::sync;
 use crate::sync::filter::RoomEventFilter;
@@ -19,7 +20,7 @@ pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, Matrix
     let caller = req.caller()?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let upto = visible_upto(&read, caller.user_id.as_str(), short)?;
+    let upto = visible_upto(&read, &caller.user_id, short)?;
     let dir = req.query("dir").unwrap_or("b");
     let limit: usize = match req.query("limit") {
         Some(l) => l.parse().map_err(|_| MatrixError::invalid_param("limit must be an integer"))?,
@@ -50,7 +51,7 @@ pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, Matrix
     let vis = Visibility::load(&read, &caller.user_id, short)?;
     let page = if filter.allows_room(room_id) {
         scan_page(&read, short, dir == "b", from, to, upto, limit, &|e| {
-            Ok(vis.can_see(e) && (filter.is_open() || filter.allows_event(&parse(e)?)))
+            Ok(vis.can_see(e) && (filter.is_open() || filter.allows_event(&parse_stored(e)?)))
         })?
     } else {
         Page { events: Vec::new(), end: None }
@@ -58,7 +59,7 @@ pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, Matrix
     let chunk: Vec<Value> = page
         .events
         .iter()
-        .map(|e| parse_bundled(&read, short, e, caller, vis.memberships()))
+        .map(|e| parse_bundled(&read, short, e, viewer(caller), vis.memberships()))
         .collect::<Result<_, _>>()?;
     let start_token = match from {
         Some(f) => sync::pagination_token(f),
@@ -174,7 +175,7 @@ fn senders_members(
         if let Some(pos) = pos
             && let Some(ev) = read.event_at(room, *pos)?
         {
-            out.push(parse(&ev)?);
+            out.push(parse_stored(&ev)?);
         }
     }
     Ok(out)
@@ -190,7 +191,8 @@ pub fn get_event_context(
     let caller = req.caller()?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let SeenEvent { event, upto, vis } = visible_event(&read, &caller.user_id, short, event_id)?;
+    let SeenEvent { event, upto, vis } =
+        visible_event(&read, &caller.user_id, short, &event_id_in_path(event_id)?)?;
     let pos = event.stream;
     let limit: usize = match req.query("limit") {
         Some(l) => l.parse().map_err(|_| MatrixError::invalid_param("limit must be an integer"))?,
@@ -202,7 +204,7 @@ pub fn get_event_context(
         None => RoomEventFilter::default(),
     };
     let keep = |e: &StoredEvent| -> Result<bool, MatrixError> {
-        Ok(vis.can_see(e) && (filter.is_open() || filter.allows_event(&parse(e)?)))
+        Ok(vis.can_see(e) && (filter.is_open() || filter.allows_event(&parse_stored(e)?)))
     };
     let before_n = limit / 2;
     let after_n = limit - before_n;
@@ -223,9 +225,11 @@ pub fn get_event_context(
     let end =
         after_events.last().map(|e| StreamPos(e.stream.0 + 1)).unwrap_or(StreamPos(pos.0 + 1));
     let bundle = |evs: &[StoredEvent]| -> Result<Vec<Value>, MatrixError> {
-        evs.iter().map(|e| parse_bundled(&read, short, e, caller, vis.memberships())).collect()
+        evs.iter()
+            .map(|e| parse_bundled(&read, short, e, viewer(caller), vis.memberships()))
+            .collect()
     };
-    let event_value = parse_bundled(&read, short, &event, caller, vis.memberships())?;
+    let event_value = parse_bundled(&read, short, &event, viewer(caller), vis.memberships())?;
     let events_before = bundle(before_events)?;
     let events_after = bundle(after_events)?;
     let mut state = Vec::new();
@@ -234,7 +238,7 @@ pub fn get_event_context(
             continue;
         }
         if let Some(ev) = read.state_event(short, &t, &k)? {
-            state.push(parse(&ev)?);
+            state.push(parse_stored(&ev)?);
         }
     }
     if filter.lazy_load_members {
@@ -272,7 +276,7 @@ pub fn timestamp_to_event(app: &App, req: &Request, room_id: &str) -> Result<Rep
     };
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let upto = visible_upto(&read, caller.user_id.as_str(), short)?;
+    let upto = visible_upto(&read, &caller.user_id, short)?;
     let vis = Visibility::load(&read, &caller.user_id, short)?;
     // Local events are appended in time order, so stream order is time
     // order; walk in pages from the right end.
@@ -286,7 +290,7 @@ pub fn timestamp_to_event(app: &App, req: &Request, room_id: &str) -> Result<Rep
             if e.stream > upto || !vis.can_see(e) {
                 continue;
             }
-            let v = parse(e)?;
+            let v = parse_stored(e)?;
             let t = v["origin_server_ts"].as_u64().unwrap_or(0);
             let id = v["event_id"].as_str().unwrap_or_default().to_owned();
             // Forward: the first at or after `ts`; backward: the last at or

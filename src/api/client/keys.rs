@@ -1,28 +1,24 @@
-//! End-to-end encryption key distribution and send-to-device
-//! (spec: modules end_to_end_encryption, send_to_device).
+//! End-to-end encryption key distribution (spec: modules/
+//! end_to_end_encryption); send-to-device messages are in `to_device`.
 //!
 //! The server stores and relays what clients sign; it checks only what the
 //! spec asks it to (the uploader owns the keys it uploads) and keeps the
 //! JSON byte-for-byte so signatures stay valid.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use serde_json::{Map, Value, json};
 
-use crate::api::{Reply, Request, json};
-use crate::account::{PASSWORD, wake_room_mates};
+use crate::account::PASSWORD;
 use crate::api::client::uia::require_uia;
+use crate::api::{Reply, Request, json};
 use crate::app::App;
-use crate::e2ee::{self, Signer, Target};
-use crate::error::{ErrorKind, MatrixError};
+use crate::e2ee::{self, keys};
+use crate::error::MatrixError;
 use crate::ids::UserId;
 use crate::quota;
-use crate::store::{ReadTxn, RoomShort, StoreError, StreamPos, WriteCtx};
+use crate::store::ReadTxn;
 use crate::sync;
-
-fn to_vec(v: &Value) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
 
 fn parse(bytes: &[u8]) -> Result<Value, MatrixError> {
     serde_json::from_slice(bytes).map_err(|e| MatrixError::internal("stored key", e))
@@ -45,64 +41,10 @@ pub async fn upload_keys(app: &App, req: &Request) -> Result<Reply, MatrixError>
     let otks = key_list(&body, "one_time_keys")?;
     let fallbacks = key_list(&body, "fallback_keys")?;
     check_key_sizes(device_keys.as_ref(), &otks, &fallbacks)?;
-    let (u, d) = (user.clone(), device.clone());
+    let (u, d) = (caller.user_id.clone(), caller.device_id.clone());
     let counts = app
         .store
-        .write(move |ctx| {
-            // Check first: a reused one-time key ID with other content is
-            // refused before anything is written.
-            let mut new_otks = 0;
-            for (alg, id, key) in &otks {
-                match ctx.one_time_key(&u, &d, alg, id)? {
-                    Some(old) if old != to_vec(key)? => {
-                        return Ok(Err(MatrixError::bad_json(format!(
-                            "one-time key {id} already exists with different content"
-                        ))));
-                    }
-                    Some(_) => {}
-                    None => new_otks += 1,
-                }
-            }
-            if new_otks > 0 {
-                let held: u64 = ctx.one_time_key_counts(&u, &d)?.iter().map(|(_, n)| n).sum();
-                if held as usize + new_otks > quota::MAX_ONE_TIME_KEYS {
-                    return Ok(Err(quota::store_full(
-                        "unclaimed one-time keys",
-                        quota::MAX_ONE_TIME_KEYS,
-                        " per device",
-                    )));
-                }
-            }
-            let mut algorithms = ctx.fallback_algorithms(&u, &d)?;
-            let before = algorithms.len();
-            algorithms.extend(fallbacks.iter().map(|(alg, _, _)| alg.clone()));
-            algorithms.sort();
-            algorithms.dedup();
-            if algorithms.len() > before && algorithms.len() > quota::MAX_FALLBACK_ALGORITHMS {
-                return Ok(Err(quota::store_full(
-                    "fallback key algorithms",
-                    quota::MAX_FALLBACK_ALGORITHMS,
-                    " per device",
-                )));
-            }
-            if let Some(k) = &device_keys {
-                let old = ctx.device_keys(&u, &d)?;
-                let new = to_vec(k)?;
-                if old.as_deref() != Some(new.as_slice()) {
-                    ctx.put_device_keys(&u, &d, &new)?;
-                    ctx.key_changed(&u)?;
-                    wake_room_mates(ctx, &u)?;
-                }
-            }
-            for (alg, id, key) in &otks {
-                ctx.put_one_time_key(&u, &d, alg, id, &to_vec(key)?)?;
-            }
-            for (alg, id, key) in &fallbacks {
-                let entry = json!({ "key_id": id, "key": key, "used": false });
-                ctx.put_fallback_key(&u, &d, alg, &to_vec(&entry)?)?;
-            }
-            Ok(Ok(ctx.one_time_key_counts(&u, &d)?))
-        })
+        .write(move |ctx| keys::upload(ctx, &u, &d, device_keys.as_ref(), &otks, &fallbacks))
         .await?;
     let counts: Map<String, Value> = counts.into_iter().map(|(a, n)| (a, json!(n))).collect();
     Ok(json(&json!({ "one_time_key_counts": counts })))
@@ -259,53 +201,9 @@ pub async fn claim_keys(app: &App, req: &Request) -> Result<Reply, MatrixError> 
         .ok_or_else(|| MatrixError::bad_json("one_time_keys is required"))?
         .clone();
     let server = app.config.server_name.clone();
-    let (claimed, failures) = app
-        .store
-        .write(move |ctx| {
-            let mut out: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-            let mut failures = Map::new();
-            for (user, devices) in &wanted {
-                let Ok(uid) = UserId::parse(user) else { continue };
-                if uid.server_name() != server {
-                    failures.insert(uid.server_name().to_owned(), json!({ "errcode": "M_UNAVAILABLE", "error": "This server does not federate" }));
-                    continue;
-                }
-                let Some(devices) = devices.as_object() else { continue };
-                for (device, alg) in devices {
-                    let Some(alg) = alg.as_str() else { continue };
-                    let key = match ctx.claim_one_time_key(user, device, alg)? {
-                        Some((id, k)) => Some((id, parse_store(&k)?)),
-                        None => match ctx.fallback_key(user, device, alg)? {
-                            Some(f) => {
-                                let mut f: Value = parse_store(&f)?;
-                                let id = f["key_id"].as_str().unwrap_or_default().to_owned();
-                                let key = f["key"].clone();
-                                if f["used"] != true {
-                                    f["used"] = json!(true);
-                                    ctx.put_fallback_key(user, device, alg, &to_vec(&f)?)?;
-                                }
-                                Some((id, key))
-                            }
-                            None => None,
-                        },
-                    };
-                    if let Some((id, key)) = key {
-                        let mut one = Map::new();
-                        one.insert(id, key);
-                        out.entry(user.clone()).or_default().insert(device.clone(), Value::Object(one));
-                    }
-                    // The owner's sync must show the new count.
-                    ctx.wake_user(user);
-                }
-            }
-            Ok(Ok::<_, MatrixError>((out, failures)))
-        })
-        .await?;
+    let (claimed, failures) =
+        app.store.write(move |ctx| keys::claim(ctx, &wanted, &server)).await?;
     Ok(json(&json!({ "one_time_keys": claimed, "failures": failures })))
-}
-
-fn parse_store(bytes: &[u8]) -> Result<Value, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// `GET /keys/changes?from=&to=`
@@ -363,90 +261,9 @@ pub async fn upload_cross_signing_keys(app: &App, req: &Request) -> Result<Reply
             puts.push((kind, k.clone(), public));
         }
     }
-    let u = user.clone();
-    let owner = caller.user_id.clone();
-    let lp = caller.user_id.localpart().to_owned();
-    app.store
-        .write(move |ctx| {
-            // Checked in the writer, so a master key replaced meanwhile
-            // cannot vouch for a key it never signed.
-            let master = match puts.iter().find(|(kind, ..)| *kind == "master") {
-                Some((.., public)) => Some(public.clone()),
-                None => stored_public_key(ctx.cross_signing_key(&u, "master")?.as_deref()),
-            };
-            for (kind, k, public) in &puts {
-                // Device IDs and cross-signing keys share one namespace in
-                // verification (spec: cross-signing, key and signature
-                // security).
-                if ctx.device(&lp, &public.encoded())?.is_some() {
-                    return Ok(Err(MatrixError::forbidden(format!(
-                        "the {kind} key has the same ID as one of your devices"
-                    ))));
-                }
-                if *kind == "master" {
-                    continue;
-                }
-                let Some(master) = &master else {
-                    return Ok(Err(MatrixError::missing_param(
-                        "no master key to check this key against: upload one first",
-                    )));
-                };
-                if let Err(e) = master.verify(k, &owner) {
-                    return Ok(Err(MatrixError::new(
-                        ErrorKind::InvalidSignature,
-                        format!("the {kind} key is not signed by the master key: {e}"),
-                    )));
-                }
-            }
-            for (kind, k, _) in &puts {
-                ctx.put_cross_signing_key(&u, kind, &to_vec(k)?)?;
-            }
-            ctx.key_changed(&u)?;
-            wake_room_mates(ctx, &u)?;
-            Ok(Ok::<_, MatrixError>(()))
-        })
-        .await?;
+    let u = caller.user_id.clone();
+    app.store.write(move |ctx| keys::upload_cross_signing(ctx, &u, &puts)).await?;
     Ok(json(&json!({})))
-}
-
-/// The public key of a stored cross-signing key; `None` when there is none
-/// or it is malformed (stored before keys were checked), so nothing is
-/// verified against it.
-fn stored_public_key(stored: Option<&[u8]>) -> Option<e2ee::PublicKey> {
-    let key: Value = serde_json::from_slice(stored?).ok()?;
-    e2ee::cross_signing_public_key(&key).ok()
-}
-
-/// Merges the signatures that `signer` made in `signed` into `stored`
-/// (both JSON objects): nobody can add signatures in another's name.
-fn merge_signatures(stored: &mut Value, signed: &Value, signer: &str) {
-    let Some(sigs) = signed.get("signatures").and_then(Value::as_object) else { return };
-    let Some(obj) = stored.as_object_mut() else { return };
-    let target = obj.entry("signatures").or_insert_with(|| json!({}));
-    for (by, by_key) in sigs {
-        if by != signer {
-            continue;
-        }
-        let Some(by_key) = by_key.as_object() else { continue };
-        let signer = by;
-        let slot =
-            target.as_object_mut().map(|t| t.entry(signer.clone()).or_insert_with(|| json!({})));
-        if let Some(Value::Object(slot)) = slot {
-            for (k, v) in by_key {
-                slot.insert(k.clone(), v.clone());
-            }
-        }
-    }
-}
-
-/// The object without `signatures` and `unsigned`: what a signature covers.
-fn signed_part(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(o) = v.as_object_mut() {
-        o.remove("signatures");
-        o.remove("unsigned");
-    }
-    v
 }
 
 /// `POST /keys/signatures/upload`: signatures of the caller's own devices,
@@ -459,244 +276,6 @@ pub async fn upload_signatures(app: &App, req: &Request) -> Result<Reply, Matrix
     let caller = req.caller()?;
     let body = req.json_object()?;
     let me = caller.user_id.clone();
-    let result = app
-        .store
-        .write(move |ctx| {
-            let mut failures: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-            let mut touched = Vec::new();
-            for (user, keys) in &body {
-                let Some(keys) = keys.as_object() else { continue };
-                for (key_id, signed) in keys {
-                    match add_signatures(ctx, &me, user, key_id, signed)? {
-                        Ok((kind, stored)) => {
-                            let bytes = to_vec(&stored)?;
-                            match kind {
-                                "device" => ctx.put_device_keys(user, key_id, &bytes)?,
-                                k => ctx.put_cross_signing_key(user, k, &bytes)?,
-                            }
-                            touched.push(user.clone());
-                        }
-                        Err(why) => {
-                            failures.entry(user.clone()).or_default().insert(
-                                key_id.clone(),
-                                json!({ "errcode": "M_INVALID_SIGNATURE", "error": why }),
-                            );
-                        }
-                    }
-                }
-            }
-            touched.sort();
-            touched.dedup();
-            for u in &touched {
-                ctx.key_changed(u)?;
-                wake_room_mates(ctx, u)?;
-            }
-            Ok(Ok::<_, MatrixError>(failures))
-        })
-        .await?;
+    let result = app.store.write(move |ctx| keys::upload_signatures(ctx, &me, &body)).await?;
     Ok(json(&json!({ "failures": result })))
-}
-
-/// Checks the signatures that `me` adds in `signed` to the key `key_id` of
-/// `user` (a device ID, or a cross-signing public key): returns the key's
-/// kind and the stored key with them merged in, or why they are refused.
-fn add_signatures(
-    ctx: &WriteCtx<'_>,
-    me: &UserId,
-    user: &str,
-    key_id: &str,
-    signed: &Value,
-) -> Result<Result<(&'static str, Value), String>, StoreError> {
-    let Some((kind, stored)) = find_signed_key(ctx, user, key_id)? else {
-        return Ok(Err("unknown key".to_owned()));
-    };
-    let target = match (user == me.as_str(), kind) {
-        (true, "device") => Target::OwnDevice,
-        (true, "master") => Target::OwnMaster,
-        (true, _) => Target::OwnSelfSigning,
-        (false, "master") => Target::OtherUsersMaster,
-        (false, _) => return Ok(Err("only other users' master keys can be signed".to_owned())),
-    };
-    let mut stored: Value = parse_store(&stored)?;
-    if signed_part(&stored) != signed_part(signed) {
-        return Ok(Err("the signed object differs from the stored key".to_owned()));
-    }
-    for signature in e2ee::new_signatures(&stored, signed, me.as_str()) {
-        let Some(signer) = signing_key(ctx, me.as_str(), target.signer(), signature)? else {
-            return Ok(Err(format!("{signature} is not a key of yours that may sign this key")));
-        };
-        if let Err(e) = signer.verify(signed, me) {
-            return Ok(Err(format!("the signature by {signature}: {e}")));
-        }
-    }
-    merge_signatures(&mut stored, signed, me.as_str());
-    Ok(Ok((kind, stored)))
-}
-
-/// The key of `user` that `/keys/signatures/upload` names `key_id`: a
-/// device by its ID, or the master or self-signing key by its public key.
-fn find_signed_key(
-    ctx: &WriteCtx<'_>,
-    user: &str,
-    key_id: &str,
-) -> Result<Option<(&'static str, Vec<u8>)>, StoreError> {
-    if let Some(device_keys) = ctx.device_keys(user, key_id)? {
-        return Ok(Some(("device", device_keys)));
-    }
-    for kind in ["master", "self_signing"] {
-        if let Some(key) = ctx.cross_signing_key(user, kind)?
-            && stored_public_key(Some(&key)).is_some_and(|p| p.encoded() == key_id)
-        {
-            return Ok(Some((kind, key)));
-        }
-    }
-    Ok(None)
-}
-
-/// `me`'s published key of the kind `signer` that the signature key ID
-/// `key_id` names, if it names one.
-fn signing_key(
-    ctx: &WriteCtx<'_>,
-    me: &str,
-    signer: Signer,
-    key_id: &str,
-) -> Result<Option<e2ee::PublicKey>, StoreError> {
-    let kind = match signer {
-        Signer::Device => {
-            let Some(device) = e2ee::device_id_of(key_id) else { return Ok(None) };
-            let keys = ctx.device_keys(me, device)?;
-            let keys = keys.and_then(|k| serde_json::from_slice::<Value>(&k).ok());
-            return Ok(keys.and_then(|k| e2ee::device_public_key(&k, device)));
-        }
-        Signer::Master => "master",
-        Signer::SelfSigning => "self_signing",
-        Signer::UserSigning => "user_signing",
-    };
-    Ok(stored_public_key(ctx.cross_signing_key(me, kind)?.as_deref())
-        .filter(|p| p.key_id == key_id))
-}
-
-/// `PUT /sendToDevice/{eventType}/{txnId}`: idempotent per device + txn ID.
-pub async fn send_to_device(
-    app: &App,
-    req: &Request,
-    event_type: &str,
-    txn_id: &str,
-) -> Result<Reply, MatrixError> {
-    let caller = req.caller()?;
-    let body = req.json_object()?;
-    let messages = body
-        .get("messages")
-        .and_then(Value::as_object)
-        .ok_or_else(|| MatrixError::bad_json("messages is required"))?
-        .clone();
-    let sender = caller.user_id.to_string();
-    let device = caller.device_id.to_string();
-    let server = app.config.server_name.clone();
-    // `(recipient, device or "*", stored message)`, sized before the write.
-    let mut outgoing: Vec<(UserId, String, Vec<u8>)> = Vec::new();
-    for (user, per_device) in &messages {
-        let Ok(uid) = UserId::parse(user) else { continue };
-        if uid.server_name() != server {
-            continue;
-        }
-        let Some(per_device) = per_device.as_object() else { continue };
-        for (target, content) in per_device {
-            let msg = json!({ "type": event_type, "sender": sender, "content": content });
-            let bytes =
-                serde_json::to_vec(&msg).map_err(|e| MatrixError::internal("to-device", e))?;
-            quota::check_size("A to-device message", bytes.len(), quota::TO_DEVICE_BYTES)?;
-            outgoing.push((uid.clone(), target.clone(), bytes));
-        }
-    }
-    let (ty, txn) = (event_type.to_owned(), txn_id.to_owned());
-    app.store
-        .write(move |ctx| {
-            let scope = format!("d/{ty}");
-            if ctx.txn_position(&sender, &device, &scope, &txn)?.is_some() {
-                return Ok(Ok(()));
-            }
-            let mut deliveries: Vec<(&str, String, &[u8])> = Vec::new();
-            for (uid, target, bytes) in &outgoing {
-                let devices: Vec<String> = if target == "*" {
-                    ctx.device_ids(uid.localpart())?
-                } else {
-                    vec![target.clone()]
-                };
-                for d in devices {
-                    if ctx.device(uid.localpart(), &d)?.is_some() {
-                        deliveries.push((uid.as_str(), d, bytes));
-                    }
-                }
-            }
-            let full = full_inboxes(ctx, &deliveries)?;
-            if let Some((user, d, why)) = full.first()
-                && full.len() == count_inboxes(&deliveries)
-            {
-                return Ok(Err(quota::store_full(
-                    &format!("undelivered to-device {why} for {user}'s device {d}"),
-                    if *why == "messages" {
-                        quota::MAX_INBOX_MESSAGES
-                    } else {
-                        quota::MAX_INBOX_BYTES
-                    },
-                    " until that device syncs",
-                )));
-            }
-            for (user, d, bytes) in &deliveries {
-                if full.iter().any(|(u, fd, _)| u == user && fd == d) {
-                    continue;
-                }
-                ctx.put_to_device(user, d, bytes)?;
-            }
-            for (user, d, _) in &full {
-                tracing::warn!(
-                    "to-device message from {sender} not queued for {user}'s device {d}: its \
-                     inbox is full (the device has not synced for a long time)"
-                );
-            }
-            ctx.put_txn(&sender, &device, &scope, &txn, (RoomShort(0), StreamPos(0)))?;
-            Ok(Ok::<_, MatrixError>(()))
-        })
-        .await?;
-    Ok(json(&json!({})))
-}
-
-/// The recipient devices whose inbox this send would take past its caps
-/// (`quota`), with which cap: `(user, device, "messages" or "bytes")`.
-///
-/// A send whose every recipient is full is refused, so a sender aiming at
-/// one device (or flooding it) is told. A send to many devices (a room key
-/// for everyone in a room) still reaches the others, and the full ones are
-/// skipped with a log line: refusing it would let one lost phone's inbox
-/// keep a whole room from decrypting, while that phone, not having synced
-/// for thousands of messages, would re-request keys anyway.
-fn full_inboxes<'a>(
-    ctx: &WriteCtx<'_>,
-    deliveries: &[(&'a str, String, &[u8])],
-) -> Result<Vec<(&'a str, String, &'static str)>, StoreError> {
-    let mut adding: BTreeMap<(&str, &str), (usize, usize)> = BTreeMap::new();
-    for (user, d, bytes) in deliveries {
-        let e = adding.entry((*user, d.as_str())).or_default();
-        e.0 += 1;
-        e.1 += bytes.len();
-    }
-    let mut full = Vec::new();
-    for ((user, d), (count, bytes)) in adding {
-        let (held, held_bytes) = ctx.to_device_usage(user, d)?;
-        if held as usize + count > quota::MAX_INBOX_MESSAGES {
-            full.push((user, d.to_owned(), "messages"));
-        } else if held_bytes as usize + bytes > quota::MAX_INBOX_BYTES {
-            full.push((user, d.to_owned(), "bytes"));
-        }
-    }
-    Ok(full)
-}
-
-/// How many distinct recipient devices a send has.
-fn count_inboxes(deliveries: &[(&str, String, &[u8])]) -> usize {
-    let mut set: Vec<(&str, &str)> = deliveries.iter().map(|(u, d, _)| (*u, d.as_str())).collect();
-    set.sort_unstable();
-    set.dedup();
-    set.len()
 }

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use crate::account::{self, SessionPlan, check_password, login_localpart};
 use crate::api::{Reply, Request, json};
-use crate::error::{ErrorKind, MatrixError};
 use crate::app::App;
+use crate::error::{ErrorKind, MatrixError};
 
 /// `GET /_matrix/client/v3/login`
 pub fn get_login_flows() -> Result<Reply, MatrixError> {

@@ -5,11 +5,11 @@
 
 use serde_json::{Value, json};
 
+use crate::account::{self, Caller, Restriction};
 use crate::api::client::router::{Endpoint, Moderation};
 use crate::api::{Reply, Request, json};
-use crate::error::{ErrorKind, MatrixError};
-use crate::account::{self, Caller, Restriction};
 use crate::app::App;
+use crate::error::{ErrorKind, MatrixError};
 use crate::ids::UserId;
 
 /// Refuses what a locked or suspended caller may not do.

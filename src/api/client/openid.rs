@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::api::{Reply, Request, json};
-use crate::error::{ErrorKind, MatrixError};
 use crate::account::openid::LIFETIME;
+use crate::api::{Reply, Request, json};
 use crate::app::App;
+use crate::error::{ErrorKind, MatrixError};
 use crate::store::hash_token;
 
 /// `POST /user/{userId}/openid/request_token`

@@ -7,8 +7,8 @@
 use serde_json::{Value, json};
 
 use crate::api::{Reply, Request, json};
-use crate::error::MatrixError;
 use crate::app::App;
+use crate::error::MatrixError;
 use crate::ids::UserId;
 use crate::push::settings::{self, NewPusher};
 use crate::push::{Action, NewPushRule, PushRuleError, RuleKind, Ruleset, default_ruleset};

@@ -8,9 +8,9 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::api::{Reply, Request, from_json, json};
 use crate::account::{self, DUMMY, REGISTRATION_TOKEN, RateLimiter, SessionPlan};
 use crate::api::client::uia::require_uia;
+use crate::api::{Reply, Request, from_json, json};
 use crate::app::App;
 use crate::config::Registration;
 use crate::error::{ErrorKind, MatrixError};

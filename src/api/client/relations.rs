@@ -5,13 +5,14 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use super::rooms::{SeenEvent, parse, room_short, visible_event, visible_upto};
+use super::{event_id_in_path, room_short};
 use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::MatrixError;
 use crate::room::relations::bundle;
+use crate::room::served::parse_stored;
 use crate::room::served::set_membership;
-use crate::room::visibility::Visibility;
+use crate::room::visibility::{SeenEvent, Visibility, visible_event, visible_upto};
 use crate::store::StreamPos;
 use crate::sync;
 
@@ -37,7 +38,8 @@ pub fn get_relations(
     let caller = req.caller()?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let SeenEvent { upto, vis, .. } = visible_event(&read, &caller.user_id, short, event_id)?;
+    let SeenEvent { upto, vis, .. } =
+        visible_event(&read, &caller.user_id, short, &event_id_in_path(event_id)?)?;
     let forward = match req.query("dir") {
         None | Some("b") => false,
         Some("f") => true,
@@ -74,7 +76,7 @@ pub fn get_relations(
                     continue;
                 }
                 if let Some(ev) = read.event_at(short, c.stream)? {
-                    let mut v = parse(&ev)?;
+                    let mut v = parse_stored(&ev)?;
                     if let Some(id) = v["event_id"].as_str() {
                         next.push(id.to_owned());
                     }
@@ -132,7 +134,7 @@ pub fn get_threads(app: &App, req: &Request, room_id: &str) -> Result<Reply, Mat
     let user = caller.user_id.as_str();
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let upto = visible_upto(&read, user, short)?;
+    let upto = visible_upto(&read, &caller.user_id, short)?;
     let vis = Visibility::load(&read, &caller.user_id, short)?;
     let participated_only = match req.query("include") {
         None | Some("all") => false,
@@ -159,7 +161,7 @@ pub fn get_threads(app: &App, req: &Request, room_id: &str) -> Result<Reply, Mat
         if r != short || ev.stream > upto || !vis.can_see(&ev) {
             continue;
         }
-        let mut v = parse(&ev)?;
+        let mut v = parse_stored(&ev)?;
         if participated_only {
             let mine = v["sender"] == user
                 || read.relations(short, &root, Some("m.thread"))?.iter().any(|c| c.sender == user);

@@ -15,9 +15,9 @@ use hyper::header;
 
 use super::router::{self, AuthNeed, Endpoint};
 use crate::api::{Outcome, Reply, Request, decode_component, parse_query};
+use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
 use crate::http::{self, ConnState};
-use crate::app::App;
 
 /// The client-server API of a running server.
 pub struct ClientApi {
@@ -107,7 +107,8 @@ async fn handle_inner<'a>(
             caller: None,
         };
         if let Some(t) = access_token(&request)? {
-            request.caller = Some(crate::account::authenticate(&app.store, &app.config.server_name, &t).await?);
+            request.caller =
+                Some(crate::account::authenticate(&app.store, &app.config.server_name, &t).await?);
         } else if auth == AuthNeed::Required {
             return Err(MatrixError::new(ErrorKind::MissingToken, "Missing access token"));
         }
@@ -138,7 +139,8 @@ async fn handle_inner<'a>(
             return Err(MatrixError::new(ErrorKind::MissingToken, "Missing access token"));
         }
         (AuthNeed::Required | AuthNeed::Optional, Some(t)) => {
-            request.caller = Some(crate::account::authenticate(&app.store, &app.config.server_name, &t).await?);
+            request.caller =
+                Some(crate::account::authenticate(&app.store, &app.config.server_name, &t).await?);
         }
         _ => {}
     }

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use super::sync::acknowledge_to_device;
 use crate::api::{Reply, Request, json};
-use crate::error::MatrixError;
 use crate::app::App;
+use crate::error::MatrixError;
 use crate::sync::sliding::{self, SlidingRequest, SyncInput};
 
 /// The longest a request may wait for something new.

@@ -5,16 +5,16 @@ use std::collections::{HashSet, VecDeque};
 
 use serde_json::{Value, json};
 
-use super::rooms::parse;
 use crate::api::{Reply, Request, json};
+use crate::app::App;
 use crate::error::MatrixError;
 use crate::membership::Membership;
-use crate::app::App;
+use crate::room::served::parse_stored;
 use crate::store::{ReadTxn, RoomShort};
 
 fn content(read: &ReadTxn, room: RoomShort, ty: &str, key: &str) -> Result<Value, MatrixError> {
     Ok(match read.state_event(room, ty, key)? {
-        Some(ev) => parse(&ev)?["content"].clone(),
+        Some(ev) => parse_stored(&ev)?["content"].clone(),
         None => Value::Null,
     })
 }
@@ -66,7 +66,7 @@ fn children(
             continue;
         }
         let Some(ev) = read.state_event(room, &t, &k)? else { continue };
-        let v = parse(&ev)?;
+        let v = parse_stored(&ev)?;
         let c = &v["content"];
         if c["via"].as_array().is_none_or(|via| via.is_empty()) {
             continue;

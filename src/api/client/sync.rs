@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 use tokio::sync::futures::OwnedNotified;
 use tokio::time::Instant;
 
-use super::userdata::wake_presence_watchers;
 use crate::account::now_ms;
 use crate::api::{Outcome, Reply, Request, json};
 use crate::app::App;
@@ -104,7 +103,7 @@ pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>,
     if app.config.presence
         && app.presence.borrow_mut().synced(user.as_str(), set_presence, now_ms())
     {
-        wake_presence_watchers(app, user.as_str());
+        presence::wake_watchers(&app.store, &caller.user_id, |u| app.wake(u));
     }
     let mut poll = SyncPoll {
         app,

@@ -6,10 +6,10 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::account::now_ms;
+use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::config::RtcFocus;
 use crate::error::MatrixError;
-use crate::api::{Reply, Request, json};
 
 /// `GET /_matrix/client/v3/voip/turnServer`
 ///
