@@ -247,6 +247,8 @@ impl EventId {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -304,5 +306,152 @@ mod tests {
         assert!(RoomId::parse("abc").is_err());
         assert!(EventId::parse("$abc").is_ok());
         assert!(EventId::parse("$").is_err());
+    }
+
+    /// A server name by the appendix grammar: a DNS name or IPv4 address,
+    /// or a bracketed IPv6 literal, with an optional port.
+    fn server_name() -> impl Strategy<Value = String> {
+        let host = prop_oneof![
+            "[a-zA-Z0-9-]{1,12}(\\.[a-zA-Z0-9-]{1,12}){0,3}",
+            "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}",
+            "\\[[0-9a-f]{1,4}(:[0-9a-f]{0,4}){1,7}\\]",
+        ];
+        (host, prop::option::of("[0-9]{1,5}"))
+            .prop_map(|(h, port)| port.map_or(h.clone(), |p| format!("{h}:{p}")))
+    }
+
+    /// A character a grammar refuses in an ID body: a control character or
+    /// a space.
+    fn refused_char() -> impl Strategy<Value = char> {
+        prop_oneof![
+            Just(' '),
+            Just('\u{7f}'),
+            "[\u{0}-\u{1f}]".prop_map(|s| { s.chars().next().expect("one char") })
+        ]
+    }
+
+    /// `s` with `c` inserted at the char boundary nearest `at`.
+    fn insert_at(s: &str, at: usize, c: char) -> String {
+        let at = (0..=at.min(s.len())).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+        let mut out = s.to_owned();
+        out.insert(at, c);
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn valid_server_names_are_accepted(name in server_name()) {
+            prop_assert!(is_valid_server_name(&name), "{}", name);
+        }
+
+        #[test]
+        fn valid_user_ids_round_trip_and_split_into_their_parts(
+            local in "[!-9;-~]{1,40}",
+            server in server_name(),
+        ) {
+            let s = format!("@{local}:{server}");
+            let id = UserId::parse(&s).expect("valid user ID");
+            prop_assert_eq!(id.as_str(), s.as_str());
+            prop_assert_eq!(id.to_string(), s.clone());
+            prop_assert_eq!(UserId::parse(id.as_str()).expect("valid"), id.clone());
+            prop_assert_eq!(id.localpart(), local.as_str());
+            prop_assert_eq!(id.server_name(), server.as_str());
+        }
+
+        #[test]
+        fn new_local_user_ids_parse_back_to_themselves(
+            local in "[a-z0-9._=/+-]{1,40}",
+            server in server_name(),
+        ) {
+            let id = UserId::new_local(&local, &server).expect("valid localpart");
+            prop_assert_eq!(UserId::parse(id.as_str()).expect("valid"), id.clone());
+            prop_assert_eq!(id.localpart(), local.as_str());
+        }
+
+        #[test]
+        fn user_ids_outside_the_grammar_are_refused(
+            // Historical localpart characters but '@', so that dropping the
+            // sigil cannot leave another valid user ID.
+            local in "[!-9;-?A-~]{1,20}",
+            server in server_name(),
+            bad in prop_oneof![refused_char(), Just('é')],
+            at in 0usize..20,
+        ) {
+            let s = format!("@{}:{server}", insert_at(&local, at, bad));
+            prop_assert!(UserId::parse(&s).is_err(), "{}", s);
+            // No sigil, or the wrong one.
+            let bad_id = format!("{local}:{server}");
+            prop_assert!(UserId::parse(&bad_id).is_err(), "{}", bad_id);
+            let bad_id = format!("#{local}:{server}");
+            prop_assert!(UserId::parse(&bad_id).is_err(), "{}", bad_id);
+            // No server name.
+            let bad_id = format!("@{local}");
+            prop_assert!(UserId::parse(&bad_id).is_err(), "{}", bad_id);
+            let bad_id = format!("@{local}:");
+            prop_assert!(UserId::parse(&bad_id).is_err(), "{}", bad_id);
+            // Too long.
+            let long = format!("@{}:{server}", "a".repeat(MAX_ID_BYTES));
+            prop_assert!(UserId::parse(&long).is_err());
+        }
+
+        #[test]
+        fn room_and_event_ids_round_trip_and_refuse_controls_and_spaces(
+            opaque in "[!-~]{1,40}|\\PC{1,10}",
+            bad in refused_char(),
+            at in 0usize..40,
+        ) {
+            prop_assume!(!opaque.contains(' '));
+            let room = format!("!{opaque}");
+            let id = RoomId::parse(&room).expect("valid room ID");
+            prop_assert_eq!(id.as_str(), room.as_str());
+            prop_assert_eq!(RoomId::parse(id.as_str()).expect("valid"), id);
+            let event = format!("${opaque}");
+            let id = EventId::parse(&event).expect("valid event ID");
+            prop_assert_eq!(id.as_str(), event.as_str());
+            prop_assert_eq!(EventId::parse(id.as_str()).expect("valid"), id);
+
+            let broken = insert_at(&opaque, at, bad);
+            let bad_id = format!("!{broken}");
+            prop_assert!(RoomId::parse(&bad_id).is_err(), "{}", bad_id);
+            let bad_id = format!("${broken}");
+            prop_assert!(EventId::parse(&bad_id).is_err(), "{}", bad_id);
+            let bad_id = format!("${opaque}");
+            prop_assert!(RoomId::parse(&bad_id).is_err(), "{}", bad_id);
+            let bad_id = format!("!{opaque}");
+            prop_assert!(EventId::parse(&bad_id).is_err(), "{}", bad_id);
+        }
+
+        #[test]
+        fn room_aliases_round_trip_and_split_into_their_parts(
+            alias in "[!-9;-~]{1,40}",
+            server in server_name(),
+            bad in refused_char(),
+            at in 0usize..40,
+        ) {
+            let s = format!("#{alias}:{server}");
+            let id = RoomAlias::parse(&s).expect("valid alias");
+            prop_assert_eq!(RoomAlias::parse(id.as_str()).expect("valid"), id.clone());
+            prop_assert_eq!(id.alias(), alias.as_str());
+            prop_assert_eq!(id.server_name(), server.as_str());
+            let broken = insert_at(&alias, at, bad);
+            let bad_id = format!("#{broken}:{server}");
+            prop_assert!(RoomAlias::parse(&bad_id).is_err(), "{}", bad_id);
+        }
+
+        #[test]
+        fn device_ids_round_trip_and_refuse_controls(
+            device in "\\PC{1,30}",
+            bad in "[\u{0}-\u{1f}\u{7f}]",
+            at in 0usize..30,
+        ) {
+            let id = DeviceId::parse(&device).expect("valid device ID");
+            prop_assert_eq!(id.as_str(), device.as_str());
+            prop_assert_eq!(DeviceId::parse(id.as_str()).expect("valid"), id);
+            let bad = bad.chars().next().expect("one char");
+            let broken = insert_at(&device, at, bad);
+            prop_assert!(DeviceId::parse(&broken).is_err(), "{:?}", broken);
+        }
     }
 }

@@ -45,6 +45,31 @@ pub async fn run_with_reload(
     reloads: crate::http::tls::ReloadRequests,
     shutdown: impl Future<Output = ()>,
 ) {
+    run_with_sockets(config, store, listener, reloads, Sockets::default(), shutdown).await;
+}
+
+/// Sockets bound before the server starts, used in place of binding the
+/// configured addresses: a test binds port 0 and hands the socket over, so
+/// no other process can take the port between binding and serving. The
+/// config still decides whether metrics and mDNS are on; a socket for a
+/// service that is off is closed unused.
+#[derive(Debug, Default)]
+pub struct Sockets {
+    /// For the metrics endpoint (`metrics_listen`).
+    pub metrics: Option<std::net::TcpListener>,
+    /// For the mDNS responder (`mdns.listen`).
+    pub mdns: Option<std::net::UdpSocket>,
+}
+
+/// [`run_with_reload`] with some side services on sockets already bound.
+pub async fn run_with_sockets(
+    config: Config,
+    store: Store,
+    listener: TcpListener,
+    reloads: crate::http::tls::ReloadRequests,
+    sockets: Sockets,
+    shutdown: impl Future<Output = ()>,
+) {
     let signer = match load_signer(&config, &store) {
         Ok(s) => s,
         Err(e) => {
@@ -64,7 +89,7 @@ pub async fn run_with_reload(
     let app = Rc::new(App::new(config, store.clone(), signer, media));
     store.set_min_free_bytes(app.config.min_free_disk_bytes);
     let metrics = match app.config.metrics_listen {
-        Some(addr) => match TcpListener::bind(addr).await {
+        Some(addr) => match metrics_listener(addr, sockets.metrics).await {
             Ok(l) => {
                 tracing::info!("metrics on http://{addr}/metrics");
                 if let Ok(bound) = l.local_addr() {
@@ -83,7 +108,10 @@ pub async fn run_with_reload(
         app.own_addrs.borrow_mut().push(bound);
     }
     let admin = crate::admin::server::start(app.clone());
-    let mdns = app.config.mdns.as_ref().and_then(crate::net::mdns::spawn);
+    let mdns = app.config.mdns.as_ref().and_then(|c| match sockets.mdns {
+        Some(socket) => crate::net::mdns::spawn_on(c, socket),
+        None => crate::net::mdns::spawn(c),
+    });
     let mut commits = store.subscribe();
     let waker_app = app.clone();
     let waker = tokio::task::spawn_local(async move {
@@ -148,6 +176,21 @@ pub async fn run_with_reload(
     // In-flight writes were awaited by their requests; anything still queued
     // (a client that hung up) is committed before the writer stops.
     store.shutdown();
+}
+
+/// The metrics listener: the socket handed over in [`Sockets`], else
+/// `addr` bound now.
+async fn metrics_listener(
+    addr: std::net::SocketAddr,
+    bound: Option<std::net::TcpListener>,
+) -> std::io::Result<TcpListener> {
+    match bound {
+        Some(l) => {
+            l.set_nonblocking(true)?;
+            TcpListener::from_std(l)
+        }
+        None => TcpListener::bind(addr).await,
+    }
 }
 
 /// Loads the signing key, generating and storing one on first start.

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hearth::config::MdnsConfig;
+use hearth::server::Sockets;
 
 use crate::support::TestServer;
 
@@ -22,12 +23,6 @@ fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
     p.extend_from_slice(&qtype.to_be_bytes());
     p.extend_from_slice(&1u16.to_be_bytes());
     p
-}
-
-/// A UDP port free on loopback at the time of asking.
-fn free_udp_port() -> u16 {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.local_addr().expect("addr").port()
 }
 
 /// Sends `packet` to the responder until a reply arrives (it may still be
@@ -50,12 +45,19 @@ fn u16_at(p: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([p[at], p[at + 1]])
 }
 
+/// Starts a server answering mDNS for `name` on a loopback UDP socket
+/// bound here and handed over (no other process can take the port between
+/// binding and serving); returns the server and the socket's port.
 fn start_responder(name: &str) -> (TestServer, u16) {
-    let port = free_udp_port();
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = socket.local_addr().expect("addr").port();
     let name = name.to_owned();
-    let server = TestServer::start_with(move |c| {
-        c.mdns = Some(MdnsConfig { name, listen: (Ipv4Addr::LOCALHOST, port).into() });
-    });
+    let server = TestServer::start_with_sockets(
+        move |c| {
+            c.mdns = Some(MdnsConfig { name, listen: (Ipv4Addr::LOCALHOST, port).into() });
+        },
+        Sockets { mdns: Some(socket), ..Sockets::default() },
+    );
     (server, port)
 }
 

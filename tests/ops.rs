@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{Client, TestServer};
+use crate::support::{Client, TestServer, metric_sample as sample};
 
 fn hearth(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hearth"))
@@ -176,20 +176,10 @@ async fn doctor_asks_a_running_server_about_its_database() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
 }
 
-fn free_port() -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
-}
-
-/// The value of the first sample line starting with `prefix`.
-fn sample(metrics: &str, prefix: &str) -> Option<f64> {
-    metrics.lines().find(|l| l.starts_with(prefix))?.rsplit(' ').next()?.parse().ok()
-}
-
 #[tokio::test]
 async fn metrics_count_requests_commits_and_long_polls() {
-    let addr = free_port();
-    let s = TestServer::start_with(|c| c.metrics_listen = Some(addr));
+    let s = TestServer::start_with_metrics(|_| {});
+    let addr = s.metrics.expect("metrics address");
     // The harness has already asked /versions while waiting for the server
     // to come up: count from here.
     let before = reqwest::get(format!("http://{addr}/metrics")).await.expect("scrape");
@@ -210,17 +200,7 @@ async fn metrics_count_requests_commits_and_long_polls() {
             alice.get(&format!("/_matrix/client/v3/sync?since={since}&timeout=5000")).await
         })
     };
-    let scrape = || async {
-        let r = reqwest::get(format!("http://{addr}/metrics")).await.expect("scrape");
-        assert_eq!(r.status(), 200);
-        r.text().await.expect("text")
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut m = scrape().await;
-    while sample(&m, "hearth_sync_long_polls ") != Some(1.0) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        m = scrape().await;
-    }
+    let m = s.await_long_polls(1).await;
     assert_eq!(sample(&m, "hearth_sync_long_polls "), Some(1.0), "{m}");
     // The parked poll's connection holds hyper's buffers, from the pool.
     assert!(sample(&m, "hearth_buffer_slots_in_use ").is_some_and(|n| n >= 1.0), "{m}");

@@ -17,7 +17,7 @@ fn timeline_bodies(sync: &Value, room: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn two_people_chat_and_each_sees_the_other_through_sync() {
-    let s = TestServer::start();
+    let s = TestServer::start_with_metrics(|_| {});
     let (alice, _) = s.client().register("alice", "pw-alice-1").await;
     let (bob, _) = s.client().register("bob", "pw-bob-1").await;
     let room_id = room(&alice, json!({ "name": "Kitchen", "invite": ["@bob:localhost"] })).await;
@@ -43,10 +43,9 @@ async fn two_people_chat_and_each_sees_the_other_through_sync() {
             bob.get(&format!("/_matrix/client/v3/sync?since={since}&timeout=20000")).await
         })
     };
-    // The server offers no signal that a poll is parked, so give it a moment
-    // to park; the assertion holds either way (an early send is simply
-    // returned at once), this only makes the wake-up path the usual one.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Send only once the poll is parked, so the wake-up path is the one
+    // tested (an early send would simply be returned at once).
+    s.await_long_polls(1).await;
     send(&alice, &room_id, "t2", "coming!").await;
     let woke = tokio::time::timeout(Duration::from_secs(10), poll)
         .await

@@ -350,7 +350,7 @@ async fn a_bogus_pos_is_unknown_pos() {
 
 #[tokio::test]
 async fn a_long_poll_wakes_on_a_new_message() {
-    let s = TestServer::start();
+    let s = TestServer::start_with_metrics(|_| {});
     let (alice, _) = s.client().register("alice", "pw-alice-1").await;
     let (bob, _) = s.client().register("bob", "pw-bob-1").await;
     let r = room(&alice, json!({ "preset": "public_chat" })).await;
@@ -363,8 +363,8 @@ async fn a_long_poll_wakes_on_a_new_message() {
         let req = req.clone();
         tokio::spawn(async move { sliding(&alice, Some(&p), 20_000, &req).await })
     };
-    // No signal says the poll is parked; the assertion holds either way.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Send only once the poll is parked: the wake-up path is the one tested.
+    s.await_long_polls(1).await;
     send(&bob, &r, "b1", "wake up").await;
     let woke = tokio::time::timeout(Duration::from_secs(10), poll)
         .await

@@ -2,10 +2,12 @@
 //! binary uses) on `127.0.0.1:0` with a temporary data directory, and a
 //! small JSON client around reqwest.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::thread;
 
 use hearth::config::{Config, Overrides};
+use hearth::server::Sockets;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -13,6 +15,8 @@ use tokio::sync::oneshot;
 pub struct TestServer {
     pub base: String,
     pub dir: PathBuf,
+    /// Where the metrics endpoint listens, when started with it.
+    pub metrics: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<thread::JoinHandle<()>>,
     _temp: Option<tempfile::TempDir>,
@@ -25,15 +29,46 @@ impl TestServer {
 
     /// Starts with defaults adjusted by `tweak`.
     pub fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::start_with_sockets(tweak, Sockets::default())
+    }
+
+    /// [`TestServer::start_with`], with side services on sockets bound by
+    /// the caller (the config must still turn them on).
+    pub fn start_with_sockets(tweak: impl FnOnce(&mut Config), sockets: Sockets) -> TestServer {
         let temp = tempfile::tempdir().expect("tempdir");
         let dir = temp.path().to_path_buf();
-        let mut s = TestServer::start_in(&dir, tweak);
+        let mut s = TestServer::start_in_with_sockets(&dir, tweak, sockets);
         s._temp = Some(temp);
+        s
+    }
+
+    /// Starts with the metrics endpoint on a listener bound here and handed
+    /// to the server, so no other process can take its port meanwhile.
+    pub fn start_with_metrics(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind metrics");
+        let addr = listener.local_addr().expect("addr");
+        let sockets = Sockets { metrics: Some(listener), ..Sockets::default() };
+        let mut s = TestServer::start_with_sockets(
+            |c| {
+                c.metrics_listen = Some(addr);
+                tweak(c);
+            },
+            sockets,
+        );
+        s.metrics = Some(addr);
         s
     }
 
     /// Starts on an existing data directory (for restarts).
     pub fn start_in(dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::start_in_with_sockets(dir, tweak, Sockets::default())
+    }
+
+    fn start_in_with_sockets(
+        dir: &Path,
+        tweak: impl FnOnce(&mut Config),
+        sockets: Sockets,
+    ) -> TestServer {
         let overrides = Overrides {
             data_dir: Some(dir.to_path_buf()),
             listen: Some("127.0.0.1:0".into()),
@@ -53,9 +88,17 @@ impl TestServer {
             let local = tokio::task::LocalSet::new();
             local.block_on(&rt, async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-                hearth::server::run(config, store, listener, async {
-                    let _ = rx.await;
-                })
+                let reloads = hearth::http::tls::ReloadRequests::none();
+                hearth::server::run_with_sockets(
+                    config,
+                    store,
+                    listener,
+                    reloads,
+                    sockets,
+                    async {
+                        let _ = rx.await;
+                    },
+                )
                 .await;
             });
         });
@@ -63,6 +106,7 @@ impl TestServer {
         TestServer {
             base: format!("http://{addr}"),
             dir: dir.to_path_buf(),
+            metrics: None,
             shutdown: Some(tx),
             thread: Some(thread),
             _temp: None,
@@ -81,6 +125,33 @@ impl TestServer {
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+
+    /// The metrics endpoint's text (the server must be started with it).
+    pub async fn scrape_metrics(&self) -> String {
+        let addr = self.metrics.expect("started with TestServer::start_with_metrics");
+        let r = reqwest::get(format!("http://{addr}/metrics")).await.expect("scrape");
+        assert_eq!(r.status(), 200);
+        r.text().await.expect("text")
+    }
+
+    /// Waits until `n` `/sync` or sliding sync long-polls are parked (the
+    /// `hearth_sync_long_polls` gauge), failing after 10 s; returns the
+    /// metrics text that showed it. Needs [`TestServer::start_with_metrics`].
+    pub async fn await_long_polls(&self, n: usize) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let m = self.scrape_metrics().await;
+            let parked = metric_sample(&m, "hearth_sync_long_polls ");
+            if parked == Some(n as f64) {
+                return m;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{parked:?} long-polls parked after 10 s, not {n}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 
@@ -227,6 +298,11 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// The value of the first metrics sample line starting with `prefix`.
+pub fn metric_sample(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics.lines().find(|l| l.starts_with(prefix))?.rsplit(' ').next()?.parse().ok()
+}
+
 /// Creates a room as `c`; returns its ID.
 pub async fn room(c: &Client, body: Value) -> String {
     c.post("/_matrix/client/v3/createRoom", body).await.ok()["room_id"]
@@ -250,7 +326,7 @@ pub async fn send(c: &Client, room: &str, txn: &str, text: &str) -> String {
 
 /// Blocks until the server answers `/versions` (its side tasks, such as the
 /// admin socket, are started before it serves), failing after 10 s.
-fn wait_until_serving(addr: std::net::SocketAddr) {
+fn wait_until_serving(addr: SocketAddr) {
     use std::io::{Read, Write};
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {

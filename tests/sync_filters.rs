@@ -188,7 +188,7 @@ async fn lazy_loading_sends_each_member_once_per_device_until_asked_for_redundan
 
 #[tokio::test]
 async fn presence_reaches_room_mates_through_sync_and_wakes_them() {
-    let s = TestServer::start();
+    let s = TestServer::start_with_metrics(|_| {});
     let (alice, _) = s.client().register("alice", "pw-alice-1").await;
     let (bob, _) = s.client().register("bob", "pw-bob-1").await;
     let (carol, _) = s.client().register("carol", "pw-carol-1").await;
@@ -217,8 +217,9 @@ async fn presence_reaches_room_mates_through_sync_and_wakes_them() {
             bob.get(&format!("/_matrix/client/v3/sync?since={since}&timeout=20000")).await.ok()
         })
     };
-    // Let the poll park (the result is the same if it has not yet).
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Change presence only once the poll is parked: the wake-up path is
+    // the one tested.
+    s.await_long_polls(1).await;
     alice
         .put(
             "/_matrix/client/v3/presence/@alice:localhost/status",

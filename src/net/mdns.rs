@@ -315,15 +315,42 @@ impl Responder {
 /// Binds the responder and spawns it on the current `LocalSet`. A socket
 /// that cannot be bound is logged and leaves mDNS off; the server runs on.
 pub fn spawn(config: &MdnsConfig) -> Option<tokio::task::JoinHandle<()>> {
-    let multicast = !config.listen.ip().is_loopback() && config.listen.port() == MDNS_PORT;
-    let socket = match bind(config.listen, multicast) {
+    let multicast = is_multicast_listen(config.listen);
+    start(config, config.listen, multicast, bind(config.listen, multicast))
+}
+
+/// [`spawn`] on a socket the caller bound, used in place of binding
+/// `config.listen`: a test binds port 0 and hands the socket over, so no
+/// other process can take the port between binding and serving.
+pub fn spawn_on(
+    config: &MdnsConfig,
+    socket: std::net::UdpSocket,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let listen = socket.local_addr().unwrap_or(config.listen);
+    let multicast = is_multicast_listen(listen);
+    start(config, listen, multicast, adopt(socket, multicast))
+}
+
+/// Only the mDNS port on a non-loopback address takes part in multicast;
+/// anything else answers unicast queries only.
+fn is_multicast_listen(listen: SocketAddr) -> bool {
+    !listen.ip().is_loopback() && listen.port() == MDNS_PORT
+}
+
+fn start(
+    config: &MdnsConfig,
+    listen: SocketAddr,
+    multicast: bool,
+    socket: io::Result<UdpSocket>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let socket = match socket {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!("mDNS: cannot bind udp {}: {e}; not answering mDNS", config.listen);
+            tracing::error!("mDNS: cannot bind udp {listen}: {e}; not answering mDNS");
             return None;
         }
     };
-    tracing::info!("mDNS: answering for {} on udp {}", config.name, config.listen);
+    tracing::info!("mDNS: answering for {} on udp {listen}", config.name);
     Some(tokio::task::spawn_local(run(Responder::new(&config.name, multicast), socket)))
 }
 
@@ -334,14 +361,19 @@ fn bind(listen: SocketAddr, multicast: bool) -> io::Result<UdpSocket> {
     // query.
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
     socket.bind(&listen.into())?;
+    adopt(socket.into(), multicast)
+}
+
+/// Readies a bound socket for the event loop.
+fn adopt(socket: std::net::UdpSocket, multicast: bool) -> io::Result<UdpSocket> {
+    socket.set_nonblocking(true)?;
     if multicast {
         // §11: mDNS packets are sent with IP TTL 255, so receivers can tell
         // they came from the local link.
         socket.set_multicast_ttl_v4(255)?;
     }
-    UdpSocket::from_std(socket.into())
+    UdpSocket::from_std(socket)
 }
 
 async fn run(responder: Responder, socket: UdpSocket) {

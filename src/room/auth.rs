@@ -32,13 +32,15 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::membership::Membership;
-use crate::room::power_levels::{
-    self, INTEGER_KEYS, INTEGER_MAP_KEYS, PowerLevel, PowerLevels, PowerLevelsError, RoomCreators,
-};
+use crate::room::power_levels::{PowerLevel, PowerLevels, RoomCreators};
 use crate::room::version::RoomVersion;
 
+mod create;
 mod member;
+mod power_levels;
+use create::check_create;
 use member::check_member;
+use power_levels::check_power_levels;
 
 /// What the auth rules need to know about an event, whether it is the event
 /// being checked or one from the room state.
@@ -534,57 +536,6 @@ pub fn servers_that_must_sign(event: &AuthEvent) -> Vec<String> {
     servers
 }
 
-/// Rule 1: `m.room.create`.
-fn check_create(version: RoomVersion, event: &AuthEvent) -> AuthResult {
-    let fail = |rule, reason: &str| Err(AuthError::new(version, rule, reason));
-    // 1.1
-    if !event.prev_events.is_empty() {
-        return fail(Rule::CreateHasPrevEvents, "m.room.create must not have prev_events");
-    }
-    // 1.2
-    if version.room_id_from_create_event() {
-        // v12: the room ID is derived from this event's ID, so it cannot be
-        // part of the event.
-        if event.room_id.is_some() {
-            return fail(Rule::CreateHasRoomId, "m.room.create must not have a room_id");
-        }
-    } else {
-        let room_server = event.room_id.as_deref().and_then(server_name);
-        if room_server.is_none() || room_server != server_name(&event.sender) {
-            return fail(
-                Rule::CreateRoomIdDomainMismatch,
-                "the room ID's domain must be the sender's server",
-            );
-        }
-    }
-    // 1.3: "recognised" is read as "a version Hearth implements"; a room of
-    // any other version could not be served anyway.
-    if let Some(room_version) = event.content.get("room_version")
-        && room_version.as_str().and_then(RoomVersion::parse).is_none()
-    {
-        return fail(Rule::CreateUnknownRoomVersion, "unknown room_version");
-    }
-    // v10 1.4.
-    if version.create_has_creator() && event.content.get("creator").is_none() {
-        return fail(Rule::CreateMissingCreator, "m.room.create must have content.creator");
-    }
-    // v12 1.4.
-    if version.privileged_creators()
-        && let Some(additional) = event.content.get("additional_creators")
-    {
-        let valid = additional.as_array().is_some_and(|users| {
-            users.iter().all(|u| u.as_str().is_some_and(power_levels::is_user_id))
-        });
-        if !valid {
-            return fail(
-                Rule::CreateInvalidAdditionalCreators,
-                "additional_creators must be an array of user IDs",
-            );
-        }
-    }
-    Ok(())
-}
-
 /// The state the rules read, resolved once per check.
 struct Room<'s, 'a> {
     version: RoomVersion,
@@ -702,117 +653,6 @@ impl<'s, 'a> Room<'s, 'a> {
             Some(&self.create.sender)
         }
     }
-}
-
-/// Rule 9: `m.room.power_levels`. `sender_level` is the sender's level in the
-/// current state, as every comparison in this rule uses.
-fn check_power_levels(
-    room: &Room<'_, '_>,
-    event: &AuthEvent,
-    sender_level: PowerLevel,
-) -> AuthResult {
-    let new = &event.content;
-    // 9.1–9.3, v12 10.4.
-    if let Err(err) = power_levels::validate_content(room.power_levels.creators(), new) {
-        let rule = match err {
-            PowerLevelsError::NotInteger { .. } => Rule::PowerLevelsNotInteger,
-            PowerLevelsError::NotIntegerMap { .. } => Rule::PowerLevelsNotIntegerMap,
-            PowerLevelsError::InvalidUsers { .. } => Rule::PowerLevelsInvalidUsers,
-            PowerLevelsError::CreatorInUsers { .. } => Rule::PowerLevelsCreatorInUsers,
-        };
-        return room.fail(rule, err.to_string());
-    }
-    // 9.4
-    let Some(current) = room.lookup("m.room.power_levels", "")? else {
-        return Ok(());
-    };
-    let current = &current.content;
-    let above_sender = |level: i64| PowerLevel::Int(level) > sender_level;
-
-    // 9.5: an added, changed or removed key compares the raw values, not the
-    // defaults: removing `ban: 50` is a change even though the default is 50.
-    for key in INTEGER_KEYS {
-        let old = power_levels::explicit_level(current, key);
-        let new = power_levels::explicit_level(new, key);
-        if old == new {
-            continue;
-        }
-        if let Some(old) = old
-            && above_sender(old)
-        {
-            return room.fail(
-                Rule::PowerLevelsCurrentAboveSender,
-                format!("cannot change `{key}` from {old}, above the sender's {sender_level}"),
-            );
-        }
-        if let Some(new) = new
-            && above_sender(new)
-        {
-            return room.fail(
-                Rule::PowerLevelsNewAboveSender,
-                format!("cannot set `{key}` to {new}, above the sender's {sender_level}"),
-            );
-        }
-    }
-
-    let maps: Vec<_> = INTEGER_MAP_KEYS
-        .iter()
-        .map(|key| {
-            (*key, power_levels::integer_map(current, key), power_levels::integer_map(new, key))
-        })
-        .collect();
-    // 9.6
-    for (key, old_map, new_map) in &maps {
-        for (name, old) in old_map {
-            if new_map.get(name) != Some(old) && above_sender(*old) {
-                return room.fail(
-                    Rule::PowerLevelsMapCurrentAboveSender,
-                    format!(
-                        "cannot change `{key}.{name}` from {old}, above the sender's {sender_level}"
-                    ),
-                );
-            }
-        }
-    }
-    // 9.7
-    for (key, old_map, new_map) in &maps {
-        for (name, new) in new_map {
-            if old_map.get(name) != Some(new) && above_sender(*new) {
-                return room.fail(
-                    Rule::PowerLevelsMapNewAboveSender,
-                    format!(
-                        "cannot set `{key}.{name}` to {new}, above the sender's {sender_level}"
-                    ),
-                );
-            }
-        }
-    }
-
-    let old_users = power_levels::integer_map(current, "users");
-    let new_users = power_levels::integer_map(new, "users");
-    // 9.8: users may lower themselves, but not peers or superiors.
-    for (user_id, old) in &old_users {
-        if *user_id != event.sender
-            && new_users.get(user_id) != Some(old)
-            && PowerLevel::Int(*old) >= sender_level
-        {
-            return room.fail(
-                Rule::PowerLevelsUserNotBelowSender,
-                format!("cannot change the level of {user_id} ({old}), not below the sender's {sender_level}"),
-            );
-        }
-    }
-    // 9.9
-    for (user_id, new) in &new_users {
-        if old_users.get(user_id) != Some(new) && above_sender(*new) {
-            return room.fail(
-                Rule::PowerLevelsUserNewAboveSender,
-                format!("cannot give {user_id} level {new}, above the sender's {sender_level}"),
-            );
-        }
-    }
-    // 9.10
-    Ok(())
 }
 
 /// The server name of a user or (v10/v11) room ID: everything after the first

@@ -198,6 +198,7 @@ fn write_string(out: &mut String, s: &str) {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use serde_json::json;
 
     use super::*;
@@ -397,5 +398,93 @@ mod tests {
     fn errors_display_the_offending_number() {
         let err = canonical_json(&json!(0.5)).expect_err("float");
         assert!(err.to_string().contains("0.5"), "{err}");
+    }
+
+    /// Any string, with the characters that need escaping (quote,
+    /// backslash, controls) and DEL and non-ASCII made common.
+    fn json_string() -> impl Strategy<Value = String> {
+        prop_oneof!["\\PC{0,6}", "[\"\\\\\u{0}-\u{1f}\u{7f}é]{0,3}"]
+    }
+
+    /// Any JSON value canonical JSON can carry: integers in the safe range,
+    /// any strings, nested arrays and objects.
+    fn canonical_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (MIN_SAFE_INTEGER..=MAX_SAFE_INTEGER).prop_map(Value::from),
+            json_string().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(json_string(), inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn canonical_json_parses_back_to_the_value_and_is_a_fixed_point(v in canonical_value()) {
+            let text = canonical_json(&v).expect("canonical");
+            let parsed: Value = serde_json::from_str(&text).expect("canonical JSON is JSON");
+            prop_assert_eq!(&parsed, &v);
+            prop_assert_eq!(canonical_json(&parsed).expect("canonical"), text.clone());
+            prop_assert_eq!(validate_canonical(&v), Ok(()));
+            prop_assert_eq!(canonical_json_bytes(&v).expect("canonical"), text.into_bytes());
+        }
+
+        #[test]
+        fn objects_are_written_with_their_keys_sorted_by_code_point(
+            entries in prop::collection::vec((json_string(), canonical_value()), 0..6),
+        ) {
+            // Inserted in generated order; the later of two equal keys wins.
+            let mut map = serde_json::Map::new();
+            for (k, v) in &entries {
+                map.insert(k.clone(), v.clone());
+            }
+            let mut sorted: Vec<(&String, &Value)> = map.iter().collect();
+            // `str` orders by UTF-8 bytes, which is code point order.
+            sorted.sort_by(|a, b| a.0.cmp(b.0));
+            let members: Vec<String> = sorted
+                .iter()
+                .map(|(k, v)| {
+                    let key = canonical_json(&Value::from(k.as_str())).expect("string");
+                    format!("{key}:{}", canonical_json(v).expect("canonical"))
+                })
+                .collect();
+            let expected = format!("{{{}}}", members.join(","));
+            prop_assert_eq!(canonical_json(&Value::Object(map)).expect("canonical"), expected);
+        }
+
+        #[test]
+        fn a_fraction_anywhere_is_refused(
+            v in canonical_value(),
+            f in prop::num::f64::NORMAL.prop_filter("has a fraction", |f| f.fract() != 0.0),
+            path in prop::collection::vec(any::<bool>(), 0..3),
+        ) {
+            // The float, wrapped in arrays and objects beside a valid value.
+            let mut bad = Value::from(f);
+            for in_array in path {
+                bad = if in_array { json!([v.clone(), bad]) } else { json!({ "a": v.clone(), "b": bad }) };
+            }
+            prop_assert!(matches!(canonical_json(&bad), Err(CanonicalJsonError::Float(_))));
+            prop_assert!(matches!(validate_canonical(&bad), Err(CanonicalJsonError::Float(_))));
+        }
+
+        #[test]
+        fn integers_beyond_the_safe_range_are_refused(
+            n in prop_oneof![MAX_SAFE_INTEGER + 1..=i64::MAX, i64::MIN..MIN_SAFE_INTEGER],
+        ) {
+            let v = json!({ "n": n });
+            prop_assert!(matches!(canonical_json(&v), Err(CanonicalJsonError::IntegerOutOfRange(_))));
+            prop_assert!(matches!(
+                validate_canonical(&v),
+                Err(CanonicalJsonError::IntegerOutOfRange(_))
+            ));
+        }
     }
 }

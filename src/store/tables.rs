@@ -471,3 +471,130 @@ pub(super) fn write_meta_u64(
     table.insert(key, value.to_be_bytes().as_slice())?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Encodes `a` and `b` as keys of type `$key`, then checks each decodes
+    /// to itself and the encodings compare as the tuples do field by field.
+    macro_rules! assert_key_round_trips_and_sorts {
+        ($key:ty, $a:expr, $b:expr) => {{
+            let (a, b) = ($a, $b);
+            let ea = AsRef::<[u8]>::as_ref(&<$key as Value>::as_bytes(&a)).to_vec();
+            let eb = AsRef::<[u8]>::as_ref(&<$key as Value>::as_bytes(&b)).to_vec();
+            prop_assert_eq!(<$key as Value>::from_bytes(&ea), a);
+            prop_assert_eq!(<$key as Value>::from_bytes(&eb), b);
+            prop_assert_eq!(<$key as Key>::compare(&ea, &eb), a.cmp(&b), "{:?} vs {:?}", a, b);
+        }};
+    }
+
+    /// Small numbers often (so later fields decide the order), any at times.
+    fn number() -> impl Strategy<Value = u64> {
+        prop_oneof![0u64..3, any::<u64>()]
+    }
+
+    /// Short strings from a tiny alphabet often (shared prefixes, equal
+    /// fields, the empty string), any Unicode at times.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof!["[ab]{0,3}", "\\PC{0,8}"]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn event_id_keys_round_trip_and_sort_by_epoch_then_hash(
+            a in (number(), any::<u128>()),
+            b in (number(), any::<u128>()),
+        ) {
+            assert_key_round_trips_and_sorts!((u64, u128), a, b);
+        }
+
+        #[test]
+        fn later_stream_positions_never_fall_in_an_earlier_epoch(
+            a in prop_oneof![0..4 * EPOCH_POSITIONS, any::<u64>()],
+            b in prop_oneof![0..4 * EPOCH_POSITIONS, any::<u64>()],
+        ) {
+            let (lo, hi) = (a.min(b), a.max(b));
+            prop_assert!(epoch(lo) <= epoch(hi));
+            if epoch(lo) == epoch(hi) {
+                prop_assert!(hi - lo < EPOCH_POSITIONS);
+            }
+        }
+
+        #[test]
+        fn room_state_keys_round_trip_and_sort_by_their_fields(
+            a in (number(), text(), text()),
+            b in (number(), text(), text()),
+        ) {
+            assert_key_round_trips_and_sorts!(
+                (u64, &str, &str),
+                (a.0, a.1.as_str(), a.2.as_str()),
+                (b.0, b.1.as_str(), b.2.as_str())
+            );
+        }
+
+        #[test]
+        fn user_stream_keys_round_trip_and_sort_by_their_fields(
+            a in (text(), number()),
+            b in (text(), number()),
+        ) {
+            assert_key_round_trips_and_sorts!(
+                (&str, u64),
+                (a.0.as_str(), a.1),
+                (b.0.as_str(), b.1)
+            );
+        }
+
+        #[test]
+        fn relation_keys_round_trip_and_sort_by_their_fields(
+            a in (number(), text(), text(), number()),
+            b in (number(), text(), text(), number()),
+        ) {
+            assert_key_round_trips_and_sorts!(
+                (u64, &str, &str, u64),
+                (a.0, a.1.as_str(), a.2.as_str(), a.3),
+                (b.0, b.1.as_str(), b.2.as_str(), b.3)
+            );
+        }
+
+        #[test]
+        fn transaction_id_keys_round_trip_and_sort_by_their_fields(
+            a in (number(), text(), text(), text(), text()),
+            b in (number(), text(), text(), text(), text()),
+        ) {
+            assert_key_round_trips_and_sorts!(
+                TxnKey,
+                (a.0, a.1.as_str(), a.2.as_str(), a.3.as_str(), a.4.as_str()),
+                (b.0, b.1.as_str(), b.2.as_str(), b.3.as_str(), b.4.as_str())
+            );
+        }
+
+        #[test]
+        fn thumbnail_keys_round_trip_and_sort_by_their_fields(
+            a in (text(), text(), 0u32..3, any::<u32>(), text()),
+            b in (text(), text(), 0u32..3, any::<u32>(), text()),
+        ) {
+            assert_key_round_trips_and_sorts!(
+                (&str, &str, u32, u32, &str),
+                (a.0.as_str(), a.1.as_str(), a.2, a.3, a.4.as_str()),
+                (b.0.as_str(), b.1.as_str(), b.2, b.3, b.4.as_str())
+            );
+        }
+
+        #[test]
+        fn token_index_keys_round_trip_and_sort_by_their_fields(
+            a in (text(), text(), proptest::collection::vec(0u8..3, 0..4)),
+            b in (text(), text(), proptest::collection::vec(0u8..3, 0..4)),
+        ) {
+            assert_key_round_trips_and_sorts!(
+                (&str, &str, &[u8]),
+                (a.0.as_str(), a.1.as_str(), a.2.as_slice()),
+                (b.0.as_str(), b.1.as_str(), b.2.as_slice())
+            );
+        }
+    }
+}

@@ -771,7 +771,7 @@ fn v12_creators_outrank_everyone_but_each_other() {
     assert_rule(room.check_membership(CAROL, BOB, "leave"), Rule::KickInsufficientPower);
 }
 
-const MAX: i64 = power_levels::MAX_LEVEL;
+const MAX: i64 = crate::room::power_levels::MAX_LEVEL;
 
 #[test]
 fn knocking_needs_a_knock_join_rule() {
