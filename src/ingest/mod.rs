@@ -13,7 +13,8 @@
 //! Above `room`, `push`, `search` and `sync`, which know nothing of each
 //! other's reaction to a new event; below the API, which calls the
 //! operations here with the borrowed server parts they need ([`Rooms`]).
-//! Nothing here names `App` or HTTP types.
+//! Nothing here sees the running server or a request: callers hand in what
+//! an operation needs.
 //!
 //! # Layout
 //!

@@ -1,7 +1,7 @@
 //! Server-side search (spec: client-server-api/#server-side-search): how
 //! text becomes index terms, what a search term asks for, and how a result
 //! is ranked. This file is pure (no store, no HTTP); [`run`] walks the
-//! index in the store and [`crate::api::client::search`] speaks HTTP.
+//! index in the store, and the client API's search handler answers requests.
 //!
 //! # Tokenizing
 //!
