@@ -136,7 +136,7 @@ impl UiaSessions {
                 id
             }
         };
-        let s = &self.sessions[&session_id];
+        let Some(s) = self.sessions.get(&session_id) else { return Err(gone()) };
         if s.purpose != purpose {
             return Err(MatrixError::forbidden(
                 "This authentication session was started for a different request",
@@ -151,13 +151,13 @@ impl UiaSessions {
 
     /// Whether the session has completed `stage` already.
     pub fn has_completed(&self, session: &str, stage: &str) -> bool {
-        self.sessions[session].completed.iter().any(|c| c == stage)
+        self.sessions.get(session).is_some_and(|s| s.completed.iter().any(|c| c == stage))
     }
 
     /// What a finished flow established, or the 401 that asks for the
     /// stages still missing.
     pub fn outcome(&self, session: &str) -> Result<UiaOutcome, MatrixError> {
-        let s = &self.sessions[session];
+        let Some(s) = self.sessions.get(session) else { return Err(gone()) };
         let done = s.flows.iter().any(|f| f.iter().all(|stage| s.completed.contains(stage)));
         if done {
             Ok(UiaOutcome {
@@ -173,7 +173,7 @@ impl UiaSessions {
     /// The 401 of a session: its flows, params and completed stages, with
     /// `error` (or a plain challenge) as the error.
     pub fn challenge(&self, id: &str, error: Option<MatrixError>) -> MatrixError {
-        let s = &self.sessions[id];
+        let Some(s) = self.sessions.get(id) else { return gone() };
         let flows: Vec<Value> = s.flows.iter().map(|f| json!({ "stages": f })).collect();
         let mut e = match error {
             Some(e) => e,
@@ -193,6 +193,13 @@ impl UiaSessions {
         }
         e
     }
+}
+
+/// A session that ended while a request of it was waiting (for a password
+/// hash, say): another request completed and consumed it, or it was evicted
+/// by newer sessions. The request starts over, as after an expiry.
+fn gone() -> MatrixError {
+    MatrixError::forbidden("The authentication session has expired")
 }
 
 /// Is a registration token usable right now?
@@ -321,6 +328,24 @@ mod tests {
         assert!(uia.complete_stage(&id, PASSWORD, Some("alice".into()), None));
         let done = uia.outcome(&id).expect("a flow is complete");
         assert_eq!((done.session.as_str(), done.user.as_deref()), (id.as_str(), Some("alice")));
+    }
+
+    /// A request waits for its password check while holding only the
+    /// session's ID; a second request of the same session may complete and
+    /// consume it meanwhile (or newer sessions evict it). The first one then
+    /// gets an answer, not a panic.
+    #[test]
+    fn a_session_consumed_while_a_request_of_it_waits_is_answered_as_expired() {
+        let mut uia = UiaSessions::default();
+        let id = uia.open(None, "password:alice", &[&[PASSWORD]]).expect("new");
+        uia.consume(&id);
+        assert!(!uia.has_completed(&id, PASSWORD));
+        assert!(!uia.complete_stage(&id, PASSWORD, Some("alice".into()), None));
+        let e = uia.outcome(&id).expect_err("the session is gone");
+        assert_eq!((e.kind, e.status()), (ErrorKind::Forbidden, 403));
+        let e = uia.challenge(&id, Some(MatrixError::forbidden("wrong password")));
+        assert_eq!(e.kind, ErrorKind::Forbidden);
+        assert!(e.message.contains("expired"), "{}", e.message);
     }
 
     #[test]
