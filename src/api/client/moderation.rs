@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::account::{self, Caller, Restriction};
-use crate::api::client::router::{Endpoint, Moderation};
+use crate::api::client::router::Endpoint;
 use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::{ErrorKind, MatrixError};
@@ -191,7 +191,7 @@ pub async fn admin_endpoint(
     app: &App,
     req: &Request,
     user_id: &str,
-    kind: Moderation,
+    kind: Restriction,
     set: bool,
 ) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
@@ -199,9 +199,9 @@ pub async fn admin_endpoint(
     if !caller.admin {
         return Err(MatrixError::forbidden("Only server admins can moderate accounts"));
     }
-    let (field, restriction) = match kind {
-        Moderation::Lock => ("locked", Restriction::Lock),
-        Moderation::Suspend => ("suspended", Restriction::Suspend),
+    let field = match kind {
+        Restriction::Lock => "locked",
+        Restriction::Suspend => "suspended",
     };
     let value = if set {
         match req.json_object()?.get(field) {
@@ -222,12 +222,12 @@ pub async fn admin_endpoint(
         let user = app.store.read()?.user(uid.localpart())?.filter(|u| !u.deactivated);
         let user = user.ok_or_else(|| MatrixError::not_found("No such user"))?;
         let state = match kind {
-            Moderation::Lock => user.locked,
-            Moderation::Suspend => user.suspended,
+            Restriction::Lock => user.locked,
+            Restriction::Suspend => user.suspended,
         };
         return Ok(json(&json!({ field: state })));
     };
     let state =
-        app.store.write(move |ctx| account::set_restriction(ctx, &uid, restriction, value)).await?;
+        app.store.write(move |ctx| account::set_restriction(ctx, &uid, kind, value)).await?;
     Ok(json(&json!({ field: state })))
 }

@@ -3,6 +3,8 @@
 
 use hyper::Method;
 
+use crate::account::Restriction;
+
 pub use crate::api::client::push::RulePart;
 
 /// Declares [`Endpoint`] and [`Endpoint::name`] from one list, so a new
@@ -318,7 +320,7 @@ pub enum Endpoint {
     /// `GET|PUT /_matrix/client/v1/admin/{lock,suspend}/{userId}`.
     AdminModeration {
         user_id: String,
-        kind: Moderation,
+        kind: Restriction,
         set: bool,
     },
     TimestampToEvent {
@@ -352,13 +354,6 @@ pub enum Endpoint {
         method: KeysMethod,
     },
 }
-}
-
-/// What an account moderation endpoint acts on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Moderation {
-    Lock,
-    Suspend,
 }
 
 /// The method of a `/room_keys/keys` request.

@@ -14,8 +14,9 @@ mod v3;
 
 use hyper::Method;
 
+use crate::account::Restriction;
 use crate::error::{ErrorKind, MatrixError};
-pub use endpoint::{Endpoint, KeysMethod, Moderation, RulePart};
+pub use endpoint::{Endpoint, KeysMethod, RulePart};
 
 /// What an endpoint needs from `Authorization`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +74,7 @@ pub fn route(method: &Method, segs: &[&str]) -> Result<Route, MatrixError> {
         }
         ["_matrix", "client", "v1", "mutual_rooms"] => only(get, Required, GetMutualRooms),
         ["_matrix", "client", "v1", "admin", kind @ ("lock" | "suspend"), user_id] => {
-            let kind = if *kind == "lock" { Moderation::Lock } else { Moderation::Suspend };
+            let kind = if *kind == "lock" { Restriction::Lock } else { Restriction::Suspend };
             only(
                 get || put,
                 Required,
