@@ -95,14 +95,14 @@ pub fn compute(
     initial: bool,
 ) -> Result<Outcome, MatrixError> {
     let read = input.read;
-    let user = input.user_id.as_str();
+    let user = input.user_id;
     let direct = dm_rooms(read, user)?;
 
     // The server's list: joined, invited, knocked; left rooms the client
     // was sent before; kicks and bans (the user may not know of them);
     // not a room left and then forgotten.
     let mut cands = Vec::new();
-    for m in read.user_memberships(user)? {
+    for m in read.user_memberships(user.as_str())? {
         if m.stream > input.upto {
             continue;
         }
@@ -110,7 +110,7 @@ pub fn compute(
             MembershipState::Join | MembershipState::Invite | MembershipState::Knock => true,
             MembershipState::Leave | MembershipState::Ban => {
                 (prev.rooms.contains_key(&m.room) || removed_by_other(read, &m, user)?)
-                    && !read.is_forgotten(user, &m)?
+                    && !read.is_forgotten(user.as_str(), &m)?
             }
         };
         if !listed {
@@ -163,7 +163,7 @@ pub fn compute(
         if !cands.iter().any(|c| c.room == room) {
             // Not in the list (e.g. a room left long ago): only if the user
             // may see it (spec: members, invitees, knockers, former members).
-            let Some(m) = read.membership(user, room)? else { continue };
+            let Some(m) = read.membership(user.as_str(), room)? else { continue };
             if m.stream > input.upto || !Visibility::load(read, input.user_id, room)?.may_look() {
                 continue;
             }
