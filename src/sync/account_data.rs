@@ -73,7 +73,8 @@ pub fn change_tag(
 
 /// Why storing `len` bytes as account data `data_type` would grow a full
 /// store (see `quota`); `None` when it may be stored. Replacing an item by
-/// one no larger always passes.
+/// one no larger always passes. `room_id` is the store's key: "" for
+/// global account data.
 fn refused_by_quota(
     ctx: &WriteCtx<'_>,
     user: &UserId,
