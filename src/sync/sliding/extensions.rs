@@ -168,7 +168,10 @@ pub(super) fn receipts(
             only.is_none_or(|ids| ids.contains(&r.event_id) || r.user_id == user)
         });
         if !content.is_empty() {
-            out.insert(c.room_id.clone(), json!({ "type": "m.receipt", "content": content }));
+            out.insert(
+                c.room_id.as_str().to_owned(),
+                json!({ "type": "m.receipt", "content": content }),
+            );
         }
     }
     Ok(json!({ "rooms": out }))
@@ -190,7 +193,7 @@ pub(super) fn typing(
         let since = if fresh.contains_key(room) { None } else { since };
         if let Some(users) = input.typing.changed_since(*room, since) {
             out.insert(
-                c.room_id.clone(),
+                c.room_id.as_str().to_owned(),
                 json!({ "type": "m.typing", "content": { "user_ids": users } }),
             );
         }

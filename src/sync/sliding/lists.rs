@@ -182,7 +182,7 @@ impl Facts {
         user: &UserId,
     ) -> Result<bool, MatrixError> {
         if let Some(dm) = f.is_dm
-            && direct.contains(&c.room_id) != dm
+            && direct.contains(c.room_id.as_str()) != dm
         {
             return Ok(false);
         }
@@ -192,7 +192,7 @@ impl Facts {
             return Ok(false);
         }
         if let Some(children) = children
-            && !children.contains(&c.room_id)
+            && !children.contains(c.room_id.as_str())
         {
             return Ok(false);
         }
@@ -232,7 +232,9 @@ impl Facts {
         if f.tags.is_some() || !f.not_tags.is_empty() {
             if let Entry::Vacant(slot) = self.tags.entry(c.room) {
                 let mut tags = HashSet::new();
-                if let Some(bytes) = read.account_data(user.as_str(), &c.room_id, "m.tag")? {
+                if let Some(bytes) =
+                    read.account_data(user.as_str(), c.room_id.as_str(), "m.tag")?
+                {
                     let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                     if let Some(o) = v["tags"].as_object() {
                         tags.extend(o.keys().cloned());

@@ -49,7 +49,7 @@ pub use request::{
 
 use super::typing::Typing;
 use crate::error::MatrixError;
-use crate::ids::{DeviceId, UserId};
+use crate::ids::{DeviceId, RoomId, UserId};
 use crate::membership::Membership as MembershipState;
 use crate::room::visibility::Visibility;
 use crate::store::{Membership, ReadTxn, RoomShort, StreamPos};
@@ -82,7 +82,7 @@ pub struct Outcome {
 /// A room the user has a membership in, with its sort key.
 struct Candidate {
     room: RoomShort,
-    room_id: String,
+    room_id: RoomId,
     membership: Membership,
     bump: u64,
 }
@@ -117,6 +117,7 @@ pub fn compute(
             continue;
         }
         let Some(room_id) = read.room_id(m.room)? else { continue };
+        let room_id = RoomId::from_trusted(room_id);
         let bump = bump_stamp(read, &m)?;
         cands.push(Candidate { room: m.room, room_id, membership: m, bump });
     }
@@ -168,7 +169,9 @@ pub fn compute(
                 continue;
             }
             let bump = bump_stamp(read, &m)?;
-            cands.push(Candidate { room, room_id: room_id.clone(), membership: m, bump });
+            // A key the store found a room under is that room's ID.
+            let room_id = RoomId::from_trusted(room_id.clone());
+            cands.push(Candidate { room, room_id, membership: m, bump });
         }
         let cfg = matched.entry(room).or_default();
         cfg.merge(sub.timeline_limit, RequiredState::from_request(&sub.required_state, user));
@@ -196,7 +199,7 @@ pub fn compute(
             if built.fresh {
                 fresh_rooms.insert(c.room, built.event_ids);
             }
-            rooms_out.insert(c.room_id.clone(), built.body);
+            rooms_out.insert(c.room_id.as_str().to_owned(), built.body);
             next_rooms.insert(c.room, built.sent);
         }
     }

@@ -54,7 +54,7 @@ pub(super) fn room_response(
     // A membership change (invite → join, join → leave) replaces the room.
     let sent = sent.filter(|s| s.membership_stream == m.stream);
     let fresh = sent.is_none();
-    let is_dm = ctx.direct.contains(&c.room_id);
+    let is_dm = ctx.direct.contains(c.room_id.as_str());
     if m.membership == Membership::Invite || m.membership == Membership::Knock {
         if !fresh {
             return Ok(None);
