@@ -245,6 +245,28 @@ impl EventId {
     }
 }
 
+// Trusted constructors
+//
+// For IDs read back from the store, which were validated when they entered
+// it: re-parsing them on every read would only cost time. Debug builds still
+// check the grammar.
+
+impl UserId {
+    /// A user ID read from the store (validated when it was written).
+    pub fn from_trusted(s: String) -> UserId {
+        debug_assert!(UserId::parse(&s).is_ok(), "stored user ID {s:?} is valid");
+        UserId(s)
+    }
+}
+
+impl RoomId {
+    /// A room ID read from the store (validated when it was written).
+    pub fn from_trusted(s: String) -> RoomId {
+        debug_assert!(RoomId::parse(&s).is_ok(), "stored room ID {s:?} is valid");
+        RoomId(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Batch, GroupScope, Order, Query, SearchKey, index_terms, searchable_text};
 use crate::error::MatrixError;
-use crate::ids::UserId;
+use crate::ids::{RoomId, UserId};
 use crate::membership::Membership;
 use crate::room::visibility::Visibility;
 use crate::store::{ReadTxn, RoomShort, StoreError, StoredEvent, StreamPos, WriteCtx};
@@ -121,7 +121,7 @@ impl Rooms<'_> {
             return Ok(None);
         }
         let Some(room_id) = self.read.room_id(room)? else { return Ok(None) };
-        if !self.filter.allows_room(&room_id) {
+        if !self.filter.allows_room(&RoomId::from_trusted(room_id.clone())) {
             return Ok(None);
         }
         if let Some(GroupScope::Room(r)) = self.scope

@@ -9,13 +9,25 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::MatrixError;
-use crate::ids::UserId;
+use crate::ids::{RoomId, UserId};
 use crate::quota;
 use crate::store::{StoreError, WriteCtx};
 
 /// Stores `content` as the user's account data `data_type`, global when
-/// `room_id` is empty, unless that would grow a full store.
+/// `room` is `None`, unless that would grow a full store.
 pub fn set(
+    ctx: &mut WriteCtx<'_>,
+    user: &UserId,
+    room: Option<&RoomId>,
+    data_type: &str,
+    content: &[u8],
+) -> Result<Result<(), MatrixError>, StoreError> {
+    // The store keys global account data under the room "".
+    put(ctx, user, room.map_or("", RoomId::as_str), data_type, content)
+}
+
+/// [`set`] with the store's room key ("" for global).
+fn put(
     ctx: &mut WriteCtx<'_>,
     user: &UserId,
     room_id: &str,
@@ -30,7 +42,8 @@ pub fn set(
 }
 
 /// Adds (`Some` content) or removes (`None`) the user's tag `tag` on a
-/// room.
+/// room. `room_id` stays a string: the tags endpoints have always taken
+/// the path's room ID as given, unparsed, and their answers must not change.
 pub fn change_tag(
     ctx: &mut WriteCtx<'_>,
     user: &UserId,
@@ -55,12 +68,13 @@ pub fn change_tag(
     }
     let bytes = serde_json::to_vec(&json!({ "tags": tags }))
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    set(ctx, user, room_id, "m.tag", &bytes)
+    put(ctx, user, room_id, "m.tag", &bytes)
 }
 
 /// Why storing `len` bytes as account data `data_type` would grow a full
 /// store (see `quota`); `None` when it may be stored. Replacing an item by
-/// one no larger always passes.
+/// one no larger always passes. `room_id` is the store's key: "" for
+/// global account data.
 fn refused_by_quota(
     ctx: &WriteCtx<'_>,
     user: &UserId,

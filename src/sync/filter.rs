@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::MatrixError;
-use crate::ids::{RoomId, UserId};
+use crate::ids::{IdError, RoomId, UserId};
 use crate::quota;
 use crate::store::{StoreError, WriteCtx};
 
@@ -17,8 +17,8 @@ pub struct EventFilter {
     pub limit: Option<usize>,
     pub types: Option<Vec<String>>,
     pub not_types: Vec<String>,
-    pub senders: Option<Vec<String>>,
-    pub not_senders: Vec<String>,
+    pub senders: Option<Vec<UserId>>,
+    pub not_senders: Vec<UserId>,
 }
 
 /// A `RoomEventFilter`: an [`EventFilter`] plus rooms, `contains_url` and
@@ -26,8 +26,8 @@ pub struct EventFilter {
 #[derive(Clone, Debug, Default)]
 pub struct RoomEventFilter {
     pub events: EventFilter,
-    pub rooms: Option<Vec<String>>,
-    pub not_rooms: Vec<String>,
+    pub rooms: Option<Vec<RoomId>>,
+    pub not_rooms: Vec<RoomId>,
     pub contains_url: Option<bool>,
     pub lazy_load_members: bool,
     pub include_redundant_members: bool,
@@ -37,8 +37,8 @@ pub struct RoomEventFilter {
 /// The `room` part of a filter.
 #[derive(Clone, Debug, Default)]
 pub struct RoomFilter {
-    pub rooms: Option<Vec<String>>,
-    pub not_rooms: Vec<String>,
+    pub rooms: Option<Vec<RoomId>>,
+    pub not_rooms: Vec<RoomId>,
     pub include_leave: bool,
     pub timeline: RoomEventFilter,
     pub state: RoomEventFilter,
@@ -71,11 +71,13 @@ pub fn type_matches(pattern: &str, event_type: &str) -> bool {
 }
 
 impl EventFilter {
-    /// Whether an event of `event_type` from `sender` passes.
+    /// Whether an event of `event_type` from `sender` passes. `sender`
+    /// stays a string: it is read from each event's JSON on the hot path of
+    /// filtering, where a typed ID would cost an allocation per event.
     pub fn allows(&self, event_type: &str, sender: &str) -> bool {
         self.allows_type(event_type)
-            && self.senders.as_ref().is_none_or(|s| s.iter().any(|x| x == sender))
-            && !self.not_senders.iter().any(|x| x == sender)
+            && self.senders.as_ref().is_none_or(|s| s.iter().any(|x| x.as_str() == sender))
+            && !self.not_senders.iter().any(|x| x.as_str() == sender)
     }
 
     pub fn allows_type(&self, event_type: &str) -> bool {
@@ -113,7 +115,7 @@ impl EventFilter {
 
 impl RoomEventFilter {
     /// Whether the room passes the `rooms`/`not_rooms` lists.
-    pub fn allows_room(&self, room_id: &str) -> bool {
+    pub fn allows_room(&self, room_id: &RoomId) -> bool {
         room_allowed(&self.rooms, &self.not_rooms, room_id)
     }
 
@@ -167,7 +169,7 @@ impl RoomEventFilter {
 }
 
 impl RoomFilter {
-    pub fn allows_room(&self, room_id: &str) -> bool {
+    pub fn allows_room(&self, room_id: &RoomId) -> bool {
         room_allowed(&self.rooms, &self.not_rooms, room_id)
     }
 }
@@ -224,7 +226,7 @@ impl Filter {
     }
 }
 
-fn room_allowed(rooms: &Option<Vec<String>>, not_rooms: &[String], room_id: &str) -> bool {
+fn room_allowed(rooms: &Option<Vec<RoomId>>, not_rooms: &[RoomId], room_id: &RoomId) -> bool {
     rooms.as_ref().is_none_or(|r| r.iter().any(|x| x == room_id))
         && !not_rooms.iter().any(|x| x == room_id)
 }
@@ -321,24 +323,30 @@ fn rooms(
     o: &Map<String, Value>,
     path: &str,
     field: &str,
-) -> Result<Option<Vec<String>>, MatrixError> {
-    let list = strings(o, path, field)?;
-    for r in list.iter().flatten() {
-        RoomId::parse(r).map_err(|e| invalid(path, field, &format!("contains {r:?}: {}", e.0)))?;
-    }
-    Ok(list)
+) -> Result<Option<Vec<RoomId>>, MatrixError> {
+    ids(o, path, field, RoomId::parse)
 }
 
 fn users(
     o: &Map<String, Value>,
     path: &str,
     field: &str,
-) -> Result<Option<Vec<String>>, MatrixError> {
-    let list = strings(o, path, field)?;
-    for u in list.iter().flatten() {
-        UserId::parse(u).map_err(|e| invalid(path, field, &format!("contains {u:?}: {}", e.0)))?;
-    }
-    Ok(list)
+) -> Result<Option<Vec<UserId>>, MatrixError> {
+    ids(o, path, field, UserId::parse)
+}
+
+/// An optional list of identifiers, each parsed by `parse`.
+fn ids<T>(
+    o: &Map<String, Value>,
+    path: &str,
+    field: &str,
+    parse: impl Fn(&str) -> Result<T, IdError>,
+) -> Result<Option<Vec<T>>, MatrixError> {
+    let Some(list) = strings(o, path, field)? else { return Ok(None) };
+    list.iter()
+        .map(|s| parse(s).map_err(|e| invalid(path, field, &format!("contains {s:?}: {}", e.0))))
+        .collect::<Result<_, _>>()
+        .map(Some)
 }
 
 /// Stores an uploaded filter (its JSON bytes) and returns its ID; the same
@@ -400,9 +408,10 @@ mod tests {
             &json!({ "room": { "rooms": ["!a:hs", "!b:hs"], "not_rooms": ["!b:hs"] } }),
         )
         .unwrap();
-        assert!(f.room.allows_room("!a:hs"));
-        assert!(!f.room.allows_room("!b:hs"));
-        assert!(!f.room.allows_room("!c:hs"));
+        let room = |s| RoomId::parse(s).expect("room ID");
+        assert!(f.room.allows_room(&room("!a:hs")));
+        assert!(!f.room.allows_room(&room("!b:hs")));
+        assert!(!f.room.allows_room(&room("!c:hs")));
     }
 
     #[test]

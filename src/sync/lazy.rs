@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 
+use crate::ids::{DeviceId, UserId};
 use crate::store::{RoomShort, StreamPos};
 
 /// Devices remembered; the least recently syncing is forgotten first.
@@ -22,7 +23,7 @@ const MAX_PER_DEVICE: usize = 20_000;
 #[derive(Default)]
 pub struct LazyMembers {
     clock: u64,
-    devices: HashMap<(String, String), DeviceMembers>,
+    devices: HashMap<(UserId, DeviceId), DeviceMembers>,
 }
 
 #[derive(Default)]
@@ -30,15 +31,17 @@ pub struct DeviceMembers {
     used: u64,
     entries: usize,
     /// room → member → (stream of the member event, `next_batch` of the
-    /// response that carried it).
+    /// response that carried it). Members stay strings: they are state
+    /// keys read from event JSON while a response is built, and a typed key
+    /// would cost an allocation per lookup.
     rooms: HashMap<RoomShort, HashMap<String, (StreamPos, StreamPos)>>,
 }
 
 impl LazyMembers {
     /// The memory of one device (created on first use).
-    pub fn device(&mut self, user: &str, device: &str) -> &mut DeviceMembers {
+    pub fn device(&mut self, user: &UserId, device: &DeviceId) -> &mut DeviceMembers {
         self.clock += 1;
-        let key = (user.to_owned(), device.to_owned());
+        let key = (user.clone(), device.clone());
         if !self.devices.contains_key(&key) && self.devices.len() >= MAX_DEVICES {
             let oldest = self.devices.iter().min_by_key(|(_, d)| d.used).map(|(k, _)| k.clone());
             if let Some(k) = oldest {
@@ -51,8 +54,8 @@ impl LazyMembers {
     }
 
     /// Forgets a device (logged out or deleted).
-    pub fn forget(&mut self, user: &str, device: &str) {
-        self.devices.remove(&(user.to_owned(), device.to_owned()));
+    pub fn forget(&mut self, user: &UserId, device: &DeviceId) {
+        self.devices.remove(&(user.clone(), device.clone()));
     }
 }
 
@@ -96,10 +99,14 @@ mod tests {
 
     const ROOM: RoomShort = RoomShort(1);
 
+    fn device<'a>(l: &'a mut LazyMembers, u: &str, d: &str) -> &'a mut DeviceMembers {
+        l.device(&UserId::parse(u).expect("user ID"), &DeviceId::parse(d).expect("device ID"))
+    }
+
     #[test]
     fn a_member_is_known_only_after_the_response_was_acknowledged() {
         let mut l = LazyMembers::default();
-        let d = l.device("@a:hs", "DEV");
+        let d = device(&mut l, "@a:hs", "DEV");
         d.sent(ROOM, "@b:hs", StreamPos(5), StreamPos(10));
         // The client retries from an older token: send again.
         assert!(!d.knows(ROOM, "@b:hs", StreamPos(5), StreamPos(9)));
@@ -109,17 +116,27 @@ mod tests {
         // Sending the same event again keeps the acknowledged mark.
         d.sent(ROOM, "@b:hs", StreamPos(5), StreamPos(30));
         assert!(d.knows(ROOM, "@b:hs", StreamPos(5), StreamPos(10)));
-        assert!(!l.device("@a:hs", "OTHER").knows(ROOM, "@b:hs", StreamPos(5), StreamPos(99)));
+        assert!(!device(&mut l, "@a:hs", "OTHER").knows(
+            ROOM,
+            "@b:hs",
+            StreamPos(5),
+            StreamPos(99)
+        ));
     }
 
     #[test]
     fn memory_is_bounded_by_devices() {
         let mut l = LazyMembers::default();
         for i in 0..MAX_DEVICES + 10 {
-            l.device("@a:hs", &format!("D{i}")).sent(ROOM, "@b:hs", StreamPos(1), StreamPos(1));
+            device(&mut l, "@a:hs", &format!("D{i}")).sent(
+                ROOM,
+                "@b:hs",
+                StreamPos(1),
+                StreamPos(1),
+            );
         }
         assert_eq!(l.devices.len(), MAX_DEVICES);
         // The first devices were the least recently used and are gone.
-        assert!(!l.device("@a:hs", "D0").knows(ROOM, "@b:hs", StreamPos(1), StreamPos(1)));
+        assert!(!device(&mut l, "@a:hs", "D0").knows(ROOM, "@b:hs", StreamPos(1), StreamPos(1)));
     }
 }

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Map, Value, json};
 
 use crate::error::MatrixError;
-use crate::ids::{DeviceId, UserId};
+use crate::ids::{DeviceId, RoomId, UserId};
 use crate::membership::Membership as MembershipState;
 use crate::room::served::Viewer;
 use crate::room::visibility::{Memberships, Visibility};
@@ -171,7 +171,7 @@ struct Cx<'a> {
     /// Users whose join into one of the user's rooms this response carries,
     /// or everyone in a room the user newly joined: their presence is new
     /// to the client even if it did not change.
-    met: HashSet<String>,
+    met: HashSet<UserId>,
 }
 
 /// Builds the response. Returns it and whether it carries anything.
@@ -232,6 +232,7 @@ pub fn assemble(
             continue;
         }
         let Some(room_id) = read.room_id(m.room)? else { continue };
+        let room_id = RoomId::from_trusted(room_id);
         if !room_filter.allows_room(&room_id) {
             continue;
         }
@@ -239,17 +240,20 @@ pub fn assemble(
         match m.membership {
             MembershipState::Join => {
                 if let Some(room) = joined_room(&mut cx, m, &room_id, fresh)? {
-                    join.insert(room_id, room);
+                    join.insert(room_id.as_str().to_owned(), room);
                 }
             }
             MembershipState::Knock if fresh => {
-                let state = stripped_state(read, m.room, user_id)?;
-                knock.insert(room_id, json!({ "knock_state": { "events": state } }));
+                let state = stripped_state(read, m.room, user)?;
+                knock.insert(
+                    room_id.as_str().to_owned(),
+                    json!({ "knock_state": { "events": state } }),
+                );
             }
             MembershipState::Invite if fresh => {
                 invite.insert(
-                    room_id,
-                    json!({ "invite_state": { "events": stripped_state(read, m.room, user_id)? } }),
+                    room_id.as_str().to_owned(),
+                    json!({ "invite_state": { "events": stripped_state(read, m.room, user)? } }),
                 );
             }
             MembershipState::Leave | MembershipState::Ban
@@ -258,14 +262,14 @@ pub fn assemble(
                         && (params.since.is_none() || params.full_state)))
                     && !read.is_forgotten(user_id, m)? =>
             {
-                leave.insert(room_id.clone(), left_room(&mut cx, m, &room_id)?);
+                leave.insert(room_id.as_str().to_owned(), left_room(&mut cx, m, &room_id)?);
             }
             _ => {}
         }
     }
-    let global_data = global_account_data(read, user_id, params)?;
+    let global_data = global_account_data(read, user, params)?;
     let presence = match eph.presence {
-        Some(p) => presence_events(read, p, user_id, &memberships, &cx.met, params, eph.now_ms)?,
+        Some(p) => presence_events(read, p, user, &memberships, &cx.met, params, eph.now_ms)?,
         None => Vec::new(),
     };
     let any = !join.is_empty()
@@ -351,7 +355,7 @@ const FILTER_SCAN_LIMIT: usize = 5_000;
 fn joined_room(
     cx: &mut Cx,
     m: &Membership,
-    room_id: &str,
+    room_id: &RoomId,
     fresh: bool,
 ) -> Result<Option<Value>, MatrixError> {
     let (read, params, upto, user) = (cx.read, cx.params, cx.upto, cx.user_id);
@@ -398,13 +402,15 @@ fn joined_room(
     if params.since.is_some() {
         // Who newly shares this room with the user (for presence).
         if fresh {
-            cx.met.extend(joined.iter().cloned());
+            // Member lists and state keys come from the store: trusted.
+            cx.met.extend(joined.iter().cloned().map(UserId::from_trusted));
         } else {
             let joins = timeline.iter().chain(&state).filter(|e| {
                 e["type"] == "m.room.member"
                     && MembershipState::of_content(&e["content"]) == Some(MembershipState::Join)
             });
-            cx.met.extend(joins.filter_map(|e| e["state_key"].as_str().map(str::to_owned)));
+            let users = joins.filter_map(|e| e["state_key"].as_str());
+            cx.met.extend(users.map(|u| UserId::from_trusted(u.to_owned())));
         }
     }
     let heroes: Vec<&String> =
@@ -537,7 +543,7 @@ fn room_state(
 
 /// A room the user left (or was kicked or banned from): the timeline up to
 /// the leave.
-fn left_room(cx: &mut Cx, m: &Membership, room_id: &str) -> Result<Value, MatrixError> {
+fn left_room(cx: &mut Cx, m: &Membership, room_id: &RoomId) -> Result<Value, MatrixError> {
     let (read, params) = (cx.read, cx.params);
     let rf = &params.filter.room;
     let since = params.since.unwrap_or_default();
@@ -569,9 +575,10 @@ fn left_room(cx: &mut Cx, m: &Membership, room_id: &str) -> Result<Value, Matrix
 /// Global account data changed since the token, filtered.
 fn global_account_data(
     read: &ReadTxn,
-    user_id: &str,
+    user: &UserId,
     params: &SyncParams,
 ) -> Result<Vec<Value>, MatrixError> {
+    let user_id = user.as_str();
     let f = &params.filter.account_data;
     let mut out = Vec::new();
     for (room_id, ty) in read.account_data_changes(user_id, params.since)? {
@@ -585,7 +592,7 @@ fn global_account_data(
         }
     }
     if params.since.is_none() && f.allows_type("m.push_rules") {
-        add_default_push_rules(&mut out, user_id)?;
+        add_default_push_rules(&mut out, user)?;
     }
     out.truncate(f.limit.unwrap_or(usize::MAX));
     Ok(out)
@@ -593,9 +600,9 @@ fn global_account_data(
 
 /// Clients read their push rules from account data: until a user changes
 /// them, an initial sync serves the defaults there.
-pub fn add_default_push_rules(global: &mut Vec<Value>, user_id: &str) -> Result<(), MatrixError> {
+pub fn add_default_push_rules(global: &mut Vec<Value>, user: &UserId) -> Result<(), MatrixError> {
     if !global.iter().any(|e| e["type"] == "m.push_rules") {
-        let rules = serde_json::to_value(crate::push::default_ruleset(user_id))
+        let rules = serde_json::to_value(crate::push::default_ruleset(user.as_str()))
             .map_err(|e| MatrixError::internal("push rules", e))?;
         global.push(json!({ "type": "m.push_rules", "content": rules }));
     }
@@ -607,9 +614,9 @@ pub fn add_default_push_rules(global: &mut Vec<Value>, user_id: &str) -> Result<
 fn presence_events(
     read: &ReadTxn,
     presence: &Presence,
-    user_id: &str,
+    user_id: &UserId,
     memberships: &[Membership],
-    newly: &HashSet<String>,
+    newly: &HashSet<UserId>,
     params: &SyncParams,
     now_ms: u64,
 ) -> Result<Vec<Value>, MatrixError> {
@@ -625,12 +632,12 @@ fn presence_events(
     let changed = presence.changed_since(since);
     let joined = newly.iter().filter_map(|u| presence.get(u).map(|e| (u, e)));
     for (user, entry) in changed.chain(joined) {
-        if !f.allows("m.presence", user) || !seen.insert(user.as_str()) {
+        if !f.allows("m.presence", user.as_str()) || !seen.insert(user) {
             continue;
         }
         if user != user_id
             && !read
-                .user_memberships(user)?
+                .user_memberships(user.as_str())?
                 .iter()
                 .any(|m| m.membership == MembershipState::Join && mine.contains(&m.room))
         {
@@ -670,10 +677,11 @@ pub fn restricted_history(read: &ReadTxn, room: RoomShort) -> Result<bool, Matri
 fn room_extras(
     cx: &Cx,
     m: &Membership,
-    room_id: &str,
+    room_id: &RoomId,
     fresh: bool,
 ) -> Result<(Vec<Value>, Vec<Value>), MatrixError> {
-    let (read, params, user_id) = (cx.read, cx.params, cx.user_id.as_str());
+    let (read, params, user) = (cx.read, cx.params, cx.user_id);
+    let user_id = user.as_str();
     let rf = &params.filter.room;
     let mut ephemeral = Vec::new();
     let since = if fresh { None } else { params.since };
@@ -686,7 +694,7 @@ fn room_extras(
             ephemeral.push(json!({ "type": "m.typing", "content": { "user_ids": users } }));
         }
         if ef.events.allows_type("m.receipt") {
-            let content = receipts(read, m.room, user_id, since)?;
+            let content = receipts(read, m.room, user, since)?;
             if !content.is_empty() {
                 ephemeral.push(json!({ "type": "m.receipt", "content": content }));
             }
@@ -698,7 +706,7 @@ fn room_extras(
         return Ok((ephemeral, room_data));
     }
     for (r, ty) in read.account_data_changes(user_id, since)? {
-        if r == room_id
+        if r == room_id.as_str()
             && af.events.allows_type(&ty)
             && let Some(bytes) = read.account_data(user_id, &r, &ty)?
         {
@@ -716,7 +724,7 @@ fn room_extras(
 fn receipts(
     read: &ReadTxn,
     room: RoomShort,
-    user_id: &str,
+    user_id: &UserId,
     since: Option<StreamPos>,
 ) -> Result<BTreeMap<String, Map<String, Value>>, MatrixError> {
     Ok(receipt_content(read.receipts(room, since)?, user_id, |_| true))
@@ -726,12 +734,12 @@ fn receipts(
 /// sees them: private receipts are shown to their owner only.
 pub fn receipt_content(
     receipts: Vec<Receipt>,
-    user_id: &str,
+    user_id: &UserId,
     keep: impl Fn(&Receipt) -> bool,
 ) -> BTreeMap<String, Map<String, Value>> {
     let mut content: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     for r in receipts {
-        if (r.receipt_type == "m.read.private" && r.user_id != user_id) || !keep(&r) {
+        if (r.receipt_type == "m.read.private" && r.user_id != user_id.as_str()) || !keep(&r) {
             continue;
         }
         let mut entry = json!({ "ts": r.ts });
@@ -749,8 +757,9 @@ pub fn receipt_content(
 pub fn stripped_state(
     read: &ReadTxn,
     room: RoomShort,
-    user_id: &str,
+    user: &UserId,
 ) -> Result<Vec<Value>, MatrixError> {
+    let user_id = user.as_str();
     let mut out = Vec::new();
     let keys = [
         ("m.room.create", ""),

@@ -37,7 +37,7 @@ pub struct Entry {
 #[derive(Default)]
 pub struct Presence {
     serial: u64,
-    users: HashMap<String, Entry>,
+    users: HashMap<UserId, Entry>,
 }
 
 impl Presence {
@@ -45,13 +45,19 @@ impl Presence {
         self.serial
     }
 
-    pub fn get(&self, user: &str) -> Option<&Entry> {
+    pub fn get(&self, user: &UserId) -> Option<&Entry> {
         self.users.get(user)
     }
 
     /// `PUT /presence/{userId}/status`. Returns whether anything others
     /// see changed.
-    pub fn set(&mut self, user: &str, state: &str, status_msg: Option<String>, now: u64) -> bool {
+    pub fn set(
+        &mut self,
+        user: &UserId,
+        state: &str,
+        status_msg: Option<String>,
+        now: u64,
+    ) -> bool {
         let active = state == "online";
         self.update(user, now, |e| {
             e.explicit = state != "online";
@@ -67,7 +73,7 @@ impl Presence {
 
     /// A `/sync` request with `set_presence` (`None` = the default,
     /// `online`). Returns whether anything others see changed.
-    pub fn synced(&mut self, user: &str, set_presence: Option<&str>, now: u64) -> bool {
+    pub fn synced(&mut self, user: &UserId, set_presence: Option<&str>, now: u64) -> bool {
         if set_presence == Some("offline") {
             return false;
         }
@@ -91,8 +97,8 @@ impl Presence {
         })
     }
 
-    fn update(&mut self, user: &str, now: u64, f: impl FnOnce(&mut Entry) -> bool) -> bool {
-        let e = self.users.entry(user.to_owned()).or_insert_with(|| Entry {
+    fn update(&mut self, user: &UserId, now: u64, f: impl FnOnce(&mut Entry) -> bool) -> bool {
+        let e = self.users.entry(user.clone()).or_insert_with(|| Entry {
             state: "offline".to_owned(),
             status_msg: None,
             last_active_ms: 0,
@@ -112,12 +118,12 @@ impl Presence {
     /// Marks offline everyone not seen for [`ONLINE_TIMEOUT_MS`] unless
     /// `still_here` says a request of theirs is open (a long-poll). Returns
     /// who changed.
-    pub fn expire(&mut self, now: u64, still_here: impl Fn(&str) -> bool) -> Vec<String> {
+    pub fn expire(&mut self, now: u64, still_here: impl Fn(&str) -> bool) -> Vec<UserId> {
         let mut gone = Vec::new();
         for (user, e) in self.users.iter_mut() {
             if e.state != "offline"
                 && now.saturating_sub(e.last_seen_ms) > ONLINE_TIMEOUT_MS
-                && !still_here(user)
+                && !still_here(user.as_str())
             {
                 self.serial += 1;
                 e.state = "offline".to_owned();
@@ -131,7 +137,7 @@ impl Presence {
 
     /// Users whose presence changed after serial `since` (everyone known
     /// when `None`, or when `since` is from before a restart).
-    pub fn changed_since(&self, since: Option<u64>) -> impl Iterator<Item = (&String, &Entry)> {
+    pub fn changed_since(&self, since: Option<u64>) -> impl Iterator<Item = (&UserId, &Entry)> {
         let since = since.filter(|s| *s <= self.serial).unwrap_or(0);
         self.users.iter().filter(move |(_, e)| e.serial > since)
     }
@@ -176,10 +182,7 @@ pub fn expire(
     mut wake: impl FnMut(&str),
 ) {
     for user in presence.expire(now, still_here) {
-        // Entries are made for authenticated users only, so this holds.
-        if let Ok(user) = UserId::parse(&user) {
-            wake_watchers(store, &user, &mut wake);
-        }
+        wake_watchers(store, &user, &mut wake);
     }
 }
 
@@ -187,41 +190,45 @@ pub fn expire(
 mod tests {
     use super::*;
 
+    fn user(s: &str) -> UserId {
+        UserId::parse(s).expect("user ID")
+    }
+
     #[test]
     fn a_sync_marks_online_once_and_later_syncs_change_nothing() {
         let mut p = Presence::default();
-        assert!(p.synced("@a:hs", None, 1_000));
+        assert!(p.synced(&user("@a:hs"), None, 1_000));
         let s = p.serial();
-        assert!(!p.synced("@a:hs", None, 2_000));
+        assert!(!p.synced(&user("@a:hs"), None, 2_000));
         assert_eq!(p.serial(), s);
-        assert_eq!(p.get("@a:hs").unwrap().content(2_500)["last_active_ago"], 500);
-        assert!(!p.synced("@b:hs", Some("offline"), 2_000));
-        assert!(p.get("@b:hs").is_none());
+        assert_eq!(p.get(&user("@a:hs")).unwrap().content(2_500)["last_active_ago"], 500);
+        assert!(!p.synced(&user("@b:hs"), Some("offline"), 2_000));
+        assert!(p.get(&user("@b:hs")).is_none());
     }
 
     #[test]
     fn an_explicit_unavailable_survives_default_syncs() {
         let mut p = Presence::default();
-        assert!(p.set("@a:hs", "unavailable", Some("lunch".into()), 10));
-        assert!(!p.synced("@a:hs", None, 20));
-        assert_eq!(p.get("@a:hs").unwrap().state, "unavailable");
-        assert!(p.synced("@a:hs", Some("online"), 30));
-        assert_eq!(p.get("@a:hs").unwrap().state, "online");
+        assert!(p.set(&user("@a:hs"), "unavailable", Some("lunch".into()), 10));
+        assert!(!p.synced(&user("@a:hs"), None, 20));
+        assert_eq!(p.get(&user("@a:hs")).unwrap().state, "unavailable");
+        assert!(p.synced(&user("@a:hs"), Some("online"), 30));
+        assert_eq!(p.get(&user("@a:hs")).unwrap().state, "online");
     }
 
     #[test]
     fn silent_users_go_offline_unless_a_request_is_open() {
         let mut p = Presence::default();
-        p.synced("@a:hs", None, 0);
-        p.synced("@b:hs", None, 0);
+        p.synced(&user("@a:hs"), None, 0);
+        p.synced(&user("@b:hs"), None, 0);
         assert!(p.expire(ONLINE_TIMEOUT_MS, |_| false).is_empty());
         let gone = p.expire(ONLINE_TIMEOUT_MS + 1, |u| u == "@b:hs");
-        assert_eq!(gone, vec!["@a:hs".to_owned()]);
+        assert_eq!(gone, vec![user("@a:hs")]);
         let since = p.serial();
         assert_eq!(p.changed_since(Some(since)).count(), 0);
-        p.synced("@a:hs", None, ONLINE_TIMEOUT_MS + 2);
+        p.synced(&user("@a:hs"), None, ONLINE_TIMEOUT_MS + 2);
         let changed: Vec<_> = p.changed_since(Some(since)).map(|(u, _)| u.clone()).collect();
-        assert_eq!(changed, vec!["@a:hs".to_owned()]);
+        assert_eq!(changed, vec![user("@a:hs")]);
         // A token from before a restart (serial ahead of ours) sees all.
         assert_eq!(p.changed_since(Some(since + 100)).count(), 2);
     }

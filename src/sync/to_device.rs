@@ -12,6 +12,7 @@ use crate::quota;
 use crate::store::{RoomShort, StoreError, StreamPos, WriteCtx};
 
 /// A message for one recipient: `(user, device ID or "*", stored message)`.
+/// The device stays a string: `*` (every device) is no device ID.
 pub type Outgoing = (UserId, String, Vec<u8>);
 
 /// The messages of a `/sendToDevice` body (`messages`: user → device →

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::ids::UserId;
 use crate::membership::Membership;
 use crate::store::{RoomShort, Store};
 
@@ -20,7 +21,7 @@ pub struct Typing {
 #[derive(Default)]
 struct RoomTyping {
     changed: u64,
-    users: HashMap<String, Instant>,
+    users: HashMap<UserId, Instant>,
 }
 
 impl Typing {
@@ -29,12 +30,12 @@ impl Typing {
     }
 
     /// Sets or clears `user` typing in `room`; returns whether the set changed.
-    pub fn set(&mut self, room: RoomShort, user: &str, until: Option<Instant>) -> bool {
+    pub fn set(&mut self, room: RoomShort, user: &UserId, until: Option<Instant>) -> bool {
         let now = Instant::now();
         let r = self.rooms.entry(room).or_default();
         r.users.retain(|_, t| *t > now);
         let changed = match until {
-            Some(t) => r.users.insert(user.to_owned(), t).is_none(),
+            Some(t) => r.users.insert(user.clone(), t).is_none(),
             None => r.users.remove(user).is_some(),
         };
         if changed {
@@ -69,13 +70,13 @@ impl Typing {
 
     /// The users typing in `room` if its set changed after `since`
     /// (always when `since` is `None`).
-    pub fn changed_since(&self, room: RoomShort, since: Option<u64>) -> Option<Vec<String>> {
+    pub fn changed_since(&self, room: RoomShort, since: Option<u64>) -> Option<Vec<UserId>> {
         let r = self.rooms.get(&room)?;
         if since.is_some_and(|s| r.changed <= s) {
             return None;
         }
         let now = Instant::now();
-        let mut users: Vec<String> =
+        let mut users: Vec<UserId> =
             r.users.iter().filter(|(_, t)| **t > now).map(|(u, _)| u.clone()).collect();
         users.sort();
         if since.is_none() && users.is_empty() {
@@ -112,17 +113,21 @@ pub fn expire(typing: &mut Typing, store: &Store, mut wake: impl FnMut(&str)) {
 mod tests {
     use super::*;
 
+    fn user(s: &str) -> UserId {
+        UserId::parse(s).expect("user ID")
+    }
+
     #[test]
     fn starting_and_stopping_bumps_the_serial_and_shows_since() {
         let mut t = Typing::default();
         let room = RoomShort(1);
-        assert!(t.set(room, "@a:x", Some(Instant::now() + Duration::from_secs(5))));
+        assert!(t.set(room, &user("@a:x"), Some(Instant::now() + Duration::from_secs(5))));
         let s1 = t.serial();
-        assert_eq!(t.changed_since(room, Some(0)), Some(vec!["@a:x".to_owned()]));
+        assert_eq!(t.changed_since(room, Some(0)), Some(vec![user("@a:x")]));
         assert_eq!(t.changed_since(room, Some(s1)), None);
-        assert!(t.set(room, "@a:x", None));
+        assert!(t.set(room, &user("@a:x"), None));
         assert_eq!(t.changed_since(room, Some(s1)), Some(vec![]));
-        assert!(!t.set(room, "@a:x", None), "stopping twice changes nothing");
+        assert!(!t.set(room, &user("@a:x"), None), "stopping twice changes nothing");
     }
 
     #[test]
@@ -141,7 +146,7 @@ mod tests {
     fn expired_typers_disappear() {
         let mut t = Typing::default();
         let room = RoomShort(2);
-        t.set(room, "@a:x", Some(Instant::now() - Duration::from_millis(1)));
+        t.set(room, &user("@a:x"), Some(Instant::now() - Duration::from_millis(1)));
         assert_eq!(t.expire(), vec![room]);
         assert_eq!(t.changed_since(room, Some(0)), Some(vec![]));
     }

@@ -38,10 +38,10 @@ struct ReadMarks {
     threads: HashMap<String, StreamPos>,
 }
 
-fn read_marks(read: &ReadTxn, user: &str, room: RoomShort) -> Result<ReadMarks, MatrixError> {
+fn read_marks(read: &ReadTxn, user: &UserId, room: RoomShort) -> Result<ReadMarks, MatrixError> {
     let mut marks = ReadMarks::default();
     for ty in ["m.read", "m.read.private"] {
-        for (thread, event_id) in read.receipt_threads(room, ty, user)? {
+        for (thread, event_id) in read.receipt_threads(room, ty, user.as_str())? {
             let Some((r, p)) = read.event_position(&event_id)? else { continue };
             if r != room {
                 continue;
@@ -64,16 +64,15 @@ pub fn read_position(
     user: &UserId,
     room: RoomShort,
 ) -> Result<StreamPos, MatrixError> {
-    let marks = read_marks(read, user.as_str(), room)?;
+    let marks = read_marks(read, user, room)?;
     Ok(marks.all.max(marks.main))
 }
 
 /// The unread counts of `user` in `room`, split by thread.
 pub fn counts(read: &ReadTxn, user: &UserId, room: RoomShort) -> Result<Unread, MatrixError> {
-    let user = user.as_str();
     let marks = read_marks(read, user, room)?;
     let mut out = Unread::default();
-    for (stream, highlight) in read.unread_rows(user, room, marks.all)? {
+    for (stream, highlight) in read.unread_rows(user.as_str(), room, marks.all)? {
         let (slot, seen) = match thread_of(read, room, stream)? {
             None => (&mut out.main, marks.main),
             Some(root) => {

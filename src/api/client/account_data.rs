@@ -47,14 +47,18 @@ pub async fn set_account_data(
         ))
         .with_status(405));
     }
-    if !room_id.is_empty() {
-        RoomId::parse(room_id).map_err(|e| MatrixError::invalid_param(e.0))?;
+    // The global form's path has no room: the router passes "".
+    let room = if room_id.is_empty() {
+        None
+    } else {
+        let room = RoomId::parse(room_id).map_err(|e| MatrixError::invalid_param(e.0))?;
         room_short(&app.store.read()?, room_id)?;
-    }
+        Some(room)
+    };
     let body = serde_json::to_vec(&req.json_object()?)
         .map_err(|e| MatrixError::internal("account data", e))?;
     let user = req.caller()?.user_id.clone();
-    let (r, t) = (room_id.to_owned(), data_type.to_owned());
-    app.store.write(move |ctx| account_data::set(ctx, &user, &r, &t, &body)).await?;
+    let t = data_type.to_owned();
+    app.store.write(move |ctx| account_data::set(ctx, &user, room.as_ref(), &t, &body)).await?;
     Ok(json(&json!({})))
 }

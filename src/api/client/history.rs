@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{event_id_in_path, room_short, viewer};
+use super::{event_id_in_path, known_room_id, room_short, viewer};
 use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::MatrixError;
@@ -19,7 +19,8 @@ use crate::sync::filter::RoomEventFilter;
 pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
     let read = app.store.read()?;
-    let short = room_short(&read, room_id)?;
+    let room = known_room_id(room_id)?;
+    let short = crate::room::visibility::room_short(&read, &room)?;
     let upto = visible_upto(&read, &caller.user_id, short)?;
     let dir = req.query("dir").unwrap_or("b");
     let limit: usize = match req.query("limit") {
@@ -49,7 +50,7 @@ pub fn messages(app: &App, req: &Request, room_id: &str) -> Result<Reply, Matrix
         return Err(MatrixError::invalid_param("dir must be b or f"));
     }
     let vis = Visibility::load(&read, &caller.user_id, short)?;
-    let page = if filter.allows_room(room_id) {
+    let page = if filter.allows_room(&room) {
         scan_page(&read, short, dir == "b", from, to, upto, limit, &|e| {
             Ok(vis.can_see(e) && (filter.is_open() || filter.allows_event(&parse_stored(e)?)))
         })?

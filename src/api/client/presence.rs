@@ -9,13 +9,15 @@ use crate::account::now_ms;
 use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::MatrixError;
+use crate::ids::UserId;
 use crate::sync::presence;
 
 /// `GET /presence/{userId}/status`
 pub fn get_presence(app: &App, req: &Request, user_id: &str) -> Result<Reply, MatrixError> {
     req.caller()?;
     profile_of(app, user_id)?;
-    let out = match app.presence.borrow().get(user_id) {
+    let user = UserId::parse(user_id).map_err(|e| MatrixError::invalid_param(e.0))?;
+    let out = match app.presence.borrow().get(&user) {
         Some(e) => e.content(now_ms()),
         None => json!({ "presence": "offline" }),
     };
@@ -38,8 +40,9 @@ pub fn set_presence(app: &App, req: &Request, user_id: &str) -> Result<Reply, Ma
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(MatrixError::bad_json("status_msg must be a string")),
     };
-    if app.config.presence && app.presence.borrow_mut().set(user_id, presence, status, now_ms()) {
-        presence::wake_watchers(&app.store, &req.caller()?.user_id, |u| app.wake(u));
+    let user = &req.caller()?.user_id;
+    if app.config.presence && app.presence.borrow_mut().set(user, presence, status, now_ms()) {
+        presence::wake_watchers(&app.store, user, |u| app.wake(u));
     }
     Ok(json(&json!({})))
 }

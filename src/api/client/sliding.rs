@@ -31,7 +31,12 @@ pub async fn sliding_sync(app: &App, req: &Request) -> Result<Reply, MatrixError
         None => body.timeout.unwrap_or(0),
     };
     let conn_id = body.conn_id.clone().unwrap_or_default();
-    let prev = app.sliding.borrow_mut().begin(&user, &device, &conn_id, pos.as_deref())?;
+    let prev = app.sliding.borrow_mut().begin(
+        &caller.user_id,
+        &caller.device_id,
+        &conn_id,
+        pos.as_deref(),
+    )?;
     // The to-device `since` acknowledges what was delivered up to it: delete
     // it now, never before the client confirmed (as `/v3/sync` does).
     if let Some(since) = body.extensions.to_device.since_pos() {
@@ -80,7 +85,12 @@ pub async fn sliding_sync(app: &App, req: &Request) -> Result<Reply, MatrixError
     app.release_waiter(&user);
     let result = result?;
     let mut out = result.body;
-    let token = app.sliding.borrow_mut().commit(&user, &device, &conn_id, result.snapshot);
+    let token = app.sliding.borrow_mut().commit(
+        &caller.user_id,
+        &caller.device_id,
+        &conn_id,
+        result.snapshot,
+    );
     out.insert("pos".into(), json!(token));
     Ok(json(&Value::Object(out)))
 }

@@ -100,9 +100,7 @@ pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>,
     if let Some(s) = since {
         Box::pin(acknowledge_to_device(app, user.as_str(), device.as_str(), s.pos)).await?;
     }
-    if app.config.presence
-        && app.presence.borrow_mut().synced(user.as_str(), set_presence, now_ms())
-    {
+    if app.config.presence && app.presence.borrow_mut().synced(&user, set_presence, now_ms()) {
         presence::wake_watchers(&app.store, &caller.user_id, |u| app.wake(u));
     }
     let mut poll = SyncPoll {
@@ -175,7 +173,7 @@ impl SyncPoll<'_> {
                 now_ms: now_ms(),
             };
             let mut lazy = app.lazy_members.borrow_mut();
-            let members = lazy.device(self.user.as_str(), self.device.as_str());
+            let members = lazy.device(&self.user, &self.device);
             sync::assemble(&read, &eph, members, &self.user, &params, upto)?
         };
         drop(read);

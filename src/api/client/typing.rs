@@ -32,7 +32,7 @@ pub async fn set_typing(
     let members = read.members_with(short, Membership::Join)?;
     drop(read);
     let until = typing::until(typing, body.get("timeout").and_then(Value::as_u64));
-    let changed = app.typing.borrow_mut().set(short, user_id, until);
+    let changed = app.typing.borrow_mut().set(short, &req.caller()?.user_id, until);
     if changed {
         for m in &members {
             app.wake(m);

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
 use crate::error::{ErrorKind, MatrixError};
+use crate::ids::{DeviceId, UserId};
 use crate::store::RoomShort;
 use crate::store::StreamPos;
 
@@ -63,8 +64,8 @@ pub(super) struct Meta {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct ConnKey {
-    pub(super) user_id: String,
-    pub(super) device_id: String,
+    pub(super) user_id: UserId,
+    pub(super) device_id: DeviceId,
     pub(super) conn_id: String,
 }
 
@@ -96,10 +97,10 @@ impl Connections {
         Connections { conns: HashMap::new(), clock: 0, epoch }
     }
 
-    pub(super) fn key(user_id: &str, device_id: &str, conn_id: &str) -> ConnKey {
+    pub(super) fn key(user_id: &UserId, device_id: &DeviceId, conn_id: &str) -> ConnKey {
         ConnKey {
-            user_id: user_id.to_owned(),
-            device_id: device_id.to_owned(),
+            user_id: user_id.clone(),
+            device_id: device_id.clone(),
             conn_id: conn_id.to_owned(),
         }
     }
@@ -108,8 +109,8 @@ impl Connections {
     /// `M_UNKNOWN_POS`.
     pub fn begin(
         &mut self,
-        user_id: &str,
-        device_id: &str,
+        user_id: &UserId,
+        device_id: &DeviceId,
         conn_id: &str,
         pos: Option<&str>,
     ) -> Result<Rc<Snapshot>, MatrixError> {
@@ -138,8 +139,8 @@ impl Connections {
     /// Stores the snapshot of a response; returns its `pos`.
     pub fn commit(
         &mut self,
-        user_id: &str,
-        device_id: &str,
+        user_id: &UserId,
+        device_id: &DeviceId,
         conn_id: &str,
         snapshot: Snapshot,
     ) -> String {
@@ -228,35 +229,53 @@ impl Connections {
 mod tests {
     use super::*;
 
+    /// [`Connections::begin`] for the IDs `u` and `d`.
+    fn begin(
+        c: &mut Connections,
+        u: &str,
+        d: &str,
+        conn_id: &str,
+        pos: Option<&str>,
+    ) -> Result<Rc<Snapshot>, MatrixError> {
+        let (u, d) = (UserId::parse(u).expect("user ID"), DeviceId::parse(d).expect("device ID"));
+        c.begin(&u, &d, conn_id, pos)
+    }
+
+    /// [`Connections::commit`] for the IDs `u` and `d`.
+    fn commit(c: &mut Connections, u: &str, d: &str, conn_id: &str, snapshot: Snapshot) -> String {
+        let (u, d) = (UserId::parse(u).expect("user ID"), DeviceId::parse(d).expect("device ID"));
+        c.commit(&u, &d, conn_id, snapshot)
+    }
+
     #[test]
     fn unknown_pos_and_eviction() {
         let mut c = Connections::new();
-        assert!(c.begin("@a:x", "D", "", Some("1_2")).is_err());
-        c.begin("@a:x", "D", "", None).unwrap();
-        let pos = c.commit("@a:x", "D", "", Snapshot::default());
-        assert!(c.begin("@a:x", "D", "", Some(&pos)).is_ok());
+        assert!(begin(&mut c, "@a:x", "D", "", Some("1_2")).is_err());
+        begin(&mut c, "@a:x", "D", "", None).unwrap();
+        let pos = commit(&mut c, "@a:x", "D", "", Snapshot::default());
+        assert!(begin(&mut c, "@a:x", "D", "", Some(&pos)).is_ok());
         // A retry with the same pos still works.
-        assert!(c.begin("@a:x", "D", "", Some(&pos)).is_ok());
-        assert!(c.begin("@a:x", "D", "other", Some(&pos)).is_err());
+        assert!(begin(&mut c, "@a:x", "D", "", Some(&pos)).is_ok());
+        assert!(begin(&mut c, "@a:x", "D", "other", Some(&pos)).is_err());
         for i in 0..MAX_CONNECTIONS_PER_DEVICE + 3 {
-            c.begin("@a:x", "D", &format!("c{i}"), None).unwrap();
+            begin(&mut c, "@a:x", "D", &format!("c{i}"), None).unwrap();
         }
         assert_eq!(c.len(), MAX_CONNECTIONS_PER_DEVICE);
-        assert!(c.begin("@a:x", "D", "", Some(&pos)).is_err(), "oldest was evicted");
+        assert!(begin(&mut c, "@a:x", "D", "", Some(&pos)).is_err(), "oldest was evicted");
     }
 
     #[test]
     fn one_user_cannot_evict_another_users_connections() {
         let mut c = Connections::new();
-        c.begin("@victim:x", "V", "", None).expect("begin");
-        let pos = c.commit("@victim:x", "V", "", Snapshot::default());
+        begin(&mut c, "@victim:x", "V", "", None).expect("begin");
+        let pos = commit(&mut c, "@victim:x", "V", "", Snapshot::default());
         for d in 0..21 {
             for i in 0..MAX_CONNECTIONS_PER_DEVICE {
-                c.begin("@flood:x", &format!("D{d}"), &format!("c{i}"), None).expect("begin");
+                begin(&mut c, "@flood:x", &format!("D{d}"), &format!("c{i}"), None).expect("begin");
             }
         }
-        assert!(c.begin("@victim:x", "V", "", Some(&pos)).is_ok(), "the victim kept theirs");
-        let flood = c.conns.keys().filter(|k| k.user_id == "@flood:x").count();
+        assert!(begin(&mut c, "@victim:x", "V", "", Some(&pos)).is_ok(), "the victim kept theirs");
+        let flood = c.conns.keys().filter(|k| k.user_id.as_str() == "@flood:x").count();
         assert_eq!(flood, MAX_CONNECTIONS_PER_USER);
     }
 
@@ -267,17 +286,17 @@ mod tests {
         for u in 0..MAX_CONNECTIONS / MAX_CONNECTIONS_PER_USER {
             for i in 0..MAX_CONNECTIONS_PER_USER {
                 let device = format!("D{}", i / MAX_CONNECTIONS_PER_DEVICE);
-                c.begin(&format!("@u{u}:x"), &device, &format!("c{i}"), None).expect("begin");
+                begin(&mut c, &format!("@u{u}:x"), &device, &format!("c{i}"), None).expect("begin");
             }
         }
         assert_eq!(c.len(), MAX_CONNECTIONS);
-        c.begin("@late:x", "L", "", None).expect("begin");
-        let pos = c.commit("@late:x", "L", "", Snapshot::default());
+        begin(&mut c, "@late:x", "L", "", None).expect("begin");
+        let pos = commit(&mut c, "@late:x", "L", "", Snapshot::default());
         assert_eq!(c.len(), MAX_CONNECTIONS);
         // A full user opening more evicts their own, not the newcomer's.
         for i in 0..MAX_CONNECTIONS_PER_USER {
-            c.begin("@u0:x", "N", &format!("n{i}"), None).expect("begin");
+            begin(&mut c, "@u0:x", "N", &format!("n{i}"), None).expect("begin");
         }
-        assert!(c.begin("@late:x", "L", "", Some(&pos)).is_ok());
+        assert!(begin(&mut c, "@late:x", "L", "", Some(&pos)).is_ok());
     }
 }

@@ -138,7 +138,7 @@ pub(super) fn account_data(
         }
     }
     if since.is_none() {
-        crate::sync::add_default_push_rules(&mut global, user)?;
+        crate::sync::add_default_push_rules(&mut global, input.user_id)?;
     }
     Ok(json!({ "global": global, "rooms": per_room }))
 }
@@ -164,11 +164,14 @@ pub(super) fn receipts(
             Some(ids) => (read.receipts(*room, None)?, Some(ids)),
             None => (read.receipts(*room, since)?, None),
         };
-        let content = crate::sync::receipt_content(list, user, |r| {
+        let content = crate::sync::receipt_content(list, input.user_id, |r| {
             only.is_none_or(|ids| ids.contains(&r.event_id) || r.user_id == user)
         });
         if !content.is_empty() {
-            out.insert(c.room_id.clone(), json!({ "type": "m.receipt", "content": content }));
+            out.insert(
+                c.room_id.as_str().to_owned(),
+                json!({ "type": "m.receipt", "content": content }),
+            );
         }
     }
     Ok(json!({ "rooms": out }))
@@ -190,7 +193,7 @@ pub(super) fn typing(
         let since = if fresh.contains_key(room) { None } else { since };
         if let Some(users) = input.typing.changed_since(*room, since) {
             out.insert(
-                c.room_id.clone(),
+                c.room_id.as_str().to_owned(),
                 json!({ "type": "m.typing", "content": { "user_ids": users } }),
             );
         }

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::Candidate;
 use super::request::Filters;
 use crate::error::MatrixError;
+use crate::ids::UserId;
 use crate::membership::Membership as MembershipState;
 use crate::store::{Membership, ReadTxn, RoomShort, StoreError, StoredEvent, StreamPos, WriteCtx};
 use crate::sync::{event_value, sender_of};
@@ -37,17 +38,17 @@ const BUMP_TYPES: &[&str] = &[
 pub(super) fn removed_by_other(
     read: &ReadTxn,
     m: &Membership,
-    user: &str,
+    user: &UserId,
 ) -> Result<bool, MatrixError> {
     let Some(ev) = read.event_at(m.room, m.stream)? else { return Ok(false) };
     let v = event_value(&ev, false)?;
-    Ok(sender_of(&v).is_some_and(|s| s != user))
+    Ok(sender_of(&v).is_some_and(|s| s != user.as_str()))
 }
 
 /// Room IDs in the user's `m.direct` account data.
-pub(super) fn dm_rooms(read: &ReadTxn, user: &str) -> Result<HashSet<String>, MatrixError> {
+pub(super) fn dm_rooms(read: &ReadTxn, user: &UserId) -> Result<HashSet<String>, MatrixError> {
     let mut out = HashSet::new();
-    if let Some(bytes) = read.account_data(user, "", "m.direct")? {
+    if let Some(bytes) = read.account_data(user.as_str(), "", "m.direct")? {
         let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if let Some(map) = v.as_object() {
             for rooms in map.values() {
@@ -131,14 +132,17 @@ fn scan_for_bump(read: &ReadTxn, room: RoomShort) -> Result<Option<StreamPos>, M
 /// to (not recursing into subspaces, as the MSC says).
 pub(super) fn space_children(
     read: &ReadTxn,
-    user: &str,
+    user: &UserId,
     spaces: &[String],
 ) -> Result<HashSet<String>, MatrixError> {
     let mut out = HashSet::new();
     for space in spaces {
         let Some(record) = read.room(space)? else { continue };
         let room = RoomShort(record.short);
-        if read.membership(user, room)?.is_none_or(|m| m.membership != MembershipState::Join) {
+        if read
+            .membership(user.as_str(), room)?
+            .is_none_or(|m| m.membership != MembershipState::Join)
+        {
             continue;
         }
         for (t, k, pos) in read.room_state(room)? {
@@ -175,10 +179,10 @@ impl Facts {
         f: &Filters,
         direct: &HashSet<String>,
         children: Option<&HashSet<String>>,
-        user: &str,
+        user: &UserId,
     ) -> Result<bool, MatrixError> {
         if let Some(dm) = f.is_dm
-            && direct.contains(&c.room_id) != dm
+            && direct.contains(c.room_id.as_str()) != dm
         {
             return Ok(false);
         }
@@ -188,7 +192,7 @@ impl Facts {
             return Ok(false);
         }
         if let Some(children) = children
-            && !children.contains(&c.room_id)
+            && !children.contains(c.room_id.as_str())
         {
             return Ok(false);
         }
@@ -228,7 +232,9 @@ impl Facts {
         if f.tags.is_some() || !f.not_tags.is_empty() {
             if let Entry::Vacant(slot) = self.tags.entry(c.room) {
                 let mut tags = HashSet::new();
-                if let Some(bytes) = read.account_data(user, &c.room_id, "m.tag")? {
+                if let Some(bytes) =
+                    read.account_data(user.as_str(), c.room_id.as_str(), "m.tag")?
+                {
                     let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                     if let Some(o) = v["tags"].as_object() {
                         tags.extend(o.keys().cloned());

@@ -49,7 +49,7 @@ pub use request::{
 
 use super::typing::Typing;
 use crate::error::MatrixError;
-use crate::ids::{DeviceId, UserId};
+use crate::ids::{DeviceId, RoomId, UserId};
 use crate::membership::Membership as MembershipState;
 use crate::room::visibility::Visibility;
 use crate::store::{Membership, ReadTxn, RoomShort, StreamPos};
@@ -82,7 +82,7 @@ pub struct Outcome {
 /// A room the user has a membership in, with its sort key.
 struct Candidate {
     room: RoomShort,
-    room_id: String,
+    room_id: RoomId,
     membership: Membership,
     bump: u64,
 }
@@ -95,14 +95,14 @@ pub fn compute(
     initial: bool,
 ) -> Result<Outcome, MatrixError> {
     let read = input.read;
-    let user = input.user_id.as_str();
+    let user = input.user_id;
     let direct = dm_rooms(read, user)?;
 
     // The server's list: joined, invited, knocked; left rooms the client
     // was sent before; kicks and bans (the user may not know of them);
     // not a room left and then forgotten.
     let mut cands = Vec::new();
-    for m in read.user_memberships(user)? {
+    for m in read.user_memberships(user.as_str())? {
         if m.stream > input.upto {
             continue;
         }
@@ -110,13 +110,14 @@ pub fn compute(
             MembershipState::Join | MembershipState::Invite | MembershipState::Knock => true,
             MembershipState::Leave | MembershipState::Ban => {
                 (prev.rooms.contains_key(&m.room) || removed_by_other(read, &m, user)?)
-                    && !read.is_forgotten(user, &m)?
+                    && !read.is_forgotten(user.as_str(), &m)?
             }
         };
         if !listed {
             continue;
         }
         let Some(room_id) = read.room_id(m.room)? else { continue };
+        let room_id = RoomId::from_trusted(room_id);
         let bump = bump_stamp(read, &m)?;
         cands.push(Candidate { room: m.room, room_id, membership: m, bump });
     }
@@ -163,12 +164,14 @@ pub fn compute(
         if !cands.iter().any(|c| c.room == room) {
             // Not in the list (e.g. a room left long ago): only if the user
             // may see it (spec: members, invitees, knockers, former members).
-            let Some(m) = read.membership(user, room)? else { continue };
+            let Some(m) = read.membership(user.as_str(), room)? else { continue };
             if m.stream > input.upto || !Visibility::load(read, input.user_id, room)?.may_look() {
                 continue;
             }
             let bump = bump_stamp(read, &m)?;
-            cands.push(Candidate { room, room_id: room_id.clone(), membership: m, bump });
+            // A key the store found a room under is that room's ID.
+            let room_id = RoomId::from_trusted(room_id.clone());
+            cands.push(Candidate { room, room_id, membership: m, bump });
         }
         let cfg = matched.entry(room).or_default();
         cfg.merge(sub.timeline_limit, RequiredState::from_request(&sub.required_state, user));
@@ -196,7 +199,7 @@ pub fn compute(
             if built.fresh {
                 fresh_rooms.insert(c.room, built.event_ids);
             }
-            rooms_out.insert(c.room_id.clone(), built.body);
+            rooms_out.insert(c.room_id.as_str().to_owned(), built.body);
             next_rooms.insert(c.room, built.sent);
         }
     }

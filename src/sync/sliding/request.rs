@@ -9,6 +9,7 @@ use std::hash::{Hash, Hasher};
 
 use serde::Deserialize;
 
+use crate::ids::UserId;
 use crate::store::StreamPos;
 
 /// The largest `timeline_limit` honoured.
@@ -143,8 +144,8 @@ pub(super) struct RequiredState {
 }
 
 impl RequiredState {
-    pub(super) fn from_request(r: &RequiredStateRequest, user_id: &str) -> RequiredState {
-        let me = |k: String| if k == "$ME" { user_id.to_owned() } else { k };
+    pub(super) fn from_request(r: &RequiredStateRequest, user_id: &UserId) -> RequiredState {
+        let me = |k: String| if k == "$ME" { user_id.as_str().to_owned() } else { k };
         let mut out = RequiredState::default();
         let add = |set: &mut BTreeSet<(String, String)>, lazy: &mut bool, t: String, k: String| {
             if t == "m.room.member" && k == "$LAZY" {
@@ -247,7 +248,7 @@ mod tests {
             ("m.room.member".into(), "$ME".into()),
             ("m.room.name".into(), "".into()),
         ]);
-        let rs = RequiredState::from_request(&r, "@a:x");
+        let rs = RequiredState::from_request(&r, &UserId::parse("@a:x").expect("user ID"));
         assert!(rs.lazy);
         assert!(rs.matches("m.room.member", "@a:x"));
         assert!(!rs.matches("m.room.member", "@b:x"));
@@ -261,7 +262,7 @@ mod tests {
             "include": [{}], "exclude": [{ "type": "m.room.create" }]
         }))
         .unwrap();
-        let rs = RequiredState::from_request(&r, "@a:x");
+        let rs = RequiredState::from_request(&r, &UserId::parse("@a:x").expect("user ID"));
         assert!(rs.matches("m.room.topic", ""));
         assert!(!rs.matches("m.room.create", ""));
         assert!(rs.has_wildcard());

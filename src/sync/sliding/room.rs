@@ -10,6 +10,7 @@ use super::connection::{Meta, SentRoom};
 use super::request::{RoomConfig, fingerprint};
 use super::{Candidate, SyncInput};
 use crate::error::MatrixError;
+use crate::ids::UserId;
 use crate::membership::Membership;
 use crate::room::served::Viewer;
 use crate::room::visibility::Visibility;
@@ -48,19 +49,19 @@ pub(super) fn room_response(
     sent: Option<&SentRoom>,
 ) -> Result<Option<BuiltRoom>, MatrixError> {
     let read = ctx.input.read;
-    let user = ctx.input.user_id.as_str();
+    let user = ctx.input.user_id;
     let m = &c.membership;
     // A membership change (invite → join, join → leave) replaces the room.
     let sent = sent.filter(|s| s.membership_stream == m.stream);
     let fresh = sent.is_none();
-    let is_dm = ctx.direct.contains(&c.room_id);
+    let is_dm = ctx.direct.contains(c.room_id.as_str());
     if m.membership == Membership::Invite || m.membership == Membership::Knock {
         if !fresh {
             return Ok(None);
         }
         let key = if m.membership == Membership::Invite { "invite_state" } else { "knock_state" };
         // An invite may say it is direct before `m.direct` knows the room.
-        let flagged = match read.state_event(c.room, "m.room.member", user)? {
+        let flagged = match read.state_event(c.room, "m.room.member", user.as_str())? {
             Some(ev) => event_value(&ev, false)?["content"]["is_direct"] == json!(true),
             None => false,
         };
@@ -157,8 +158,11 @@ pub(super) fn room_response(
         meta = new;
     }
     if unread_due {
-        let unread =
-            read.unread_counts(user, c.room, read_position(read, ctx.input.user_id, c.room)?)?;
+        let unread = read.unread_counts(
+            user.as_str(),
+            c.room,
+            read_position(read, ctx.input.user_id, c.room)?,
+        )?;
         if fresh || unread != meta.unread {
             summary.insert("notification_count".into(), json!(unread.0));
             summary.insert("highlight_count".into(), json!(unread.1));
@@ -318,12 +322,12 @@ pub(super) fn state_content(
 pub(super) fn heroes(
     read: &ReadTxn,
     room: RoomShort,
-    user: &str,
+    user: &UserId,
     joined: &[String],
     invited: &[String],
 ) -> Result<Vec<Value>, MatrixError> {
     let mut out = Vec::new();
-    for u in joined.iter().chain(invited).filter(|u| *u != user).take(MAX_HEROES) {
+    for u in joined.iter().chain(invited).filter(|u| *u != user.as_str()).take(MAX_HEROES) {
         let mut hero = json!({ "user_id": u });
         if let Some(ev) = read.state_event(room, "m.room.member", u)? {
             let v = event_value(&ev, false)?;
