@@ -245,6 +245,26 @@ impl EventId {
     }
 }
 
+// Trusted constructors
+
+macro_rules! trusted_constructor {
+    ($name:ident) => {
+        impl $name {
+            /// Wraps an ID read from the store or out of a stored event:
+            /// it was validated before it was stored, so it is not parsed
+            /// again (debug builds check it).
+            pub fn from_trusted(s: String) -> $name {
+                debug_assert!($name::parse(&s).is_ok(), "untrusted {}: {s:?}", stringify!($name));
+                $name(s)
+            }
+        }
+    };
+}
+trusted_constructor!(UserId);
+trusted_constructor!(DeviceId);
+trusted_constructor!(RoomId);
+trusted_constructor!(EventId);
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

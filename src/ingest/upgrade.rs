@@ -51,7 +51,7 @@ pub async fn upgrade(
     rooms
         .store
         .write(move |ctx| {
-            let Some(room) = target(ctx, rid.as_str())? else {
+            let Some(room) = target(ctx, &rid)? else {
                 return Ok(Err(MatrixError::not_found("Room not found")));
             };
             let joined =

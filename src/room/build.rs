@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorKind, MatrixError};
+use crate::ids::RoomId;
 use crate::membership::Membership;
 use crate::room::auth::{self, AuthEvent};
 use crate::room::cache::StateCache;
@@ -95,12 +96,12 @@ fn too_large(message: String) -> MatrixError {
 
 /// The spec's per-key size limits, checked before any work is spent on an
 /// event that could never be sent.
-fn check_key_sizes(ev: &NewEvent, room_id: &str) -> Result<(), MatrixError> {
+fn check_key_sizes(ev: &NewEvent, room_id: &RoomId) -> Result<(), MatrixError> {
     let keys = [
         ("type", Some(ev.event_type.as_str())),
         ("state_key", ev.state_key.as_deref()),
         ("sender", Some(ev.sender.as_str())),
-        ("room_id", Some(room_id)),
+        ("room_id", Some(room_id.as_str())),
     ];
     for (name, value) in keys {
         if let Some(v) = value
@@ -166,7 +167,7 @@ pub fn append_event(
         room_id: if is_create && version.room_id_from_create_event() {
             None
         } else {
-            Some(room.room_id.clone())
+            Some(room.room_id.to_string())
         },
         event_type,
         state_key,

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 
 use crate::error::MatrixError;
+use crate::ids::RoomId;
 use crate::room::build::{NewEvent, Signer, append_event};
 use crate::room::cache::StateCache;
 use crate::room::pdu::ServerKey;
@@ -62,7 +63,11 @@ pub(crate) fn fixture<C: Default>() -> Fixture<C> {
     let room = store
         .write_blocking(move |ctx| {
             let short = ctx.create_room_record(ROOM_ID, "11", true)?;
-            let room = RoomTarget { room_id: ROOM_ID.into(), short, version: RoomVersion::V11 };
+            let room = RoomTarget {
+                room_id: RoomId::parse(ROOM_ID).expect("valid"),
+                short,
+                version: RoomVersion::V11,
+            };
             let mut cache = StateCache::default();
             let events = [
                 state(ALICE, "m.room.create", "", json!({"room_version": "11"})),
