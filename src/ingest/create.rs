@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::{Rooms, append, lock};
 use crate::account::now_ms;
 use crate::error::{ErrorKind, MatrixError};
-use crate::ids::RoomId;
+use crate::ids::{RoomId, UserId};
 use crate::room::build::NewEvent;
 use crate::room::pdu;
 use crate::room::target::RoomTarget;
@@ -15,7 +15,7 @@ use crate::store::StoreError;
 
 /// What `createRoom` asked for, validated by the handler.
 pub struct CreateRoom {
-    pub creator: String,
+    pub creator: UserId,
     pub version: RoomVersion,
     pub creation_content: serde_json::Map<String, Value>,
     pub power_levels: Value,
@@ -105,7 +105,7 @@ pub async fn create_room(rooms: &Rooms<'_>, req: CreateRoom) -> Result<String, M
             }
             let mut events = vec![
                 state("m.room.create", "", create_content),
-                state("m.room.member", &req.creator, member),
+                state("m.room.member", req.creator.as_str(), member),
                 state("m.room.power_levels", "", req.power_levels.clone()),
             ];
             if let Some(alias) = &req.alias {

@@ -61,7 +61,7 @@ pub async fn redact(
             let ev = NewEvent {
                 event_type: "m.room.redaction".into(),
                 state_key: None,
-                sender: sender.to_string(),
+                sender: sender.clone(),
                 content,
                 redacts: top_level,
                 txn: Some((txn.device.to_string(), txn.id.clone())),

@@ -107,7 +107,7 @@ pub async fn upgrade(
     let new_room = create_room(
         rooms,
         CreateRoom {
-            creator: user.to_string(),
+            creator: user.clone(),
             version,
             creation_content,
             power_levels: pl.clone(),
@@ -136,7 +136,7 @@ pub async fn upgrade(
     let tombstone = NewEvent {
         event_type: "m.room.tombstone".into(),
         state_key: Some(String::new()),
-        sender: user.to_string(),
+        sender: user.clone(),
         content: json!({ "body": "This room has been replaced", "replacement_room": new_room }),
         redacts: None,
         txn: None,
@@ -156,7 +156,7 @@ pub async fn upgrade(
     let lower = NewEvent {
         event_type: "m.room.power_levels".into(),
         state_key: Some(String::new()),
-        sender: user.to_string(),
+        sender: user.clone(),
         content: old_pl,
         redacts: None,
         txn: None,

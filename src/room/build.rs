@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorKind, MatrixError};
-use crate::ids::RoomId;
+use crate::ids::{RoomId, UserId};
 use crate::membership::Membership;
 use crate::room::auth::{self, AuthEvent};
 use crate::room::cache::StateCache;
@@ -28,7 +28,7 @@ use crate::store::{StoreError, StreamPos, WriteCtx};
 pub struct NewEvent {
     pub event_type: String,
     pub state_key: Option<String>,
-    pub sender: String,
+    pub sender: UserId,
     pub content: Value,
     /// For `m.room.redaction` before v11 (top-level `redacts`).
     pub redacts: Option<String>,
@@ -40,11 +40,11 @@ pub struct NewEvent {
 
 impl NewEvent {
     /// An `m.room.member` event by `sender` about `target`.
-    pub fn member(sender: &str, target: &str, content: Value) -> NewEvent {
+    pub fn member(sender: &UserId, target: &UserId, content: Value) -> NewEvent {
         NewEvent {
             event_type: "m.room.member".into(),
-            state_key: Some(target.to_owned()),
-            sender: sender.to_owned(),
+            state_key: Some(target.to_string()),
+            sender: sender.clone(),
             content,
             redacts: None,
             txn: None,
@@ -171,7 +171,7 @@ pub fn append_event(
         },
         event_type,
         state_key,
-        sender,
+        sender: sender.to_string(),
         content,
         prev_events,
     };

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 
 use crate::error::MatrixError;
-use crate::ids::RoomId;
+use crate::ids::{RoomId, UserId};
 use crate::room::build::{NewEvent, Signer, append_event};
 use crate::room::cache::StateCache;
 use crate::room::pdu::ServerKey;
@@ -32,7 +32,7 @@ pub(crate) fn state(sender: &str, event_type: &str, state_key: &str, content: Va
     NewEvent {
         event_type: event_type.into(),
         state_key: Some(state_key.into()),
-        sender: sender.into(),
+        sender: UserId::parse(sender).expect("valid"),
         content,
         redacts: None,
         txn: None,
@@ -43,7 +43,7 @@ pub(crate) fn message(sender: &str, body: &str) -> NewEvent {
     NewEvent {
         event_type: "m.room.message".into(),
         state_key: None,
-        sender: sender.into(),
+        sender: UserId::parse(sender).expect("valid"),
         content: json!({"msgtype": "m.text", "body": body}),
         redacts: None,
         txn: None,

@@ -168,7 +168,7 @@ pub async fn create_room(app: &App, req: &Request) -> Result<Reply, MatrixError>
     let room_id = ingest::create_room(
         &super::rooms(app),
         CreateRoom {
-            creator,
+            creator: caller.user_id.clone(),
             version,
             creation_content,
             power_levels: pl,
