@@ -375,15 +375,15 @@ pub fn revoke_device(
     ctx.delete_device_e2ee(user_id.as_str(), device_id)?;
     if existed {
         ctx.key_changed(user_id.as_str())?;
-        wake_room_mates(ctx, user_id.as_str())?;
+        wake_room_mates(ctx, user_id)?;
     }
     Ok(existed)
 }
 
 /// Wakes everyone who shares a room with `user_id` (and the user).
-pub fn wake_room_mates(ctx: &mut WriteCtx<'_>, user_id: &str) -> Result<(), StoreError> {
-    ctx.wake_user(user_id);
-    for room in ctx.joined_room_shorts(user_id)? {
+pub fn wake_room_mates(ctx: &mut WriteCtx<'_>, user_id: &UserId) -> Result<(), StoreError> {
+    ctx.wake_user(user_id.as_str());
+    for room in ctx.joined_room_shorts(user_id.as_str())? {
         for m in ctx.members_with(room, Membership::Join)? {
             ctx.wake_user(&m);
         }

@@ -75,7 +75,7 @@ pub fn put_dehydrated_device(
     ctx.put_dehydrated_device(user, &stored)?;
     // Others learn of the new device as of any new device.
     ctx.key_changed(user)?;
-    wake_room_mates(ctx, user)?;
+    wake_room_mates(ctx, user_id)?;
     Ok(Ok(()))
 }
 

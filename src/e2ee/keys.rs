@@ -84,7 +84,7 @@ pub fn upload(
         if old.as_deref() != Some(new.as_slice()) {
             ctx.put_device_keys(u, d, &new)?;
             ctx.key_changed(u)?;
-            wake_room_mates(ctx, u)?;
+            wake_room_mates(ctx, user)?;
         }
     }
     for (alg, id, key) in otks {
@@ -194,7 +194,7 @@ pub fn upload_cross_signing(
         ctx.put_cross_signing_key(u, kind, &to_vec(k)?)?;
     }
     ctx.key_changed(u)?;
-    wake_room_mates(ctx, u)?;
+    wake_room_mates(ctx, user)?;
     Ok(Ok(()))
 }
 
@@ -235,7 +235,8 @@ pub fn upload_signatures(
     touched.dedup();
     for u in &touched {
         ctx.key_changed(u)?;
-        wake_room_mates(ctx, u)?;
+        // A key was found under `u`, so it is a stored user's ID.
+        wake_room_mates(ctx, &UserId::from_trusted(u.clone()))?;
     }
     Ok(Ok(failures))
 }
