@@ -595,7 +595,10 @@ fn global_account_data(
 /// them, an initial sync serves the defaults there.
 pub fn add_default_push_rules(global: &mut Vec<Value>, user_id: &str) -> Result<(), MatrixError> {
     if !global.iter().any(|e| e["type"] == "m.push_rules") {
-        let rules = serde_json::to_value(crate::push::default_ruleset(user_id))
+        let rules = serde_json::to_value(crate::push::default_ruleset(
+            // The caller's own ID, authenticated: no need to parse it again.
+            &UserId::from_trusted(user_id.to_owned()),
+        ))
             .map_err(|e| MatrixError::internal("push rules", e))?;
         global.push(json!({ "type": "m.push_rules", "content": rules }));
     }
