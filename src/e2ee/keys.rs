@@ -287,6 +287,8 @@ fn signed_part(v: &Value) -> Value {
 fn add_signatures(
     ctx: &WriteCtx<'_>,
     me_id: &UserId,
+    // As the request body spells it, not parsed: a user ID that names no
+    // stored key is reported per key ("unknown key"), not refused.
     user: &str,
     key_id: &str,
     signed: &Value,
@@ -307,7 +309,7 @@ fn add_signatures(
         return Ok(Err("the signed object differs from the stored key".to_owned()));
     }
     for signature in e2ee::new_signatures(&stored, signed, me) {
-        let Some(signer) = signing_key(ctx, me, target.signer(), signature)? else {
+        let Some(signer) = signing_key(ctx, me_id, target.signer(), signature)? else {
             return Ok(Err(format!("{signature} is not a key of yours that may sign this key")));
         };
         if let Err(e) = signer.verify(signed, me_id) {
@@ -322,6 +324,7 @@ fn add_signatures(
 /// device by its ID, or the master or self-signing key by its public key.
 fn find_signed_key(
     ctx: &WriteCtx<'_>,
+    // Unparsed, as in `add_signatures`.
     user: &str,
     key_id: &str,
 ) -> Result<Option<(&'static str, Vec<u8>)>, StoreError> {
@@ -342,10 +345,11 @@ fn find_signed_key(
 /// `key_id` names, if it names one.
 fn signing_key(
     ctx: &WriteCtx<'_>,
-    me: &str,
+    me: &UserId,
     signer: Signer,
     key_id: &str,
 ) -> Result<Option<e2ee::PublicKey>, StoreError> {
+    let me = me.as_str();
     let kind = match signer {
         Signer::Device => {
             let Some(device) = e2ee::device_id_of(key_id) else { return Ok(None) };
