@@ -21,7 +21,7 @@ pub async fn redact(
     sender: &UserId,
     reason: Option<String>,
     txn: Txn,
-) -> Result<String, MatrixError> {
+) -> Result<EventId, MatrixError> {
     let (event_id, sender) = (event_id.clone(), sender.clone());
     rooms
         .write_in_room(room_id, move |ctx, cache, signer, room| {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorKind, MatrixError};
-use crate::ids::{RoomId, UserId};
+use crate::ids::{EventId, RoomId, UserId};
 use crate::membership::Membership;
 use crate::room::auth::{self, AuthEvent};
 use crate::room::cache::StateCache;
@@ -62,7 +62,7 @@ pub struct Signer {
 /// An event as [`append_event`] stored it.
 #[derive(Clone, Debug)]
 pub struct Appended {
-    pub event_id: String,
+    pub event_id: EventId,
     pub stream: StreamPos,
     /// The client-format event as stored (with its `unsigned`), kept as a
     /// value so that the fan-out does not parse the stored bytes back.
@@ -286,5 +286,7 @@ pub fn append_event(
         _ => None,
     };
     ctx.put_event(room.short, stream, &event_id, &client_json, &fields, state, member)?;
+    // Made here from the event's reference hash.
+    let event_id = EventId::from_trusted(event_id);
     Ok(Ok(Appended { event_id, stream, event: client_value }))
 }
