@@ -76,9 +76,7 @@ impl SessionPlan {
     ) -> Result<SessionPlan, MatrixError> {
         let device_given = device_id.is_some();
         let device_id = match device_id {
-            Some(d) => {
-                DeviceId::parse(&d).map_err(|e| MatrixError::invalid_param(e.0))?
-            }
+            Some(d) => DeviceId::parse(&d).map_err(|e| MatrixError::invalid_param(e.0))?,
             None => generate_device_id()?,
         };
         Ok(SessionPlan {

@@ -87,7 +87,8 @@ pub async fn create_room(rooms: &Rooms<'_>, req: CreateRoom) -> Result<String, M
                 return Ok(Err(MatrixError::new(ErrorKind::RoomInUse, "Room alias already taken")));
             }
             let short = ctx.create_room_record(&room_id, v.as_str(), req.public)?;
-            let room = RoomTarget { room_id: RoomId::from_trusted(room_id.clone()), short, version: v };
+            let room =
+                RoomTarget { room_id: RoomId::from_trusted(room_id.clone()), short, version: v };
             let state = |t: &str, k: &str, content: Value| NewEvent {
                 event_type: t.into(),
                 state_key: Some(k.into()),

@@ -16,12 +16,12 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::PushRuleError;
-use crate::ids::UserId;
 use super::defaults::{MASTER_RULE_ID, server_default_rules};
 use super::rule::{
     Action, Condition, NewPushRule, PushRule, RuleKind, deserialize_actions,
     deserialize_optional_actions,
 };
+use crate::ids::UserId;
 
 /// The rules of one kind.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -635,7 +635,8 @@ mod tests {
     fn stored_form_that_is_not_ours_is_an_error() {
         assert!(Ruleset::from_json(&ALICE_ID, b"not json").is_err());
         assert!(
-            Ruleset::from_json(&ALICE_ID, br#"{"user": {"override": [{"rule_id": "x"}]}}"#).is_err()
+            Ruleset::from_json(&ALICE_ID, br#"{"user": {"override": [{"rule_id": "x"}]}}"#)
+                .is_err()
         );
         assert!(Ruleset::from_json(&ALICE_ID, br#"{"user": {"sideways": []}}"#).is_err());
     }

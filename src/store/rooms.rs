@@ -208,7 +208,11 @@ macro_rules! room_reads {
                 let v = t.get((user_id, room.0))?;
                 v.map(|v| {
                     let (m, s) = v.value();
-                    Ok(MembershipRow { room, membership: stored_membership(m)?, stream: StreamPos(s) })
+                    Ok(MembershipRow {
+                        room,
+                        membership: stored_membership(m)?,
+                        stream: StreamPos(s),
+                    })
                 })
                 .transpose()
             }

@@ -599,7 +599,7 @@ pub fn add_default_push_rules(global: &mut Vec<Value>, user_id: &str) -> Result<
             // The caller's own ID, authenticated: no need to parse it again.
             &UserId::from_trusted(user_id.to_owned()),
         ))
-            .map_err(|e| MatrixError::internal("push rules", e))?;
+        .map_err(|e| MatrixError::internal("push rules", e))?;
         global.push(json!({ "type": "m.push_rules", "content": rules }));
     }
     Ok(())
@@ -618,11 +618,8 @@ fn presence_events(
 ) -> Result<Vec<Value>, MatrixError> {
     let f = &params.filter.presence;
     let since = params.since.and(params.since_presence);
-    let mine: HashSet<RoomShort> = memberships
-        .iter()
-        .filter(|m| m.membership == Membership::Join)
-        .map(|m| m.room)
-        .collect();
+    let mine: HashSet<RoomShort> =
+        memberships.iter().filter(|m| m.membership == Membership::Join).map(|m| m.room).collect();
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let changed = presence.changed_since(since);

@@ -12,7 +12,9 @@ use super::Candidate;
 use super::request::Filters;
 use crate::error::MatrixError;
 use crate::membership::Membership;
-use crate::store::{MembershipRow, ReadTxn, RoomShort, StoreError, StoredEvent, StreamPos, WriteCtx};
+use crate::store::{
+    MembershipRow, ReadTxn, RoomShort, StoreError, StoredEvent, StreamPos, WriteCtx,
+};
 use crate::sync::{event_value, sender_of};
 
 /// The largest batch of events a bump scan reads at once (bounded memory).
