@@ -45,7 +45,7 @@ pub async fn upgrade(
     room_id: &RoomId,
     version: RoomVersion,
     user: &UserId,
-) -> Result<String, MatrixError> {
+) -> Result<RoomId, MatrixError> {
     // 1. Permission to send the tombstone, checked before anything is made.
     let (rid, u) = (room_id.clone(), user.to_string());
     rooms
@@ -127,7 +127,7 @@ pub async fn upgrade(
         .write(move |ctx| {
             for a in &moved {
                 ctx.delete_alias(a)?;
-                ctx.put_alias(a, &new_id)?;
+                ctx.put_alias(a, new_id.as_str())?;
             }
             Ok(Ok::<_, MatrixError>(()))
         })
