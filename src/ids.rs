@@ -246,26 +246,24 @@ impl EventId {
 }
 
 // Trusted constructors
-//
-// For IDs read back from the store, which were validated when they entered
-// it: re-parsing them on every read would only cost time. Debug builds still
-// check the grammar.
 
-impl UserId {
-    /// A user ID read from the store (validated when it was written).
-    pub fn from_trusted(s: String) -> UserId {
-        debug_assert!(UserId::parse(&s).is_ok(), "stored user ID {s:?} is valid");
-        UserId(s)
-    }
+macro_rules! trusted_constructor {
+    ($name:ident) => {
+        impl $name {
+            /// Wraps an ID read from the store or out of a stored event:
+            /// it was validated before it was stored, so it is not parsed
+            /// again (debug builds check it).
+            pub fn from_trusted(s: String) -> $name {
+                debug_assert!($name::parse(&s).is_ok(), "untrusted {}: {s:?}", stringify!($name));
+                $name(s)
+            }
+        }
+    };
 }
-
-impl RoomId {
-    /// A room ID read from the store (validated when it was written).
-    pub fn from_trusted(s: String) -> RoomId {
-        debug_assert!(RoomId::parse(&s).is_ok(), "stored room ID {s:?} is valid");
-        RoomId(s)
-    }
-}
+trusted_constructor!(UserId);
+trusted_constructor!(DeviceId);
+trusted_constructor!(RoomId);
+trusted_constructor!(EventId);
 
 #[cfg(test)]
 mod tests {

@@ -96,7 +96,7 @@ pub fn revoke_devices_except(
 ) -> Result<(), StoreError> {
     for d in ctx.device_ids(user_id.localpart())? {
         if keep.map(DeviceId::as_str) != Some(d.as_str()) {
-            revoke_device(ctx, user_id, &d)?;
+            revoke_device(ctx, user_id, &DeviceId::from_trusted(d))?;
         }
     }
     Ok(())

@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::ids::UserId;
+
 /// How long an OpenID token is valid.
 pub const LIFETIME: Duration = Duration::from_secs(3600);
 /// The most live tokens kept; the oldest go first beyond it.
@@ -13,10 +15,10 @@ const MAX_TOKENS: usize = 10_000;
 
 /// Live OpenID tokens by hash: `(user, expiry)`.
 #[derive(Default)]
-pub struct OpenIdTokens(HashMap<[u8; 32], (String, Instant)>);
+pub struct OpenIdTokens(HashMap<[u8; 32], (UserId, Instant)>);
 
 impl OpenIdTokens {
-    pub fn insert(&mut self, token_hash: [u8; 32], user: String, now: Instant) {
+    pub fn insert(&mut self, token_hash: [u8; 32], user: UserId, now: Instant) {
         self.0.retain(|_, (_, until)| *until > now);
         if self.0.len() >= MAX_TOKENS
             && let Some(oldest) =
@@ -27,8 +29,8 @@ impl OpenIdTokens {
         self.0.insert(token_hash, (user, now + LIFETIME));
     }
 
-    pub fn user(&self, token_hash: &[u8; 32], now: Instant) -> Option<&str> {
-        self.0.get(token_hash).filter(|(_, until)| *until > now).map(|(u, _)| u.as_str())
+    pub fn user(&self, token_hash: &[u8; 32], now: Instant) -> Option<&UserId> {
+        self.0.get(token_hash).filter(|(_, until)| *until > now).map(|(u, _)| u)
     }
 }
 
@@ -40,8 +42,11 @@ mod tests {
     fn tokens_expire_after_an_hour() {
         let mut t = OpenIdTokens::default();
         let now = Instant::now();
-        t.insert([1; 32], "@a:hs".into(), now);
-        assert_eq!(t.user(&[1; 32], now + Duration::from_secs(10)), Some("@a:hs"));
+        t.insert([1; 32], UserId::parse("@a:hs").expect("valid"), now);
+        assert_eq!(
+            t.user(&[1; 32], now + Duration::from_secs(10)).map(UserId::as_str),
+            Some("@a:hs")
+        );
         assert_eq!(t.user(&[1; 32], now + LIFETIME + Duration::from_secs(1)), None);
         assert_eq!(t.user(&[2; 32], now), None);
     }

@@ -39,16 +39,16 @@ pub fn generate_token() -> Result<String, MatrixError> {
 
 /// A random device ID: ten upper-case letters, like other servers issue,
 /// short enough to read out when verifying devices.
-fn generate_device_id() -> Result<String, MatrixError> {
+fn generate_device_id() -> Result<DeviceId, MatrixError> {
     let mut bytes = [0u8; 10];
     getrandom::fill(&mut bytes).map_err(|e| MatrixError::internal("OS randomness", e))?;
-    Ok(bytes.iter().map(|b| char::from(b'A' + b % 26)).collect())
+    Ok(DeviceId::from_trusted(bytes.iter().map(|b| char::from(b'A' + b % 26)).collect()))
 }
 
 /// What login and registration return to the client.
 #[derive(Debug, Clone)]
 pub struct IssuedSession {
-    pub device_id: String,
+    pub device_id: DeviceId,
     pub access_token: String,
     pub refresh_token: Option<String>,
     pub expires_in_ms: Option<u64>,
@@ -57,7 +57,7 @@ pub struct IssuedSession {
 /// The tokens for one new session, made before the write so the random
 /// source is not touched on the writer thread.
 pub struct SessionPlan {
-    device_id: String,
+    device_id: DeviceId,
     device_given: bool,
     display_name: Option<String>,
     access: String,
@@ -76,9 +76,7 @@ impl SessionPlan {
     ) -> Result<SessionPlan, MatrixError> {
         let device_given = device_id.is_some();
         let device_id = match device_id {
-            Some(d) => {
-                DeviceId::parse(&d).map_err(|e| MatrixError::invalid_param(e.0))?.to_string()
-            }
+            Some(d) => DeviceId::parse(&d).map_err(|e| MatrixError::invalid_param(e.0))?,
             None => generate_device_id()?,
         };
         Ok(SessionPlan {
@@ -103,8 +101,8 @@ pub fn issue_session(
     plan: SessionPlan,
 ) -> Result<IssuedSession, StoreError> {
     let now = now_ms();
-    if plan.device_given && ctx.device(localpart, &plan.device_id)?.is_some() {
-        ctx.delete_device_tokens(localpart, &plan.device_id)?;
+    if plan.device_given && ctx.device(localpart, plan.device_id.as_str())?.is_some() {
+        ctx.delete_device_tokens(localpart, plan.device_id.as_str())?;
     } else {
         prune_devices(ctx, localpart, &plan.server_name, plan.max_devices.saturating_sub(1))?;
         let record = DeviceRecord {
@@ -113,7 +111,7 @@ pub fn issue_session(
             last_seen_ms: Some(now),
             last_seen_ip: None,
         };
-        ctx.put_device(localpart, &plan.device_id, &record)?;
+        ctx.put_device(localpart, plan.device_id.as_str(), &record)?;
     }
     store_pair(
         ctx,
@@ -166,7 +164,7 @@ fn prune_devices(
     let excess = (ranked.len() + usize::from(dehydrated.is_some())).saturating_sub(keep);
     for (_, _, id) in ranked.into_iter().take(excess) {
         tracing::info!("{user_id} has too many devices: deleting the least recently seen, {id}");
-        revoke_device(ctx, &user_id, &id)?;
+        revoke_device(ctx, &user_id, &DeviceId::from_trusted(id))?;
     }
     Ok(())
 }
@@ -175,7 +173,7 @@ fn prune_devices(
 fn store_pair(
     ctx: &mut WriteCtx<'_>,
     localpart: &str,
-    device_id: &str,
+    device_id: &DeviceId,
     access: &str,
     refresh: Option<&str>,
     parent: Option<[u8; 32]>,
@@ -190,7 +188,7 @@ fn store_pair(
         &TokenRecord {
             kind: TokenKind::Access,
             localpart: localpart.to_owned(),
-            device_id: device_id.to_owned(),
+            device_id: device_id.to_string(),
             // Only clients that can refresh get expiring tokens.
             expires_ms: refresh_hash.map(|_| now + lifetime_ms),
             pair: refresh_hash.map(hex),
@@ -203,7 +201,7 @@ fn store_pair(
             &TokenRecord {
                 kind: TokenKind::Refresh,
                 localpart: localpart.to_owned(),
-                device_id: device_id.to_owned(),
+                device_id: device_id.to_string(),
                 expires_ms: None,
                 pair: Some(hex(access_hash)),
                 parent,
@@ -324,12 +322,14 @@ pub async fn refresh_session(
             promote_pair(ctx, &hash)?;
             // A pair minted from this token earlier and never used was lost
             // by the client: retire it so only the newest pair stays.
-            retire_unused_children(ctx, &record.localpart, &record.device_id, &hash)?;
+            // The token's device, as stored when the token was issued.
+            let device_id = DeviceId::from_trusted(record.device_id);
+            retire_unused_children(ctx, &record.localpart, &device_id, &hash)?;
             let now = now_ms();
             store_pair(
                 ctx,
                 &record.localpart,
-                &record.device_id,
+                &device_id,
                 &access,
                 Some(&refresh),
                 Some(hash),
@@ -337,7 +337,7 @@ pub async fn refresh_session(
                 lifetime,
             )?;
             Ok(Ok(IssuedSession {
-                device_id: record.device_id,
+                device_id,
                 access_token: access,
                 refresh_token: Some(refresh),
                 expires_in_ms: Some(lifetime),
@@ -349,11 +349,11 @@ pub async fn refresh_session(
 fn retire_unused_children(
     ctx: &mut WriteCtx<'_>,
     localpart: &str,
-    device_id: &str,
+    device_id: &DeviceId,
     parent: &[u8; 32],
 ) -> Result<(), StoreError> {
     let parent_hex = hex(*parent);
-    for h in ctx.device_token_hashes(localpart, device_id)? {
+    for h in ctx.device_token_hashes(localpart, device_id.as_str())? {
         if let Some(r) = ctx.token(&h)?
             && r.parent.as_deref() == Some(parent_hex.as_str())
         {
@@ -369,21 +369,21 @@ fn retire_unused_children(
 pub fn revoke_device(
     ctx: &mut WriteCtx<'_>,
     user_id: &UserId,
-    device_id: &str,
+    device_id: &DeviceId,
 ) -> Result<bool, StoreError> {
-    let existed = ctx.delete_device(user_id.localpart(), device_id)?;
-    ctx.delete_device_e2ee(user_id.as_str(), device_id)?;
+    let existed = ctx.delete_device(user_id.localpart(), device_id.as_str())?;
+    ctx.delete_device_e2ee(user_id.as_str(), device_id.as_str())?;
     if existed {
         ctx.key_changed(user_id.as_str())?;
-        wake_room_mates(ctx, user_id.as_str())?;
+        wake_room_mates(ctx, user_id)?;
     }
     Ok(existed)
 }
 
 /// Wakes everyone who shares a room with `user_id` (and the user).
-pub fn wake_room_mates(ctx: &mut WriteCtx<'_>, user_id: &str) -> Result<(), StoreError> {
-    ctx.wake_user(user_id);
-    for room in ctx.joined_room_shorts(user_id)? {
+pub fn wake_room_mates(ctx: &mut WriteCtx<'_>, user_id: &UserId) -> Result<(), StoreError> {
+    ctx.wake_user(user_id.as_str());
+    for room in ctx.joined_room_shorts(user_id.as_str())? {
         for m in ctx.members_with(room, Membership::Join)? {
             ctx.wake_user(&m);
         }
@@ -413,7 +413,7 @@ mod tests {
 
     #[test]
     fn device_ids_are_ten_capital_letters() {
-        let d = generate_device_id().expect("id");
+        let d = generate_device_id().expect("id").to_string();
         assert_eq!(d.len(), 10);
         assert!(d.bytes().all(|c| c.is_ascii_uppercase()));
     }

@@ -114,13 +114,15 @@ fn better(new: &Value, old: &Value) -> bool {
 }
 
 /// `{etag, count}` of a version, as the key operations answer.
-fn etag_and_count(ctx: &WriteCtx<'_>, user: &str, v: u64) -> Result<Value, StoreError> {
+fn etag_and_count(ctx: &WriteCtx<'_>, user: &UserId, v: u64) -> Result<Value, StoreError> {
+    let user = user.as_str();
     let rec = ctx.backup_version(user, v)?.map(|b| parse(&b)).transpose()?.unwrap_or(Value::Null);
     let count = ctx.backup_keys(user, v, None, None)?.len();
     Ok(json!({ "etag": rec["etag"].as_u64().unwrap_or(0).to_string(), "count": count }))
 }
 
-fn bump_etag(ctx: &mut WriteCtx<'_>, user: &str, v: u64) -> Result<(), StoreError> {
+fn bump_etag(ctx: &mut WriteCtx<'_>, user: &UserId, v: u64) -> Result<(), StoreError> {
+    let user = user.as_str();
     if let Some(b) = ctx.backup_version(user, v)? {
         let mut rec = parse(&b)?;
         rec["etag"] = json!(rec["etag"].as_u64().unwrap_or(0) + 1);
@@ -138,6 +140,7 @@ pub fn put_keys(
     v: u64,
     entries: &[(String, String, Value)],
 ) -> Result<Result<Value, MatrixError>, StoreError> {
+    let user_id = user;
     let user = user.as_str();
     let cur = match ctx.latest_backup_version(user)? {
         Some((cv, b)) if parse(&b)?["deleted"] != true => Some(cv),
@@ -167,9 +170,9 @@ pub fn put_keys(
         }
     }
     if changed {
-        bump_etag(ctx, user, v)?;
+        bump_etag(ctx, user_id, v)?;
     }
-    Ok(Ok(etag_and_count(ctx, user, v)?))
+    Ok(Ok(etag_and_count(ctx, user_id, v)?))
 }
 
 /// Deletes the keys of version `v` (all, a room's, or one session's);
@@ -181,6 +184,7 @@ pub fn delete_keys(
     room: Option<&str>,
     session: Option<&str>,
 ) -> Result<Result<Value, MatrixError>, StoreError> {
+    let user_id = user;
     let user = user.as_str();
     let rec = ctx.backup_version(user, v)?.map(|b| parse(&b)).transpose()?;
     if rec.is_none_or(|r| r["deleted"] == true) {
@@ -188,7 +192,7 @@ pub fn delete_keys(
     }
     let n = ctx.delete_backup_keys(user, v, room, session)?;
     if n > 0 {
-        bump_etag(ctx, user, v)?;
+        bump_etag(ctx, user_id, v)?;
     }
-    Ok(Ok(etag_and_count(ctx, user, v)?))
+    Ok(Ok(etag_and_count(ctx, user_id, v)?))
 }

@@ -54,7 +54,7 @@ pub fn put_dehydrated_device(
         return Ok(Err(MatrixError::invalid_param("device_id is in use")));
     }
     if let Some(old) = &old {
-        account::revoke_device(ctx, user_id, &old.device_id)?;
+        account::revoke_device(ctx, user_id, &DeviceId::from_trusted(old.device_id.clone()))?;
     }
     let record = DeviceRecord {
         display_name: upload.display_name.clone(),
@@ -75,7 +75,7 @@ pub fn put_dehydrated_device(
     ctx.put_dehydrated_device(user, &stored)?;
     // Others learn of the new device as of any new device.
     ctx.key_changed(user)?;
-    wake_room_mates(ctx, user)?;
+    wake_room_mates(ctx, user_id)?;
     Ok(Ok(()))
 }
 
@@ -92,6 +92,6 @@ pub fn delete_dehydrated_device(
         return Ok(Err(none()));
     }
     ctx.delete_dehydrated_device(user_id.as_str())?;
-    account::revoke_device(ctx, user_id, &d.device_id)?;
+    account::revoke_device(ctx, user_id, &DeviceId::from_trusted(d.device_id.clone()))?;
     Ok(Ok(d.device_id))
 }

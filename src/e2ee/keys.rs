@@ -84,7 +84,7 @@ pub fn upload(
         if old.as_deref() != Some(new.as_slice()) {
             ctx.put_device_keys(u, d, &new)?;
             ctx.key_changed(u)?;
-            wake_room_mates(ctx, u)?;
+            wake_room_mates(ctx, user)?;
         }
     }
     for (alg, id, key) in otks {
@@ -194,7 +194,7 @@ pub fn upload_cross_signing(
         ctx.put_cross_signing_key(u, kind, &to_vec(k)?)?;
     }
     ctx.key_changed(u)?;
-    wake_room_mates(ctx, u)?;
+    wake_room_mates(ctx, user)?;
     Ok(Ok(()))
 }
 
@@ -235,7 +235,8 @@ pub fn upload_signatures(
     touched.dedup();
     for u in &touched {
         ctx.key_changed(u)?;
-        wake_room_mates(ctx, u)?;
+        // A key was found under `u`, so it is a stored user's ID.
+        wake_room_mates(ctx, &UserId::from_trusted(u.clone()))?;
     }
     Ok(Ok(failures))
 }
@@ -286,6 +287,8 @@ fn signed_part(v: &Value) -> Value {
 fn add_signatures(
     ctx: &WriteCtx<'_>,
     me_id: &UserId,
+    // As the request body spells it, not parsed: a user ID that names no
+    // stored key is reported per key ("unknown key"), not refused.
     user: &str,
     key_id: &str,
     signed: &Value,
@@ -306,7 +309,7 @@ fn add_signatures(
         return Ok(Err("the signed object differs from the stored key".to_owned()));
     }
     for signature in e2ee::new_signatures(&stored, signed, me) {
-        let Some(signer) = signing_key(ctx, me, target.signer(), signature)? else {
+        let Some(signer) = signing_key(ctx, me_id, target.signer(), signature)? else {
             return Ok(Err(format!("{signature} is not a key of yours that may sign this key")));
         };
         if let Err(e) = signer.verify(signed, me_id) {
@@ -321,6 +324,7 @@ fn add_signatures(
 /// device by its ID, or the master or self-signing key by its public key.
 fn find_signed_key(
     ctx: &WriteCtx<'_>,
+    // Unparsed, as in `add_signatures`.
     user: &str,
     key_id: &str,
 ) -> Result<Option<(&'static str, Vec<u8>)>, StoreError> {
@@ -341,10 +345,11 @@ fn find_signed_key(
 /// `key_id` names, if it names one.
 fn signing_key(
     ctx: &WriteCtx<'_>,
-    me: &str,
+    me: &UserId,
     signer: Signer,
     key_id: &str,
 ) -> Result<Option<e2ee::PublicKey>, StoreError> {
+    let me = me.as_str();
     let kind = match signer {
         Signer::Device => {
             let Some(device) = e2ee::device_id_of(key_id) else { return Ok(None) };

@@ -79,7 +79,8 @@ pub fn cross_signing_public_key(key: &Value) -> Result<PublicKey, String> {
 }
 
 /// The ed25519 key of a device, `keys["ed25519:<device_id>"]` of its device
-/// keys; `None` when it has none that decodes.
+/// keys; `None` when it has none that decodes. `device_id` stays `&str`: it
+/// is cut out of a signature's key ID in uploaded JSON, only looked up.
 pub fn device_public_key(device_keys: &Value, device_id: &str) -> Option<PublicKey> {
     let key_id = format!("{ED25519}{device_id}");
     let key = decode_key(device_keys["keys"][key_id.as_str()].as_str()?)?;

@@ -54,7 +54,7 @@ pub fn unlist_canonical_alias(
     let ev = NewEvent {
         event_type: "m.room.canonical_alias".into(),
         state_key: Some(String::new()),
-        sender: sender.to_string(),
+        sender: sender.clone(),
         content: Value::Object(content),
         redacts: None,
         txn: None,

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::{Rooms, append, lock};
 use crate::account::now_ms;
 use crate::error::{ErrorKind, MatrixError};
+use crate::ids::{RoomAlias, RoomId, UserId};
 use crate::room::build::NewEvent;
 use crate::room::pdu;
 use crate::room::target::RoomTarget;
@@ -14,21 +15,21 @@ use crate::store::StoreError;
 
 /// What `createRoom` asked for, validated by the handler.
 pub struct CreateRoom {
-    pub creator: String,
+    pub creator: UserId,
     pub version: RoomVersion,
     pub creation_content: serde_json::Map<String, Value>,
     pub power_levels: Value,
     /// State events after the power levels: (type, state_key, content).
     pub initial_state: Vec<(String, String, Value)>,
-    pub invite: Vec<String>,
+    pub invite: Vec<UserId>,
     pub is_direct: bool,
-    pub alias: Option<String>,
+    pub alias: Option<RoomAlias>,
     pub public: bool,
     pub creator_profile: (Option<String>, Option<String>),
 }
 
 /// Creates a room with all its initial events in one transaction.
-pub async fn create_room(rooms: &Rooms<'_>, req: CreateRoom) -> Result<String, MatrixError> {
+pub async fn create_room(rooms: &Rooms<'_>, req: CreateRoom) -> Result<RoomId, MatrixError> {
     let signer = rooms.signer.clone();
     let cache = rooms.cache.clone();
     let random_id = format!("!{}:{}", random_opaque()?, signer.server_name);
@@ -81,11 +82,13 @@ pub async fn create_room(rooms: &Rooms<'_>, req: CreateRoom) -> Result<String, M
                 random_id
             };
             if let Some(alias) = &req.alias
-                && ctx.alias(alias)?.is_some()
+                && ctx.alias(alias.as_str())?.is_some()
             {
                 return Ok(Err(MatrixError::new(ErrorKind::RoomInUse, "Room alias already taken")));
             }
-            let short = ctx.create_room_record(&room_id, v.as_str(), req.public)?;
+            // Made here: random, or the create event's reference hash.
+            let room_id = RoomId::from_trusted(room_id);
+            let short = ctx.create_room_record(room_id.as_str(), v.as_str(), req.public)?;
             let room = RoomTarget { room_id: room_id.clone(), short, version: v };
             let state = |t: &str, k: &str, content: Value| NewEvent {
                 event_type: t.into(),
@@ -104,7 +107,7 @@ pub async fn create_room(rooms: &Rooms<'_>, req: CreateRoom) -> Result<String, M
             }
             let mut events = vec![
                 state("m.room.create", "", create_content),
-                state("m.room.member", &req.creator, member),
+                state("m.room.member", req.creator.as_str(), member),
                 state("m.room.power_levels", "", req.power_levels.clone()),
             ];
             if let Some(alias) = &req.alias {
@@ -118,7 +121,7 @@ pub async fn create_room(rooms: &Rooms<'_>, req: CreateRoom) -> Result<String, M
                 if req.is_direct {
                     c["is_direct"] = json!(true);
                 }
-                events.push(state("m.room.member", invitee, c));
+                events.push(state("m.room.member", invitee.as_str(), c));
             }
             for ev in events {
                 // The room is new, so a refusal here means the request was
@@ -138,7 +141,7 @@ pub async fn create_room(rooms: &Rooms<'_>, req: CreateRoom) -> Result<String, M
                 }
             }
             if let Some(alias) = &req.alias {
-                ctx.put_alias(alias, &room_id)?;
+                ctx.put_alias(alias.as_str(), room_id.as_str())?;
             }
             Ok(Ok(room_id))
         })

@@ -78,7 +78,7 @@ impl Rooms<'_> {
         self.store
             .write(move |ctx| {
                 let mut cache = lock(&cache);
-                let Some(room) = target(ctx, room_id.as_str())? else {
+                let Some(room) = target(ctx, &room_id)? else {
                     return Ok(Err(MatrixError::not_found("Room not found")));
                 };
                 op(ctx, &mut cache, &signer, &room)

@@ -21,7 +21,7 @@ pub async fn redact(
     sender: &UserId,
     reason: Option<String>,
     txn: Txn,
-) -> Result<String, MatrixError> {
+) -> Result<EventId, MatrixError> {
     let (event_id, sender) = (event_id.clone(), sender.clone());
     rooms
         .write_in_room(room_id, move |ctx, cache, signer, room| {
@@ -61,7 +61,7 @@ pub async fn redact(
             let ev = NewEvent {
                 event_type: "m.room.redaction".into(),
                 state_key: None,
-                sender: sender.to_string(),
+                sender: sender.clone(),
                 content,
                 redacts: top_level,
                 txn: Some((txn.device.to_string(), txn.id.clone())),

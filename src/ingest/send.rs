@@ -5,7 +5,7 @@
 use super::{Rooms, append};
 use crate::account::now_ms;
 use crate::error::{ErrorKind, MatrixError};
-use crate::ids::{DeviceId, RoomId, UserId};
+use crate::ids::{DeviceId, EventId, RoomId, UserId};
 use crate::room::build::{NewEvent, event_id_of};
 use crate::store::{RoomShort, StoreError, StreamPos, WriteCtx};
 
@@ -28,14 +28,15 @@ impl Txn {
         &self,
         ctx: &WriteCtx<'_>,
         scope: &str,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<EventId>, StoreError> {
         let Some((room, stream)) =
             ctx.txn_position(self.user.as_str(), self.device.as_str(), scope, &self.id)?
         else {
             return Ok(None);
         };
         let Some(event) = ctx.event_at(room, stream)? else { return Ok(None) };
-        Ok(event_id_of(&event.json))
+        // A stored event's own ID.
+        Ok(event_id_of(&event.json).map(EventId::from_trusted))
     }
 
     /// Remembers that this transaction made the event at `stored` in `scope`.
@@ -57,7 +58,7 @@ pub async fn send(
     room_id: &RoomId,
     mut ev: NewEvent,
     txn: Option<Txn>,
-) -> Result<String, MatrixError> {
+) -> Result<EventId, MatrixError> {
     rooms
         .write_in_room(room_id, move |ctx, cache, signer, room| {
             let scope = format!("s{}/{}", room.short.0, ev.event_type);

@@ -45,13 +45,13 @@ pub async fn upgrade(
     room_id: &RoomId,
     version: RoomVersion,
     user: &UserId,
-) -> Result<String, MatrixError> {
+) -> Result<RoomId, MatrixError> {
     // 1. Permission to send the tombstone, checked before anything is made.
     let (rid, u) = (room_id.clone(), user.to_string());
     rooms
         .store
         .write(move |ctx| {
-            let Some(room) = target(ctx, rid.as_str())? else {
+            let Some(room) = target(ctx, &rid)? else {
                 return Ok(Err(MatrixError::not_found("Room not found")));
             };
             let joined =
@@ -107,7 +107,7 @@ pub async fn upgrade(
     let new_room = create_room(
         rooms,
         CreateRoom {
-            creator: user.to_string(),
+            creator: user.clone(),
             version,
             creation_content,
             power_levels: pl.clone(),
@@ -127,7 +127,7 @@ pub async fn upgrade(
         .write(move |ctx| {
             for a in &moved {
                 ctx.delete_alias(a)?;
-                ctx.put_alias(a, &new_id)?;
+                ctx.put_alias(a, new_id.as_str())?;
             }
             Ok(Ok::<_, MatrixError>(()))
         })
@@ -136,7 +136,7 @@ pub async fn upgrade(
     let tombstone = NewEvent {
         event_type: "m.room.tombstone".into(),
         state_key: Some(String::new()),
-        sender: user.to_string(),
+        sender: user.clone(),
         content: json!({ "body": "This room has been replaced", "replacement_room": new_room }),
         redacts: None,
         txn: None,
@@ -156,7 +156,7 @@ pub async fn upgrade(
     let lower = NewEvent {
         event_type: "m.room.power_levels".into(),
         state_key: Some(String::new()),
-        sender: user.to_string(),
+        sender: user.clone(),
         content: old_pl,
         redacts: None,
         txn: None,

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{EvalContext, Ruleset, RulesetCache, evaluate, parse_ruleset};
+use crate::ids::UserId;
 use crate::room::build::Appended;
 use crate::room::cache::StateCache;
 use crate::room::power_levels::{PowerLevel, integer_map};
@@ -15,8 +16,8 @@ use crate::room::target::RoomTarget;
 use crate::store::{StoreError, WriteCtx};
 
 /// The ruleset of `user`: stored customisation on top of the defaults.
-pub fn load_ruleset(ctx: &WriteCtx<'_>, user: &str) -> Result<Ruleset, StoreError> {
-    Ok(parse_ruleset(user, ctx.push_rules(user)?.as_deref()))
+pub fn load_ruleset(ctx: &WriteCtx<'_>, user: &UserId) -> Result<Ruleset, StoreError> {
+    Ok(parse_ruleset(user, ctx.push_rules(user.as_str())?.as_deref()))
 }
 
 fn content_of(
@@ -75,11 +76,14 @@ pub fn notify_members(
     };
     let ts = event["origin_server_ts"].as_u64().unwrap_or(0);
     for user in targets {
-        let ruleset = rulesets.ruleset(ctx, user)?;
+        // Joined members come from the store, the invitee from the stored
+        // event's `state_key`: both were validated before they were stored.
+        let user_id = UserId::from_trusted(user.to_owned());
+        let ruleset = rulesets.ruleset(ctx, &user_id)?;
         let member = state.state_event(ctx, room, "m.room.member", user)?;
         let display_name = member.as_ref().and_then(|m| m.content["displayname"].as_str());
         let eval_ctx = EvalContext {
-            user_id: user,
+            user_id: &user_id,
             display_name,
             member_count,
             sender_power_level: sender_level,
@@ -93,7 +97,7 @@ pub fn notify_members(
         let bytes = serde_json::to_vec(&list).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         ctx.put_notification(user, room.short, stream, actions.highlight, &bytes, ts)?;
         ctx.wake_user(user);
-        queue_pushes(ctx, room, event, user, &actions)?;
+        queue_pushes(ctx, room, event, &user_id, &actions)?;
     }
     Ok(())
 }
@@ -104,9 +108,10 @@ fn queue_pushes(
     ctx: &mut WriteCtx<'_>,
     room: &RoomTarget,
     event: &Value,
-    user: &str,
+    user: &UserId,
     actions: &super::Actions,
 ) -> Result<(), StoreError> {
+    let user = user.as_str();
     let pushers = ctx.pushers(user)?;
     if pushers.is_empty() {
         return Ok(());

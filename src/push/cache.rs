@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Ruleset, default_ruleset};
+use crate::ids::UserId;
 use crate::store::{StoreError, WriteCtx};
 
 /// Most rulesets kept.
@@ -43,13 +44,13 @@ pub struct RulesetCache {
 
 /// The defaults as parsed take a few KiB; a customisation about three times
 /// its stored size on top.
-fn ruleset_size(user: &str, stored: Option<&[u8]>) -> usize {
-    4096 + user.len() + stored.map_or(0, |s| s.len() * 4)
+fn ruleset_size(user: &UserId, stored: Option<&[u8]>) -> usize {
+    4096 + user.as_str().len() + stored.map_or(0, |s| s.len() * 4)
 }
 
 /// Parses `user`'s stored customisation on top of the defaults; defaults
 /// alone when nothing is stored or it does not decode.
-pub fn parse_ruleset(user: &str, stored: Option<&[u8]>) -> Ruleset {
+pub fn parse_ruleset(user: &UserId, stored: Option<&[u8]>) -> Ruleset {
     match stored {
         Some(bytes) => Ruleset::from_json(user, bytes).unwrap_or_else(|e| {
             tracing::warn!("push rules of {user} did not decode ({e}); using defaults");
@@ -75,10 +76,14 @@ impl RulesetCache {
     }
 
     /// `user`'s current ruleset as the operation's transaction sees it.
-    pub fn ruleset(&mut self, ctx: &WriteCtx<'_>, user: &str) -> Result<Arc<Ruleset>, StoreError> {
-        let stored = ctx.push_rules(user)?;
+    pub fn ruleset(
+        &mut self,
+        ctx: &WriteCtx<'_>,
+        user: &UserId,
+    ) -> Result<Arc<Ruleset>, StoreError> {
+        let stored = ctx.push_rules(user.as_str())?;
         self.tick += 1;
-        if let Some(entry) = self.entries.get_mut(user)
+        if let Some(entry) = self.entries.get_mut(user.as_str())
             && entry.stored == stored
         {
             entry.used = self.tick;
@@ -89,7 +94,7 @@ impl RulesetCache {
         let ruleset = Arc::new(parse_ruleset(user, stored.as_deref()));
         let size = ruleset_size(user, stored.as_deref());
         let entry = Entry { stored, ruleset: ruleset.clone(), size, used: self.tick };
-        if let Some(old) = self.entries.insert(user.to_owned(), entry) {
+        if let Some(old) = self.entries.insert(user.to_string(), entry) {
             self.bytes -= old.size;
         }
         self.bytes += size;
@@ -112,7 +117,7 @@ impl RulesetCache {
 mod tests {
     use super::*;
     use crate::push::{MASTER_RULE_ID, RuleKind};
-    use crate::room::testing::{BOB, Fixture, fixture};
+    use crate::room::testing::{BOB, BOB_ID, Fixture, fixture, user};
 
     fn stats(f: &Fixture<RulesetCache>) -> (u64, u64) {
         f.cache.lock().expect("no test panicked holding the cache").stats()
@@ -123,7 +128,7 @@ mod tests {
         let f = fixture::<RulesetCache>();
         let master_enabled = |f: &Fixture<RulesetCache>| {
             f.run(false, |ctx, cache, _, _| {
-                let rules = cache.ruleset(ctx, BOB)?;
+                let rules = cache.ruleset(ctx, &BOB_ID)?;
                 Ok(rules.get_push_rule(RuleKind::Override, MASTER_RULE_ID).expect("master").enabled)
             })
             .expect("read")
@@ -133,16 +138,16 @@ mod tests {
         let (hits, _) = stats(&f);
         assert!(hits >= 1);
 
-        let mut silenced = default_ruleset(BOB);
+        let mut silenced = default_ruleset(&BOB_ID);
         silenced.set_push_rule_enabled(RuleKind::Override, MASTER_RULE_ID, true).expect("master");
         let bytes = silenced.to_json();
         f.run(false, move |ctx, _, _, _| ctx.put_push_rules(BOB, &bytes)).expect("put");
         assert!(master_enabled(&f), "a stored change is seen");
 
-        let pristine = default_ruleset(BOB).to_json();
+        let pristine = default_ruleset(&BOB_ID).to_json();
         let aborted = f.run(true, move |ctx, cache, _, _| {
             ctx.put_push_rules(BOB, &pristine)?;
-            let rules = cache.ruleset(ctx, BOB)?;
+            let rules = cache.ruleset(ctx, &BOB_ID)?;
             assert!(
                 !rules.get_push_rule(RuleKind::Override, MASTER_RULE_ID).expect("master").enabled
             );
@@ -157,7 +162,7 @@ mod tests {
         let f = fixture::<RulesetCache>();
         f.run(false, |ctx, cache, _, _| {
             for i in 0..MAX_RULESETS + 10 {
-                cache.ruleset(ctx, &format!("@u{i}:example.org"))?;
+                cache.ruleset(ctx, &user(&format!("@u{i}:example.org")))?;
                 assert!(cache.len() <= MAX_RULESETS);
             }
             Ok(())

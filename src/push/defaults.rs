@@ -19,6 +19,8 @@ pub const MASTER_RULE_ID: &str = ".m.rule.master";
 
 /// Every server-default rule with its kind, in priority order within a kind.
 /// `user_id` appears only in conditions, never in `enabled` or `actions`.
+/// A plain string, not a `UserId`: `Ruleset::to_json` builds the
+/// user-independent baseline with no user at all (`""`).
 pub(super) fn server_default_rules(user_id: &str) -> Vec<(RuleKind, PushRule)> {
     use RuleKind::{Override, Underride};
 
@@ -189,6 +191,7 @@ mod tests {
 
     use super::*;
     use crate::push::{Ruleset, default_ruleset};
+    use crate::room::testing::ALICE_ID;
 
     fn ids(ruleset: &Ruleset, kind: RuleKind) -> Vec<String> {
         ruleset.rules(kind).map(|r| r.rule_id.clone()).collect()
@@ -196,7 +199,7 @@ mod tests {
 
     #[test]
     fn default_rules_are_the_spec_list_in_the_spec_order() {
-        let ruleset = default_ruleset("@alice:example.org");
+        let ruleset = default_ruleset(&ALICE_ID);
         assert_eq!(
             ids(&ruleset, RuleKind::Override),
             [
@@ -229,7 +232,7 @@ mod tests {
 
     #[test]
     fn only_master_is_disabled_by_default_and_all_are_marked_default() {
-        let ruleset = default_ruleset("@alice:example.org");
+        let ruleset = default_ruleset(&ALICE_ID);
         for (_, rule) in ruleset.iter() {
             assert!(rule.default, "{}", rule.rule_id);
             assert_eq!(rule.enabled, rule.rule_id != MASTER_RULE_ID, "{}", rule.rule_id);
@@ -238,7 +241,7 @@ mod tests {
 
     #[test]
     fn user_specific_rules_name_the_user() {
-        let ruleset = default_ruleset("@alice:example.org");
+        let ruleset = default_ruleset(&ALICE_ID);
         let invite = ruleset.get_push_rule(RuleKind::Override, ".m.rule.invite_for_me");
         let invite = serde_json::to_value(invite.expect("exists")).expect("serialises");
         assert_eq!(
@@ -266,7 +269,7 @@ mod tests {
 
     #[test]
     fn room_mention_and_one_to_one_rules_match_the_spec_definitions() {
-        let ruleset = default_ruleset("@alice:example.org");
+        let ruleset = default_ruleset(&ALICE_ID);
         let room = ruleset.get_push_rule(RuleKind::Override, ".m.rule.is_room_mention");
         assert_eq!(
             serde_json::to_value(room.expect("exists")).expect("serialises")["conditions"],

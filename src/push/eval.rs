@@ -16,6 +16,7 @@ use super::rule::{
     Action, Comparison, Condition, PushRule, RuleKind, is_canonical_scalar, parse_member_count,
 };
 use super::ruleset::Ruleset;
+use crate::ids::UserId;
 
 /// The level a `notifications` key needs when the power levels do not name
 /// it: the spec's default for `room`, used for every key.
@@ -25,7 +26,7 @@ pub const DEFAULT_NOTIFICATION_LEVEL: i64 = 50;
 #[derive(Clone, Copy, Debug)]
 pub struct EvalContext<'a> {
     /// The user whose rules are evaluated.
-    pub user_id: &'a str,
+    pub user_id: &'a UserId,
     /// The user's display name in the room, for `contains_display_name`.
     pub display_name: Option<&'a str>,
     /// Joined members of the room, for `room_member_count`.
@@ -101,7 +102,7 @@ impl Actions {
 /// the user sent the event (spec: servers MUST NOT notify users of their own
 /// events).
 pub fn evaluate(ruleset: &Ruleset, event: &Value, ctx: &EvalContext<'_>) -> Option<Actions> {
-    if event.get("sender").and_then(Value::as_str) == Some(ctx.user_id) {
+    if event.get("sender").and_then(Value::as_str) == Some(ctx.user_id.as_str()) {
         return None;
     }
     ruleset
@@ -228,6 +229,7 @@ mod tests {
 
     use super::*;
     use crate::push::{MASTER_RULE_ID, NewPushRule, default_ruleset};
+    use crate::room::testing::ALICE_ID;
 
     const ALICE: &str = "@alice:example.org";
     const BOB: &str = "@bob:example.org";
@@ -239,7 +241,7 @@ mod tests {
 
     fn context(levels: &BTreeMap<String, i64>) -> EvalContext<'_> {
         EvalContext {
-            user_id: ALICE,
+            user_id: &ALICE_ID,
             display_name: Some("Alice Liddell"),
             member_count: 5,
             sender_power_level: 0,
@@ -267,7 +269,7 @@ mod tests {
     }
 
     fn eval(event: &Value, ctx: &EvalContext<'_>) -> Option<Actions> {
-        evaluate(&default_ruleset(ALICE), event, ctx)
+        evaluate(&default_ruleset(&ALICE_ID), event, ctx)
     }
 
     fn rule_id(event: &Value, ctx: &EvalContext<'_>) -> Option<String> {
@@ -396,7 +398,7 @@ mod tests {
 
     #[test]
     fn unknown_condition_never_matches_and_disables_its_rule() {
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         let body = json!({"actions": ["notify", {"set_tweak": "highlight"}],
             "conditions": [{"kind": "org.example.always"}]});
         let rule = NewPushRule::from_body(RuleKind::Override, &body).expect("valid");
@@ -571,7 +573,7 @@ mod tests {
     #[test]
     fn master_rule_when_enabled_silences_everything_even_user_rules() {
         let levels = levels(&[]);
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         let loud =
             NewPushRule { actions: vec![Action::Notify], conditions: Some(vec![]), pattern: None };
         ruleset.set_push_rule(RuleKind::Override, "loud", loud, None, None).expect("adds");
@@ -589,7 +591,7 @@ mod tests {
     #[test]
     fn disabled_rules_are_skipped() {
         let levels = levels(&[]);
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         ruleset
             .set_push_rule_enabled(RuleKind::Underride, ".m.rule.message", false)
             .expect("exists");
@@ -613,7 +615,7 @@ mod tests {
     #[test]
     fn content_rule_matches_body_words_case_insensitively() {
         let levels = levels(&[]);
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         let cake = NewPushRule::from_body(
             RuleKind::Content,
             &json!({"pattern": "cake", "actions": ["notify", {"set_tweak": "sound", "value": "cakealarm.wav"}]}),
@@ -631,7 +633,7 @@ mod tests {
     #[test]
     fn earlier_content_rule_wins_a_tie() {
         let levels = levels(&[]);
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         let rule = |pattern: &str, sound: &str| {
             NewPushRule::from_body(
                 RuleKind::Content,
@@ -657,7 +659,7 @@ mod tests {
     #[test]
     fn room_and_sender_rules_match_by_rule_id_and_room_outranks_sender() {
         let levels = levels(&[]);
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         let quiet = NewPushRule { actions: vec![], conditions: None, pattern: None };
         let loud = NewPushRule {
             actions: vec![Action::Notify, Action::highlight()],
@@ -684,7 +686,7 @@ mod tests {
     #[test]
     fn user_override_outranks_default_overrides_but_not_master() {
         let levels = levels(&[]);
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         let body = json!({"actions": ["notify"], "conditions": [
             {"kind": "event_match", "key": "content.msgtype", "pattern": "m.notice"}]});
         let rule = NewPushRule::from_body(RuleKind::Override, &body).expect("valid");

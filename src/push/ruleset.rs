@@ -21,6 +21,7 @@ use super::rule::{
     Action, Condition, NewPushRule, PushRule, RuleKind, deserialize_actions,
     deserialize_optional_actions,
 };
+use crate::ids::UserId;
 
 /// The rules of one kind.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -61,8 +62,8 @@ pub struct Ruleset {
 }
 
 /// The server-default rules for `user_id`, with no user customisation.
-pub fn default_ruleset(user_id: &str) -> Ruleset {
-    Ruleset::from_server_defaults(server_default_rules(user_id))
+pub fn default_ruleset(user_id: &UserId) -> Ruleset {
+    Ruleset::from_server_defaults(server_default_rules(user_id.as_str()))
 }
 
 /// Where a `before`/`after` puts a rule relative to its anchor.
@@ -243,9 +244,9 @@ impl Ruleset {
     /// Rebuilds a ruleset from [`Ruleset::to_json`] output on top of the
     /// current server defaults for `user_id`. Changes to default rules this
     /// server no longer has are dropped.
-    pub fn from_json(user_id: &str, json: &[u8]) -> Result<Ruleset, serde_json::Error> {
+    pub fn from_json(user_id: &UserId, json: &[u8]) -> Result<Ruleset, serde_json::Error> {
         let stored: StoredRuleset = serde_json::from_slice(json)?;
-        let mut ruleset = Ruleset::from_server_defaults(server_default_rules(user_id));
+        let mut ruleset = Ruleset::from_server_defaults(server_default_rules(user_id.as_str()));
         for (kind, rules) in stored.user {
             ruleset.kinds[kind.index()].user = rules.into_iter().map(PushRule::from).collect();
         }
@@ -386,8 +387,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-
-    const ALICE: &str = "@alice:example.org";
+    use crate::room::testing::ALICE_ID;
 
     fn body_rule(kind: RuleKind, body: Value) -> NewPushRule {
         NewPushRule::from_body(kind, &body).expect("valid rule body")
@@ -403,7 +403,7 @@ mod tests {
 
     #[test]
     fn new_rule_is_enabled_and_not_default() {
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         ruleset.set_push_rule(RuleKind::Room, "!a:x", notify_rule(), None, None).expect("adds");
         let rule = ruleset.get_push_rule(RuleKind::Room, "!a:x").expect("exists");
         assert!(rule.enabled);
@@ -412,7 +412,7 @@ mod tests {
 
     #[test]
     fn new_rule_without_position_becomes_most_important_user_rule() {
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         for id in ["first", "second"] {
             ruleset.set_push_rule(RuleKind::Override, id, notify_rule(), None, None).expect("adds");
         }
@@ -424,7 +424,7 @@ mod tests {
 
     #[test]
     fn before_and_after_place_rules_relative_to_user_rules() {
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         let add = |r: &mut Ruleset, id: &str, before: Option<&str>, after: Option<&str>| {
             r.set_push_rule(RuleKind::Underride, id, notify_rule(), before, after)
         };
@@ -440,7 +440,7 @@ mod tests {
 
     #[test]
     fn replacing_a_rule_keeps_its_place_and_enabled_unless_moved() {
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         for id in ["c", "b", "a"] {
             ruleset.set_push_rule(RuleKind::Override, id, notify_rule(), None, None).expect("adds");
         }
@@ -464,7 +464,7 @@ mod tests {
 
     #[test]
     fn ordering_is_per_kind() {
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         ruleset.set_push_rule(RuleKind::Override, "a", notify_rule(), None, None).expect("adds");
         let e = ruleset.set_push_rule(RuleKind::Underride, "b", notify_rule(), Some("a"), None);
         assert_eq!(e, Err(PushRuleError::BeforeAfterNotFound("a".to_owned())));
@@ -472,7 +472,7 @@ mod tests {
 
     #[test]
     fn rules_cannot_be_placed_relative_to_server_defaults() {
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         let e = ruleset.set_push_rule(
             RuleKind::Underride,
             "a",
@@ -486,7 +486,7 @@ mod tests {
 
     #[test]
     fn reserved_rule_ids_are_rejected() {
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         for id in [".m.rule.master", ".mine", "", "a/b", "a\\b"] {
             let e = ruleset.set_push_rule(RuleKind::Override, id, notify_rule(), None, None);
             assert!(matches!(e, Err(PushRuleError::InvalidRuleId(_))), "{id:?} was accepted");
@@ -497,7 +497,7 @@ mod tests {
 
     #[test]
     fn missing_rules_are_not_found() {
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         assert_eq!(ruleset.get_push_rule(RuleKind::Room, "!nope:x"), Err(PushRuleError::NotFound));
         assert_eq!(
             ruleset.delete_push_rule(RuleKind::Room, "!nope:x"),
@@ -520,7 +520,7 @@ mod tests {
 
     #[test]
     fn user_rules_can_be_deleted() {
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         ruleset
             .set_push_rule(RuleKind::Sender, "@spam:x", notify_rule(), None, None)
             .expect("adds");
@@ -533,7 +533,7 @@ mod tests {
 
     #[test]
     fn server_default_rules_cannot_be_deleted() {
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         assert_eq!(
             ruleset.delete_push_rule(RuleKind::Underride, ".m.rule.message"),
             Err(PushRuleError::ServerDefaultRule(".m.rule.message".to_owned()))
@@ -543,7 +543,7 @@ mod tests {
 
     #[test]
     fn server_default_rules_can_be_disabled_and_given_actions() {
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         ruleset.set_push_rule_enabled(RuleKind::Override, MASTER_RULE_ID, true).expect("exists");
         ruleset
             .set_push_rule_actions(RuleKind::Underride, ".m.rule.message", vec![])
@@ -557,7 +557,7 @@ mod tests {
 
     #[test]
     fn get_pushrules_shape_lists_every_kind_with_default_and_enabled() {
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         let cake = body_rule(RuleKind::Content, json!({"pattern": "cake*lie", "actions": []}));
         ruleset.set_push_rule(RuleKind::Content, "nocake", cake, None, None).expect("adds");
         let value = serde_json::to_value(&ruleset).expect("serialises");
@@ -581,7 +581,7 @@ mod tests {
 
     #[test]
     fn get_pushrules_shape_round_trips() {
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         ruleset.set_push_rule(RuleKind::Override, "mine", notify_rule(), None, None).expect("adds");
         ruleset.set_push_rule_enabled(RuleKind::Override, MASTER_RULE_ID, true).expect("exists");
         let json = serde_json::to_string(&ruleset).expect("serialises");
@@ -591,12 +591,12 @@ mod tests {
 
     #[test]
     fn stored_form_of_untouched_defaults_is_empty() {
-        assert_eq!(default_ruleset(ALICE).to_json(), b"{}");
+        assert_eq!(default_ruleset(&ALICE_ID).to_json(), b"{}");
     }
 
     #[test]
     fn stored_form_round_trips_user_rules_and_default_changes() {
-        let mut ruleset = default_ruleset(ALICE);
+        let mut ruleset = default_ruleset(&ALICE_ID);
         ruleset.set_push_rule(RuleKind::Override, "b", notify_rule(), None, None).expect("adds");
         ruleset.set_push_rule(RuleKind::Override, "a", notify_rule(), None, None).expect("adds");
         let cake = body_rule(RuleKind::Content, json!({"pattern": "cake", "actions": ["notify"]}));
@@ -612,7 +612,7 @@ mod tests {
             .expect("exists");
 
         let stored = ruleset.to_json();
-        let back = Ruleset::from_json(ALICE, &stored).expect("parses");
+        let back = Ruleset::from_json(&ALICE_ID, &stored).expect("parses");
         assert_eq!(back, ruleset);
 
         let stored: Value = serde_json::from_slice(&stored).expect("JSON");
@@ -627,16 +627,17 @@ mod tests {
     #[test]
     fn stored_changes_to_unknown_defaults_are_dropped() {
         let stored = br#"{"server_default": {"override": {".m.rule.gone": {"enabled": true}}}}"#;
-        let ruleset = Ruleset::from_json(ALICE, stored).expect("parses");
-        assert_eq!(ruleset, default_ruleset(ALICE));
+        let ruleset = Ruleset::from_json(&ALICE_ID, stored).expect("parses");
+        assert_eq!(ruleset, default_ruleset(&ALICE_ID));
     }
 
     #[test]
     fn stored_form_that_is_not_ours_is_an_error() {
-        assert!(Ruleset::from_json(ALICE, b"not json").is_err());
+        assert!(Ruleset::from_json(&ALICE_ID, b"not json").is_err());
         assert!(
-            Ruleset::from_json(ALICE, br#"{"user": {"override": [{"rule_id": "x"}]}}"#).is_err()
+            Ruleset::from_json(&ALICE_ID, br#"{"user": {"override": [{"rule_id": "x"}]}}"#)
+                .is_err()
         );
-        assert!(Ruleset::from_json(ALICE, br#"{"user": {"sideways": []}}"#).is_err());
+        assert!(Ruleset::from_json(&ALICE_ID, br#"{"user": {"sideways": []}}"#).is_err());
     }
 }

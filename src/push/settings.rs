@@ -23,8 +23,8 @@ pub fn change_rules<F>(
 where
     F: FnOnce(&mut Ruleset) -> Result<(), PushRuleError>,
 {
-    let user = user.as_str();
     let mut rules = load_ruleset(ctx, user)?;
+    let user = user.as_str();
     if let Err(e) = change(&mut rules) {
         return Ok(Err(MatrixError::from(e)));
     }

@@ -23,6 +23,10 @@
 //!   ([`PowerLevels::can_redact`]) and when deciding whether a received
 //!   redaction takes effect ([`redaction_takes_effect`]).
 //!
+//! User IDs here (and in `power_levels`) stay `&str`, not `UserId`: the rules
+//! read them out of event JSON (`sender`, `state_key`, content keys) and
+//! checking that they are well formed is part of the rules themselves.
+//!
 //! Rule numbers in comments and errors are the v10/v11 ones unless stated;
 //! v12 inserted rule 2 (room ID is the create event's ID), so its later rules
 //! are one higher, and it inserted 10.4 into the power levels rule.

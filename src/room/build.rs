@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorKind, MatrixError};
+use crate::ids::{EventId, RoomId, UserId};
 use crate::membership::Membership;
 use crate::room::auth::{self, AuthEvent};
 use crate::room::cache::StateCache;
@@ -27,7 +28,7 @@ use crate::store::{StoreError, StreamPos, WriteCtx};
 pub struct NewEvent {
     pub event_type: String,
     pub state_key: Option<String>,
-    pub sender: String,
+    pub sender: UserId,
     pub content: Value,
     /// For `m.room.redaction` before v11 (top-level `redacts`).
     pub redacts: Option<String>,
@@ -39,11 +40,11 @@ pub struct NewEvent {
 
 impl NewEvent {
     /// An `m.room.member` event by `sender` about `target`.
-    pub fn member(sender: &str, target: &str, content: Value) -> NewEvent {
+    pub fn member(sender: &UserId, target: &UserId, content: Value) -> NewEvent {
         NewEvent {
             event_type: "m.room.member".into(),
-            state_key: Some(target.to_owned()),
-            sender: sender.to_owned(),
+            state_key: Some(target.to_string()),
+            sender: sender.clone(),
             content,
             redacts: None,
             txn: None,
@@ -61,7 +62,7 @@ pub struct Signer {
 /// An event as [`append_event`] stored it.
 #[derive(Clone, Debug)]
 pub struct Appended {
-    pub event_id: String,
+    pub event_id: EventId,
     pub stream: StreamPos,
     /// The client-format event as stored (with its `unsigned`), kept as a
     /// value so that the fan-out does not parse the stored bytes back.
@@ -95,12 +96,12 @@ fn too_large(message: String) -> MatrixError {
 
 /// The spec's per-key size limits, checked before any work is spent on an
 /// event that could never be sent.
-fn check_key_sizes(ev: &NewEvent, room_id: &str) -> Result<(), MatrixError> {
+fn check_key_sizes(ev: &NewEvent, room_id: &RoomId) -> Result<(), MatrixError> {
     let keys = [
         ("type", Some(ev.event_type.as_str())),
         ("state_key", ev.state_key.as_deref()),
         ("sender", Some(ev.sender.as_str())),
-        ("room_id", Some(room_id)),
+        ("room_id", Some(room_id.as_str())),
     ];
     for (name, value) in keys {
         if let Some(v) = value
@@ -166,11 +167,11 @@ pub fn append_event(
         room_id: if is_create && version.room_id_from_create_event() {
             None
         } else {
-            Some(room.room_id.clone())
+            Some(room.room_id.to_string())
         },
         event_type,
         state_key,
-        sender,
+        sender: sender.to_string(),
         content,
         prev_events,
     };
@@ -285,5 +286,7 @@ pub fn append_event(
         _ => None,
     };
     ctx.put_event(room.short, stream, &event_id, &client_json, &fields, state, member)?;
+    // Made here from the event's reference hash.
+    let event_id = EventId::from_trusted(event_id);
     Ok(Ok(Appended { event_id, stream, event: client_value }))
 }

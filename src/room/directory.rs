@@ -50,6 +50,7 @@ pub fn delete_alias(
     let Some(room_id) = ctx.alias(alias.as_str())? else {
         return Ok(Err(MatrixError::not_found("Room alias not found")));
     };
+    let room_id = RoomId::from_trusted(room_id);
     let allowed = admin
         || match target(ctx, &room_id)? {
             Some(room) => may_edit_directory(ctx, user, &room)?,
@@ -70,7 +71,7 @@ pub fn set_visibility(
     room_id: &RoomId,
     public: bool,
 ) -> Result<Result<(), MatrixError>, StoreError> {
-    let Some(room) = target(ctx, room_id.as_str())? else {
+    let Some(room) = target(ctx, room_id)? else {
         return Ok(Err(MatrixError::not_found("Room not found")));
     };
     if !(admin || may_edit_directory(ctx, user, &room)?) {

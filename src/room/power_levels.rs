@@ -9,6 +9,10 @@
 //! a new `m.room.power_levels` event may replace the current one (that is the
 //! auth rules' job, `room::auth`), and it does not build the content of a new
 //! room's first power levels event.
+//!
+//! User IDs are `&str`, not `UserId`: the auth rules ask about IDs read out
+//! of event JSON (`sender`, `state_key`, `users` keys) that they validate
+//! themselves.
 
 use std::collections::BTreeMap;
 use std::fmt;

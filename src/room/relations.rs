@@ -40,14 +40,14 @@ pub fn record(
 pub fn is_duplicate_annotation(
     ctx: &WriteCtx<'_>,
     room: RoomShort,
-    sender: &str,
+    sender: &UserId,
     event_type: &str,
     content: &Value,
 ) -> Result<bool, StoreError> {
     let Some(("m.annotation", parent)) = relation_of(content) else { return Ok(false) };
     let Some(key) = content["m.relates_to"].get("key") else { return Ok(false) };
     for child in ctx.relations(room, parent, Some("m.annotation"))? {
-        if child.sender != sender || child.event_type != event_type {
+        if child.sender != sender.as_str() || child.event_type != event_type {
             continue;
         }
         let Some(stored) = ctx.event_at(room, child.stream)? else { continue };

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
+use crate::ids::RoomId;
 use crate::room::auth::{self, AuthEvent};
 use crate::room::power_levels::PowerLevels;
 use crate::room::version::RoomVersion;
@@ -14,17 +15,17 @@ use crate::store::{RoomShort, StoreError, WriteCtx};
 /// Where an event goes.
 #[derive(Clone, Debug)]
 pub struct RoomTarget {
-    pub room_id: String,
+    pub room_id: RoomId,
     pub short: RoomShort,
     pub version: RoomVersion,
 }
 
 /// The room `room_id` names, with its version; `None` for an unknown room
 /// (or one of a version this server no longer knows).
-pub fn target(ctx: &WriteCtx<'_>, room_id: &str) -> Result<Option<RoomTarget>, StoreError> {
-    let Some(record) = ctx.room(room_id)? else { return Ok(None) };
+pub fn target(ctx: &WriteCtx<'_>, room_id: &RoomId) -> Result<Option<RoomTarget>, StoreError> {
+    let Some(record) = ctx.room(room_id.as_str())? else { return Ok(None) };
     let Some(version) = RoomVersion::parse(&record.version) else { return Ok(None) };
-    Ok(Some(RoomTarget { room_id: room_id.to_owned(), short: RoomShort(record.short), version }))
+    Ok(Some(RoomTarget { room_id: room_id.clone(), short: RoomShort(record.short), version }))
 }
 
 /// Reads a stored client-format event back into what the auth rules need.

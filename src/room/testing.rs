@@ -1,11 +1,12 @@
 //! A room in a real store, for the tests of the writer's caches (`room`'s
 //! state cache, `push`'s ruleset cache, `ingest`'s writer cache).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use serde_json::{Value, json};
 
 use crate::error::MatrixError;
+use crate::ids::{RoomId, UserId};
 use crate::room::build::{NewEvent, Signer, append_event};
 use crate::room::cache::StateCache;
 use crate::room::pdu::ServerKey;
@@ -16,6 +17,14 @@ use crate::store::{Store, StoreError, WriteCtx};
 pub(crate) const ALICE: &str = "@alice:example.org";
 pub(crate) const BOB: &str = "@bob:example.org";
 pub(crate) const ROOM_ID: &str = "!room:example.org";
+/// [`ALICE`] and [`BOB`] typed, for the domain functions that take a `UserId`.
+pub(crate) static ALICE_ID: LazyLock<UserId> = LazyLock::new(|| user(ALICE));
+pub(crate) static BOB_ID: LazyLock<UserId> = LazyLock::new(|| user(BOB));
+
+/// A user ID the test knows to be valid.
+pub(crate) fn user(s: &str) -> UserId {
+    UserId::parse(s).expect("valid user ID")
+}
 
 /// A store holding one room, and a cache `C` kept between writer
 /// operations as the writer keeps its own.
@@ -31,7 +40,7 @@ pub(crate) fn state(sender: &str, event_type: &str, state_key: &str, content: Va
     NewEvent {
         event_type: event_type.into(),
         state_key: Some(state_key.into()),
-        sender: sender.into(),
+        sender: user(sender),
         content,
         redacts: None,
         txn: None,
@@ -42,7 +51,7 @@ pub(crate) fn message(sender: &str, body: &str) -> NewEvent {
     NewEvent {
         event_type: "m.room.message".into(),
         state_key: None,
-        sender: sender.into(),
+        sender: user(sender),
         content: json!({"msgtype": "m.text", "body": body}),
         redacts: None,
         txn: None,
@@ -62,7 +71,11 @@ pub(crate) fn fixture<C: Default>() -> Fixture<C> {
     let room = store
         .write_blocking(move |ctx| {
             let short = ctx.create_room_record(ROOM_ID, "11", true)?;
-            let room = RoomTarget { room_id: ROOM_ID.into(), short, version: RoomVersion::V11 };
+            let room = RoomTarget {
+                room_id: RoomId::parse(ROOM_ID).expect("valid"),
+                short,
+                version: RoomVersion::V11,
+            };
             let mut cache = StateCache::default();
             let events = [
                 state(ALICE, "m.room.create", "", json!({"room_version": "11"})),

@@ -40,7 +40,7 @@ pub use e2ee::KeyEntry;
 pub use media::MediaRecord;
 pub use push::{NotificationRow, PUSH_WAKE};
 pub use relations::Child;
-pub use rooms::{Membership, RoomRecord, RoomShort, StoredEvent};
+pub use rooms::{MembershipRow, RoomRecord, RoomShort, StoredEvent};
 pub use search::{SearchHit, SearchIndex};
 pub use userdata::Receipt;
 pub use wal::SalvageReport;

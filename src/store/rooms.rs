@@ -22,7 +22,7 @@ use super::tables::{
     meta_u64, txn_epoch,
 };
 use super::{ReadTxn, StoreError, StreamPos, WriteCtx};
-use crate::membership::Membership as MembershipState;
+use crate::membership::Membership;
 
 /// A room's short id: rooms are named by this integer in every hot key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,16 +45,16 @@ pub struct StoredEvent {
 
 /// A membership row: `(membership, stream of the member event)`.
 #[derive(Clone, Debug)]
-pub struct Membership {
+pub struct MembershipRow {
     pub room: RoomShort,
-    pub membership: MembershipState,
+    pub membership: Membership,
     pub stream: StreamPos,
 }
 
 /// A membership as stored (its spec string). Only authorised member events
 /// are stored and the rules refuse other values, so anything else is damage.
-fn stored_membership(s: &str) -> Result<MembershipState, StoreError> {
-    MembershipState::parse(s)
+fn stored_membership(s: &str) -> Result<Membership, StoreError> {
+    Membership::parse(s)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown stored membership {s:?}")))
 }
 
@@ -203,12 +203,16 @@ macro_rules! room_reads {
                 &self,
                 user_id: &str,
                 room: RoomShort,
-            ) -> Result<Option<Membership>, StoreError> {
+            ) -> Result<Option<MembershipRow>, StoreError> {
                 let t = self.$txn.open_table(USER_ROOM_TO_MEMBERSHIP)?;
                 let v = t.get((user_id, room.0))?;
                 v.map(|v| {
                     let (m, s) = v.value();
-                    Ok(Membership { room, membership: stored_membership(m)?, stream: StreamPos(s) })
+                    Ok(MembershipRow {
+                        room,
+                        membership: stored_membership(m)?,
+                        stream: StreamPos(s),
+                    })
                 })
                 .transpose()
             }
@@ -217,7 +221,7 @@ macro_rules! room_reads {
             pub fn members_with(
                 &self,
                 room: RoomShort,
-                membership: MembershipState,
+                membership: Membership,
             ) -> Result<Vec<String>, StoreError> {
                 let t = self.$txn.open_table(ROOM_USER_TO_MEMBERSHIP)?;
                 let mut out = Vec::new();
@@ -347,13 +351,13 @@ impl ReadTxn {
     }
 
     /// Every room a user has a membership in.
-    pub fn user_memberships(&self, user_id: &str) -> Result<Vec<Membership>, StoreError> {
+    pub fn user_memberships(&self, user_id: &str) -> Result<Vec<MembershipRow>, StoreError> {
         let t = self.0.open_table(USER_ROOM_TO_MEMBERSHIP)?;
         let mut out = Vec::new();
         for row in t.range((user_id, 0)..=(user_id, u64::MAX))? {
             let (k, v) = row?;
             let (m, s) = v.value();
-            out.push(Membership {
+            out.push(MembershipRow {
                 room: RoomShort(k.value().1),
                 membership: stored_membership(m)?,
                 stream: StreamPos(s),
@@ -439,7 +443,7 @@ impl ReadTxn {
 
     /// Whether the user forgot the room while `m` was their membership in
     /// it (a membership since then brings the room back).
-    pub fn is_forgotten(&self, user_id: &str, m: &Membership) -> Result<bool, StoreError> {
+    pub fn is_forgotten(&self, user_id: &str, m: &MembershipRow) -> Result<bool, StoreError> {
         let t = self.0.open_table(USER_ROOM_TO_FORGOTTEN)?;
         let v = t.get((user_id, m.room.0))?;
         Ok(v.is_some_and(|v| v.value() == m.stream.0))
@@ -522,7 +526,7 @@ impl WriteCtx<'_> {
         client_json: &[u8],
         pdu_fields: &[u8],
         state: Option<(&str, &str)>,
-        member: Option<(&str, MembershipState)>,
+        member: Option<(&str, Membership)>,
     ) -> Result<(), StoreError> {
         self.txn.open_table(STREAM_TO_EVENT)?.insert(stream.0, client_json)?;
         self.txn.open_table(STREAM_TO_PDU_FIELDS)?.insert(stream.0, pdu_fields)?;
@@ -565,7 +569,7 @@ impl WriteCtx<'_> {
         let mut out = Vec::new();
         for row in t.range((user_id, 0)..=(user_id, u64::MAX))? {
             let (k, v) = row?;
-            if v.value().0 == MembershipState::Join.as_str() {
+            if v.value().0 == Membership::Join.as_str() {
                 out.push(RoomShort(k.value().1));
             }
         }
@@ -573,7 +577,7 @@ impl WriteCtx<'_> {
     }
 
     /// Records that `user_id` forgot `m.room` at membership `m`.
-    pub fn forget_room(&mut self, user_id: &str, m: &Membership) -> Result<(), StoreError> {
+    pub fn forget_room(&mut self, user_id: &str, m: &MembershipRow) -> Result<(), StoreError> {
         self.txn.open_table(USER_ROOM_TO_FORGOTTEN)?.insert((user_id, m.room.0), m.stream.0)?;
         Ok(())
     }

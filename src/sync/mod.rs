@@ -25,10 +25,10 @@ use serde_json::{Map, Value, json};
 
 use crate::error::MatrixError;
 use crate::ids::{DeviceId, RoomId, UserId};
-use crate::membership::Membership as MembershipState;
+use crate::membership::Membership;
 use crate::room::served::Viewer;
 use crate::room::visibility::{Memberships, Visibility};
-use crate::store::{Membership, ReadTxn, Receipt, RoomShort, StoredEvent, StreamPos};
+use crate::store::{MembershipRow, ReadTxn, Receipt, RoomShort, StoredEvent, StreamPos};
 use filter::{Filter, RoomEventFilter};
 use lazy::DeviceMembers;
 use presence::Presence;
@@ -144,7 +144,7 @@ pub fn event_value_for(
 pub fn set_memberships(
     read: &ReadTxn,
     user_id: &UserId,
-    m: &Membership,
+    m: &MembershipRow,
     events: &[StoredEvent],
     values: &mut [Value],
 ) -> Result<(), MatrixError> {
@@ -238,25 +238,25 @@ pub fn assemble(
         }
         let fresh = params.since.is_none() || changed.contains(&m.room) || params.full_state;
         match m.membership {
-            MembershipState::Join => {
+            Membership::Join => {
                 if let Some(room) = joined_room(&mut cx, m, &room_id, fresh)? {
                     join.insert(room_id.as_str().to_owned(), room);
                 }
             }
-            MembershipState::Knock if fresh => {
+            Membership::Knock if fresh => {
                 let state = stripped_state(read, m.room, user)?;
                 knock.insert(
                     room_id.as_str().to_owned(),
                     json!({ "knock_state": { "events": state } }),
                 );
             }
-            MembershipState::Invite if fresh => {
+            Membership::Invite if fresh => {
                 invite.insert(
                     room_id.as_str().to_owned(),
                     json!({ "invite_state": { "events": stripped_state(read, m.room, user)? } }),
                 );
             }
-            MembershipState::Leave | MembershipState::Ban
+            Membership::Leave | Membership::Ban
                 if ((params.since.is_some() && changed.contains(&m.room))
                     || (room_filter.include_leave
                         && (params.since.is_none() || params.full_state)))
@@ -354,7 +354,7 @@ const FILTER_SCAN_LIMIT: usize = 5_000;
 
 fn joined_room(
     cx: &mut Cx,
-    m: &Membership,
+    m: &MembershipRow,
     room_id: &RoomId,
     fresh: bool,
 ) -> Result<Option<Value>, MatrixError> {
@@ -397,8 +397,8 @@ fn joined_room(
         Vec::new()
     };
     let state_field = if params.use_state_after { "state_after" } else { "state" };
-    let joined = read.members_with(m.room, MembershipState::Join)?;
-    let invited = read.members_with(m.room, MembershipState::Invite)?;
+    let joined = read.members_with(m.room, Membership::Join)?;
+    let invited = read.members_with(m.room, Membership::Invite)?;
     if params.since.is_some() {
         // Who newly shares this room with the user (for presence).
         if fresh {
@@ -407,7 +407,7 @@ fn joined_room(
         } else {
             let joins = timeline.iter().chain(&state).filter(|e| {
                 e["type"] == "m.room.member"
-                    && MembershipState::of_content(&e["content"]) == Some(MembershipState::Join)
+                    && Membership::of_content(&e["content"]) == Some(Membership::Join)
             });
             let users = joins.filter_map(|e| e["state_key"].as_str());
             cx.met.extend(users.map(|u| UserId::from_trusted(u.to_owned())));
@@ -543,7 +543,7 @@ fn room_state(
 
 /// A room the user left (or was kicked or banned from): the timeline up to
 /// the leave.
-fn left_room(cx: &mut Cx, m: &Membership, room_id: &RoomId) -> Result<Value, MatrixError> {
+fn left_room(cx: &mut Cx, m: &MembershipRow, room_id: &RoomId) -> Result<Value, MatrixError> {
     let (read, params) = (cx.read, cx.params);
     let rf = &params.filter.room;
     let since = params.since.unwrap_or_default();
@@ -602,7 +602,7 @@ fn global_account_data(
 /// them, an initial sync serves the defaults there.
 pub fn add_default_push_rules(global: &mut Vec<Value>, user: &UserId) -> Result<(), MatrixError> {
     if !global.iter().any(|e| e["type"] == "m.push_rules") {
-        let rules = serde_json::to_value(crate::push::default_ruleset(user.as_str()))
+        let rules = serde_json::to_value(crate::push::default_ruleset(user))
             .map_err(|e| MatrixError::internal("push rules", e))?;
         global.push(json!({ "type": "m.push_rules", "content": rules }));
     }
@@ -615,18 +615,15 @@ fn presence_events(
     read: &ReadTxn,
     presence: &Presence,
     user_id: &UserId,
-    memberships: &[Membership],
+    memberships: &[MembershipRow],
     newly: &HashSet<UserId>,
     params: &SyncParams,
     now_ms: u64,
 ) -> Result<Vec<Value>, MatrixError> {
     let f = &params.filter.presence;
     let since = params.since.and(params.since_presence);
-    let mine: HashSet<RoomShort> = memberships
-        .iter()
-        .filter(|m| m.membership == MembershipState::Join)
-        .map(|m| m.room)
-        .collect();
+    let mine: HashSet<RoomShort> =
+        memberships.iter().filter(|m| m.membership == Membership::Join).map(|m| m.room).collect();
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let changed = presence.changed_since(since);
@@ -639,7 +636,7 @@ fn presence_events(
             && !read
                 .user_memberships(user.as_str())?
                 .iter()
-                .any(|m| m.membership == MembershipState::Join && mine.contains(&m.room))
+                .any(|m| m.membership == Membership::Join && mine.contains(&m.room))
         {
             continue;
         }
@@ -676,7 +673,7 @@ pub fn restricted_history(read: &ReadTxn, room: RoomShort) -> Result<bool, Matri
 /// since the token (all of it for a fresh room), filtered.
 fn room_extras(
     cx: &Cx,
-    m: &Membership,
+    m: &MembershipRow,
     room_id: &RoomId,
     fresh: bool,
 ) -> Result<(Vec<Value>, Vec<Value>), MatrixError> {

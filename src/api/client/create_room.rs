@@ -55,7 +55,7 @@ pub async fn create_room(app: &App, req: &Request) -> Result<Reply, MatrixError>
     for u in &body.invite {
         let id =
             UserId::parse(u).map_err(|e| MatrixError::invalid_param(format!("invite: {e}")))?;
-        invite.push(id.to_string());
+        invite.push(id);
     }
     // Power levels: the spec's defaults, then the preset, then the override.
     let mut users = Map::new();
@@ -67,7 +67,7 @@ pub async fn create_room(app: &App, req: &Request) -> Result<Reply, MatrixError>
     // `users` then), before as users at 100.
     if preset == "trusted_private_chat" && !version.privileged_creators() {
         for u in &invite {
-            users.insert(u.clone(), json!(100));
+            users.insert(u.to_string(), json!(100));
         }
     }
     let mut pl = json!({
@@ -134,9 +134,10 @@ pub async fn create_room(app: &App, req: &Request) -> Result<Reply, MatrixError>
     let alias = match &body.room_alias_name {
         Some(a) => {
             let full = format!("#{a}:{}", app.config.server_name);
-            RoomAlias::parse(&full)
-                .map_err(|e| MatrixError::invalid_param(format!("room_alias_name: {e}")))?;
-            Some(full)
+            Some(
+                RoomAlias::parse(&full)
+                    .map_err(|e| MatrixError::invalid_param(format!("room_alias_name: {e}")))?,
+            )
         }
         None => None,
     };
@@ -159,7 +160,7 @@ pub async fn create_room(app: &App, req: &Request) -> Result<Reply, MatrixError>
             }
         };
         for u in &invite {
-            if !creators.iter().any(|c| c.as_str() == Some(u)) {
+            if !creators.iter().any(|c| c.as_str() == Some(u.as_str())) {
                 creators.push(json!(u));
             }
         }
@@ -168,7 +169,7 @@ pub async fn create_room(app: &App, req: &Request) -> Result<Reply, MatrixError>
     let room_id = ingest::create_room(
         &super::rooms(app),
         CreateRoom {
-            creator,
+            creator: caller.user_id.clone(),
             version,
             creation_content,
             power_levels: pl,

@@ -96,8 +96,9 @@ async fn delete_some(
         require_uia(app, map.get("auth"), &purpose, &[&[PASSWORD]], Some(&lp), req.remote).await?;
     app.store
         .write(move |ctx| {
-            for d in &devices {
-                account::revoke_device(ctx, &user_id, d)?;
+            // An ID that does not parse names no device: nothing to delete.
+            for d in devices.iter().filter_map(|d| DeviceId::parse(d).ok()) {
+                account::revoke_device(ctx, &user_id, &d)?;
             }
             Ok(Ok::<_, MatrixError>(()))
         })

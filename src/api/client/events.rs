@@ -30,7 +30,7 @@ pub async fn send_message_event(
     let ev = NewEvent {
         event_type: event_type.to_owned(),
         state_key: None,
-        sender: caller.user_id.to_string(),
+        sender: caller.user_id.clone(),
         content,
         redacts: None,
         txn: None,
@@ -57,7 +57,7 @@ pub async fn set_room_state(
     let ev = NewEvent {
         event_type: event_type.to_owned(),
         state_key: Some(state_key.to_owned()),
-        sender: caller.user_id.to_string(),
+        sender: caller.user_id.clone(),
         content,
         redacts: None,
         txn: None,

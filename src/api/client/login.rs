@@ -105,7 +105,7 @@ pub async fn logout(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let caller = req.caller()?.clone();
     app.store
         .write(move |ctx| {
-            account::revoke_device(ctx, &caller.user_id, caller.device_id.as_str())?;
+            account::revoke_device(ctx, &caller.user_id, &caller.device_id)?;
             Ok(Ok::<_, MatrixError>(()))
         })
         .await?;

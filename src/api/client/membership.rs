@@ -62,8 +62,7 @@ async fn set_own_membership(
     let caller = req.caller()?;
     let body = req.json_object()?;
     let content = member_content(app, &caller.user_id, membership, body.get("reason"))?;
-    let me = caller.user_id.as_str();
-    let ev = NewEvent::member(me, me, content);
+    let ev = NewEvent::member(&caller.user_id, &caller.user_id, content);
     ingest::send(&rooms(app), &known_room_id(room_id)?, ev, None).await?;
     Ok(())
 }
@@ -131,7 +130,7 @@ pub async fn change_membership(
         }
     };
     let content = member_content(app, &target, membership, body.get("reason"))?;
-    let ev = NewEvent::member(caller.user_id.as_str(), target.as_str(), content);
+    let ev = NewEvent::member(&caller.user_id, &target, content);
     ingest::send(&rooms(app), &known_room_id(room_id)?, ev, None).await?;
     Ok(json(&json!({})))
 }

@@ -21,7 +21,7 @@ pub fn request_token(app: &App, req: &Request, user_id: &str) -> Result<Reply, M
     }
     req.json_object()?;
     let token = crate::account::generate_token()?;
-    app.openid.borrow_mut().insert(hash_token(&token), user_id.to_owned(), Instant::now());
+    app.openid.borrow_mut().insert(hash_token(&token), caller.user_id.clone(), Instant::now());
     Ok(json(&json!({
         "access_token": token,
         "token_type": "Bearer",

@@ -112,7 +112,7 @@ pub async fn set_profile_field(
                 }
             }
         }
-        let ev = NewEvent::member(caller.as_str(), caller.as_str(), content);
+        let ev = NewEvent::member(&caller, &caller, content);
         let sent = match super::known_room_id(&room_id) {
             Ok(id) => ingest::send(&super::rooms(app), &id, ev, None).await,
             Err(e) => Err(e),

@@ -24,8 +24,8 @@ pub enum RulePart {
     Actions,
 }
 
-fn ruleset(app: &App, user: &str) -> Result<Ruleset, MatrixError> {
-    Ok(match app.store.read()?.push_rules(user)? {
+fn ruleset(app: &App, user: &UserId) -> Result<Ruleset, MatrixError> {
+    Ok(match app.store.read()?.push_rules(user.as_str())? {
         Some(b) => {
             Ruleset::from_json(user, &b).map_err(|e| MatrixError::internal("push rules", e))?
         }
@@ -35,8 +35,7 @@ fn ruleset(app: &App, user: &str) -> Result<Ruleset, MatrixError> {
 
 /// `GET /pushrules/` and `GET /pushrules/global/`
 pub fn get_push_rules(app: &App, req: &Request, global_only: bool) -> Result<Reply, MatrixError> {
-    let user = req.caller()?.user_id.to_string();
-    let rules = ruleset(app, &user)?;
+    let rules = ruleset(app, &req.caller()?.user_id)?;
     if global_only { Ok(json(&rules.global())) } else { Ok(json(&rules)) }
 }
 
@@ -52,8 +51,7 @@ pub fn get_push_rule(
     rule_id: &str,
     part: RulePart,
 ) -> Result<Reply, MatrixError> {
-    let user = req.caller()?.user_id.to_string();
-    let rules = ruleset(app, &user)?;
+    let rules = ruleset(app, &req.caller()?.user_id)?;
     let rule = rules.get_push_rule(kind(kind_s)?, rule_id)?;
     Ok(match part {
         RulePart::Rule => json(rule),

@@ -12,8 +12,10 @@ use super::Candidate;
 use super::request::Filters;
 use crate::error::MatrixError;
 use crate::ids::UserId;
-use crate::membership::Membership as MembershipState;
-use crate::store::{Membership, ReadTxn, RoomShort, StoreError, StoredEvent, StreamPos, WriteCtx};
+use crate::membership::Membership;
+use crate::store::{
+    MembershipRow, ReadTxn, RoomShort, StoreError, StoredEvent, StreamPos, WriteCtx,
+};
 use crate::sync::{event_value, sender_of};
 
 /// The largest batch of events a bump scan reads at once (bounded memory).
@@ -37,7 +39,7 @@ const BUMP_TYPES: &[&str] = &[
 /// ban), which keeps the room in the list so the user learns of it.
 pub(super) fn removed_by_other(
     read: &ReadTxn,
-    m: &Membership,
+    m: &MembershipRow,
     user: &UserId,
 ) -> Result<bool, MatrixError> {
     let Some(ev) = read.event_at(m.room, m.stream)? else { return Ok(false) };
@@ -99,8 +101,8 @@ pub fn record_bump(
 /// event per room (`record_bump`). Rooms whose events predate that index
 /// are scanned back to their newest bumping event once per request; the
 /// scan always ends, at the latest at `m.room.create`, which bumps.
-pub(super) fn bump_stamp(read: &ReadTxn, m: &Membership) -> Result<u64, MatrixError> {
-    if m.membership != MembershipState::Join {
+pub(super) fn bump_stamp(read: &ReadTxn, m: &MembershipRow) -> Result<u64, MatrixError> {
+    if m.membership != Membership::Join {
         return Ok(m.stream.0);
     }
     let newest = match read.latest_bump(m.room)? {
@@ -139,10 +141,7 @@ pub(super) fn space_children(
     for space in spaces {
         let Some(record) = read.room(space)? else { continue };
         let room = RoomShort(record.short);
-        if read
-            .membership(user.as_str(), room)?
-            .is_none_or(|m| m.membership != MembershipState::Join)
-        {
+        if read.membership(user.as_str(), room)?.is_none_or(|m| m.membership != Membership::Join) {
             continue;
         }
         for (t, k, pos) in read.room_state(room)? {
@@ -187,7 +186,7 @@ impl Facts {
             return Ok(false);
         }
         if let Some(inv) = f.is_invite
-            && (c.membership.membership == MembershipState::Invite) != inv
+            && (c.membership.membership == Membership::Invite) != inv
         {
             return Ok(false);
         }
@@ -281,7 +280,7 @@ mod tests {
 
     fn stamp(store: &Store, joined_at: StreamPos) -> u64 {
         let m =
-            Membership { room: RoomShort(1), membership: MembershipState::Join, stream: joined_at };
+            MembershipRow { room: RoomShort(1), membership: Membership::Join, stream: joined_at };
         bump_stamp(&store.read().expect("read"), &m).expect("bump_stamp")
     }
 

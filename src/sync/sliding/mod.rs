@@ -50,9 +50,9 @@ pub use request::{
 use super::typing::Typing;
 use crate::error::MatrixError;
 use crate::ids::{DeviceId, RoomId, UserId};
-use crate::membership::Membership as MembershipState;
+use crate::membership::Membership;
 use crate::room::visibility::Visibility;
-use crate::store::{Membership, ReadTxn, RoomShort, StreamPos};
+use crate::store::{MembershipRow, ReadTxn, RoomShort, StreamPos};
 use extensions::{Scope, account_data, e2ee, receipts, to_device, typing};
 use lists::{Facts, bump_stamp, dm_rooms, removed_by_other, space_children};
 use request::{RequiredState, RoomConfig};
@@ -83,7 +83,7 @@ pub struct Outcome {
 struct Candidate {
     room: RoomShort,
     room_id: RoomId,
-    membership: Membership,
+    membership: MembershipRow,
     bump: u64,
 }
 
@@ -107,8 +107,8 @@ pub fn compute(
             continue;
         }
         let listed = match m.membership {
-            MembershipState::Join | MembershipState::Invite | MembershipState::Knock => true,
-            MembershipState::Leave | MembershipState::Ban => {
+            Membership::Join | Membership::Invite | Membership::Knock => true,
+            Membership::Leave | Membership::Ban => {
                 (prev.rooms.contains_key(&m.room) || removed_by_other(read, &m, user)?)
                     && !read.is_forgotten(user.as_str(), &m)?
             }
