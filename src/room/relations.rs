@@ -7,7 +7,9 @@ use serde_json::{Map, Value, json};
 
 use crate::error::MatrixError;
 use crate::ids::UserId;
-use crate::store::{ReadTxn, RoomShort, StoreError, StreamPos, WriteCtx};
+use crate::room::served::{self, Viewer};
+use crate::room::visibility::Memberships;
+use crate::store::{ReadTxn, RoomShort, StoreError, StoredEvent, StreamPos, WriteCtx};
 
 /// `(rel_type, parent event_id)` of an event's content, if it relates to
 /// another event with a `rel_type` (plain replies do not count).
@@ -62,7 +64,7 @@ pub fn is_duplicate_annotation(
 
 fn load(read: &ReadTxn, room: RoomShort, stream: StreamPos) -> Result<Option<Value>, MatrixError> {
     match read.event_at(room, stream)? {
-        Some(e) => Ok(Some(crate::room::served::parse(&e.json, None)?)),
+        Some(e) => Ok(Some(served::parse(&e.json, None)?)),
         None => Ok(None),
     }
 }
@@ -148,6 +150,22 @@ pub fn bundle(
     }
     event["unsigned"]["m.relations"] = Value::Object(rel);
     Ok(())
+}
+
+/// A stored event for `viewer` with its bundled aggregations and the
+/// viewer's membership at it, as the spec asks for `/event`, `/messages`,
+/// `/context` and `/sync`.
+pub fn parse_bundled(
+    read: &ReadTxn,
+    room: RoomShort,
+    e: &StoredEvent,
+    viewer: Viewer<'_>,
+    memberships: &Memberships,
+) -> Result<Value, MatrixError> {
+    let mut v = served::parse(&e.json, Some(viewer))?;
+    served::set_membership(&mut v, memberships.at(e.stream));
+    bundle(read, room, &mut v, viewer.user)?;
+    Ok(v)
 }
 
 #[cfg(test)]

@@ -21,8 +21,7 @@ use serde_json::Value;
 use crate::error::MatrixError;
 use crate::ids::{DeviceId, UserId};
 use crate::membership::Membership;
-use crate::room::visibility::Memberships;
-use crate::store::{ReadTxn, RoomShort, StoredEvent};
+use crate::store::StoredEvent;
 
 /// Key in a stored event's `unsigned` naming the device whose request sent
 /// it (next to `transaction_id`).
@@ -113,22 +112,6 @@ fn strip_transaction_id(v: &mut Value, viewer: Option<Viewer<'_>>) {
 /// A stored event for nobody in particular (no transaction ID).
 pub fn parse_stored(e: &StoredEvent) -> Result<Value, MatrixError> {
     parse(&e.json, None)
-}
-
-/// A stored event for `viewer` with its bundled aggregations and the
-/// viewer's membership at it, as the spec asks for `/event`, `/messages`,
-/// `/context` and `/sync`.
-pub fn parse_bundled(
-    read: &ReadTxn,
-    room: RoomShort,
-    e: &StoredEvent,
-    viewer: Viewer<'_>,
-    memberships: &Memberships,
-) -> Result<Value, MatrixError> {
-    let mut v = parse(&e.json, Some(viewer))?;
-    set_membership(&mut v, memberships.at(e.stream));
-    crate::room::relations::bundle(read, room, &mut v, viewer.user)?;
-    Ok(v)
 }
 
 #[cfg(test)]
