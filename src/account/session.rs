@@ -149,7 +149,7 @@ fn prune_devices(
     let user_id = UserId::new_local(localpart, server_name)
         .or_else(|_| UserId::parse(&format!("@{localpart}:{server_name}")))
         .map_err(|e| StoreError::Corrupt(format!("stored localpart {localpart:?}: {}", e.0)))?;
-    let dehydrated = ctx.dehydrated_device(user_id.as_str())?.map(|d| d.device_id);
+    let dehydrated = ctx.dehydrated_device(&user_id)?.map(|d| d.device_id);
     let mut ranked = Vec::with_capacity(ids.len());
     for id in ids {
         if dehydrated.as_deref() == Some(id.as_str()) {

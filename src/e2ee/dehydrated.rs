@@ -19,7 +19,7 @@ fn to_vec(v: &Value) -> Result<Vec<u8>, StoreError> {
 /// The user's dehydrated device, if it still exists as a device (deleting
 /// it through `/devices` removes the device, not this record).
 pub fn current(read: &ReadTxn, user: &UserId) -> Result<Option<DehydratedDevice>, MatrixError> {
-    let Some(d) = read.dehydrated_device(user.as_str())? else { return Ok(None) };
+    let Some(d) = read.dehydrated_device(user)? else { return Ok(None) };
     Ok(read.device(user.localpart(), &d.device_id)?.map(|_| d))
 }
 
@@ -47,7 +47,7 @@ pub fn put_dehydrated_device(
 ) -> Result<Result<(), MatrixError>, StoreError> {
     let (user, lp) = (user_id.as_str(), user_id.localpart());
     let d = upload.device_id.as_str();
-    let old = ctx.dehydrated_device(user)?;
+    let old = ctx.dehydrated_device(user_id)?;
     let replaces = old.as_ref().is_some_and(|o| o.device_id == d);
     if !replaces && ctx.device(lp, d)?.is_some() {
         // Never turn a logged-in device into the dehydrated one.
@@ -72,7 +72,7 @@ pub fn put_dehydrated_device(
         ctx.put_fallback_key(user, d, alg, &to_vec(&entry)?)?;
     }
     let stored = DehydratedDevice { device_id: d.to_owned(), device_data: upload.device_data };
-    ctx.put_dehydrated_device(user, &stored)?;
+    ctx.put_dehydrated_device(user_id, &stored)?;
     // Others learn of the new device as of any new device.
     ctx.key_changed(user)?;
     wake_room_mates(ctx, user_id)?;
@@ -84,14 +84,14 @@ pub fn delete_dehydrated_device(
     ctx: &mut WriteCtx<'_>,
     user_id: &UserId,
 ) -> Result<Result<String, MatrixError>, StoreError> {
-    let Some(d) = ctx.dehydrated_device(user_id.as_str())? else {
+    let Some(d) = ctx.dehydrated_device(user_id)? else {
         return Ok(Err(none()));
     };
     if ctx.device(user_id.localpart(), &d.device_id)?.is_none() {
         // Already deleted through `/devices`: there is none.
         return Ok(Err(none()));
     }
-    ctx.delete_dehydrated_device(user_id.as_str())?;
+    ctx.delete_dehydrated_device(user_id)?;
     account::revoke_device(ctx, user_id, &DeviceId::from_trusted(d.device_id.clone()))?;
     Ok(Ok(d.device_id))
 }
