@@ -290,10 +290,10 @@ fn common_notifications_are_one_row_and_rows_of_earlier_layouts_still_read() {
         .write_blocking(move |ctx| {
             let r1 = ctx.create_room_record("!r:hs", "12", false)?;
             let r2 = ctx.create_room_record("!s:hs", "12", false)?;
-            ctx.put_notification("@a:hs", r1, StreamPos(10), false, common, 1000)?;
-            ctx.put_notification("@a:hs", r2, StreamPos(11), true, custom, 1001)?;
-            ctx.put_notification("@a:hs", r1, StreamPos(12), true, common, 1002)?;
-            ctx.put_notification("@b:hs", r1, StreamPos(13), false, common, 1003)?;
+            ctx.put_notification(&uid("@a:hs"), r1, StreamPos(10), false, common, 1000)?;
+            ctx.put_notification(&uid("@a:hs"), r2, StreamPos(11), true, custom, 1001)?;
+            ctx.put_notification(&uid("@a:hs"), r1, StreamPos(12), true, common, 1002)?;
+            ctx.put_notification(&uid("@b:hs"), r1, StreamPos(13), false, common, 1003)?;
             // Rows as earlier versions wrote them: a mark without an action
             // code beside a JSON row, and beside a row with a one-byte code.
             let legacy = br#"{"room_id":"!s:hs","event_id":"$e","actions":["notify"],"ts":999}"#;
@@ -319,7 +319,7 @@ fn common_notifications_are_one_row_and_rows_of_earlier_layouts_still_read() {
         .map(|r| r.expect("row").0.value().1)
         .collect();
     assert_eq!(side_rows, [8, 9, 11]);
-    let rows = read.notification_rows("@a:hs", StreamPos(u64::MAX), 10).expect("rows");
+    let rows = read.notification_rows(&uid("@a:hs"), StreamPos(u64::MAX), 10).expect("rows");
     let got: Vec<(u64, u64, Option<u64>, Vec<u8>)> =
         rows.into_iter().map(|(p, r)| (p.0, r.room.0, r.ts, r.actions)).collect();
     let highlight = br#"["notify",{"set_tweak":"highlight"}]"#;
@@ -334,11 +334,11 @@ fn common_notifications_are_one_row_and_rows_of_earlier_layouts_still_read() {
         ]
     );
     // Paging: before a position, at most `limit`, across rooms.
-    let page = read.notification_rows("@a:hs", StreamPos(11), 2).expect("rows");
+    let page = read.notification_rows(&uid("@a:hs"), StreamPos(11), 2).expect("rows");
     assert_eq!(page.iter().map(|(p, _)| p.0).collect::<Vec<_>>(), [10, 9]);
     // Counts read the highlight bit under the action code.
-    assert_eq!(read.unread_counts("@a:hs", r1, StreamPos(0)).expect("counts"), (3, 2));
-    assert_eq!(read.unread_counts("@a:hs", r1, StreamPos(10)).expect("counts"), (1, 1));
+    assert_eq!(read.unread_counts(&uid("@a:hs"), r1, StreamPos(0)).expect("counts"), (3, 2));
+    assert_eq!(read.unread_counts(&uid("@a:hs"), r1, StreamPos(10)).expect("counts"), (1, 1));
 }
 
 #[test]
@@ -766,4 +766,9 @@ fn an_operation_refused_midway_runs_alone_and_fails_no_batch_mate() {
     assert!(read.user("alice").expect("get").is_some());
     assert!(read.user("bob").expect("get").is_some());
     assert!(read.user("carol").expect("get").is_none(), "the refused write left a trace");
+}
+
+/// A user ID the test knows to be valid.
+fn uid(s: &str) -> crate::ids::UserId {
+    crate::ids::UserId::parse(s).expect("valid user ID")
 }

@@ -72,7 +72,7 @@ pub fn read_position(
 pub fn counts(read: &ReadTxn, user: &UserId, room: RoomShort) -> Result<Unread, MatrixError> {
     let marks = read_marks(read, user, room)?;
     let mut out = Unread::default();
-    for (stream, highlight) in read.unread_rows(user.as_str(), room, marks.all)? {
+    for (stream, highlight) in read.unread_rows(user, room, marks.all)? {
         let (slot, seen) = match thread_of(read, room, stream)? {
             None => (&mut out.main, marks.main),
             Some(root) => {

@@ -159,7 +159,7 @@ pub(super) fn room_response(
     }
     if unread_due {
         let unread = read.unread_counts(
-            user.as_str(),
+            user,
             c.room,
             read_position(read, ctx.input.user_id, c.room)?,
         )?;
