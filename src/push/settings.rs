@@ -35,7 +35,7 @@ where
     }
     ctx.put_push_rules(user, &compact)?;
     let full = serde_json::to_vec(&rules).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    ctx.put_account_data(user.as_str(), "", "m.push_rules", &full)?;
+    ctx.put_account_data(user, "", "m.push_rules", &full)?;
     Ok(Ok(()))
 }
 

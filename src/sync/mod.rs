@@ -578,13 +578,12 @@ fn global_account_data(
     user: &UserId,
     params: &SyncParams,
 ) -> Result<Vec<Value>, MatrixError> {
-    let user_id = user.as_str();
     let f = &params.filter.account_data;
     let mut out = Vec::new();
-    for (room_id, ty) in read.account_data_changes(user_id, params.since)? {
+    for (room_id, ty) in read.account_data_changes(user, params.since)? {
         if room_id.is_empty()
             && f.allows_type(&ty)
-            && let Some(bytes) = read.account_data(user_id, "", &ty)?
+            && let Some(bytes) = read.account_data(user, "", &ty)?
         {
             let content: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| MatrixError::internal("account data", e))?;
@@ -678,7 +677,6 @@ fn room_extras(
     fresh: bool,
 ) -> Result<(Vec<Value>, Vec<Value>), MatrixError> {
     let (read, params, user) = (cx.read, cx.params, cx.user_id);
-    let user_id = user.as_str();
     let rf = &params.filter.room;
     let mut ephemeral = Vec::new();
     let since = if fresh { None } else { params.since };
@@ -702,10 +700,10 @@ fn room_extras(
     if !af.allows_room(room_id) {
         return Ok((ephemeral, room_data));
     }
-    for (r, ty) in read.account_data_changes(user_id, since)? {
+    for (r, ty) in read.account_data_changes(user, since)? {
         if r == room_id.as_str()
             && af.events.allows_type(&ty)
-            && let Some(bytes) = read.account_data(user_id, &r, &ty)?
+            && let Some(bytes) = read.account_data(user, &r, &ty)?
         {
             let c: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| MatrixError::internal("account data", e))?;

@@ -41,7 +41,7 @@ struct ReadMarks {
 fn read_marks(read: &ReadTxn, user: &UserId, room: RoomShort) -> Result<ReadMarks, MatrixError> {
     let mut marks = ReadMarks::default();
     for ty in ["m.read", "m.read.private"] {
-        for (thread, event_id) in read.receipt_threads(room, ty, user.as_str())? {
+        for (thread, event_id) in read.receipt_threads(room, ty, user)? {
             let Some((r, p)) = read.event_position(&event_id)? else { continue };
             if r != room {
                 continue;

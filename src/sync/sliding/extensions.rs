@@ -104,7 +104,7 @@ pub(super) fn account_data(
     fresh: &HashMap<RoomShort, HashSet<String>>,
 ) -> Result<Value, MatrixError> {
     let read = input.read;
-    let user = input.user_id.as_str();
+    let user = &input.user_id;
     let parse = |b: Vec<u8>| -> Result<Value, MatrixError> {
         serde_json::from_slice(&b).map_err(|e| MatrixError::internal("account data", e))
     };
