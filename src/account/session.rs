@@ -383,7 +383,7 @@ pub fn revoke_device(
 /// Wakes everyone who shares a room with `user_id` (and the user).
 pub fn wake_room_mates(ctx: &mut WriteCtx<'_>, user_id: &UserId) -> Result<(), StoreError> {
     ctx.wake_user(user_id.as_str());
-    for room in ctx.joined_room_shorts(user_id.as_str())? {
+    for room in ctx.joined_room_shorts(user_id)? {
         for m in ctx.members_with(room, Membership::Join)? {
             ctx.wake_user(&m);
         }

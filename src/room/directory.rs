@@ -18,7 +18,7 @@ fn may_edit_directory(
     room: &RoomTarget,
 ) -> Result<bool, StoreError> {
     let joined = ctx
-        .membership(user.as_str(), room.short)?
+        .membership(user, room.short)?
         .is_some_and(|m| m.membership == Membership::Join);
     Ok(joined
         && power_levels(ctx, room)?

@@ -527,7 +527,7 @@ fn a_schema_2_file_keeps_its_transaction_ids_and_event_ids() {
     assert_eq!(at("$unknown"), None);
     let found = store
         .write_blocking(|ctx| {
-            let pos = |scope: &str, t: &str| ctx.txn_position("@a:hs", "DEV", scope, t);
+            let pos = |scope: &str, t: &str| ctx.txn_position(&uid("@a:hs"), &did("DEV"), scope, t);
             let got = [
                 pos("s5/m.room.message", "t1")?,
                 pos("r5/$sent", "t2")?,
@@ -608,7 +608,7 @@ fn transaction_ids_are_remembered_for_the_kept_epochs_then_forgotten() {
     let put = |txn: &'static str, stream: u64| {
         store
             .write_blocking(move |ctx| {
-                ctx.put_txn("@a:hs", "DEV", "s1/m.room.message", txn, (room, StreamPos(stream)))?;
+                ctx.put_txn(&uid("@a:hs"), &did("DEV"), "s1/m.room.message", txn, (room, StreamPos(stream)))?;
                 Ok(Ok::<_, StoreError>(()))
             })
             .expect("put")
@@ -617,8 +617,8 @@ fn transaction_ids_are_remembered_for_the_kept_epochs_then_forgotten() {
         store
             .write_blocking(move |ctx| {
                 Ok(Ok::<_, StoreError>(ctx.txn_position(
-                    "@a:hs",
-                    "DEV",
+                    &uid("@a:hs"),
+                    &did("DEV"),
                     "s1/m.room.message",
                     txn,
                 )?))
@@ -771,4 +771,9 @@ fn an_operation_refused_midway_runs_alone_and_fails_no_batch_mate() {
 /// A user ID the test knows to be valid.
 fn uid(s: &str) -> crate::ids::UserId {
     crate::ids::UserId::parse(s).expect("valid user ID")
+}
+
+/// A device ID the test knows to be valid.
+fn did(s: &str) -> crate::ids::DeviceId {
+    crate::ids::DeviceId::parse(s).expect("valid device ID")
 }

@@ -217,9 +217,9 @@ pub fn assemble(
         lazy.clear();
     }
     let mut cx = Cx { read, eph, lazy, user_id: user, params, upto, met: HashSet::new() };
-    let memberships = read.user_memberships(user_id)?;
+    let memberships = read.user_memberships(user)?;
     let changed: HashSet<RoomShort> = match params.since {
-        Some(s) => read.membership_changes(user_id, s)?.into_iter().collect(),
+        Some(s) => read.membership_changes(user, s)?.into_iter().collect(),
         None => HashSet::new(),
     };
     let room_filter = &params.filter.room;
@@ -260,7 +260,7 @@ pub fn assemble(
                 if ((params.since.is_some() && changed.contains(&m.room))
                     || (room_filter.include_leave
                         && (params.since.is_none() || params.full_state)))
-                    && !read.is_forgotten(user_id, m)? =>
+                    && !read.is_forgotten(user, m)? =>
             {
                 leave.insert(room_id.as_str().to_owned(), left_room(&mut cx, m, &room_id)?);
             }
@@ -633,7 +633,7 @@ fn presence_events(
         }
         if user != user_id
             && !read
-                .user_memberships(user.as_str())?
+                .user_memberships(user)?
                 .iter()
                 .any(|m| m.membership == Membership::Join && mine.contains(&m.room))
         {

@@ -51,7 +51,6 @@ pub fn send(
     txn_id: &str,
     outgoing: &[Outgoing],
 ) -> Result<Result<(), MatrixError>, StoreError> {
-    let (sender, device) = (sender.as_str(), device.as_str());
     let scope = format!("d/{event_type}");
     if ctx.txn_position(sender, device, &scope, txn_id)?.is_some() {
         return Ok(Ok(()));

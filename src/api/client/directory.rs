@@ -47,7 +47,7 @@ pub async fn set_room_alias(app: &App, req: &Request, alias: &str) -> Result<Rep
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
     if read
-        .membership(caller.user_id.as_str(), short)?
+        .membership(&caller.user_id, short)?
         .is_none_or(|m| m.membership != Membership::Join)
     {
         return Err(MatrixError::forbidden("You must be in the room to give it an alias"));
@@ -93,7 +93,7 @@ pub fn get_local_aliases(app: &App, req: &Request, room_id: &str) -> Result<Repl
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
     let member = read
-        .membership(caller.user_id.as_str(), short)?
+        .membership(&caller.user_id, short)?
         .is_some_and(|m| m.membership == Membership::Join);
     if !member && !world_readable_now(&read, short)? {
         return Err(MatrixError::forbidden("You are not in this room"));

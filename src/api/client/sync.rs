@@ -48,7 +48,7 @@ pub fn get_filter(
     let bytes = app
         .store
         .read()?
-        .filter(user_id, id)?
+        .filter(&caller.user_id, id)?
         .ok_or_else(|| MatrixError::not_found("No such filter"))?;
     let v: Value =
         serde_json::from_slice(&bytes).map_err(|e| MatrixError::internal("filter", e))?;
@@ -74,7 +74,7 @@ pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>,
         None => None,
     };
     let filter_source = FilterSource::from_query(req.query("filter"))?;
-    let filter = filter_source.load(app, user.as_str())?;
+    let filter = filter_source.load(app, &user)?;
     let set_presence = req.query("set_presence");
     if let Some(p) = set_presence
         && !presence::valid_state(p)
@@ -200,7 +200,7 @@ impl SyncPoll<'_> {
                 if let Some(woken) = self.woken.as_mut() {
                     self.app.park(woken.as_mut(), self.deadline).await;
                 }
-                let filter = self.filter.load(self.app, self.user.as_str())?;
+                let filter = self.filter.load(self.app, &self.user)?;
                 if let Some(body) = self.step(filter)? {
                     return Ok(json(&body));
                 }
@@ -228,7 +228,7 @@ impl FilterSource {
         })
     }
 
-    fn load(&self, app: &App, user: &str) -> Result<Filter, MatrixError> {
+    fn load(&self, app: &App, user: &UserId) -> Result<Filter, MatrixError> {
         match self {
             FilterSource::Default => Ok(Filter::default()),
             FilterSource::Inline(f) => {

@@ -141,7 +141,7 @@ pub(super) fn space_children(
     for space in spaces {
         let Some(record) = read.room(space)? else { continue };
         let room = RoomShort(record.short);
-        if read.membership(user.as_str(), room)?.is_none_or(|m| m.membership != Membership::Join) {
+        if read.membership(user, room)?.is_none_or(|m| m.membership != Membership::Join) {
             continue;
         }
         for (t, k, pos) in read.room_state(room)? {
