@@ -11,6 +11,7 @@ use super::tables::{
     USER_DEVICE_TO_INBOX_USAGE,
 };
 use super::{ReadTxn, StoreError, StreamPos, WriteCtx};
+use crate::ids::UserId;
 
 /// A one-time key: `(key_id, JSON)`.
 pub type KeyEntry = (String, Vec<u8>);
@@ -105,9 +106,10 @@ macro_rules! e2ee_reads {
 
             pub fn backup_version(
                 &self,
-                user: &str,
+                user: &UserId,
                 version: u64,
             ) -> Result<Option<Vec<u8>>, StoreError> {
+                let user = user.as_str();
                 let t = self.$txn.open_table(BACKUP_VERSION_TO_JSON)?;
                 let v = t.get((user, version))?;
                 Ok(v.map(|v| v.value().to_vec()))
@@ -116,8 +118,9 @@ macro_rules! e2ee_reads {
             /// The newest backup version of a user: `(version, JSON)`.
             pub fn latest_backup_version(
                 &self,
-                user: &str,
+                user: &UserId,
             ) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+                let user = user.as_str();
                 let t = self.$txn.open_table(BACKUP_VERSION_TO_JSON)?;
                 let mut r = t.range((user, 0)..=(user, u64::MAX))?;
                 match r.next_back() {
@@ -133,11 +136,12 @@ macro_rules! e2ee_reads {
             /// `(room_id, session_id, JSON)`.
             pub fn backup_keys(
                 &self,
-                user: &str,
+                user: &UserId,
                 version: u64,
                 room: Option<&str>,
                 session: Option<&str>,
             ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
+                let user = user.as_str();
                 let t = self.$txn.open_table(BACKUP_KEY_TO_JSON)?;
                 let mut out = Vec::new();
                 let start = (user, version, room.unwrap_or(""), session.unwrap_or(""));
@@ -445,29 +449,31 @@ impl WriteCtx<'_> {
 
     pub fn put_backup_version(
         &mut self,
-        user: &str,
+        user: &UserId,
         version: u64,
         json: &[u8],
     ) -> Result<(), StoreError> {
+        let user = user.as_str();
         self.txn.open_table(BACKUP_VERSION_TO_JSON)?.insert((user, version), json)?;
         Ok(())
     }
 
     pub fn put_backup_key(
         &mut self,
-        user: &str,
+        user: &UserId,
         version: u64,
         room: &str,
         session: &str,
         json: &[u8],
     ) -> Result<(), StoreError> {
+        let user = user.as_str();
         self.txn.open_table(BACKUP_KEY_TO_JSON)?.insert((user, version, room, session), json)?;
         Ok(())
     }
 
     pub fn delete_backup_keys(
         &mut self,
-        user: &str,
+        user: &UserId,
         version: u64,
         room: Option<&str>,
         session: Option<&str>,
@@ -479,7 +485,7 @@ impl WriteCtx<'_> {
             .collect();
         let mut t = self.txn.open_table(BACKUP_KEY_TO_JSON)?;
         for (r, s) in &victims {
-            t.remove((user, version, r.as_str(), s.as_str()))?;
+            t.remove((user.as_str(), version, r.as_str(), s.as_str()))?;
         }
         Ok(victims.len())
     }
