@@ -29,8 +29,7 @@ impl Txn {
         ctx: &WriteCtx<'_>,
         scope: &str,
     ) -> Result<Option<EventId>, StoreError> {
-        let Some((room, stream)) =
-            ctx.txn_position(&self.user, &self.device, scope, &self.id)?
+        let Some((room, stream)) = ctx.txn_position(&self.user, &self.device, scope, &self.id)?
         else {
             return Ok(None);
         };

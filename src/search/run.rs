@@ -369,8 +369,10 @@ fn context(
         }
         let mut profiles = Map::new();
         for sender in senders {
-            let in_force =
-                read.membership_positions(&UserId::from_trusted(sender.clone()), cand.room)?.into_iter().rfind(|p| *p <= pos);
+            let in_force = read
+                .membership_positions(&UserId::from_trusted(sender.clone()), cand.room)?
+                .into_iter()
+                .rfind(|p| *p <= pos);
             let Some(p) = in_force else { continue };
             let Some(member) = read.event_at(cand.room, p)? else { continue };
             let content = parse(&member)?["content"].take();

@@ -11,7 +11,7 @@ use super::tables::{
     USER_DEVICE_TO_INBOX_USAGE,
 };
 use super::{ReadTxn, StoreError, StreamPos, WriteCtx};
-use crate::ids::UserId;
+use crate::ids::{DeviceId, UserId};
 
 /// A one-time key: `(key_id, JSON)`.
 pub type KeyEntry = (String, Vec<u8>);
@@ -193,12 +193,14 @@ impl ReadTxn {
     /// first, at most `limit`.
     pub fn to_device(
         &self,
-        user: &str,
-        device: &str,
+        user: &UserId,
+        device: &DeviceId,
         after: StreamPos,
         upto: StreamPos,
         limit: usize,
     ) -> Result<Vec<(StreamPos, Vec<u8>)>, StoreError> {
+        let user = user.as_str();
+        let device = device.as_str();
         let t = self.0.open_table(TO_DEVICE_TO_JSON)?;
         let mut out = Vec::new();
         for row in t.range((user, device, after.0 + 1)..=(user, device, upto.0))?.take(limit) {
@@ -356,17 +358,19 @@ impl WriteCtx<'_> {
                 t.remove((user, device, a.as_str()))?;
             }
         }
-        self.delete_to_device_upto(user, device, StreamPos(u64::MAX))?;
+        self.delete_inbox_upto(user, device, StreamPos(u64::MAX))?;
         Ok(())
     }
 
     pub fn put_to_device(
         &mut self,
-        user: &str,
-        device: &str,
+        user: &UserId,
+        device: &DeviceId,
         json: &[u8],
     ) -> Result<StreamPos, StoreError> {
-        let (count, bytes) = self.to_device_usage(user, device)?;
+        let user = user.as_str();
+        let device = device.as_str();
+        let (count, bytes) = self.inbox_usage(user, device)?;
         let pos = self.next_position();
         self.txn.open_table(TO_DEVICE_TO_JSON)?.insert((user, device, pos.0), json)?;
         self.set_to_device_usage(user, device, (count + 1, bytes + json.len() as u64))?;
@@ -377,7 +381,15 @@ impl WriteCtx<'_> {
     /// How many messages a device's to-device inbox holds and their bytes
     /// (for the caps in `quota`): one lookup, or a count of the inbox when
     /// it predates the usage table.
-    pub fn to_device_usage(&self, user: &str, device: &str) -> Result<(u64, u64), StoreError> {
+    pub fn to_device_usage(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<(u64, u64), StoreError> {
+        self.inbox_usage(user.as_str(), device.as_str())
+    }
+
+    fn inbox_usage(&self, user: &str, device: &str) -> Result<(u64, u64), StoreError> {
         if let Some(v) = self.txn.open_table(USER_DEVICE_TO_INBOX_USAGE)?.get((user, device))? {
             return Ok(v.value());
         }
@@ -409,6 +421,15 @@ impl WriteCtx<'_> {
     /// Deletes a device's to-device messages with `stream <= upto` (the
     /// client acknowledged them by syncing with a later `since`).
     pub fn delete_to_device_upto(
+        &mut self,
+        user: &UserId,
+        device: &DeviceId,
+        upto: StreamPos,
+    ) -> Result<usize, StoreError> {
+        self.delete_inbox_upto(user.as_str(), device.as_str(), upto)
+    }
+
+    fn delete_inbox_upto(
         &mut self,
         user: &str,
         device: &str,

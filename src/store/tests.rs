@@ -608,7 +608,13 @@ fn transaction_ids_are_remembered_for_the_kept_epochs_then_forgotten() {
     let put = |txn: &'static str, stream: u64| {
         store
             .write_blocking(move |ctx| {
-                ctx.put_txn(&uid("@a:hs"), &did("DEV"), "s1/m.room.message", txn, (room, StreamPos(stream)))?;
+                ctx.put_txn(
+                    &uid("@a:hs"),
+                    &did("DEV"),
+                    "s1/m.room.message",
+                    txn,
+                    (room, StreamPos(stream)),
+                )?;
                 Ok(Ok::<_, StoreError>(()))
             })
             .expect("put")
@@ -672,18 +678,18 @@ fn a_to_device_inbox_usage_follows_its_messages_and_an_untracked_inbox_is_counte
     rt.block_on(async {
         let usage = store
             .write(|ctx| {
-                let before = ctx.to_device_usage("@a:x", "D")?;
-                let p1 = ctx.put_to_device("@a:x", "D", b"12345")?;
-                ctx.put_to_device("@a:x", "D", b"123")?;
-                ctx.put_to_device("@a:x", "E", b"1")?;
-                let two = ctx.to_device_usage("@a:x", "D")?;
-                ctx.delete_to_device_upto("@a:x", "D", p1)?;
-                let one = ctx.to_device_usage("@a:x", "D")?;
+                let before = ctx.to_device_usage(&uid("@a:x"), &did("D"))?;
+                let p1 = ctx.put_to_device(&uid("@a:x"), &did("D"), b"12345")?;
+                ctx.put_to_device(&uid("@a:x"), &did("D"), b"123")?;
+                ctx.put_to_device(&uid("@a:x"), &did("E"), b"1")?;
+                let two = ctx.to_device_usage(&uid("@a:x"), &did("D"))?;
+                ctx.delete_to_device_upto(&uid("@a:x"), &did("D"), p1)?;
+                let one = ctx.to_device_usage(&uid("@a:x"), &did("D"))?;
                 // An inbox stored before usage was tracked has no row.
                 ctx.txn.open_table(tables::USER_DEVICE_TO_INBOX_USAGE)?.remove(("@a:x", "E"))?;
-                let untracked = ctx.to_device_usage("@a:x", "E")?;
-                ctx.delete_to_device_upto("@a:x", "D", StreamPos(u64::MAX))?;
-                let none = ctx.to_device_usage("@a:x", "D")?;
+                let untracked = ctx.to_device_usage(&uid("@a:x"), &did("E"))?;
+                ctx.delete_to_device_upto(&uid("@a:x"), &did("D"), StreamPos(u64::MAX))?;
+                let none = ctx.to_device_usage(&uid("@a:x"), &did("D"))?;
                 let row = ctx
                     .txn
                     .open_table(tables::USER_DEVICE_TO_INBOX_USAGE)?

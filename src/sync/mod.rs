@@ -191,7 +191,7 @@ pub fn assemble(
     let mut upto = upto;
     let inbox_from = params.since.unwrap_or_default();
     let mut inbox =
-        read.to_device(user_id, params.device_id.as_str(), inbox_from, upto, TO_DEVICE_LIMIT + 1)?;
+        read.to_device(user, &params.device_id, inbox_from, upto, TO_DEVICE_LIMIT + 1)?;
     if inbox.len() > TO_DEVICE_LIMIT {
         inbox.truncate(TO_DEVICE_LIMIT);
         if let Some((last, _)) = inbox.last() {

@@ -79,7 +79,10 @@ pub fn send(
         if full.iter().any(|(u, fd, _)| u == user && fd == d) {
             continue;
         }
-        ctx.put_to_device(user, d, bytes)?;
+        // A device the store holds (checked above), of a parsed user.
+        let (user, d) =
+            (UserId::from_trusted((*user).to_owned()), DeviceId::from_trusted(d.clone()));
+        ctx.put_to_device(&user, &d, bytes)?;
     }
     for (user, d, _) in &full {
         tracing::warn!(
@@ -112,7 +115,10 @@ fn full_inboxes<'a>(
     }
     let mut full = Vec::new();
     for ((user, d), (count, bytes)) in adding {
-        let (held, held_bytes) = ctx.to_device_usage(user, d)?;
+        // A device the store holds, of a parsed user (see `send`).
+        let (uid, did) =
+            (UserId::from_trusted(user.to_owned()), DeviceId::from_trusted(d.to_owned()));
+        let (held, held_bytes) = ctx.to_device_usage(&uid, &did)?;
         if held as usize + count > quota::MAX_INBOX_MESSAGES {
             full.push((user, d.to_owned(), "messages"));
         } else if held_bytes as usize + bytes > quota::MAX_INBOX_BYTES {

@@ -170,8 +170,7 @@ pub fn get_keys(app: &App, req: &Request, scope: Scope) -> Result<Reply, MatrixE
     if rec.is_none_or(|r| r["deleted"] == true) {
         return Err(MatrixError::not_found("Unknown backup version"));
     }
-    let keys =
-        read.backup_keys(&user, v, scope.room.as_deref(), scope.session.as_deref())?;
+    let keys = read.backup_keys(&user, v, scope.room.as_deref(), scope.session.as_deref())?;
     match (&scope.room, &scope.session) {
         (Some(_), Some(_)) => {
             let (_, _, b) = keys

@@ -172,7 +172,8 @@ fn senders_members(
     }
     let mut out = Vec::new();
     for (sender, at) in newest {
-        let positions = read.membership_positions(&UserId::from_trusted(sender.to_owned()), room)?;
+        let positions =
+            read.membership_positions(&UserId::from_trusted(sender.to_owned()), room)?;
         let pos = positions.iter().rev().find(|p| **p <= at).or(positions.last());
         if let Some(pos) = pos
             && let Some(ev) = read.event_at(room, *pos)?

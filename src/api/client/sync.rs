@@ -98,7 +98,7 @@ pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>,
     // to that position: delete them now (never before the client confirmed).
     // Boxed: the write's future is only alive for this step.
     if let Some(s) = since {
-        Box::pin(acknowledge_to_device(app, user.as_str(), device.as_str(), s.pos)).await?;
+        Box::pin(acknowledge_to_device(app, &user, &device, s.pos)).await?;
     }
     if app.config.presence && app.presence.borrow_mut().synced(&user, set_presence, now_ms()) {
         presence::wake_watchers(&app.store, &caller.user_id, |u| app.wake(u));
@@ -263,14 +263,14 @@ impl Drop for SyncPoll<'_> {
 /// acknowledged; no write at all when there are none (the common case).
 pub(crate) async fn acknowledge_to_device(
     app: &App,
-    user: &str,
-    device: &str,
+    user: &UserId,
+    device: &DeviceId,
     upto: StreamPos,
 ) -> Result<(), MatrixError> {
     if app.store.read()?.to_device(user, device, StreamPos(0), upto, 1)?.is_empty() {
         return Ok(());
     }
-    let (u, d) = (user.to_owned(), device.to_owned());
+    let (u, d) = (user.clone(), device.clone());
     app.store
         .write(move |ctx| {
             ctx.delete_to_device_upto(&u, &d, upto)?;

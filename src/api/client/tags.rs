@@ -10,7 +10,11 @@ use crate::error::MatrixError;
 use crate::ids::UserId;
 use crate::sync::account_data;
 
-fn read_tags(app: &App, user_id: &UserId, room_id: &str) -> Result<Map<String, Value>, MatrixError> {
+fn read_tags(
+    app: &App,
+    user_id: &UserId,
+    room_id: &str,
+) -> Result<Map<String, Value>, MatrixError> {
     let bytes = app.store.read()?.account_data(user_id, room_id, "m.tag")?;
     let v: Value = match bytes {
         Some(b) => serde_json::from_slice(&b).map_err(|e| MatrixError::internal("tags", e))?,

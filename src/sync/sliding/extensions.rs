@@ -47,13 +47,8 @@ pub(super) fn to_device(
     let since =
         req.since.as_deref().and_then(|s| s.parse().ok()).map(StreamPos).unwrap_or_default();
     let limit = req.limit.unwrap_or(TO_DEVICE_LIMIT).clamp(1, TO_DEVICE_LIMIT) as usize;
-    let mut inbox = input.read.to_device(
-        input.user_id.as_str(),
-        input.device_id.as_str(),
-        since,
-        input.upto,
-        limit + 1,
-    )?;
+    let mut inbox =
+        input.read.to_device(input.user_id, input.device_id, since, input.upto, limit + 1)?;
     // More than one response carries: stop at the last one sent, so the
     // next `since` acknowledges exactly what was delivered.
     let next = if inbox.len() > limit {

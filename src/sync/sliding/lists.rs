@@ -231,9 +231,7 @@ impl Facts {
         if f.tags.is_some() || !f.not_tags.is_empty() {
             if let Entry::Vacant(slot) = self.tags.entry(c.room) {
                 let mut tags = HashSet::new();
-                if let Some(bytes) =
-                    read.account_data(user, c.room_id.as_str(), "m.tag")?
-                {
+                if let Some(bytes) = read.account_data(user, c.room_id.as_str(), "m.tag")? {
                     let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                     if let Some(o) = v["tags"].as_object() {
                         tags.extend(o.keys().cloned());
