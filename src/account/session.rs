@@ -157,7 +157,7 @@ fn prune_devices(
         }
         let seen =
             ctx.device(localpart, &id)?.map_or(0, |d| d.last_seen_ms.unwrap_or(d.created_ms));
-        let has_keys = ctx.device_keys(user_id.as_str(), &id)?.is_some();
+        let has_keys = ctx.device_keys(&user_id, &DeviceId::from_trusted(id.clone()))?.is_some();
         ranked.push((has_keys, seen, id));
     }
     ranked.sort();
@@ -372,9 +372,9 @@ pub fn revoke_device(
     device_id: &DeviceId,
 ) -> Result<bool, StoreError> {
     let existed = ctx.delete_device(user_id.localpart(), device_id.as_str())?;
-    ctx.delete_device_e2ee(user_id.as_str(), device_id.as_str())?;
+    ctx.delete_device_e2ee(user_id, device_id)?;
     if existed {
-        ctx.key_changed(user_id.as_str())?;
+        ctx.key_changed(user_id)?;
         wake_room_mates(ctx, user_id)?;
     }
     Ok(existed)

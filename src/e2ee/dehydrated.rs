@@ -45,7 +45,7 @@ pub fn put_dehydrated_device(
     user_id: &UserId,
     upload: Upload,
 ) -> Result<Result<(), MatrixError>, StoreError> {
-    let (user, lp) = (user_id.as_str(), user_id.localpart());
+    let lp = user_id.localpart();
     let d = upload.device_id.as_str();
     let old = ctx.dehydrated_device(user_id)?;
     let replaces = old.as_ref().is_some_and(|o| o.device_id == d);
@@ -63,18 +63,18 @@ pub fn put_dehydrated_device(
         last_seen_ip: None,
     };
     ctx.put_device(lp, d, &record)?;
-    ctx.put_device_keys(user, d, &to_vec(&upload.device_keys)?)?;
+    ctx.put_device_keys(user_id, &upload.device_id, &to_vec(&upload.device_keys)?)?;
     for (alg, id, key) in &upload.one_time_keys {
-        ctx.put_one_time_key(user, d, alg, id, &to_vec(key)?)?;
+        ctx.put_one_time_key(user_id, &upload.device_id, alg, id, &to_vec(key)?)?;
     }
     for (alg, id, key) in &upload.fallback_keys {
         let entry = json!({ "key_id": id, "key": key, "used": false });
-        ctx.put_fallback_key(user, d, alg, &to_vec(&entry)?)?;
+        ctx.put_fallback_key(user_id, &upload.device_id, alg, &to_vec(&entry)?)?;
     }
     let stored = DehydratedDevice { device_id: d.to_owned(), device_data: upload.device_data };
     ctx.put_dehydrated_device(user_id, &stored)?;
     // Others learn of the new device as of any new device.
-    ctx.key_changed(user)?;
+    ctx.key_changed(user_id)?;
     wake_room_mates(ctx, user_id)?;
     Ok(Ok(()))
 }

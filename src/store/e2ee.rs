@@ -21,9 +21,11 @@ macro_rules! e2ee_reads {
         impl $t {
             pub fn device_keys(
                 &self,
-                user: &str,
-                device: &str,
+                user: &UserId,
+                device: &DeviceId,
             ) -> Result<Option<Vec<u8>>, StoreError> {
+                let user = user.as_str();
+                let device = device.as_str();
                 let t = self.$txn.open_table(DEVICE_KEYS_TO_JSON)?;
                 let v = t.get((user, device))?;
                 Ok(v.map(|v| v.value().to_vec()))
@@ -32,8 +34,9 @@ macro_rules! e2ee_reads {
             /// Every device's keys of a user: `(device_id, JSON)`.
             pub fn all_device_keys(
                 &self,
-                user: &str,
+                user: &UserId,
             ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+                let user = user.as_str();
                 let t = self.$txn.open_table(DEVICE_KEYS_TO_JSON)?;
                 let mut out = Vec::new();
                 for row in t.range((user, "")..)? {
@@ -49,9 +52,10 @@ macro_rules! e2ee_reads {
 
             pub fn cross_signing_key(
                 &self,
-                user: &str,
+                user: &UserId,
                 kind: &str,
             ) -> Result<Option<Vec<u8>>, StoreError> {
+                let user = user.as_str();
                 let t = self.$txn.open_table(CROSS_SIGNING_TO_JSON)?;
                 let v = t.get((user, kind))?;
                 Ok(v.map(|v| v.value().to_vec()))
@@ -60,9 +64,11 @@ macro_rules! e2ee_reads {
             /// Unclaimed one-time keys per algorithm.
             pub fn one_time_key_counts(
                 &self,
-                user: &str,
-                device: &str,
+                user: &UserId,
+                device: &DeviceId,
             ) -> Result<Vec<(String, u64)>, StoreError> {
+                let user = user.as_str();
+                let device = device.as_str();
                 let t = self.$txn.open_table(ONE_TIME_KEY_TO_JSON)?;
                 let mut out: Vec<(String, u64)> = Vec::new();
                 for row in t.range((user, device, "", "")..)? {
@@ -82,9 +88,11 @@ macro_rules! e2ee_reads {
             /// Algorithms with an unused fallback key.
             pub fn unused_fallback_types(
                 &self,
-                user: &str,
-                device: &str,
+                user: &UserId,
+                device: &DeviceId,
             ) -> Result<Vec<String>, StoreError> {
+                let user = user.as_str();
+                let device = device.as_str();
                 let t = self.$txn.open_table(FALLBACK_KEY_TO_JSON)?;
                 let mut out = Vec::new();
                 for row in t.range((user, device, "")..)? {
@@ -213,7 +221,8 @@ impl ReadTxn {
 
 impl WriteCtx<'_> {
     /// Records that `user`'s keys (or device list) changed.
-    pub fn key_changed(&mut self, user: &str) -> Result<StreamPos, StoreError> {
+    pub fn key_changed(&mut self, user: &UserId) -> Result<StreamPos, StoreError> {
+        let user = user.as_str();
         let pos = self.next_position();
         self.txn.open_table(STREAM_TO_KEY_CHANGE)?.insert(pos.0, user)?;
         Ok(pos)
@@ -221,31 +230,36 @@ impl WriteCtx<'_> {
 
     pub fn put_device_keys(
         &mut self,
-        user: &str,
-        device: &str,
+        user: &UserId,
+        device: &DeviceId,
         json: &[u8],
     ) -> Result<(), StoreError> {
+        let user = user.as_str();
+        let device = device.as_str();
         self.txn.open_table(DEVICE_KEYS_TO_JSON)?.insert((user, device), json)?;
         Ok(())
     }
 
     pub fn put_cross_signing_key(
         &mut self,
-        user: &str,
+        user: &UserId,
         kind: &str,
         json: &[u8],
     ) -> Result<(), StoreError> {
+        let user = user.as_str();
         self.txn.open_table(CROSS_SIGNING_TO_JSON)?.insert((user, kind), json)?;
         Ok(())
     }
 
     pub fn one_time_key(
         &self,
-        user: &str,
-        device: &str,
+        user: &UserId,
+        device: &DeviceId,
         alg: &str,
         key_id: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        let user = user.as_str();
+        let device = device.as_str();
         let t = self.txn.open_table(ONE_TIME_KEY_TO_JSON)?;
         let v = t.get((user, device, alg, key_id))?;
         Ok(v.map(|v| v.value().to_vec()))
@@ -253,12 +267,14 @@ impl WriteCtx<'_> {
 
     pub fn put_one_time_key(
         &mut self,
-        user: &str,
-        device: &str,
+        user: &UserId,
+        device: &DeviceId,
         alg: &str,
         key_id: &str,
         json: &[u8],
     ) -> Result<(), StoreError> {
+        let user = user.as_str();
+        let device = device.as_str();
         self.txn.open_table(ONE_TIME_KEY_TO_JSON)?.insert((user, device, alg, key_id), json)?;
         Ok(())
     }
@@ -266,10 +282,12 @@ impl WriteCtx<'_> {
     /// Removes and returns one unclaimed key of `alg` (the lowest key ID).
     pub fn claim_one_time_key(
         &mut self,
-        user: &str,
-        device: &str,
+        user: &UserId,
+        device: &DeviceId,
         alg: &str,
     ) -> Result<Option<KeyEntry>, StoreError> {
+        let user = user.as_str();
+        let device = device.as_str();
         let mut t = self.txn.open_table(ONE_TIME_KEY_TO_JSON)?;
         let found = {
             let mut r = t.range((user, device, alg, "")..)?;
@@ -294,17 +312,25 @@ impl WriteCtx<'_> {
 
     pub fn fallback_key(
         &self,
-        user: &str,
-        device: &str,
+        user: &UserId,
+        device: &DeviceId,
         alg: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        let user = user.as_str();
+        let device = device.as_str();
         let t = self.txn.open_table(FALLBACK_KEY_TO_JSON)?;
         let v = t.get((user, device, alg))?;
         Ok(v.map(|v| v.value().to_vec()))
     }
 
     /// The algorithms a device has a fallback key for, used or not.
-    pub fn fallback_algorithms(&self, user: &str, device: &str) -> Result<Vec<String>, StoreError> {
+    pub fn fallback_algorithms(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<Vec<String>, StoreError> {
+        let user = user.as_str();
+        let device = device.as_str();
         let t = self.txn.open_table(FALLBACK_KEY_TO_JSON)?;
         let mut out = Vec::new();
         for row in t.range((user, device, "")..)? {
@@ -321,17 +347,26 @@ impl WriteCtx<'_> {
     /// Stores `{key_id, key, used}` for an algorithm.
     pub fn put_fallback_key(
         &mut self,
-        user: &str,
-        device: &str,
+        user: &UserId,
+        device: &DeviceId,
         alg: &str,
         json: &[u8],
     ) -> Result<(), StoreError> {
+        let user = user.as_str();
+        let device = device.as_str();
         self.txn.open_table(FALLBACK_KEY_TO_JSON)?.insert((user, device, alg), json)?;
         Ok(())
     }
 
     /// Removes every key and inbox message of a device.
-    pub fn delete_device_e2ee(&mut self, user: &str, device: &str) -> Result<(), StoreError> {
+    pub fn delete_device_e2ee(
+        &mut self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<(), StoreError> {
+        let algs = self.fallback_algorithms(user, device)?;
+        let user = user.as_str();
+        let device = device.as_str();
         self.txn.open_table(DEVICE_KEYS_TO_JSON)?.remove((user, device))?;
         {
             let mut t = self.txn.open_table(ONE_TIME_KEY_TO_JSON)?;
@@ -352,7 +387,6 @@ impl WriteCtx<'_> {
             }
         }
         {
-            let algs = self.fallback_algorithms(user, device)?;
             let mut t = self.txn.open_table(FALLBACK_KEY_TO_JSON)?;
             for a in algs {
                 t.remove((user, device, a.as_str()))?;

@@ -183,8 +183,6 @@ pub fn assemble(
     params: &SyncParams,
     upto: StreamPos,
 ) -> Result<(Value, bool), MatrixError> {
-    // The store and the per-user maps are keyed by the ID's string form.
-    let user_id = user.as_str();
     // To-device first: if the inbox holds more than one response carries,
     // the whole response stops at the last message sent, so the next
     // `since` acknowledges exactly what was delivered.
@@ -207,11 +205,11 @@ pub fn assemble(
         None => (Vec::new(), Vec::new()),
     };
     let otk_counts: Map<String, Value> = read
-        .one_time_key_counts(user_id, params.device_id.as_str())?
+        .one_time_key_counts(user, &params.device_id)?
         .into_iter()
         .map(|(a, n)| (a, json!(n)))
         .collect();
-    let fallback_types = read.unused_fallback_types(user_id, params.device_id.as_str())?;
+    let fallback_types = read.unused_fallback_types(user, &params.device_id)?;
     if params.since.is_none() {
         // An initial sync: the device starts with no members.
         lazy.clear();

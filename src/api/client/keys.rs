@@ -156,14 +156,14 @@ pub fn query_keys(app: &App, req: &Request) -> Result<Reply, MatrixError> {
             .filter(|a| !a.is_empty())
             .map(|a| a.iter().filter_map(Value::as_str).collect());
         let mut per_user = Map::new();
-        for (device, keys) in read.all_device_keys(user)? {
+        for (device, keys) in read.all_device_keys(&uid)? {
             if only.as_ref().is_some_and(|o| !o.contains(device.as_str())) {
                 continue;
             }
             per_user.insert(device.clone(), with_display_name(&read, &uid, &device, &keys)?);
         }
         device_keys.insert(user.clone(), Value::Object(per_user));
-        if let Some(k) = read.cross_signing_key(user, "master")? {
+        if let Some(k) = read.cross_signing_key(&uid, "master")? {
             // Signatures by other users' user-signing keys are seen only by
             // their signer (spec: cross-signing).
             let mut key = parse(&k)?;
@@ -172,11 +172,11 @@ pub fn query_keys(app: &App, req: &Request) -> Result<Reply, MatrixError> {
             }
             master.insert(user.clone(), key);
         }
-        if let Some(k) = read.cross_signing_key(user, "self_signing")? {
+        if let Some(k) = read.cross_signing_key(&uid, "self_signing")? {
             self_signing.insert(user.clone(), parse(&k)?);
         }
         if user == caller.user_id.as_str()
-            && let Some(k) = read.cross_signing_key(user, "user_signing")?
+            && let Some(k) = read.cross_signing_key(&uid, "user_signing")?
         {
             user_signing.insert(user.clone(), parse(&k)?);
         }
@@ -226,7 +226,7 @@ pub fn key_changes(app: &App, req: &Request) -> Result<Reply, MatrixError> {
 pub async fn upload_cross_signing_keys(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
     let body = req.json_object()?;
-    let user = caller.user_id.to_string();
+    let user = caller.user_id.clone();
     let existing = app.store.read()?.cross_signing_key(&user, "master")?;
     let replacing = match (&existing, body.get("master_key")) {
         (Some(old), Some(new)) => parse(old)? != *new,

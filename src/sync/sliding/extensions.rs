@@ -75,11 +75,11 @@ pub(super) fn e2ee(
         None => (Vec::new(), Vec::new()),
     };
     let counts: Map<String, Value> = read
-        .one_time_key_counts(input.user_id.as_str(), input.device_id.as_str())?
+        .one_time_key_counts(input.user_id, input.device_id)?
         .into_iter()
         .map(|(a, n)| (a, json!(n)))
         .collect();
-    let fallback = read.unused_fallback_types(input.user_id.as_str(), input.device_id.as_str())?;
+    let fallback = read.unused_fallback_types(input.user_id, input.device_id)?;
     let any = !changed.is_empty() || !left.is_empty();
     Ok((
         json!({
