@@ -101,8 +101,8 @@ pub fn issue_session(
     plan: SessionPlan,
 ) -> Result<IssuedSession, StoreError> {
     let now = now_ms();
-    if plan.device_given && ctx.device(localpart, plan.device_id.as_str())?.is_some() {
-        ctx.delete_device_tokens(localpart, plan.device_id.as_str())?;
+    if plan.device_given && ctx.device(localpart, &plan.device_id)?.is_some() {
+        ctx.delete_device_tokens(localpart, &plan.device_id)?;
     } else {
         prune_devices(ctx, localpart, &plan.server_name, plan.max_devices.saturating_sub(1))?;
         let record = DeviceRecord {
@@ -111,7 +111,7 @@ pub fn issue_session(
             last_seen_ms: Some(now),
             last_seen_ip: None,
         };
-        ctx.put_device(localpart, plan.device_id.as_str(), &record)?;
+        ctx.put_device(localpart, &plan.device_id, &record)?;
     }
     store_pair(
         ctx,
@@ -155,9 +155,10 @@ fn prune_devices(
         if dehydrated.as_deref() == Some(id.as_str()) {
             continue;
         }
+        let did = DeviceId::from_trusted(id.clone());
         let seen =
-            ctx.device(localpart, &id)?.map_or(0, |d| d.last_seen_ms.unwrap_or(d.created_ms));
-        let has_keys = ctx.device_keys(&user_id, &DeviceId::from_trusted(id.clone()))?.is_some();
+            ctx.device(localpart, &did)?.map_or(0, |d| d.last_seen_ms.unwrap_or(d.created_ms));
+        let has_keys = ctx.device_keys(&user_id, &did)?.is_some();
         ranked.push((has_keys, seen, id));
     }
     ranked.sort();
@@ -353,7 +354,7 @@ fn retire_unused_children(
     parent: &[u8; 32],
 ) -> Result<(), StoreError> {
     let parent_hex = hex(*parent);
-    for h in ctx.device_token_hashes(localpart, device_id.as_str())? {
+    for h in ctx.device_token_hashes(localpart, device_id)? {
         if let Some(r) = ctx.token(&h)?
             && r.parent.as_deref() == Some(parent_hex.as_str())
         {
@@ -371,7 +372,7 @@ pub fn revoke_device(
     user_id: &UserId,
     device_id: &DeviceId,
 ) -> Result<bool, StoreError> {
-    let existed = ctx.delete_device(user_id.localpart(), device_id.as_str())?;
+    let existed = ctx.delete_device(user_id.localpart(), device_id)?;
     ctx.delete_device_e2ee(user_id, device_id)?;
     if existed {
         ctx.key_changed(user_id)?;

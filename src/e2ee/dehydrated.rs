@@ -20,7 +20,7 @@ fn to_vec(v: &Value) -> Result<Vec<u8>, StoreError> {
 /// it through `/devices` removes the device, not this record).
 pub fn current(read: &ReadTxn, user: &UserId) -> Result<Option<DehydratedDevice>, MatrixError> {
     let Some(d) = read.dehydrated_device(user)? else { return Ok(None) };
-    Ok(read.device(user.localpart(), &d.device_id)?.map(|_| d))
+    Ok(read.device(user.localpart(), &DeviceId::from_trusted(d.device_id.clone()))?.map(|_| d))
 }
 
 /// The error for "the user has no dehydrated device".
@@ -49,7 +49,7 @@ pub fn put_dehydrated_device(
     let d = upload.device_id.as_str();
     let old = ctx.dehydrated_device(user_id)?;
     let replaces = old.as_ref().is_some_and(|o| o.device_id == d);
-    if !replaces && ctx.device(lp, d)?.is_some() {
+    if !replaces && ctx.device(lp, &upload.device_id)?.is_some() {
         // Never turn a logged-in device into the dehydrated one.
         return Ok(Err(MatrixError::invalid_param("device_id is in use")));
     }
@@ -62,7 +62,7 @@ pub fn put_dehydrated_device(
         last_seen_ms: None,
         last_seen_ip: None,
     };
-    ctx.put_device(lp, d, &record)?;
+    ctx.put_device(lp, &upload.device_id, &record)?;
     ctx.put_device_keys(user_id, &upload.device_id, &to_vec(&upload.device_keys)?)?;
     for (alg, id, key) in &upload.one_time_keys {
         ctx.put_one_time_key(user_id, &upload.device_id, alg, id, &to_vec(key)?)?;
@@ -87,7 +87,7 @@ pub fn delete_dehydrated_device(
     let Some(d) = ctx.dehydrated_device(user_id)? else {
         return Ok(Err(none()));
     };
-    if ctx.device(user_id.localpart(), &d.device_id)?.is_none() {
+    if ctx.device(user_id.localpart(), &DeviceId::from_trusted(d.device_id.clone()))?.is_none() {
         // Already deleted through `/devices`: there is none.
         return Ok(Err(none()));
     }

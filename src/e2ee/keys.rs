@@ -171,7 +171,9 @@ pub fn upload_cross_signing(
         // Device IDs and cross-signing keys share one namespace in
         // verification (spec: cross-signing, key and signature
         // security).
-        if ctx.device(lp, &public.encoded())?.is_some() {
+        if let Ok(id) = DeviceId::parse(&public.encoded())
+            && ctx.device(lp, &id)?.is_some()
+        {
             return Ok(Err(MatrixError::forbidden(format!(
                 "the {kind} key has the same ID as one of your devices"
             ))));

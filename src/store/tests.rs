@@ -96,8 +96,8 @@ fn deleting_a_device_removes_exactly_its_tokens() {
     let record = token;
     store
         .write_blocking(move |ctx| {
-            ctx.put_device("alice", "A", &DeviceRecord::default())?;
-            ctx.put_device("alice", "AB", &DeviceRecord::default())?;
+            ctx.put_device("alice", &did("A"), &DeviceRecord::default())?;
+            ctx.put_device("alice", &did("AB"), &DeviceRecord::default())?;
             ctx.put_token(&hash_token("t1"), &record("A"))?;
             ctx.put_token(&hash_token("t2"), &record("A"))?;
             ctx.put_token(&hash_token("t3"), &record("AB"))?;
@@ -105,7 +105,7 @@ fn deleting_a_device_removes_exactly_its_tokens() {
         })
         .expect("write");
     let existed = store
-        .write_blocking(|ctx| Ok(Ok::<_, StoreError>(ctx.delete_device("alice", "A")?)))
+        .write_blocking(|ctx| Ok(Ok::<_, StoreError>(ctx.delete_device("alice", &did("A"))?)))
         .expect("delete");
     assert!(existed);
     let read = store.read().expect("read");
@@ -177,7 +177,7 @@ fn acknowledged_batches_come_back_from_the_log_after_a_crash() {
     let (dir, store) = temp_store();
     store
         .write_blocking(|ctx| {
-            ctx.put_device("alice", "A", &DeviceRecord::default())?;
+            ctx.put_device("alice", &did("A"), &DeviceRecord::default())?;
             ctx.put_token(&hash_token("gone"), &token("A"))?;
             Ok(Ok::<_, StoreError>(()))
         })
@@ -192,7 +192,7 @@ fn acknowledged_batches_come_back_from_the_log_after_a_crash() {
     }
     // A removal is logged too.
     store
-        .write_blocking(|ctx| Ok(Ok::<_, StoreError>(ctx.delete_device("alice", "A")?)))
+        .write_blocking(|ctx| Ok(Ok::<_, StoreError>(ctx.delete_device("alice", &did("A"))?)))
         .expect("delete");
     let position = store.current_position();
 

@@ -60,7 +60,10 @@ pub fn send(
         let devices: Vec<String> =
             if target == "*" { ctx.device_ids(uid.localpart())? } else { vec![target.clone()] };
         for d in devices {
-            if ctx.device(uid.localpart(), &d)?.is_some() {
+            // An ID that does not parse names no device.
+            if let Ok(id) = DeviceId::parse(&d)
+                && ctx.device(uid.localpart(), &id)?.is_some()
+            {
                 deliveries.push((uid.as_str(), d, bytes));
             }
         }

@@ -15,7 +15,7 @@ use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::e2ee::{self, keys};
 use crate::error::MatrixError;
-use crate::ids::UserId;
+use crate::ids::{DeviceId, UserId};
 use crate::quota;
 use crate::store::ReadTxn;
 use crate::sync;
@@ -118,7 +118,9 @@ fn with_display_name(
     keys: &[u8],
 ) -> Result<Value, MatrixError> {
     let mut v = parse(keys)?;
-    let name = read.device(user.localpart(), device)?.and_then(|d| d.display_name);
+    // `device` comes from the stored device keys.
+    let id = DeviceId::from_trusted(device.to_owned());
+    let name = read.device(user.localpart(), &id)?.and_then(|d| d.display_name);
     if let Some(o) = v.as_object_mut() {
         let unsigned = o.entry("unsigned").or_insert_with(|| json!({}));
         if let Some(n) = name {
