@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::account::{hash_password_blocking, now_ms};
 use crate::config::{Config, Overrides};
-use crate::ids::UserId;
+use crate::ids::{DeviceId, UserId};
 use crate::store::{RegistrationTokenRecord, Store, StoreError, UserRecord, WriteCtx};
 
 const USAGE: &str = "\
@@ -513,7 +513,7 @@ fn user_deactivate(config: &Config, name: &str) -> Result<(), String> {
         u.deactivated = true;
         u.password_hash = None;
         for d in ctx.device_ids(lp)? {
-            ctx.delete_device(lp, &d)?;
+            ctx.delete_device(lp, &DeviceId::from_trusted(d))?;
         }
         Ok(())
     })

@@ -109,7 +109,7 @@ pub fn set_device_display_name(
     device_id: &DeviceId,
     display_name: Option<String>,
 ) -> Result<Result<(), MatrixError>, StoreError> {
-    let (lp, id) = (user_id.localpart(), device_id.as_str());
+    let (lp, id) = (user_id.localpart(), device_id);
     let Some(mut d) = ctx.device(lp, id)? else {
         return Ok(Err(MatrixError::not_found("No such device")));
     };

@@ -101,8 +101,8 @@ pub fn issue_session(
     plan: SessionPlan,
 ) -> Result<IssuedSession, StoreError> {
     let now = now_ms();
-    if plan.device_given && ctx.device(localpart, plan.device_id.as_str())?.is_some() {
-        ctx.delete_device_tokens(localpart, plan.device_id.as_str())?;
+    if plan.device_given && ctx.device(localpart, &plan.device_id)?.is_some() {
+        ctx.delete_device_tokens(localpart, &plan.device_id)?;
     } else {
         prune_devices(ctx, localpart, &plan.server_name, plan.max_devices.saturating_sub(1))?;
         let record = DeviceRecord {
@@ -111,7 +111,7 @@ pub fn issue_session(
             last_seen_ms: Some(now),
             last_seen_ip: None,
         };
-        ctx.put_device(localpart, plan.device_id.as_str(), &record)?;
+        ctx.put_device(localpart, &plan.device_id, &record)?;
     }
     store_pair(
         ctx,
@@ -149,15 +149,16 @@ fn prune_devices(
     let user_id = UserId::new_local(localpart, server_name)
         .or_else(|_| UserId::parse(&format!("@{localpart}:{server_name}")))
         .map_err(|e| StoreError::Corrupt(format!("stored localpart {localpart:?}: {}", e.0)))?;
-    let dehydrated = ctx.dehydrated_device(user_id.as_str())?.map(|d| d.device_id);
+    let dehydrated = ctx.dehydrated_device(&user_id)?.map(|d| d.device_id);
     let mut ranked = Vec::with_capacity(ids.len());
     for id in ids {
         if dehydrated.as_deref() == Some(id.as_str()) {
             continue;
         }
+        let did = DeviceId::from_trusted(id.clone());
         let seen =
-            ctx.device(localpart, &id)?.map_or(0, |d| d.last_seen_ms.unwrap_or(d.created_ms));
-        let has_keys = ctx.device_keys(user_id.as_str(), &id)?.is_some();
+            ctx.device(localpart, &did)?.map_or(0, |d| d.last_seen_ms.unwrap_or(d.created_ms));
+        let has_keys = ctx.device_keys(&user_id, &did)?.is_some();
         ranked.push((has_keys, seen, id));
     }
     ranked.sort();
@@ -353,7 +354,7 @@ fn retire_unused_children(
     parent: &[u8; 32],
 ) -> Result<(), StoreError> {
     let parent_hex = hex(*parent);
-    for h in ctx.device_token_hashes(localpart, device_id.as_str())? {
+    for h in ctx.device_token_hashes(localpart, device_id)? {
         if let Some(r) = ctx.token(&h)?
             && r.parent.as_deref() == Some(parent_hex.as_str())
         {
@@ -371,10 +372,10 @@ pub fn revoke_device(
     user_id: &UserId,
     device_id: &DeviceId,
 ) -> Result<bool, StoreError> {
-    let existed = ctx.delete_device(user_id.localpart(), device_id.as_str())?;
-    ctx.delete_device_e2ee(user_id.as_str(), device_id.as_str())?;
+    let existed = ctx.delete_device(user_id.localpart(), device_id)?;
+    ctx.delete_device_e2ee(user_id, device_id)?;
     if existed {
-        ctx.key_changed(user_id.as_str())?;
+        ctx.key_changed(user_id)?;
         wake_room_mates(ctx, user_id)?;
     }
     Ok(existed)
@@ -383,7 +384,7 @@ pub fn revoke_device(
 /// Wakes everyone who shares a room with `user_id` (and the user).
 pub fn wake_room_mates(ctx: &mut WriteCtx<'_>, user_id: &UserId) -> Result<(), StoreError> {
     ctx.wake_user(user_id.as_str());
-    for room in ctx.joined_room_shorts(user_id.as_str())? {
+    for room in ctx.joined_room_shorts(user_id)? {
         for m in ctx.members_with(room, Membership::Join)? {
             ctx.wake_user(&m);
         }

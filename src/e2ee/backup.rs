@@ -23,7 +23,7 @@ fn to_vec(v: &Value) -> Result<Vec<u8>, StoreError> {
 
 /// The current (newest, not deleted) version: `(version, record)`.
 pub fn current(read: &ReadTxn, user: &UserId) -> Result<Option<(u64, Value)>, MatrixError> {
-    match read.latest_backup_version(user.as_str())? {
+    match read.latest_backup_version(user)? {
         Some((v, b)) => {
             let rec = parse(&b)?;
             if rec["deleted"] == true { Ok(None) } else { Ok(Some((v, rec))) }
@@ -40,7 +40,6 @@ pub fn create_version(
     algorithm: String,
     auth_data: Value,
 ) -> Result<Result<u64, MatrixError>, StoreError> {
-    let user = user.as_str();
     let next = ctx.latest_backup_version(user)?.map(|(v, _)| v + 1).unwrap_or(1);
     let rec =
         json!({ "algorithm": algorithm, "auth_data": auth_data, "etag": 0, "deleted": false });
@@ -56,7 +55,6 @@ pub fn update_version(
     algorithm: String,
     auth_data: Value,
 ) -> Result<Result<(), MatrixError>, StoreError> {
-    let user = user.as_str();
     let Some(b) = ctx.backup_version(user, v)? else {
         return Ok(Err(MatrixError::not_found("Unknown backup version")));
     };
@@ -80,7 +78,6 @@ pub fn delete_version(
     user: &UserId,
     v: u64,
 ) -> Result<Result<(), MatrixError>, StoreError> {
-    let user = user.as_str();
     let Some(b) = ctx.backup_version(user, v)? else {
         return Ok(Err(MatrixError::not_found("Unknown backup version")));
     };
@@ -115,14 +112,12 @@ fn better(new: &Value, old: &Value) -> bool {
 
 /// `{etag, count}` of a version, as the key operations answer.
 fn etag_and_count(ctx: &WriteCtx<'_>, user: &UserId, v: u64) -> Result<Value, StoreError> {
-    let user = user.as_str();
     let rec = ctx.backup_version(user, v)?.map(|b| parse(&b)).transpose()?.unwrap_or(Value::Null);
     let count = ctx.backup_keys(user, v, None, None)?.len();
     Ok(json!({ "etag": rec["etag"].as_u64().unwrap_or(0).to_string(), "count": count }))
 }
 
 fn bump_etag(ctx: &mut WriteCtx<'_>, user: &UserId, v: u64) -> Result<(), StoreError> {
-    let user = user.as_str();
     if let Some(b) = ctx.backup_version(user, v)? {
         let mut rec = parse(&b)?;
         rec["etag"] = json!(rec["etag"].as_u64().unwrap_or(0) + 1);
@@ -141,7 +136,6 @@ pub fn put_keys(
     entries: &[(String, String, Value)],
 ) -> Result<Result<Value, MatrixError>, StoreError> {
     let user_id = user;
-    let user = user.as_str();
     let cur = match ctx.latest_backup_version(user)? {
         Some((cv, b)) if parse(&b)?["deleted"] != true => Some(cv),
         _ => None,
@@ -185,7 +179,6 @@ pub fn delete_keys(
     session: Option<&str>,
 ) -> Result<Result<Value, MatrixError>, StoreError> {
     let user_id = user;
-    let user = user.as_str();
     let rec = ctx.backup_version(user, v)?.map(|b| parse(&b)).transpose()?;
     if rec.is_none_or(|r| r["deleted"] == true) {
         return Ok(Err(MatrixError::not_found("Unknown backup version")));

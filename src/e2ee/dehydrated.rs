@@ -19,8 +19,8 @@ fn to_vec(v: &Value) -> Result<Vec<u8>, StoreError> {
 /// The user's dehydrated device, if it still exists as a device (deleting
 /// it through `/devices` removes the device, not this record).
 pub fn current(read: &ReadTxn, user: &UserId) -> Result<Option<DehydratedDevice>, MatrixError> {
-    let Some(d) = read.dehydrated_device(user.as_str())? else { return Ok(None) };
-    Ok(read.device(user.localpart(), &d.device_id)?.map(|_| d))
+    let Some(d) = read.dehydrated_device(user)? else { return Ok(None) };
+    Ok(read.device(user.localpart(), &DeviceId::from_trusted(d.device_id.clone()))?.map(|_| d))
 }
 
 /// The error for "the user has no dehydrated device".
@@ -45,11 +45,11 @@ pub fn put_dehydrated_device(
     user_id: &UserId,
     upload: Upload,
 ) -> Result<Result<(), MatrixError>, StoreError> {
-    let (user, lp) = (user_id.as_str(), user_id.localpart());
+    let lp = user_id.localpart();
     let d = upload.device_id.as_str();
-    let old = ctx.dehydrated_device(user)?;
+    let old = ctx.dehydrated_device(user_id)?;
     let replaces = old.as_ref().is_some_and(|o| o.device_id == d);
-    if !replaces && ctx.device(lp, d)?.is_some() {
+    if !replaces && ctx.device(lp, &upload.device_id)?.is_some() {
         // Never turn a logged-in device into the dehydrated one.
         return Ok(Err(MatrixError::invalid_param("device_id is in use")));
     }
@@ -62,19 +62,19 @@ pub fn put_dehydrated_device(
         last_seen_ms: None,
         last_seen_ip: None,
     };
-    ctx.put_device(lp, d, &record)?;
-    ctx.put_device_keys(user, d, &to_vec(&upload.device_keys)?)?;
+    ctx.put_device(lp, &upload.device_id, &record)?;
+    ctx.put_device_keys(user_id, &upload.device_id, &to_vec(&upload.device_keys)?)?;
     for (alg, id, key) in &upload.one_time_keys {
-        ctx.put_one_time_key(user, d, alg, id, &to_vec(key)?)?;
+        ctx.put_one_time_key(user_id, &upload.device_id, alg, id, &to_vec(key)?)?;
     }
     for (alg, id, key) in &upload.fallback_keys {
         let entry = json!({ "key_id": id, "key": key, "used": false });
-        ctx.put_fallback_key(user, d, alg, &to_vec(&entry)?)?;
+        ctx.put_fallback_key(user_id, &upload.device_id, alg, &to_vec(&entry)?)?;
     }
     let stored = DehydratedDevice { device_id: d.to_owned(), device_data: upload.device_data };
-    ctx.put_dehydrated_device(user, &stored)?;
+    ctx.put_dehydrated_device(user_id, &stored)?;
     // Others learn of the new device as of any new device.
-    ctx.key_changed(user)?;
+    ctx.key_changed(user_id)?;
     wake_room_mates(ctx, user_id)?;
     Ok(Ok(()))
 }
@@ -84,14 +84,14 @@ pub fn delete_dehydrated_device(
     ctx: &mut WriteCtx<'_>,
     user_id: &UserId,
 ) -> Result<Result<String, MatrixError>, StoreError> {
-    let Some(d) = ctx.dehydrated_device(user_id.as_str())? else {
+    let Some(d) = ctx.dehydrated_device(user_id)? else {
         return Ok(Err(none()));
     };
-    if ctx.device(user_id.localpart(), &d.device_id)?.is_none() {
+    if ctx.device(user_id.localpart(), &DeviceId::from_trusted(d.device_id.clone()))?.is_none() {
         // Already deleted through `/devices`: there is none.
         return Ok(Err(none()));
     }
-    ctx.delete_dehydrated_device(user_id.as_str())?;
+    ctx.delete_dehydrated_device(user_id)?;
     account::revoke_device(ctx, user_id, &DeviceId::from_trusted(d.device_id.clone()))?;
     Ok(Ok(d.device_id))
 }

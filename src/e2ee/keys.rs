@@ -41,12 +41,11 @@ pub fn upload(
     otks: &[KeyEntry],
     fallbacks: &[KeyEntry],
 ) -> Result<Result<Vec<(String, u64)>, MatrixError>, StoreError> {
-    let (u, d) = (user.as_str(), device.as_str());
     // Check first: a reused one-time key ID with other content is
     // refused before anything is written.
     let mut new_otks = 0;
     for (alg, id, key) in otks {
-        match ctx.one_time_key(u, d, alg, id)? {
+        match ctx.one_time_key(user, device, alg, id)? {
             Some(old) if old != to_vec(key)? => {
                 return Ok(Err(MatrixError::bad_json(format!(
                     "one-time key {id} already exists with different content"
@@ -57,7 +56,7 @@ pub fn upload(
         }
     }
     if new_otks > 0 {
-        let held: u64 = ctx.one_time_key_counts(u, d)?.iter().map(|(_, n)| n).sum();
+        let held: u64 = ctx.one_time_key_counts(user, device)?.iter().map(|(_, n)| n).sum();
         if held as usize + new_otks > quota::MAX_ONE_TIME_KEYS {
             return Ok(Err(quota::store_full(
                 "unclaimed one-time keys",
@@ -66,7 +65,7 @@ pub fn upload(
             )));
         }
     }
-    let mut algorithms = ctx.fallback_algorithms(u, d)?;
+    let mut algorithms = ctx.fallback_algorithms(user, device)?;
     let before = algorithms.len();
     algorithms.extend(fallbacks.iter().map(|(alg, _, _)| alg.clone()));
     algorithms.sort();
@@ -79,22 +78,22 @@ pub fn upload(
         )));
     }
     if let Some(k) = device_keys {
-        let old = ctx.device_keys(u, d)?;
+        let old = ctx.device_keys(user, device)?;
         let new = to_vec(k)?;
         if old.as_deref() != Some(new.as_slice()) {
-            ctx.put_device_keys(u, d, &new)?;
-            ctx.key_changed(u)?;
+            ctx.put_device_keys(user, device, &new)?;
+            ctx.key_changed(user)?;
             wake_room_mates(ctx, user)?;
         }
     }
     for (alg, id, key) in otks {
-        ctx.put_one_time_key(u, d, alg, id, &to_vec(key)?)?;
+        ctx.put_one_time_key(user, device, alg, id, &to_vec(key)?)?;
     }
     for (alg, id, key) in fallbacks {
         let entry = json!({ "key_id": id, "key": key, "used": false });
-        ctx.put_fallback_key(u, d, alg, &to_vec(&entry)?)?;
+        ctx.put_fallback_key(user, device, alg, &to_vec(&entry)?)?;
     }
-    Ok(Ok(ctx.one_time_key_counts(u, d)?))
+    Ok(Ok(ctx.one_time_key_counts(user, device)?))
 }
 
 /// One-time keys claimed per user and device, and the servers that could
@@ -123,16 +122,18 @@ pub fn claim(
         let Some(devices) = devices.as_object() else { continue };
         for (device, alg) in devices {
             let Some(alg) = alg.as_str() else { continue };
-            let key = match ctx.claim_one_time_key(user, device, alg)? {
+            // An ID that does not parse names no device: nothing to claim.
+            let Ok(did) = DeviceId::parse(device) else { continue };
+            let key = match ctx.claim_one_time_key(&uid, &did, alg)? {
                 Some((id, k)) => Some((id, parse_store(&k)?)),
-                None => match ctx.fallback_key(user, device, alg)? {
+                None => match ctx.fallback_key(&uid, &did, alg)? {
                     Some(f) => {
                         let mut f: Value = parse_store(&f)?;
                         let id = f["key_id"].as_str().unwrap_or_default().to_owned();
                         let key = f["key"].clone();
                         if f["used"] != true {
                             f["used"] = json!(true);
-                            ctx.put_fallback_key(user, device, alg, &to_vec(&f)?)?;
+                            ctx.put_fallback_key(&uid, &did, alg, &to_vec(&f)?)?;
                         }
                         Some((id, key))
                     }
@@ -159,18 +160,20 @@ pub fn upload_cross_signing(
     user: &UserId,
     puts: &[CrossSigningKey],
 ) -> Result<Result<(), MatrixError>, StoreError> {
-    let (u, lp) = (user.as_str(), user.localpart());
+    let lp = user.localpart();
     // Checked in the writer, so a master key replaced meanwhile
     // cannot vouch for a key it never signed.
     let master = match puts.iter().find(|(kind, ..)| *kind == "master") {
         Some((.., public)) => Some(public.clone()),
-        None => stored_public_key(ctx.cross_signing_key(u, "master")?.as_deref()),
+        None => stored_public_key(ctx.cross_signing_key(user, "master")?.as_deref()),
     };
     for (kind, k, public) in puts {
         // Device IDs and cross-signing keys share one namespace in
         // verification (spec: cross-signing, key and signature
         // security).
-        if ctx.device(lp, &public.encoded())?.is_some() {
+        if let Ok(id) = DeviceId::parse(&public.encoded())
+            && ctx.device(lp, &id)?.is_some()
+        {
             return Ok(Err(MatrixError::forbidden(format!(
                 "the {kind} key has the same ID as one of your devices"
             ))));
@@ -191,9 +194,9 @@ pub fn upload_cross_signing(
         }
     }
     for (kind, k, _) in puts {
-        ctx.put_cross_signing_key(u, kind, &to_vec(k)?)?;
+        ctx.put_cross_signing_key(user, kind, &to_vec(k)?)?;
     }
-    ctx.key_changed(u)?;
+    ctx.key_changed(user)?;
     wake_room_mates(ctx, user)?;
     Ok(Ok(()))
 }
@@ -216,9 +219,16 @@ pub fn upload_signatures(
             match add_signatures(ctx, me, user, key_id, signed)? {
                 Ok((kind, stored)) => {
                     let bytes = to_vec(&stored)?;
+                    // The key was found under `user` (and, for a device,
+                    // `key_id`), so both are stored IDs.
+                    let uid = UserId::from_trusted(user.clone());
                     match kind {
-                        "device" => ctx.put_device_keys(user, key_id, &bytes)?,
-                        k => ctx.put_cross_signing_key(user, k, &bytes)?,
+                        "device" => ctx.put_device_keys(
+                            &uid,
+                            &DeviceId::from_trusted(key_id.clone()),
+                            &bytes,
+                        )?,
+                        k => ctx.put_cross_signing_key(&uid, k, &bytes)?,
                     }
                     touched.push(user.clone());
                 }
@@ -234,9 +244,10 @@ pub fn upload_signatures(
     touched.sort();
     touched.dedup();
     for u in &touched {
-        ctx.key_changed(u)?;
         // A key was found under `u`, so it is a stored user's ID.
-        wake_room_mates(ctx, &UserId::from_trusted(u.clone()))?;
+        let u = UserId::from_trusted(u.clone());
+        ctx.key_changed(&u)?;
+        wake_room_mates(ctx, &u)?;
     }
     Ok(Ok(failures))
 }
@@ -328,11 +339,15 @@ fn find_signed_key(
     user: &str,
     key_id: &str,
 ) -> Result<Option<(&'static str, Vec<u8>)>, StoreError> {
-    if let Some(device_keys) = ctx.device_keys(user, key_id)? {
+    // IDs that do not parse name no stored key.
+    let Ok(user) = UserId::parse(user) else { return Ok(None) };
+    if let Ok(device) = DeviceId::parse(key_id)
+        && let Some(device_keys) = ctx.device_keys(&user, &device)?
+    {
         return Ok(Some(("device", device_keys)));
     }
     for kind in ["master", "self_signing"] {
-        if let Some(key) = ctx.cross_signing_key(user, kind)?
+        if let Some(key) = ctx.cross_signing_key(&user, kind)?
             && stored_public_key(Some(&key)).is_some_and(|p| p.encoded() == key_id)
         {
             return Ok(Some((kind, key)));
@@ -349,11 +364,12 @@ fn signing_key(
     signer: Signer,
     key_id: &str,
 ) -> Result<Option<e2ee::PublicKey>, StoreError> {
-    let me = me.as_str();
     let kind = match signer {
         Signer::Device => {
             let Some(device) = e2ee::device_id_of(key_id) else { return Ok(None) };
-            let keys = ctx.device_keys(me, device)?;
+            // An ID that does not parse names no device.
+            let Ok(device_id) = DeviceId::parse(device) else { return Ok(None) };
+            let keys = ctx.device_keys(me, &device_id)?;
             let keys = keys.and_then(|k| serde_json::from_slice::<Value>(&k).ok());
             return Ok(keys.and_then(|k| e2ee::device_public_key(&k, device)));
         }

@@ -29,8 +29,7 @@ impl Txn {
         ctx: &WriteCtx<'_>,
         scope: &str,
     ) -> Result<Option<EventId>, StoreError> {
-        let Some((room, stream)) =
-            ctx.txn_position(self.user.as_str(), self.device.as_str(), scope, &self.id)?
+        let Some((room, stream)) = ctx.txn_position(&self.user, &self.device, scope, &self.id)?
         else {
             return Ok(None);
         };
@@ -46,7 +45,7 @@ impl Txn {
         scope: &str,
         stored: (RoomShort, StreamPos),
     ) -> Result<(), StoreError> {
-        ctx.put_txn(self.user.as_str(), self.device.as_str(), scope, &self.id, stored)
+        ctx.put_txn(&self.user, &self.device, scope, &self.id, stored)
     }
 }
 

@@ -2,7 +2,7 @@
 //! only here, and the writer cache serves both its parts.
 
 use super::*;
-use crate::room::testing::{ALICE, BOB, fixture, message};
+use crate::room::testing::{ALICE_ID, BOB, fixture, message};
 use crate::store::StreamPos;
 
 /// Sends `ev` through the ingest point, failing the test on refusal.
@@ -44,9 +44,9 @@ fn an_event_stored_by_room_is_fanned_out_by_fan_out_alone() {
                     Ok(a) => a,
                     Err(e) => return Err(StoreError::refused(e)),
                 };
-            let unread_stored = ctx.unread_in_room(ALICE, room.short)?;
+            let unread_stored = ctx.unread_in_room(&ALICE_ID, room.short)?;
             fan_out(ctx, cache, &signer.server_name, room, &stored)?;
-            Ok((stored.stream, unread_stored, ctx.unread_in_room(ALICE, room.short)?))
+            Ok((stored.stream, unread_stored, ctx.unread_in_room(&ALICE_ID, room.short)?))
         })
         .expect("send");
     assert_eq!(unread_stored, 0, "storing the event notifies nobody");

@@ -47,7 +47,7 @@ pub async fn upgrade(
     user: &UserId,
 ) -> Result<RoomId, MatrixError> {
     // 1. Permission to send the tombstone, checked before anything is made.
-    let (rid, u) = (room_id.clone(), user.to_string());
+    let (rid, u) = (room_id.clone(), user.clone());
     rooms
         .store
         .write(move |ctx| {
@@ -58,7 +58,7 @@ pub async fn upgrade(
                 ctx.membership(&u, room.short)?.is_some_and(|m| m.membership == Membership::Join);
             let allowed = joined
                 && power_levels(ctx, &room)?
-                    .is_some_and(|pl| pl.can_send_state(&u, "m.room.tombstone"));
+                    .is_some_and(|pl| pl.can_send_state(u.as_str(), "m.room.tombstone"));
             if allowed {
                 Ok(Ok(()))
             } else {

@@ -17,7 +17,7 @@ use crate::store::{StoreError, WriteCtx};
 
 /// The ruleset of `user`: stored customisation on top of the defaults.
 pub fn load_ruleset(ctx: &WriteCtx<'_>, user: &UserId) -> Result<Ruleset, StoreError> {
-    Ok(parse_ruleset(user, ctx.push_rules(user.as_str())?.as_deref()))
+    Ok(parse_ruleset(user, ctx.push_rules(user)?.as_deref()))
 }
 
 fn content_of(
@@ -95,7 +95,7 @@ pub fn notify_members(
         }
         let list: Vec<Value> = actions.actions.iter().map(|a| a.to_value()).collect();
         let bytes = serde_json::to_vec(&list).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        ctx.put_notification(user, room.short, stream, actions.highlight, &bytes, ts)?;
+        ctx.put_notification(&user_id, room.short, stream, actions.highlight, &bytes, ts)?;
         ctx.wake_user(user);
         queue_pushes(ctx, room, event, &user_id, &actions)?;
     }
@@ -111,7 +111,6 @@ fn queue_pushes(
     user: &UserId,
     actions: &super::Actions,
 ) -> Result<(), StoreError> {
-    let user = user.as_str();
     let pushers = ctx.pushers(user)?;
     if pushers.is_empty() {
         return Ok(());
@@ -158,11 +157,11 @@ fn queue_pushes(
                 notification["room_name"] = room_name.clone();
             }
             if event["type"] == "m.room.member" {
-                notification["user_is_target"] = json!(event["state_key"] == user);
+                notification["user_is_target"] = json!(event["state_key"] == user.as_str());
             }
         }
         let item = json!({
-            "user": user, "app_id": pusher["app_id"], "pushkey": pusher["pushkey"], "url": url,
+            "user": user.as_str(), "app_id": pusher["app_id"], "pushkey": pusher["pushkey"], "url": url,
             "body": { "notification": notification }, "attempts": 0, "next_try_ms": 0,
         });
         let bytes = serde_json::to_vec(&item).map_err(|e| StoreError::Corrupt(e.to_string()))?;

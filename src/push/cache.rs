@@ -81,7 +81,7 @@ impl RulesetCache {
         ctx: &WriteCtx<'_>,
         user: &UserId,
     ) -> Result<Arc<Ruleset>, StoreError> {
-        let stored = ctx.push_rules(user.as_str())?;
+        let stored = ctx.push_rules(user)?;
         self.tick += 1;
         if let Some(entry) = self.entries.get_mut(user.as_str())
             && entry.stored == stored
@@ -117,7 +117,7 @@ impl RulesetCache {
 mod tests {
     use super::*;
     use crate::push::{MASTER_RULE_ID, RuleKind};
-    use crate::room::testing::{BOB, BOB_ID, Fixture, fixture, user};
+    use crate::room::testing::{BOB_ID, Fixture, fixture, user};
 
     fn stats(f: &Fixture<RulesetCache>) -> (u64, u64) {
         f.cache.lock().expect("no test panicked holding the cache").stats()
@@ -141,12 +141,12 @@ mod tests {
         let mut silenced = default_ruleset(&BOB_ID);
         silenced.set_push_rule_enabled(RuleKind::Override, MASTER_RULE_ID, true).expect("master");
         let bytes = silenced.to_json();
-        f.run(false, move |ctx, _, _, _| ctx.put_push_rules(BOB, &bytes)).expect("put");
+        f.run(false, move |ctx, _, _, _| ctx.put_push_rules(&BOB_ID, &bytes)).expect("put");
         assert!(master_enabled(&f), "a stored change is seen");
 
         let pristine = default_ruleset(&BOB_ID).to_json();
         let aborted = f.run(true, move |ctx, cache, _, _| {
-            ctx.put_push_rules(BOB, &pristine)?;
+            ctx.put_push_rules(&BOB_ID, &pristine)?;
             let rules = cache.ruleset(ctx, &BOB_ID)?;
             assert!(
                 !rules.get_push_rule(RuleKind::Override, MASTER_RULE_ID).expect("master").enabled

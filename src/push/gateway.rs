@@ -15,6 +15,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::ids::UserId;
 use crate::net::Client;
 use crate::store::Store;
 use crate::time::now_ms;
@@ -80,7 +81,7 @@ async fn deliver_due(store: &Store, client: &Client) -> Result<Option<u64>, Stri
         }
         let url = item["url"].as_str().unwrap_or_default().to_owned();
         let outcome = post(client, &url, &item["body"]).await;
-        let user = item["user"].as_str().unwrap_or_default().to_owned();
+        let user = UserId::from_trusted(item["user"].as_str().unwrap_or_default().to_owned());
         let app_id = item["app_id"].as_str().unwrap_or_default().to_owned();
         match outcome {
             Sent::Ok(rejected) => {

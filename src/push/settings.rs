@@ -24,7 +24,6 @@ where
     F: FnOnce(&mut Ruleset) -> Result<(), PushRuleError>,
 {
     let mut rules = load_ruleset(ctx, user)?;
-    let user = user.as_str();
     if let Err(e) = change(&mut rules) {
         return Ok(Err(MatrixError::from(e)));
     }
@@ -76,7 +75,6 @@ pub fn set_pusher(
     append: bool,
     record: &[u8],
 ) -> Result<Result<(), MatrixError>, StoreError> {
-    let user = user.as_str();
     let pushers = ctx.pushers(user)?;
     let replaces = pushers.iter().any(|(a, p, _)| *a == app_id && *p == pushkey);
     if !replaces && pushers.len() >= quota::MAX_PUSHERS {
@@ -84,8 +82,8 @@ pub fn set_pusher(
     }
     if !append {
         for other in ctx.pushers_with_key(app_id, pushkey)? {
-            if other != user {
-                ctx.delete_pusher(&other, app_id, pushkey)?;
+            if other != user.as_str() {
+                ctx.delete_pusher(&UserId::from_trusted(other), app_id, pushkey)?;
             }
         }
     }

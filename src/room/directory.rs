@@ -17,9 +17,8 @@ fn may_edit_directory(
     user: &UserId,
     room: &RoomTarget,
 ) -> Result<bool, StoreError> {
-    let joined = ctx
-        .membership(user.as_str(), room.short)?
-        .is_some_and(|m| m.membership == Membership::Join);
+    let joined =
+        ctx.membership(user, room.short)?.is_some_and(|m| m.membership == Membership::Join);
     Ok(joined
         && power_levels(ctx, room)?
             .is_some_and(|pl| pl.can_send_state(user.as_str(), "m.room.canonical_alias")))

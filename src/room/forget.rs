@@ -14,7 +14,7 @@ pub fn forget(
     user: &UserId,
     room: RoomShort,
 ) -> Result<Result<(), MatrixError>, StoreError> {
-    match ctx.membership(user.as_str(), room)? {
+    match ctx.membership(user, room)? {
         Some(m) if m.membership == Membership::Join || m.membership == Membership::Invite => {
             Ok(Err(MatrixError::new(
                 ErrorKind::Unknown,
@@ -23,7 +23,7 @@ pub fn forget(
             .with_status(400)))
         }
         Some(m) => {
-            ctx.forget_room(user.as_str(), &m)?;
+            ctx.forget_room(user, &m)?;
             Ok(Ok(()))
         }
         None => Ok(Ok(())),

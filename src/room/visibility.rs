@@ -75,7 +75,7 @@ impl Memberships {
         room: RoomShort,
     ) -> Result<Memberships, MatrixError> {
         let mut changes = Vec::new();
-        for pos in read.membership_positions(user_id.as_str(), room)? {
+        for pos in read.membership_positions(user_id, room)? {
             if let Some(ev) = read.event_at(room, pos)?
                 && let Some(m) = content_field(&ev, "membership")
                 && let Some(m) = Membership::parse(&m)
@@ -192,7 +192,7 @@ pub fn visible_upto(
     user: &UserId,
     room: RoomShort,
 ) -> Result<StreamPos, MatrixError> {
-    match read.membership(user.as_str(), room)? {
+    match read.membership(user, room)? {
         Some(m) if m.membership == Membership::Join => Ok(StreamPos(u64::MAX)),
         _ if world_readable_now(read, room)? => Ok(StreamPos(u64::MAX)),
         Some(m) if m.membership == Membership::Leave || m.membership == Membership::Ban => {

@@ -117,7 +117,7 @@ impl Rooms<'_> {
     /// Rooms the user is or was joined to (or can read as world-readable
     /// with a membership), narrowed by the filter and a group token.
     fn admit(&self, room: RoomShort) -> Result<Option<RoomView>, MatrixError> {
-        if self.read.membership(self.user_id.as_str(), room)?.is_none() {
+        if self.read.membership(self.user_id, room)?.is_none() {
             return Ok(None);
         }
         let Some(room_id) = self.read.room_id(room)? else { return Ok(None) };
@@ -369,8 +369,10 @@ fn context(
         }
         let mut profiles = Map::new();
         for sender in senders {
-            let in_force =
-                read.membership_positions(&sender, cand.room)?.into_iter().rfind(|p| *p <= pos);
+            let in_force = read
+                .membership_positions(&UserId::from_trusted(sender.clone()), cand.room)?
+                .into_iter()
+                .rfind(|p| *p <= pos);
             let Some(p) = in_force else { continue };
             let Some(member) = read.event_at(cand.room, p)? else { continue };
             let content = parse(&member)?["content"].take();
@@ -402,7 +404,7 @@ fn state(
             continue;
         }
         let room_id = view.room_id.clone();
-        let upto = match read.membership(user_id.as_str(), cand.room)? {
+        let upto = match read.membership(user_id, cand.room)? {
             Some(m) if m.membership == Membership::Join => StreamPos(u64::MAX),
             Some(m) => m.stream,
             None => continue,

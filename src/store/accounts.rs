@@ -15,6 +15,7 @@ use super::tables::{
     USER_DEVICE_TOKEN_TO_UNIT, USER_LOCALPART_TO_RECORD,
 };
 use super::{ReadTxn, StoreError, WriteCtx};
+use crate::ids::DeviceId;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct UserRecord {
@@ -117,8 +118,9 @@ impl ReadTxn {
     pub fn device(
         &self,
         localpart: &str,
-        device_id: &str,
+        device_id: &DeviceId,
     ) -> Result<Option<DeviceRecord>, StoreError> {
+        let device_id = device_id.as_str();
         let table = self.0.open_table(USER_DEVICE_TO_RECORD)?;
         table.get((localpart, device_id))?.map(|v| decode("device", v.value())).transpose()
     }
@@ -197,8 +199,9 @@ impl WriteCtx<'_> {
     pub fn device(
         &self,
         localpart: &str,
-        device_id: &str,
+        device_id: &DeviceId,
     ) -> Result<Option<DeviceRecord>, StoreError> {
+        let device_id = device_id.as_str();
         let table = self.txn.open_table(USER_DEVICE_TO_RECORD)?;
         let value = table.get((localpart, device_id))?;
         value.map(|v| decode("device", v.value())).transpose()
@@ -207,9 +210,10 @@ impl WriteCtx<'_> {
     pub fn put_device(
         &mut self,
         localpart: &str,
-        device_id: &str,
+        device_id: &DeviceId,
         record: &DeviceRecord,
     ) -> Result<(), StoreError> {
+        let device_id = device_id.as_str();
         let mut table = self.txn.open_table(USER_DEVICE_TO_RECORD)?;
         table.insert((localpart, device_id), encode(record).as_slice())?;
         Ok(())
@@ -231,10 +235,14 @@ impl WriteCtx<'_> {
     }
 
     /// Removes a device and every token bound to it. Returns whether it existed.
-    pub fn delete_device(&mut self, localpart: &str, device_id: &str) -> Result<bool, StoreError> {
+    pub fn delete_device(
+        &mut self,
+        localpart: &str,
+        device_id: &DeviceId,
+    ) -> Result<bool, StoreError> {
         self.delete_device_tokens(localpart, device_id)?;
         let mut table = self.txn.open_table(USER_DEVICE_TO_RECORD)?;
-        let existed = table.remove((localpart, device_id))?.is_some();
+        let existed = table.remove((localpart, device_id.as_str()))?.is_some();
         Ok(existed)
     }
 
@@ -242,8 +250,9 @@ impl WriteCtx<'_> {
     pub fn delete_device_tokens(
         &mut self,
         localpart: &str,
-        device_id: &str,
+        device_id: &DeviceId,
     ) -> Result<(), StoreError> {
+        let device_id = device_id.as_str();
         let hashes = device_token_hashes(&self.txn, localpart, device_id)?;
         for h in hashes {
             self.delete_token(&h)?;
@@ -282,8 +291,9 @@ impl WriteCtx<'_> {
     pub fn device_token_hashes(
         &self,
         localpart: &str,
-        device_id: &str,
+        device_id: &DeviceId,
     ) -> Result<Vec<[u8; 32]>, StoreError> {
+        let device_id = device_id.as_str();
         device_token_hashes(&self.txn, localpart, device_id)
     }
 

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::tables::USER_TO_DEHYDRATED_DEVICE;
 use super::{ReadTxn, StoreError, WriteCtx};
+use crate::ids::UserId;
 
 /// The user's dehydrated device: its ID and the opaque `device_data`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -25,33 +26,33 @@ fn decode(bytes: &[u8]) -> Result<DehydratedDevice, StoreError> {
 }
 
 impl ReadTxn {
-    pub fn dehydrated_device(&self, user: &str) -> Result<Option<DehydratedDevice>, StoreError> {
+    pub fn dehydrated_device(&self, user: &UserId) -> Result<Option<DehydratedDevice>, StoreError> {
         let t = self.0.open_table(USER_TO_DEHYDRATED_DEVICE)?;
-        t.get(user)?.map(|v| decode(v.value())).transpose()
+        t.get(user.as_str())?.map(|v| decode(v.value())).transpose()
     }
 }
 
 impl WriteCtx<'_> {
-    pub fn dehydrated_device(&self, user: &str) -> Result<Option<DehydratedDevice>, StoreError> {
+    pub fn dehydrated_device(&self, user: &UserId) -> Result<Option<DehydratedDevice>, StoreError> {
         let t = self.txn.open_table(USER_TO_DEHYDRATED_DEVICE)?;
-        let v = t.get(user)?;
+        let v = t.get(user.as_str())?;
         v.map(|v| decode(v.value())).transpose()
     }
 
     pub fn put_dehydrated_device(
         &mut self,
-        user: &str,
+        user: &UserId,
         device: &DehydratedDevice,
     ) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(device)
             .map_err(|e| StoreError::Corrupt(format!("dehydrated device: {e}")))?;
-        self.txn.open_table(USER_TO_DEHYDRATED_DEVICE)?.insert(user, bytes.as_slice())?;
+        self.txn.open_table(USER_TO_DEHYDRATED_DEVICE)?.insert(user.as_str(), bytes.as_slice())?;
         Ok(())
     }
 
     /// Forgets which device is dehydrated (the device itself is removed by
     /// the caller, like any device).
-    pub fn delete_dehydrated_device(&mut self, user: &str) -> Result<bool, StoreError> {
-        Ok(self.txn.open_table(USER_TO_DEHYDRATED_DEVICE)?.remove(user)?.is_some())
+    pub fn delete_dehydrated_device(&mut self, user: &UserId) -> Result<bool, StoreError> {
+        Ok(self.txn.open_table(USER_TO_DEHYDRATED_DEVICE)?.remove(user.as_str())?.is_some())
     }
 }

@@ -11,6 +11,7 @@ use super::tables::{
     USER_DEVICE_TO_INBOX_USAGE,
 };
 use super::{ReadTxn, StoreError, StreamPos, WriteCtx};
+use crate::ids::{DeviceId, UserId};
 
 /// A one-time key: `(key_id, JSON)`.
 pub type KeyEntry = (String, Vec<u8>);
@@ -20,9 +21,11 @@ macro_rules! e2ee_reads {
         impl $t {
             pub fn device_keys(
                 &self,
-                user: &str,
-                device: &str,
+                user: &UserId,
+                device: &DeviceId,
             ) -> Result<Option<Vec<u8>>, StoreError> {
+                let user = user.as_str();
+                let device = device.as_str();
                 let t = self.$txn.open_table(DEVICE_KEYS_TO_JSON)?;
                 let v = t.get((user, device))?;
                 Ok(v.map(|v| v.value().to_vec()))
@@ -31,8 +34,9 @@ macro_rules! e2ee_reads {
             /// Every device's keys of a user: `(device_id, JSON)`.
             pub fn all_device_keys(
                 &self,
-                user: &str,
+                user: &UserId,
             ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+                let user = user.as_str();
                 let t = self.$txn.open_table(DEVICE_KEYS_TO_JSON)?;
                 let mut out = Vec::new();
                 for row in t.range((user, "")..)? {
@@ -48,9 +52,10 @@ macro_rules! e2ee_reads {
 
             pub fn cross_signing_key(
                 &self,
-                user: &str,
+                user: &UserId,
                 kind: &str,
             ) -> Result<Option<Vec<u8>>, StoreError> {
+                let user = user.as_str();
                 let t = self.$txn.open_table(CROSS_SIGNING_TO_JSON)?;
                 let v = t.get((user, kind))?;
                 Ok(v.map(|v| v.value().to_vec()))
@@ -59,9 +64,11 @@ macro_rules! e2ee_reads {
             /// Unclaimed one-time keys per algorithm.
             pub fn one_time_key_counts(
                 &self,
-                user: &str,
-                device: &str,
+                user: &UserId,
+                device: &DeviceId,
             ) -> Result<Vec<(String, u64)>, StoreError> {
+                let user = user.as_str();
+                let device = device.as_str();
                 let t = self.$txn.open_table(ONE_TIME_KEY_TO_JSON)?;
                 let mut out: Vec<(String, u64)> = Vec::new();
                 for row in t.range((user, device, "", "")..)? {
@@ -81,9 +88,11 @@ macro_rules! e2ee_reads {
             /// Algorithms with an unused fallback key.
             pub fn unused_fallback_types(
                 &self,
-                user: &str,
-                device: &str,
+                user: &UserId,
+                device: &DeviceId,
             ) -> Result<Vec<String>, StoreError> {
+                let user = user.as_str();
+                let device = device.as_str();
                 let t = self.$txn.open_table(FALLBACK_KEY_TO_JSON)?;
                 let mut out = Vec::new();
                 for row in t.range((user, device, "")..)? {
@@ -105,9 +114,10 @@ macro_rules! e2ee_reads {
 
             pub fn backup_version(
                 &self,
-                user: &str,
+                user: &UserId,
                 version: u64,
             ) -> Result<Option<Vec<u8>>, StoreError> {
+                let user = user.as_str();
                 let t = self.$txn.open_table(BACKUP_VERSION_TO_JSON)?;
                 let v = t.get((user, version))?;
                 Ok(v.map(|v| v.value().to_vec()))
@@ -116,8 +126,9 @@ macro_rules! e2ee_reads {
             /// The newest backup version of a user: `(version, JSON)`.
             pub fn latest_backup_version(
                 &self,
-                user: &str,
+                user: &UserId,
             ) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+                let user = user.as_str();
                 let t = self.$txn.open_table(BACKUP_VERSION_TO_JSON)?;
                 let mut r = t.range((user, 0)..=(user, u64::MAX))?;
                 match r.next_back() {
@@ -133,11 +144,12 @@ macro_rules! e2ee_reads {
             /// `(room_id, session_id, JSON)`.
             pub fn backup_keys(
                 &self,
-                user: &str,
+                user: &UserId,
                 version: u64,
                 room: Option<&str>,
                 session: Option<&str>,
             ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
+                let user = user.as_str();
                 let t = self.$txn.open_table(BACKUP_KEY_TO_JSON)?;
                 let mut out = Vec::new();
                 let start = (user, version, room.unwrap_or(""), session.unwrap_or(""));
@@ -189,12 +201,14 @@ impl ReadTxn {
     /// first, at most `limit`.
     pub fn to_device(
         &self,
-        user: &str,
-        device: &str,
+        user: &UserId,
+        device: &DeviceId,
         after: StreamPos,
         upto: StreamPos,
         limit: usize,
     ) -> Result<Vec<(StreamPos, Vec<u8>)>, StoreError> {
+        let user = user.as_str();
+        let device = device.as_str();
         let t = self.0.open_table(TO_DEVICE_TO_JSON)?;
         let mut out = Vec::new();
         for row in t.range((user, device, after.0 + 1)..=(user, device, upto.0))?.take(limit) {
@@ -207,7 +221,8 @@ impl ReadTxn {
 
 impl WriteCtx<'_> {
     /// Records that `user`'s keys (or device list) changed.
-    pub fn key_changed(&mut self, user: &str) -> Result<StreamPos, StoreError> {
+    pub fn key_changed(&mut self, user: &UserId) -> Result<StreamPos, StoreError> {
+        let user = user.as_str();
         let pos = self.next_position();
         self.txn.open_table(STREAM_TO_KEY_CHANGE)?.insert(pos.0, user)?;
         Ok(pos)
@@ -215,31 +230,36 @@ impl WriteCtx<'_> {
 
     pub fn put_device_keys(
         &mut self,
-        user: &str,
-        device: &str,
+        user: &UserId,
+        device: &DeviceId,
         json: &[u8],
     ) -> Result<(), StoreError> {
+        let user = user.as_str();
+        let device = device.as_str();
         self.txn.open_table(DEVICE_KEYS_TO_JSON)?.insert((user, device), json)?;
         Ok(())
     }
 
     pub fn put_cross_signing_key(
         &mut self,
-        user: &str,
+        user: &UserId,
         kind: &str,
         json: &[u8],
     ) -> Result<(), StoreError> {
+        let user = user.as_str();
         self.txn.open_table(CROSS_SIGNING_TO_JSON)?.insert((user, kind), json)?;
         Ok(())
     }
 
     pub fn one_time_key(
         &self,
-        user: &str,
-        device: &str,
+        user: &UserId,
+        device: &DeviceId,
         alg: &str,
         key_id: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        let user = user.as_str();
+        let device = device.as_str();
         let t = self.txn.open_table(ONE_TIME_KEY_TO_JSON)?;
         let v = t.get((user, device, alg, key_id))?;
         Ok(v.map(|v| v.value().to_vec()))
@@ -247,12 +267,14 @@ impl WriteCtx<'_> {
 
     pub fn put_one_time_key(
         &mut self,
-        user: &str,
-        device: &str,
+        user: &UserId,
+        device: &DeviceId,
         alg: &str,
         key_id: &str,
         json: &[u8],
     ) -> Result<(), StoreError> {
+        let user = user.as_str();
+        let device = device.as_str();
         self.txn.open_table(ONE_TIME_KEY_TO_JSON)?.insert((user, device, alg, key_id), json)?;
         Ok(())
     }
@@ -260,10 +282,12 @@ impl WriteCtx<'_> {
     /// Removes and returns one unclaimed key of `alg` (the lowest key ID).
     pub fn claim_one_time_key(
         &mut self,
-        user: &str,
-        device: &str,
+        user: &UserId,
+        device: &DeviceId,
         alg: &str,
     ) -> Result<Option<KeyEntry>, StoreError> {
+        let user = user.as_str();
+        let device = device.as_str();
         let mut t = self.txn.open_table(ONE_TIME_KEY_TO_JSON)?;
         let found = {
             let mut r = t.range((user, device, alg, "")..)?;
@@ -288,17 +312,25 @@ impl WriteCtx<'_> {
 
     pub fn fallback_key(
         &self,
-        user: &str,
-        device: &str,
+        user: &UserId,
+        device: &DeviceId,
         alg: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        let user = user.as_str();
+        let device = device.as_str();
         let t = self.txn.open_table(FALLBACK_KEY_TO_JSON)?;
         let v = t.get((user, device, alg))?;
         Ok(v.map(|v| v.value().to_vec()))
     }
 
     /// The algorithms a device has a fallback key for, used or not.
-    pub fn fallback_algorithms(&self, user: &str, device: &str) -> Result<Vec<String>, StoreError> {
+    pub fn fallback_algorithms(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<Vec<String>, StoreError> {
+        let user = user.as_str();
+        let device = device.as_str();
         let t = self.txn.open_table(FALLBACK_KEY_TO_JSON)?;
         let mut out = Vec::new();
         for row in t.range((user, device, "")..)? {
@@ -315,17 +347,26 @@ impl WriteCtx<'_> {
     /// Stores `{key_id, key, used}` for an algorithm.
     pub fn put_fallback_key(
         &mut self,
-        user: &str,
-        device: &str,
+        user: &UserId,
+        device: &DeviceId,
         alg: &str,
         json: &[u8],
     ) -> Result<(), StoreError> {
+        let user = user.as_str();
+        let device = device.as_str();
         self.txn.open_table(FALLBACK_KEY_TO_JSON)?.insert((user, device, alg), json)?;
         Ok(())
     }
 
     /// Removes every key and inbox message of a device.
-    pub fn delete_device_e2ee(&mut self, user: &str, device: &str) -> Result<(), StoreError> {
+    pub fn delete_device_e2ee(
+        &mut self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<(), StoreError> {
+        let algs = self.fallback_algorithms(user, device)?;
+        let user = user.as_str();
+        let device = device.as_str();
         self.txn.open_table(DEVICE_KEYS_TO_JSON)?.remove((user, device))?;
         {
             let mut t = self.txn.open_table(ONE_TIME_KEY_TO_JSON)?;
@@ -346,23 +387,24 @@ impl WriteCtx<'_> {
             }
         }
         {
-            let algs = self.fallback_algorithms(user, device)?;
             let mut t = self.txn.open_table(FALLBACK_KEY_TO_JSON)?;
             for a in algs {
                 t.remove((user, device, a.as_str()))?;
             }
         }
-        self.delete_to_device_upto(user, device, StreamPos(u64::MAX))?;
+        self.delete_inbox_upto(user, device, StreamPos(u64::MAX))?;
         Ok(())
     }
 
     pub fn put_to_device(
         &mut self,
-        user: &str,
-        device: &str,
+        user: &UserId,
+        device: &DeviceId,
         json: &[u8],
     ) -> Result<StreamPos, StoreError> {
-        let (count, bytes) = self.to_device_usage(user, device)?;
+        let user = user.as_str();
+        let device = device.as_str();
+        let (count, bytes) = self.inbox_usage(user, device)?;
         let pos = self.next_position();
         self.txn.open_table(TO_DEVICE_TO_JSON)?.insert((user, device, pos.0), json)?;
         self.set_to_device_usage(user, device, (count + 1, bytes + json.len() as u64))?;
@@ -373,7 +415,15 @@ impl WriteCtx<'_> {
     /// How many messages a device's to-device inbox holds and their bytes
     /// (for the caps in `quota`): one lookup, or a count of the inbox when
     /// it predates the usage table.
-    pub fn to_device_usage(&self, user: &str, device: &str) -> Result<(u64, u64), StoreError> {
+    pub fn to_device_usage(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<(u64, u64), StoreError> {
+        self.inbox_usage(user.as_str(), device.as_str())
+    }
+
+    fn inbox_usage(&self, user: &str, device: &str) -> Result<(u64, u64), StoreError> {
         if let Some(v) = self.txn.open_table(USER_DEVICE_TO_INBOX_USAGE)?.get((user, device))? {
             return Ok(v.value());
         }
@@ -405,6 +455,15 @@ impl WriteCtx<'_> {
     /// Deletes a device's to-device messages with `stream <= upto` (the
     /// client acknowledged them by syncing with a later `since`).
     pub fn delete_to_device_upto(
+        &mut self,
+        user: &UserId,
+        device: &DeviceId,
+        upto: StreamPos,
+    ) -> Result<usize, StoreError> {
+        self.delete_inbox_upto(user.as_str(), device.as_str(), upto)
+    }
+
+    fn delete_inbox_upto(
         &mut self,
         user: &str,
         device: &str,
@@ -445,29 +504,31 @@ impl WriteCtx<'_> {
 
     pub fn put_backup_version(
         &mut self,
-        user: &str,
+        user: &UserId,
         version: u64,
         json: &[u8],
     ) -> Result<(), StoreError> {
+        let user = user.as_str();
         self.txn.open_table(BACKUP_VERSION_TO_JSON)?.insert((user, version), json)?;
         Ok(())
     }
 
     pub fn put_backup_key(
         &mut self,
-        user: &str,
+        user: &UserId,
         version: u64,
         room: &str,
         session: &str,
         json: &[u8],
     ) -> Result<(), StoreError> {
+        let user = user.as_str();
         self.txn.open_table(BACKUP_KEY_TO_JSON)?.insert((user, version, room, session), json)?;
         Ok(())
     }
 
     pub fn delete_backup_keys(
         &mut self,
-        user: &str,
+        user: &UserId,
         version: u64,
         room: Option<&str>,
         session: Option<&str>,
@@ -479,7 +540,7 @@ impl WriteCtx<'_> {
             .collect();
         let mut t = self.txn.open_table(BACKUP_KEY_TO_JSON)?;
         for (r, s) in &victims {
-            t.remove((user, version, r.as_str(), s.as_str()))?;
+            t.remove((user.as_str(), version, r.as_str(), s.as_str()))?;
         }
         Ok(victims.len())
     }

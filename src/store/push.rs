@@ -24,12 +24,14 @@ use super::tables::{
     USER_ROOM_STREAM_TO_HIGHLIGHT, USER_STREAM_TO_NOTIFICATION,
 };
 use super::{ReadTxn, RoomShort, StoreError, StreamPos, WriteCtx};
+use crate::ids::UserId;
 
 macro_rules! push_reads {
     ($t:ty, $txn:tt) => {
         impl $t {
             /// The user's stored push-rule customisation (compact form).
-            pub fn push_rules(&self, user: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            pub fn push_rules(&self, user: &UserId) -> Result<Option<Vec<u8>>, StoreError> {
+                let user = user.as_str();
                 let t = self.$txn.open_table(USER_PUSH_RULES_TO_JSON)?;
                 let v = t.get(user)?;
                 Ok(v.map(|v| v.value().to_vec()))
@@ -38,8 +40,9 @@ macro_rules! push_reads {
             /// Pushers of a user: `(app_id, pushkey, JSON)`.
             pub fn pushers(
                 &self,
-                user: &str,
+                user: &UserId,
             ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
+                let user = user.as_str();
                 let t = self.$txn.open_table(PUSHER_TO_JSON)?;
                 let mut out = Vec::new();
                 for row in t.range((user, "", "")..)? {
@@ -63,10 +66,11 @@ impl ReadTxn {
     /// `(notifications, highlights)` of a user in a room after `after`.
     pub fn unread_counts(
         &self,
-        user: &str,
+        user: &UserId,
         room: RoomShort,
         after: StreamPos,
     ) -> Result<(u64, u64), StoreError> {
+        let user = user.as_str();
         let t = self.0.open_table(USER_ROOM_STREAM_TO_HIGHLIGHT)?;
         let (mut n, mut h) = (0, 0);
         for row in t.range((user, room.0, after.0.saturating_add(1))..=(user, room.0, u64::MAX))? {
@@ -81,10 +85,11 @@ impl ReadTxn {
     /// oldest first.
     pub fn unread_rows(
         &self,
-        user: &str,
+        user: &UserId,
         room: RoomShort,
         after: StreamPos,
     ) -> Result<Vec<(StreamPos, bool)>, StoreError> {
+        let user = user.as_str();
         let t = self.0.open_table(USER_ROOM_STREAM_TO_HIGHLIGHT)?;
         let mut out = Vec::new();
         for row in t.range((user, room.0, after.0.saturating_add(1))..=(user, room.0, u64::MAX))? {
@@ -165,10 +170,11 @@ impl ReadTxn {
     /// each room the user has marks in, merged.
     pub fn notification_rows(
         &self,
-        user: &str,
+        user: &UserId,
         before: StreamPos,
         limit: usize,
     ) -> Result<Vec<(StreamPos, NotificationRow)>, StoreError> {
+        let user = user.as_str();
         let marks = self.0.open_table(USER_ROOM_STREAM_TO_HIGHLIGHT)?;
         let mut newest: Vec<(u64, u64, u8)> = Vec::new();
         let mut from_room = 0;
@@ -227,7 +233,8 @@ impl ReadTxn {
 }
 
 impl WriteCtx<'_> {
-    pub fn put_push_rules(&mut self, user: &str, json: &[u8]) -> Result<(), StoreError> {
+    pub fn put_push_rules(&mut self, user: &UserId, json: &[u8]) -> Result<(), StoreError> {
+        let user = user.as_str();
         self.txn.open_table(USER_PUSH_RULES_TO_JSON)?.insert(user, json)?;
         Ok(())
     }
@@ -236,13 +243,14 @@ impl WriteCtx<'_> {
     /// the actions (a JSON list) the user's rules gave and the event's `ts`.
     pub fn put_notification(
         &mut self,
-        user: &str,
+        user: &UserId,
         room: RoomShort,
         stream: StreamPos,
         highlight: bool,
         actions: &[u8],
         ts: u64,
     ) -> Result<(), StoreError> {
+        let user = user.as_str();
         let code = action_code(actions);
         self.txn
             .open_table(USER_ROOM_STREAM_TO_HIGHLIGHT)?
@@ -258,21 +266,23 @@ impl WriteCtx<'_> {
 
     pub fn put_pusher(
         &mut self,
-        user: &str,
+        user: &UserId,
         app_id: &str,
         pushkey: &str,
         json: &[u8],
     ) -> Result<(), StoreError> {
+        let user = user.as_str();
         self.txn.open_table(PUSHER_TO_JSON)?.insert((user, app_id, pushkey), json)?;
         Ok(())
     }
 
     pub fn delete_pusher(
         &mut self,
-        user: &str,
+        user: &UserId,
         app_id: &str,
         pushkey: &str,
     ) -> Result<bool, StoreError> {
+        let user = user.as_str();
         let mut t = self.txn.open_table(PUSHER_TO_JSON)?;
         let existed = t.remove((user, app_id, pushkey))?.is_some();
         Ok(existed)
@@ -314,7 +324,8 @@ impl ReadTxn {
 impl WriteCtx<'_> {
     /// Notifications of `user` in `room` after their read receipt (for the
     /// push payload's unread count).
-    pub fn unread_in_room(&self, user: &str, room: RoomShort) -> Result<u64, StoreError> {
+    pub fn unread_in_room(&self, user: &UserId, room: RoomShort) -> Result<u64, StoreError> {
+        let user = user.as_str();
         let receipts = self.txn.open_table(RECEIPT_TO_EVENT)?;
         let mut read_upto = 0;
         for ty in ["m.read", "m.read.private"] {

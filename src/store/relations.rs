@@ -77,6 +77,7 @@ impl WriteCtx<'_> {
         parent: &str,
         rel_type: &str,
         stream: StreamPos,
+        // Not a `UserId`: copied as-is out of the stored event's JSON.
         sender: &str,
         event_type: &str,
     ) -> Result<(), StoreError> {

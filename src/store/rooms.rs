@@ -22,6 +22,7 @@ use super::tables::{
     meta_u64, txn_epoch,
 };
 use super::{ReadTxn, StoreError, StreamPos, WriteCtx};
+use crate::ids::{DeviceId, UserId};
 use crate::membership::Membership;
 
 /// A room's short id: rooms are named by this integer in every hot key.
@@ -201,9 +202,10 @@ macro_rules! room_reads {
             /// A user's membership in a room, if any.
             pub fn membership(
                 &self,
-                user_id: &str,
+                user_id: &UserId,
                 room: RoomShort,
             ) -> Result<Option<MembershipRow>, StoreError> {
+                let user_id = user_id.as_str();
                 let t = self.$txn.open_table(USER_ROOM_TO_MEMBERSHIP)?;
                 let v = t.get((user_id, room.0))?;
                 v.map(|v| {
@@ -351,7 +353,8 @@ impl ReadTxn {
     }
 
     /// Every room a user has a membership in.
-    pub fn user_memberships(&self, user_id: &str) -> Result<Vec<MembershipRow>, StoreError> {
+    pub fn user_memberships(&self, user_id: &UserId) -> Result<Vec<MembershipRow>, StoreError> {
+        let user_id = user_id.as_str();
         let t = self.0.open_table(USER_ROOM_TO_MEMBERSHIP)?;
         let mut out = Vec::new();
         for row in t.range((user_id, 0)..=(user_id, u64::MAX))? {
@@ -369,9 +372,10 @@ impl ReadTxn {
     /// Positions of `user_id`'s member events in `room`, oldest first.
     pub fn membership_positions(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         room: RoomShort,
     ) -> Result<Vec<StreamPos>, StoreError> {
+        let user_id = user_id.as_str();
         let t = self.0.open_table(USER_STREAM_TO_ROOM)?;
         let mut out = Vec::new();
         for row in t.range((user_id, 0)..=(user_id, u64::MAX))? {
@@ -427,9 +431,10 @@ impl ReadTxn {
     /// Rooms whose membership for `user_id` changed with `after < stream`.
     pub fn membership_changes(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         after: StreamPos,
     ) -> Result<Vec<RoomShort>, StoreError> {
+        let user_id = user_id.as_str();
         let t = self.0.open_table(USER_STREAM_TO_ROOM)?;
         let mut out = Vec::new();
         for row in t.range((user_id, after.0 + 1)..=(user_id, u64::MAX))? {
@@ -443,13 +448,15 @@ impl ReadTxn {
 
     /// Whether the user forgot the room while `m` was their membership in
     /// it (a membership since then brings the room back).
-    pub fn is_forgotten(&self, user_id: &str, m: &MembershipRow) -> Result<bool, StoreError> {
+    pub fn is_forgotten(&self, user_id: &UserId, m: &MembershipRow) -> Result<bool, StoreError> {
+        let user_id = user_id.as_str();
         let t = self.0.open_table(USER_ROOM_TO_FORGOTTEN)?;
         let v = t.get((user_id, m.room.0))?;
         Ok(v.is_some_and(|v| v.value() == m.stream.0))
     }
 
-    pub fn filter(&self, user_id: &str, filter_id: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn filter(&self, user_id: &UserId, filter_id: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let user_id = user_id.as_str();
         let t = self.0.open_table(USER_FILTER_TO_JSON)?;
         let v = t.get((user_id, filter_id))?;
         Ok(v.map(|v| v.value().to_vec()))
@@ -564,7 +571,8 @@ impl WriteCtx<'_> {
     }
 
     /// Rooms `user_id` is joined to.
-    pub fn joined_room_shorts(&self, user_id: &str) -> Result<Vec<RoomShort>, StoreError> {
+    pub fn joined_room_shorts(&self, user_id: &UserId) -> Result<Vec<RoomShort>, StoreError> {
+        let user_id = user_id.as_str();
         let t = self.txn.open_table(USER_ROOM_TO_MEMBERSHIP)?;
         let mut out = Vec::new();
         for row in t.range((user_id, 0)..=(user_id, u64::MAX))? {
@@ -577,7 +585,8 @@ impl WriteCtx<'_> {
     }
 
     /// Records that `user_id` forgot `m.room` at membership `m`.
-    pub fn forget_room(&mut self, user_id: &str, m: &MembershipRow) -> Result<(), StoreError> {
+    pub fn forget_room(&mut self, user_id: &UserId, m: &MembershipRow) -> Result<(), StoreError> {
+        let user_id = user_id.as_str();
         self.txn.open_table(USER_ROOM_TO_FORGOTTEN)?.insert((user_id, m.room.0), m.stream.0)?;
         Ok(())
     }
@@ -603,11 +612,13 @@ impl WriteCtx<'_> {
     /// the remembered epochs. The scope is described at `TXN_TO_POSITION`.
     pub fn txn_position(
         &self,
-        user_id: &str,
-        device_id: &str,
+        user_id: &UserId,
+        device_id: &DeviceId,
         scope: &str,
         txn_id: &str,
     ) -> Result<Option<(RoomShort, StreamPos)>, StoreError> {
+        let user_id = user_id.as_str();
+        let device_id = device_id.as_str();
         let now = txn_epoch(self.upcoming_position());
         let t = self.txn.open_table(TXN_TO_POSITION)?;
         for e in (now.saturating_sub(TXN_EPOCHS_KEPT - 1)..=now).rev() {
@@ -626,12 +637,14 @@ impl WriteCtx<'_> {
     /// the table.
     pub fn put_txn(
         &mut self,
-        user_id: &str,
-        device_id: &str,
+        user_id: &UserId,
+        device_id: &DeviceId,
         scope: &str,
         txn_id: &str,
         (room, stream): (RoomShort, StreamPos),
     ) -> Result<(), StoreError> {
+        let user_id = user_id.as_str();
+        let device_id = device_id.as_str();
         const FORGET_PER_PUT: usize = 16;
         let now = txn_epoch(self.upcoming_position());
         let mut t = self.txn.open_table(TXN_TO_POSITION)?;
@@ -655,10 +668,11 @@ impl WriteCtx<'_> {
     /// written) when the user already has `max` other filters.
     pub fn put_filter(
         &mut self,
-        user_id: &str,
+        user_id: &UserId,
         json: &[u8],
         max: usize,
     ) -> Result<Option<u64>, StoreError> {
+        let user_id = user_id.as_str();
         let mut t = self.txn.open_table(USER_FILTER_TO_JSON)?;
         let mut count = 0;
         let mut last = None;

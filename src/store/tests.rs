@@ -96,8 +96,8 @@ fn deleting_a_device_removes_exactly_its_tokens() {
     let record = token;
     store
         .write_blocking(move |ctx| {
-            ctx.put_device("alice", "A", &DeviceRecord::default())?;
-            ctx.put_device("alice", "AB", &DeviceRecord::default())?;
+            ctx.put_device("alice", &did("A"), &DeviceRecord::default())?;
+            ctx.put_device("alice", &did("AB"), &DeviceRecord::default())?;
             ctx.put_token(&hash_token("t1"), &record("A"))?;
             ctx.put_token(&hash_token("t2"), &record("A"))?;
             ctx.put_token(&hash_token("t3"), &record("AB"))?;
@@ -105,7 +105,7 @@ fn deleting_a_device_removes_exactly_its_tokens() {
         })
         .expect("write");
     let existed = store
-        .write_blocking(|ctx| Ok(Ok::<_, StoreError>(ctx.delete_device("alice", "A")?)))
+        .write_blocking(|ctx| Ok(Ok::<_, StoreError>(ctx.delete_device("alice", &did("A"))?)))
         .expect("delete");
     assert!(existed);
     let read = store.read().expect("read");
@@ -177,7 +177,7 @@ fn acknowledged_batches_come_back_from_the_log_after_a_crash() {
     let (dir, store) = temp_store();
     store
         .write_blocking(|ctx| {
-            ctx.put_device("alice", "A", &DeviceRecord::default())?;
+            ctx.put_device("alice", &did("A"), &DeviceRecord::default())?;
             ctx.put_token(&hash_token("gone"), &token("A"))?;
             Ok(Ok::<_, StoreError>(()))
         })
@@ -192,7 +192,7 @@ fn acknowledged_batches_come_back_from_the_log_after_a_crash() {
     }
     // A removal is logged too.
     store
-        .write_blocking(|ctx| Ok(Ok::<_, StoreError>(ctx.delete_device("alice", "A")?)))
+        .write_blocking(|ctx| Ok(Ok::<_, StoreError>(ctx.delete_device("alice", &did("A"))?)))
         .expect("delete");
     let position = store.current_position();
 
@@ -290,10 +290,10 @@ fn common_notifications_are_one_row_and_rows_of_earlier_layouts_still_read() {
         .write_blocking(move |ctx| {
             let r1 = ctx.create_room_record("!r:hs", "12", false)?;
             let r2 = ctx.create_room_record("!s:hs", "12", false)?;
-            ctx.put_notification("@a:hs", r1, StreamPos(10), false, common, 1000)?;
-            ctx.put_notification("@a:hs", r2, StreamPos(11), true, custom, 1001)?;
-            ctx.put_notification("@a:hs", r1, StreamPos(12), true, common, 1002)?;
-            ctx.put_notification("@b:hs", r1, StreamPos(13), false, common, 1003)?;
+            ctx.put_notification(&uid("@a:hs"), r1, StreamPos(10), false, common, 1000)?;
+            ctx.put_notification(&uid("@a:hs"), r2, StreamPos(11), true, custom, 1001)?;
+            ctx.put_notification(&uid("@a:hs"), r1, StreamPos(12), true, common, 1002)?;
+            ctx.put_notification(&uid("@b:hs"), r1, StreamPos(13), false, common, 1003)?;
             // Rows as earlier versions wrote them: a mark without an action
             // code beside a JSON row, and beside a row with a one-byte code.
             let legacy = br#"{"room_id":"!s:hs","event_id":"$e","actions":["notify"],"ts":999}"#;
@@ -319,7 +319,7 @@ fn common_notifications_are_one_row_and_rows_of_earlier_layouts_still_read() {
         .map(|r| r.expect("row").0.value().1)
         .collect();
     assert_eq!(side_rows, [8, 9, 11]);
-    let rows = read.notification_rows("@a:hs", StreamPos(u64::MAX), 10).expect("rows");
+    let rows = read.notification_rows(&uid("@a:hs"), StreamPos(u64::MAX), 10).expect("rows");
     let got: Vec<(u64, u64, Option<u64>, Vec<u8>)> =
         rows.into_iter().map(|(p, r)| (p.0, r.room.0, r.ts, r.actions)).collect();
     let highlight = br#"["notify",{"set_tweak":"highlight"}]"#;
@@ -334,11 +334,11 @@ fn common_notifications_are_one_row_and_rows_of_earlier_layouts_still_read() {
         ]
     );
     // Paging: before a position, at most `limit`, across rooms.
-    let page = read.notification_rows("@a:hs", StreamPos(11), 2).expect("rows");
+    let page = read.notification_rows(&uid("@a:hs"), StreamPos(11), 2).expect("rows");
     assert_eq!(page.iter().map(|(p, _)| p.0).collect::<Vec<_>>(), [10, 9]);
     // Counts read the highlight bit under the action code.
-    assert_eq!(read.unread_counts("@a:hs", r1, StreamPos(0)).expect("counts"), (3, 2));
-    assert_eq!(read.unread_counts("@a:hs", r1, StreamPos(10)).expect("counts"), (1, 1));
+    assert_eq!(read.unread_counts(&uid("@a:hs"), r1, StreamPos(0)).expect("counts"), (3, 2));
+    assert_eq!(read.unread_counts(&uid("@a:hs"), r1, StreamPos(10)).expect("counts"), (1, 1));
 }
 
 #[test]
@@ -527,7 +527,7 @@ fn a_schema_2_file_keeps_its_transaction_ids_and_event_ids() {
     assert_eq!(at("$unknown"), None);
     let found = store
         .write_blocking(|ctx| {
-            let pos = |scope: &str, t: &str| ctx.txn_position("@a:hs", "DEV", scope, t);
+            let pos = |scope: &str, t: &str| ctx.txn_position(&uid("@a:hs"), &did("DEV"), scope, t);
             let got = [
                 pos("s5/m.room.message", "t1")?,
                 pos("r5/$sent", "t2")?,
@@ -608,7 +608,13 @@ fn transaction_ids_are_remembered_for_the_kept_epochs_then_forgotten() {
     let put = |txn: &'static str, stream: u64| {
         store
             .write_blocking(move |ctx| {
-                ctx.put_txn("@a:hs", "DEV", "s1/m.room.message", txn, (room, StreamPos(stream)))?;
+                ctx.put_txn(
+                    &uid("@a:hs"),
+                    &did("DEV"),
+                    "s1/m.room.message",
+                    txn,
+                    (room, StreamPos(stream)),
+                )?;
                 Ok(Ok::<_, StoreError>(()))
             })
             .expect("put")
@@ -617,8 +623,8 @@ fn transaction_ids_are_remembered_for_the_kept_epochs_then_forgotten() {
         store
             .write_blocking(move |ctx| {
                 Ok(Ok::<_, StoreError>(ctx.txn_position(
-                    "@a:hs",
-                    "DEV",
+                    &uid("@a:hs"),
+                    &did("DEV"),
                     "s1/m.room.message",
                     txn,
                 )?))
@@ -672,18 +678,18 @@ fn a_to_device_inbox_usage_follows_its_messages_and_an_untracked_inbox_is_counte
     rt.block_on(async {
         let usage = store
             .write(|ctx| {
-                let before = ctx.to_device_usage("@a:x", "D")?;
-                let p1 = ctx.put_to_device("@a:x", "D", b"12345")?;
-                ctx.put_to_device("@a:x", "D", b"123")?;
-                ctx.put_to_device("@a:x", "E", b"1")?;
-                let two = ctx.to_device_usage("@a:x", "D")?;
-                ctx.delete_to_device_upto("@a:x", "D", p1)?;
-                let one = ctx.to_device_usage("@a:x", "D")?;
+                let before = ctx.to_device_usage(&uid("@a:x"), &did("D"))?;
+                let p1 = ctx.put_to_device(&uid("@a:x"), &did("D"), b"12345")?;
+                ctx.put_to_device(&uid("@a:x"), &did("D"), b"123")?;
+                ctx.put_to_device(&uid("@a:x"), &did("E"), b"1")?;
+                let two = ctx.to_device_usage(&uid("@a:x"), &did("D"))?;
+                ctx.delete_to_device_upto(&uid("@a:x"), &did("D"), p1)?;
+                let one = ctx.to_device_usage(&uid("@a:x"), &did("D"))?;
                 // An inbox stored before usage was tracked has no row.
                 ctx.txn.open_table(tables::USER_DEVICE_TO_INBOX_USAGE)?.remove(("@a:x", "E"))?;
-                let untracked = ctx.to_device_usage("@a:x", "E")?;
-                ctx.delete_to_device_upto("@a:x", "D", StreamPos(u64::MAX))?;
-                let none = ctx.to_device_usage("@a:x", "D")?;
+                let untracked = ctx.to_device_usage(&uid("@a:x"), &did("E"))?;
+                ctx.delete_to_device_upto(&uid("@a:x"), &did("D"), StreamPos(u64::MAX))?;
+                let none = ctx.to_device_usage(&uid("@a:x"), &did("D"))?;
                 let row = ctx
                     .txn
                     .open_table(tables::USER_DEVICE_TO_INBOX_USAGE)?
@@ -766,4 +772,14 @@ fn an_operation_refused_midway_runs_alone_and_fails_no_batch_mate() {
     assert!(read.user("alice").expect("get").is_some());
     assert!(read.user("bob").expect("get").is_some());
     assert!(read.user("carol").expect("get").is_none(), "the refused write left a trace");
+}
+
+/// A user ID the test knows to be valid.
+fn uid(s: &str) -> crate::ids::UserId {
+    crate::ids::UserId::parse(s).expect("valid user ID")
+}
+
+/// A device ID the test knows to be valid.
+fn did(s: &str) -> crate::ids::DeviceId {
+    crate::ids::DeviceId::parse(s).expect("valid device ID")
 }

@@ -10,6 +10,7 @@ use super::tables::{
     USER_STREAM_TO_ACCOUNT_DATA,
 };
 use super::{ReadTxn, RoomShort, StoreError, StreamPos, WriteCtx};
+use crate::ids::UserId;
 
 /// One receipt: who read up to which event, when.
 #[derive(Clone, Debug)]
@@ -25,10 +26,12 @@ impl ReadTxn {
     /// Account data of `user_id`; `room_id` is "" for global data.
     pub fn account_data(
         &self,
-        user_id: &str,
+        user_id: &UserId,
+        // Not a `RoomId`: "" keys global account data.
         room_id: &str,
         data_type: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        let user_id = user_id.as_str();
         let t = self.0.open_table(USER_ACCOUNT_DATA_TO_JSON)?;
         let v = t.get((user_id, room_id, data_type))?;
         Ok(v.map(|v| v.value().to_vec()))
@@ -38,9 +41,10 @@ impl ReadTxn {
     /// when `after` is `None`.
     pub fn account_data_changes(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         after: Option<StreamPos>,
     ) -> Result<Vec<(String, String)>, StoreError> {
+        let user_id = user_id.as_str();
         let mut out = Vec::new();
         match after {
             None => {
@@ -106,8 +110,9 @@ impl ReadTxn {
         &self,
         room: RoomShort,
         receipt_type: &str,
-        user_id: &str,
+        user_id: &UserId,
     ) -> Result<Option<String>, StoreError> {
+        let user_id = user_id.as_str();
         let receipts = self.0.open_table(RECEIPT_TO_EVENT)?;
         let v = receipts.get((room.0, receipt_type, user_id, ""))?;
         Ok(v.map(|v| v.value().0.to_owned()))
@@ -119,8 +124,9 @@ impl ReadTxn {
         &self,
         room: RoomShort,
         receipt_type: &str,
-        user_id: &str,
+        user_id: &UserId,
     ) -> Result<Vec<(String, String)>, StoreError> {
+        let user_id = user_id.as_str();
         let receipts = self.0.open_table(RECEIPT_TO_EVENT)?;
         let mut out = Vec::new();
         for row in receipts.range((room.0, receipt_type, user_id, "")..)? {
@@ -165,11 +171,13 @@ impl WriteCtx<'_> {
 
     pub fn put_account_data(
         &mut self,
-        user_id: &str,
+        user_id: &UserId,
+        // Not a `RoomId`: "" keys global account data.
         room_id: &str,
         data_type: &str,
         json: &[u8],
     ) -> Result<StreamPos, StoreError> {
+        let user_id = user_id.as_str();
         let pos = self.next_position();
         self.txn
             .open_table(USER_ACCOUNT_DATA_TO_JSON)?
@@ -183,10 +191,12 @@ impl WriteCtx<'_> {
 
     pub fn account_data(
         &self,
-        user_id: &str,
+        user_id: &UserId,
+        // Not a `RoomId`: "" keys global account data.
         room_id: &str,
         data_type: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        let user_id = user_id.as_str();
         let t = self.txn.open_table(USER_ACCOUNT_DATA_TO_JSON)?;
         let v = t.get((user_id, room_id, data_type))?;
         Ok(v.map(|v| v.value().to_vec()))
@@ -194,7 +204,8 @@ impl WriteCtx<'_> {
 
     /// How many types of account data `user_id` has in one scope
     /// (`room_id` "" for global data), for the caps in `quota`.
-    pub fn account_data_count(&self, user_id: &str, room_id: &str) -> Result<usize, StoreError> {
+    pub fn account_data_count(&self, user_id: &UserId, room_id: &str) -> Result<usize, StoreError> {
+        let user_id = user_id.as_str();
         let t = self.txn.open_table(USER_ACCOUNT_DATA_TO_JSON)?;
         let mut n = 0;
         for row in t.range((user_id, room_id, "")..)? {

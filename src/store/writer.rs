@@ -119,6 +119,8 @@ impl WriteCtx<'_> {
     }
 
     /// Wakes `user_id`'s long-polls once the batch has committed.
+    // A `&str`, not a `UserId`: push's queue wakes under a key that is no
+    // user ID (`PUSH_WAKE`).
     pub fn wake_user(&mut self, user_id: &str) {
         self.wake.push(user_id.to_owned());
     }

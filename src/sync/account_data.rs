@@ -37,7 +37,7 @@ fn put(
     if let Some(refused) = refused_by_quota(ctx, user, room_id, data_type, content.len())? {
         return Ok(Err(refused));
     }
-    ctx.put_account_data(user.as_str(), room_id, data_type, content)?;
+    ctx.put_account_data(user, room_id, data_type, content)?;
     Ok(Ok(()))
 }
 
@@ -51,7 +51,7 @@ pub fn change_tag(
     tag: String,
     value: Option<Value>,
 ) -> Result<Result<(), MatrixError>, StoreError> {
-    let mut tags: Map<String, Value> = match ctx.account_data(user.as_str(), room_id, "m.tag")? {
+    let mut tags: Map<String, Value> = match ctx.account_data(user, room_id, "m.tag")? {
         Some(b) => serde_json::from_slice::<Value>(&b)
             .ok()
             .and_then(|v| v.get("tags").and_then(Value::as_object).cloned())
@@ -82,7 +82,7 @@ fn refused_by_quota(
     data_type: &str,
     len: usize,
 ) -> Result<Option<MatrixError>, StoreError> {
-    let old = ctx.account_data(user.as_str(), room_id, data_type)?;
+    let old = ctx.account_data(user, room_id, data_type)?;
     if len > quota::ACCOUNT_DATA_BYTES && old.as_ref().is_none_or(|o| len > o.len()) {
         return Ok(Some(quota::too_large(
             &format!("Account data {data_type}"),
@@ -97,7 +97,7 @@ fn refused_by_quota(
     } else {
         (quota::MAX_ROOM_ACCOUNT_DATA, "account data types in one room")
     };
-    if ctx.account_data_count(user.as_str(), room_id)? >= max {
+    if ctx.account_data_count(user, room_id)? >= max {
         return Ok(Some(quota::store_full(what, max, "; delete some first")));
     }
     Ok(None)

@@ -13,7 +13,7 @@ use crate::store::{ReadTxn, StreamPos};
 pub fn room_mates(read: &ReadTxn, user_id: &UserId) -> Result<HashSet<String>, MatrixError> {
     let mut out = HashSet::new();
     out.insert(user_id.as_str().to_owned());
-    for m in read.user_memberships(user_id.as_str())? {
+    for m in read.user_memberships(user_id)? {
         if m.membership == Membership::Join {
             out.extend(read.members_with(m.room, Membership::Join)?);
         }
@@ -48,8 +48,8 @@ pub fn device_list_changes(
             changed.insert(u);
         }
     }
-    let rooms_changed: HashSet<_> = read.membership_changes(user_id, from)?.into_iter().collect();
-    for m in read.user_memberships(user_id)? {
+    let rooms_changed: HashSet<_> = read.membership_changes(user, from)?.into_iter().collect();
+    for m in read.user_memberships(user)? {
         if rooms_changed.contains(&m.room) && m.membership == Membership::Join {
             // We joined: everyone there is new to us.
             for u in read.members_with(m.room, Membership::Join)? {

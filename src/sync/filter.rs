@@ -358,7 +358,7 @@ pub fn store_filter(
     filter: &[u8],
 ) -> Result<Result<u64, MatrixError>, StoreError> {
     Ok(ctx
-        .put_filter(user.as_str(), filter, quota::MAX_FILTERS)?
+        .put_filter(user, filter, quota::MAX_FILTERS)?
         .ok_or_else(|| quota::store_full("filters", quota::MAX_FILTERS, " per user")))
 }
 

@@ -183,15 +183,13 @@ pub fn assemble(
     params: &SyncParams,
     upto: StreamPos,
 ) -> Result<(Value, bool), MatrixError> {
-    // The store and the per-user maps are keyed by the ID's string form.
-    let user_id = user.as_str();
     // To-device first: if the inbox holds more than one response carries,
     // the whole response stops at the last message sent, so the next
     // `since` acknowledges exactly what was delivered.
     let mut upto = upto;
     let inbox_from = params.since.unwrap_or_default();
     let mut inbox =
-        read.to_device(user_id, params.device_id.as_str(), inbox_from, upto, TO_DEVICE_LIMIT + 1)?;
+        read.to_device(user, &params.device_id, inbox_from, upto, TO_DEVICE_LIMIT + 1)?;
     if inbox.len() > TO_DEVICE_LIMIT {
         inbox.truncate(TO_DEVICE_LIMIT);
         if let Some((last, _)) = inbox.last() {
@@ -207,19 +205,19 @@ pub fn assemble(
         None => (Vec::new(), Vec::new()),
     };
     let otk_counts: Map<String, Value> = read
-        .one_time_key_counts(user_id, params.device_id.as_str())?
+        .one_time_key_counts(user, &params.device_id)?
         .into_iter()
         .map(|(a, n)| (a, json!(n)))
         .collect();
-    let fallback_types = read.unused_fallback_types(user_id, params.device_id.as_str())?;
+    let fallback_types = read.unused_fallback_types(user, &params.device_id)?;
     if params.since.is_none() {
         // An initial sync: the device starts with no members.
         lazy.clear();
     }
     let mut cx = Cx { read, eph, lazy, user_id: user, params, upto, met: HashSet::new() };
-    let memberships = read.user_memberships(user_id)?;
+    let memberships = read.user_memberships(user)?;
     let changed: HashSet<RoomShort> = match params.since {
-        Some(s) => read.membership_changes(user_id, s)?.into_iter().collect(),
+        Some(s) => read.membership_changes(user, s)?.into_iter().collect(),
         None => HashSet::new(),
     };
     let room_filter = &params.filter.room;
@@ -260,7 +258,7 @@ pub fn assemble(
                 if ((params.since.is_some() && changed.contains(&m.room))
                     || (room_filter.include_leave
                         && (params.since.is_none() || params.full_state)))
-                    && !read.is_forgotten(user_id, m)? =>
+                    && !read.is_forgotten(user, m)? =>
             {
                 leave.insert(room_id.as_str().to_owned(), left_room(&mut cx, m, &room_id)?);
             }
@@ -578,13 +576,12 @@ fn global_account_data(
     user: &UserId,
     params: &SyncParams,
 ) -> Result<Vec<Value>, MatrixError> {
-    let user_id = user.as_str();
     let f = &params.filter.account_data;
     let mut out = Vec::new();
-    for (room_id, ty) in read.account_data_changes(user_id, params.since)? {
+    for (room_id, ty) in read.account_data_changes(user, params.since)? {
         if room_id.is_empty()
             && f.allows_type(&ty)
-            && let Some(bytes) = read.account_data(user_id, "", &ty)?
+            && let Some(bytes) = read.account_data(user, "", &ty)?
         {
             let content: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| MatrixError::internal("account data", e))?;
@@ -634,7 +631,7 @@ fn presence_events(
         }
         if user != user_id
             && !read
-                .user_memberships(user.as_str())?
+                .user_memberships(user)?
                 .iter()
                 .any(|m| m.membership == Membership::Join && mine.contains(&m.room))
         {
@@ -678,7 +675,6 @@ fn room_extras(
     fresh: bool,
 ) -> Result<(Vec<Value>, Vec<Value>), MatrixError> {
     let (read, params, user) = (cx.read, cx.params, cx.user_id);
-    let user_id = user.as_str();
     let rf = &params.filter.room;
     let mut ephemeral = Vec::new();
     let since = if fresh { None } else { params.since };
@@ -702,10 +698,10 @@ fn room_extras(
     if !af.allows_room(room_id) {
         return Ok((ephemeral, room_data));
     }
-    for (r, ty) in read.account_data_changes(user_id, since)? {
+    for (r, ty) in read.account_data_changes(user, since)? {
         if r == room_id.as_str()
             && af.events.allows_type(&ty)
-            && let Some(bytes) = read.account_data(user_id, &r, &ty)?
+            && let Some(bytes) = read.account_data(user, &r, &ty)?
         {
             let c: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| MatrixError::internal("account data", e))?;

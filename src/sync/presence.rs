@@ -164,7 +164,7 @@ impl Entry {
 pub fn wake_watchers(store: &Store, user: &UserId, mut wake: impl FnMut(&str)) {
     wake(user.as_str());
     let Ok(read) = store.read() else { return };
-    let memberships = read.user_memberships(user.as_str()).unwrap_or_default();
+    let memberships = read.user_memberships(user).unwrap_or_default();
     for m in memberships.iter().filter(|m| m.membership == Membership::Join) {
         for m in read.members_with(m.room, Membership::Join).unwrap_or_default() {
             wake(&m);

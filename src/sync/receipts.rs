@@ -18,7 +18,7 @@ pub fn set_fully_read(
     room_id: &RoomId,
     event_id: &EventId,
 ) -> Result<Result<(), MatrixError>, StoreError> {
-    let (user, room_id) = (user.as_str(), room_id.as_str());
+    let room_id = room_id.as_str();
     // The marker, like a receipt, only moves forwards.
     let current = ctx.account_data(user, room_id, "m.fully_read")?.and_then(|v| {
         let v: Value = serde_json::from_slice(&v).ok()?;

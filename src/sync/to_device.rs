@@ -51,7 +51,6 @@ pub fn send(
     txn_id: &str,
     outgoing: &[Outgoing],
 ) -> Result<Result<(), MatrixError>, StoreError> {
-    let (sender, device) = (sender.as_str(), device.as_str());
     let scope = format!("d/{event_type}");
     if ctx.txn_position(sender, device, &scope, txn_id)?.is_some() {
         return Ok(Ok(()));
@@ -61,7 +60,10 @@ pub fn send(
         let devices: Vec<String> =
             if target == "*" { ctx.device_ids(uid.localpart())? } else { vec![target.clone()] };
         for d in devices {
-            if ctx.device(uid.localpart(), &d)?.is_some() {
+            // An ID that does not parse names no device.
+            if let Ok(id) = DeviceId::parse(&d)
+                && ctx.device(uid.localpart(), &id)?.is_some()
+            {
                 deliveries.push((uid.as_str(), d, bytes));
             }
         }
@@ -80,7 +82,10 @@ pub fn send(
         if full.iter().any(|(u, fd, _)| u == user && fd == d) {
             continue;
         }
-        ctx.put_to_device(user, d, bytes)?;
+        // A device the store holds (checked above), of a parsed user.
+        let (user, d) =
+            (UserId::from_trusted((*user).to_owned()), DeviceId::from_trusted(d.clone()));
+        ctx.put_to_device(&user, &d, bytes)?;
     }
     for (user, d, _) in &full {
         tracing::warn!(
@@ -113,7 +118,10 @@ fn full_inboxes<'a>(
     }
     let mut full = Vec::new();
     for ((user, d), (count, bytes)) in adding {
-        let (held, held_bytes) = ctx.to_device_usage(user, d)?;
+        // A device the store holds, of a parsed user (see `send`).
+        let (uid, did) =
+            (UserId::from_trusted(user.to_owned()), DeviceId::from_trusted(d.to_owned()));
+        let (held, held_bytes) = ctx.to_device_usage(&uid, &did)?;
         if held as usize + count > quota::MAX_INBOX_MESSAGES {
             full.push((user, d.to_owned(), "messages"));
         } else if held_bytes as usize + bytes > quota::MAX_INBOX_BYTES {

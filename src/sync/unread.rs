@@ -41,7 +41,7 @@ struct ReadMarks {
 fn read_marks(read: &ReadTxn, user: &UserId, room: RoomShort) -> Result<ReadMarks, MatrixError> {
     let mut marks = ReadMarks::default();
     for ty in ["m.read", "m.read.private"] {
-        for (thread, event_id) in read.receipt_threads(room, ty, user.as_str())? {
+        for (thread, event_id) in read.receipt_threads(room, ty, user)? {
             let Some((r, p)) = read.event_position(&event_id)? else { continue };
             if r != room {
                 continue;
@@ -72,7 +72,7 @@ pub fn read_position(
 pub fn counts(read: &ReadTxn, user: &UserId, room: RoomShort) -> Result<Unread, MatrixError> {
     let marks = read_marks(read, user, room)?;
     let mut out = Unread::default();
-    for (stream, highlight) in read.unread_rows(user.as_str(), room, marks.all)? {
+    for (stream, highlight) in read.unread_rows(user, room, marks.all)? {
         let (slot, seen) = match thread_of(read, room, stream)? {
             None => (&mut out.main, marks.main),
             Some(root) => {

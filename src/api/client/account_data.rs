@@ -23,7 +23,7 @@ pub fn get_account_data(
     let bytes = app
         .store
         .read()?
-        .account_data(user_id, room_id, data_type)?
+        .account_data(&req.caller()?.user_id, room_id, data_type)?
         .ok_or_else(|| MatrixError::not_found("Account data not found"))?;
     let v: Value =
         serde_json::from_slice(&bytes).map_err(|e| MatrixError::internal("account data", e))?;

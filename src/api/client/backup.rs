@@ -23,7 +23,7 @@ fn version_json(
     v: u64,
     rec: &Value,
 ) -> Result<Value, MatrixError> {
-    let count = read.backup_keys(user.as_str(), v, None, None)?.len();
+    let count = read.backup_keys(user, v, None, None)?.len();
     Ok(json!({
         "algorithm": rec["algorithm"],
         "auth_data": rec["auth_data"],
@@ -63,7 +63,7 @@ pub fn get_version(app: &App, req: &Request, version: Option<&str>) -> Result<Re
         None => current(&read, &user)?,
         Some(v) => {
             let v: u64 = v.parse().map_err(|_| MatrixError::not_found("Unknown backup version"))?;
-            match read.backup_version(user.as_str(), v)? {
+            match read.backup_version(&user, v)? {
                 Some(b) => Some((v, parse(&b)?)).filter(|(_, r)| r["deleted"] != true),
                 None => None,
             }
@@ -166,12 +166,11 @@ pub fn get_keys(app: &App, req: &Request, scope: Scope) -> Result<Reply, MatrixE
     let user = req.caller()?.user_id.clone();
     let v = version_param(req)?;
     let read = app.store.read()?;
-    let rec = read.backup_version(user.as_str(), v)?.map(|b| parse(&b)).transpose()?;
+    let rec = read.backup_version(&user, v)?.map(|b| parse(&b)).transpose()?;
     if rec.is_none_or(|r| r["deleted"] == true) {
         return Err(MatrixError::not_found("Unknown backup version"));
     }
-    let keys =
-        read.backup_keys(user.as_str(), v, scope.room.as_deref(), scope.session.as_deref())?;
+    let keys = read.backup_keys(&user, v, scope.room.as_deref(), scope.session.as_deref())?;
     match (&scope.room, &scope.session) {
         (Some(_), Some(_)) => {
             let (_, _, b) = keys

@@ -97,7 +97,6 @@ pub async fn get_dehydrated_events(
     device_id: &str,
 ) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
-    let user = caller.user_id.to_string();
     let body = req.json_object()?;
     let since = match body.get("next_batch") {
         None | Some(Value::Null) => StreamPos(0),
@@ -113,11 +112,13 @@ pub async fn get_dehydrated_events(
             return Err(MatrixError::forbidden("device_id is not your dehydrated device"));
         }
     }
+    // The caller's dehydrated device: a stored ID.
+    let device = DeviceId::from_trusted(device_id.to_owned());
     if since > StreamPos(0) {
-        acknowledge_to_device(app, &user, device_id, since).await?;
+        acknowledge_to_device(app, &caller.user_id, &device, since).await?;
     }
     let upto = app.store.current_position();
-    let inbox = app.store.read()?.to_device(&user, device_id, since, upto, EVENTS_LIMIT)?;
+    let inbox = app.store.read()?.to_device(&caller.user_id, &device, since, upto, EVENTS_LIMIT)?;
     let next = inbox.last().map(|(p, _)| *p).unwrap_or(since);
     let events: Vec<Value> = inbox
         .iter()

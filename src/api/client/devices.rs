@@ -31,7 +31,12 @@ pub fn get_devices(app: &App, req: &Request) -> Result<Reply, MatrixError> {
 /// `GET /_matrix/client/v3/devices/{deviceId}`
 pub fn get_device(app: &App, req: &Request, device_id: &str) -> Result<Reply, MatrixError> {
     let c = req.caller()?;
-    match app.store.read()?.device(c.user_id.localpart(), device_id)? {
+    // An ID that does not parse names no device.
+    let found = match DeviceId::parse(device_id) {
+        Ok(id) => app.store.read()?.device(c.user_id.localpart(), &id)?,
+        Err(_) => None,
+    };
+    match found {
         Some(d) => Ok(json(&device_json(device_id, &d))),
         None => Err(MatrixError::not_found("No such device")),
     }

@@ -46,10 +46,7 @@ pub async fn set_room_alias(app: &App, req: &Request, alias: &str) -> Result<Rep
     let room = RoomId::parse(room_id).map_err(|e| MatrixError::invalid_param(e.0))?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    if read
-        .membership(caller.user_id.as_str(), short)?
-        .is_none_or(|m| m.membership != Membership::Join)
-    {
+    if read.membership(&caller.user_id, short)?.is_none_or(|m| m.membership != Membership::Join) {
         return Err(MatrixError::forbidden("You must be in the room to give it an alias"));
     }
     drop(read);
@@ -92,9 +89,8 @@ pub fn get_local_aliases(app: &App, req: &Request, room_id: &str) -> Result<Repl
     let caller = req.caller()?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let member = read
-        .membership(caller.user_id.as_str(), short)?
-        .is_some_and(|m| m.membership == Membership::Join);
+    let member =
+        read.membership(&caller.user_id, short)?.is_some_and(|m| m.membership == Membership::Join);
     if !member && !world_readable_now(&read, short)? {
         return Err(MatrixError::forbidden("You are not in this room"));
     }

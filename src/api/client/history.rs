@@ -9,6 +9,7 @@ use super::{event_id_in_path, known_room_id, room_short, viewer};
 use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::MatrixError;
+use crate::ids::UserId;
 use crate::room::relations::parse_bundled;
 use crate::room::served::parse_stored;
 use crate::room::visibility::{SeenEvent, Visibility, visible_event, visible_upto};
@@ -172,7 +173,8 @@ fn senders_members(
     }
     let mut out = Vec::new();
     for (sender, at) in newest {
-        let positions = read.membership_positions(sender, room)?;
+        let positions =
+            read.membership_positions(&UserId::from_trusted(sender.to_owned()), room)?;
         let pos = positions.iter().rev().find(|p| **p <= at).or(positions.last());
         if let Some(pos) = pos
             && let Some(ev) = read.event_at(room, *pos)?

@@ -15,7 +15,7 @@ use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::e2ee::{self, keys};
 use crate::error::MatrixError;
-use crate::ids::UserId;
+use crate::ids::{DeviceId, UserId};
 use crate::quota;
 use crate::store::ReadTxn;
 use crate::sync;
@@ -118,7 +118,9 @@ fn with_display_name(
     keys: &[u8],
 ) -> Result<Value, MatrixError> {
     let mut v = parse(keys)?;
-    let name = read.device(user.localpart(), device)?.and_then(|d| d.display_name);
+    // `device` comes from the stored device keys.
+    let id = DeviceId::from_trusted(device.to_owned());
+    let name = read.device(user.localpart(), &id)?.and_then(|d| d.display_name);
     if let Some(o) = v.as_object_mut() {
         let unsigned = o.entry("unsigned").or_insert_with(|| json!({}));
         if let Some(n) = name {
@@ -156,14 +158,14 @@ pub fn query_keys(app: &App, req: &Request) -> Result<Reply, MatrixError> {
             .filter(|a| !a.is_empty())
             .map(|a| a.iter().filter_map(Value::as_str).collect());
         let mut per_user = Map::new();
-        for (device, keys) in read.all_device_keys(user)? {
+        for (device, keys) in read.all_device_keys(&uid)? {
             if only.as_ref().is_some_and(|o| !o.contains(device.as_str())) {
                 continue;
             }
             per_user.insert(device.clone(), with_display_name(&read, &uid, &device, &keys)?);
         }
         device_keys.insert(user.clone(), Value::Object(per_user));
-        if let Some(k) = read.cross_signing_key(user, "master")? {
+        if let Some(k) = read.cross_signing_key(&uid, "master")? {
             // Signatures by other users' user-signing keys are seen only by
             // their signer (spec: cross-signing).
             let mut key = parse(&k)?;
@@ -172,11 +174,11 @@ pub fn query_keys(app: &App, req: &Request) -> Result<Reply, MatrixError> {
             }
             master.insert(user.clone(), key);
         }
-        if let Some(k) = read.cross_signing_key(user, "self_signing")? {
+        if let Some(k) = read.cross_signing_key(&uid, "self_signing")? {
             self_signing.insert(user.clone(), parse(&k)?);
         }
         if user == caller.user_id.as_str()
-            && let Some(k) = read.cross_signing_key(user, "user_signing")?
+            && let Some(k) = read.cross_signing_key(&uid, "user_signing")?
         {
             user_signing.insert(user.clone(), parse(&k)?);
         }
@@ -226,7 +228,7 @@ pub fn key_changes(app: &App, req: &Request) -> Result<Reply, MatrixError> {
 pub async fn upload_cross_signing_keys(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
     let body = req.json_object()?;
-    let user = caller.user_id.to_string();
+    let user = caller.user_id.clone();
     let existing = app.store.read()?.cross_signing_key(&user, "master")?;
     let replacing = match (&existing, body.get("master_key")) {
         (Some(old), Some(new)) => parse(old)? != *new,

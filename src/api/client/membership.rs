@@ -104,7 +104,7 @@ pub async fn change_membership(
     let target = UserId::parse(target).map_err(|e| MatrixError::invalid_param(e.0))?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    let current = read.membership(target.as_str(), short)?.map(|m| m.membership);
+    let current = read.membership(&target, short)?.map(|m| m.membership);
     drop(read);
     let membership = match action {
         "invite" => {
@@ -151,7 +151,7 @@ pub fn joined_rooms(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
     let read = app.store.read()?;
     let mut rooms = Vec::new();
-    for m in read.user_memberships(caller.user_id.as_str())? {
+    for m in read.user_memberships(&caller.user_id)? {
         if m.membership == Membership::Join
             && let Some(id) = read.room_id(m.room)?
         {

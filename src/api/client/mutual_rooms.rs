@@ -14,7 +14,7 @@ use crate::store::ReadTxn;
 
 pub(super) fn joined_rooms(
     read: &ReadTxn,
-    user: &str,
+    user: &UserId,
 ) -> Result<Vec<crate::store::RoomShort>, MatrixError> {
     Ok(read
         .user_memberships(user)?
@@ -38,9 +38,9 @@ pub fn mutual_rooms(app: &App, req: &Request) -> Result<Reply, MatrixError> {
         return Err(MatrixError::invalid_param("from is not a valid token"));
     }
     let read = app.store.read()?;
-    let mine: HashSet<_> = joined_rooms(&read, caller.user_id.as_str())?.into_iter().collect();
+    let mine: HashSet<_> = joined_rooms(&read, &caller.user_id)?.into_iter().collect();
     let mut joined = Vec::new();
-    for room in joined_rooms(&read, other.as_str())? {
+    for room in joined_rooms(&read, &other)? {
         if mine.contains(&room)
             && let Some(id) = read.room_id(room)?
         {

@@ -87,7 +87,7 @@ pub async fn set_profile_field(
     let rooms: Vec<String> = {
         let read = app.store.read()?;
         let mut out = Vec::new();
-        for m in read.user_memberships(caller.as_str())? {
+        for m in read.user_memberships(&caller)? {
             if m.membership == Membership::Join
                 && let Some(id) = read.room_id(m.room)?
             {

@@ -25,7 +25,7 @@ pub enum RulePart {
 }
 
 fn ruleset(app: &App, user: &UserId) -> Result<Ruleset, MatrixError> {
-    Ok(match app.store.read()?.push_rules(user.as_str())? {
+    Ok(match app.store.read()?.push_rules(user)? {
         Some(b) => {
             Ruleset::from_json(user, &b).map_err(|e| MatrixError::internal("push rules", e))?
         }
@@ -123,7 +123,7 @@ pub async fn delete_push_rule(
 
 /// `GET /pushers`
 pub fn get_pushers(app: &App, req: &Request) -> Result<Reply, MatrixError> {
-    let user = req.caller()?.user_id.to_string();
+    let user = req.caller()?.user_id.clone();
     let mut list = Vec::new();
     for (_, _, b) in app.store.read()?.pushers(&user)? {
         list.push(
@@ -151,7 +151,7 @@ pub async fn set_pusher(app: &App, req: &Request) -> Result<Reply, MatrixError> 
     if kind.is_null() {
         app.store
             .write(move |ctx| {
-                ctx.delete_pusher(user.as_str(), &app_id, &pushkey)?;
+                ctx.delete_pusher(&user, &app_id, &pushkey)?;
                 Ok(Ok::<_, MatrixError>(()))
             })
             .await?;
@@ -228,7 +228,7 @@ pub fn get_notifications(app: &App, req: &Request) -> Result<Reply, MatrixError>
     let mut next = None;
     let mut cursor = before;
     'pages: loop {
-        let page = read.notification_rows(user.as_str(), cursor, limit)?;
+        let page = read.notification_rows(&user, cursor, limit)?;
         let Some((last, _)) = page.last() else { break };
         cursor = *last;
         for (pos, row) in &page {

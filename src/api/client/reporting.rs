@@ -49,7 +49,7 @@ pub async fn report_event(
         let read = app.store.read()?;
         let short = room_short(&read, room_id).map_err(|_| not_found())?;
         let joined = read
-            .membership(caller.user_id.as_str(), short)?
+            .membership(&caller.user_id, short)?
             .is_some_and(|m| m.membership == Membership::Join);
         let in_room = read.event_position(event_id)?.is_some_and(|(r, _)| r == short);
         if !joined || !in_room {

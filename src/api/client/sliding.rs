@@ -19,7 +19,6 @@ const MAX_TIMEOUT_MS: u64 = 120_000;
 pub async fn sliding_sync(app: &App, req: &Request) -> Result<Reply, MatrixError> {
     let caller = req.caller()?;
     let user = caller.user_id.to_string();
-    let device = caller.device_id.to_string();
     let body: SlidingRequest = req.json()?;
     // `pos` and `timeout` are query parameters for matrix-rust-sdk and in
     // the body in the newer MSC text; the query wins.
@@ -40,7 +39,7 @@ pub async fn sliding_sync(app: &App, req: &Request) -> Result<Reply, MatrixError
     // The to-device `since` acknowledges what was delivered up to it: delete
     // it now, never before the client confirmed (as `/v3/sync` does).
     if let Some(since) = body.extensions.to_device.since_pos() {
-        acknowledge_to_device(app, &user, &device, since).await?;
+        acknowledge_to_device(app, &caller.user_id, &caller.device_id, since).await?;
     }
     let initial = pos.is_none();
     let deadline =

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::MatrixError;
+use crate::ids::UserId;
 use crate::membership::Membership;
 use crate::room::served::parse_stored;
 use crate::store::{ReadTxn, RoomShort};
@@ -21,7 +22,7 @@ fn content(read: &ReadTxn, room: RoomShort, ty: &str, key: &str) -> Result<Value
 
 /// May `user` see this room in a hierarchy? Members and invitees can; so can
 /// anyone for world-readable rooms and rooms they could join or knock on.
-fn accessible(read: &ReadTxn, user: &str, room: RoomShort) -> Result<bool, MatrixError> {
+fn accessible(read: &ReadTxn, user: &UserId, room: RoomShort) -> Result<bool, MatrixError> {
     if read
         .membership(user, room)?
         .is_some_and(|m| m.membership == Membership::Join || m.membership == Membership::Invite)
@@ -132,7 +133,7 @@ fn summary(
 
 /// `GET /_matrix/client/v1/rooms/{roomId}/hierarchy`
 pub fn get_hierarchy(app: &App, req: &Request, room_id: &str) -> Result<Reply, MatrixError> {
-    let user = req.caller()?.user_id.to_string();
+    let user = req.caller()?.user_id.clone();
     let suggested_only = req.query_bool("suggested_only", false)?;
     let max_depth: usize = match req.query("max_depth") {
         Some(d) => {

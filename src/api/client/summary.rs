@@ -38,7 +38,7 @@ pub fn get_room_summary(app: &App, req: &Request, id_or_alias: &str) -> Result<R
     let join_rule = join_rules["join_rule"].as_str().unwrap_or("invite").to_owned();
     let world_readable = content(&read, room, "m.room.history_visibility")?["history_visibility"]
         == "world_readable";
-    let caller = req.caller.as_ref().map(|c| c.user_id.to_string());
+    let caller = req.caller.as_ref().map(|c| c.user_id.clone());
     let membership = match &caller {
         Some(u) => read.membership(u, room)?.map(|m| m.membership),
         None => None,

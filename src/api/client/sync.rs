@@ -48,7 +48,7 @@ pub fn get_filter(
     let bytes = app
         .store
         .read()?
-        .filter(user_id, id)?
+        .filter(&caller.user_id, id)?
         .ok_or_else(|| MatrixError::not_found("No such filter"))?;
     let v: Value =
         serde_json::from_slice(&bytes).map_err(|e| MatrixError::internal("filter", e))?;
@@ -74,7 +74,7 @@ pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>,
         None => None,
     };
     let filter_source = FilterSource::from_query(req.query("filter"))?;
-    let filter = filter_source.load(app, user.as_str())?;
+    let filter = filter_source.load(app, &user)?;
     let set_presence = req.query("set_presence");
     if let Some(p) = set_presence
         && !presence::valid_state(p)
@@ -98,7 +98,7 @@ pub async fn sync_events<'a>(app: &'a App, req: &Request) -> Result<Outcome<'a>,
     // to that position: delete them now (never before the client confirmed).
     // Boxed: the write's future is only alive for this step.
     if let Some(s) = since {
-        Box::pin(acknowledge_to_device(app, user.as_str(), device.as_str(), s.pos)).await?;
+        Box::pin(acknowledge_to_device(app, &user, &device, s.pos)).await?;
     }
     if app.config.presence && app.presence.borrow_mut().synced(&user, set_presence, now_ms()) {
         presence::wake_watchers(&app.store, &caller.user_id, |u| app.wake(u));
@@ -200,7 +200,7 @@ impl SyncPoll<'_> {
                 if let Some(woken) = self.woken.as_mut() {
                     self.app.park(woken.as_mut(), self.deadline).await;
                 }
-                let filter = self.filter.load(self.app, self.user.as_str())?;
+                let filter = self.filter.load(self.app, &self.user)?;
                 if let Some(body) = self.step(filter)? {
                     return Ok(json(&body));
                 }
@@ -228,7 +228,7 @@ impl FilterSource {
         })
     }
 
-    fn load(&self, app: &App, user: &str) -> Result<Filter, MatrixError> {
+    fn load(&self, app: &App, user: &UserId) -> Result<Filter, MatrixError> {
         match self {
             FilterSource::Default => Ok(Filter::default()),
             FilterSource::Inline(f) => {
@@ -263,14 +263,14 @@ impl Drop for SyncPoll<'_> {
 /// acknowledged; no write at all when there are none (the common case).
 pub(crate) async fn acknowledge_to_device(
     app: &App,
-    user: &str,
-    device: &str,
+    user: &UserId,
+    device: &DeviceId,
     upto: StreamPos,
 ) -> Result<(), MatrixError> {
     if app.store.read()?.to_device(user, device, StreamPos(0), upto, 1)?.is_empty() {
         return Ok(());
     }
-    let (u, d) = (user.to_owned(), device.to_owned());
+    let (u, d) = (user.clone(), device.clone());
     app.store
         .write(move |ctx| {
             ctx.delete_to_device_upto(&u, &d, upto)?;

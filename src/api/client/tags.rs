@@ -7,9 +7,14 @@ use super::own;
 use crate::api::{Reply, Request, json};
 use crate::app::App;
 use crate::error::MatrixError;
+use crate::ids::UserId;
 use crate::sync::account_data;
 
-fn read_tags(app: &App, user_id: &str, room_id: &str) -> Result<Map<String, Value>, MatrixError> {
+fn read_tags(
+    app: &App,
+    user_id: &UserId,
+    room_id: &str,
+) -> Result<Map<String, Value>, MatrixError> {
     let bytes = app.store.read()?.account_data(user_id, room_id, "m.tag")?;
     let v: Value = match bytes {
         Some(b) => serde_json::from_slice(&b).map_err(|e| MatrixError::internal("tags", e))?,
@@ -26,7 +31,7 @@ pub fn get_tags(
     room_id: &str,
 ) -> Result<Reply, MatrixError> {
     own(req, user_id)?;
-    Ok(json(&json!({ "tags": read_tags(app, user_id, room_id)? })))
+    Ok(json(&json!({ "tags": read_tags(app, &req.caller()?.user_id, room_id)? })))
 }
 
 /// `PUT|DELETE /user/{userId}/rooms/{roomId}/tags/{tag}`

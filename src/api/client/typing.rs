@@ -25,7 +25,7 @@ pub async fn set_typing(
         .ok_or_else(|| MatrixError::bad_json("typing (boolean) is required"))?;
     let read = app.store.read()?;
     let short = room_short(&read, room_id)?;
-    match read.membership(user_id, short)? {
+    match read.membership(&req.caller()?.user_id, short)? {
         Some(m) if m.membership == Membership::Join => {}
         _ => return Err(MatrixError::forbidden("You are not in this room")),
     }

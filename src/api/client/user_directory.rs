@@ -24,7 +24,7 @@ pub fn search_user_directory(app: &App, req: &Request) -> Result<Reply, MatrixEr
     let limit = body.get("limit").and_then(Value::as_u64).unwrap_or(10).clamp(1, 100) as usize;
     let read = app.store.read()?;
     let mut candidates: HashSet<String> = HashSet::new();
-    for room in joined_rooms(&read, caller.user_id.as_str())? {
+    for room in joined_rooms(&read, &caller.user_id)? {
         candidates.extend(read.members_with(room, Membership::Join)?);
     }
     for (_, room) in read.public_rooms()? {

@@ -47,13 +47,8 @@ pub(super) fn to_device(
     let since =
         req.since.as_deref().and_then(|s| s.parse().ok()).map(StreamPos).unwrap_or_default();
     let limit = req.limit.unwrap_or(TO_DEVICE_LIMIT).clamp(1, TO_DEVICE_LIMIT) as usize;
-    let mut inbox = input.read.to_device(
-        input.user_id.as_str(),
-        input.device_id.as_str(),
-        since,
-        input.upto,
-        limit + 1,
-    )?;
+    let mut inbox =
+        input.read.to_device(input.user_id, input.device_id, since, input.upto, limit + 1)?;
     // More than one response carries: stop at the last one sent, so the
     // next `since` acknowledges exactly what was delivered.
     let next = if inbox.len() > limit {
@@ -80,11 +75,11 @@ pub(super) fn e2ee(
         None => (Vec::new(), Vec::new()),
     };
     let counts: Map<String, Value> = read
-        .one_time_key_counts(input.user_id.as_str(), input.device_id.as_str())?
+        .one_time_key_counts(input.user_id, input.device_id)?
         .into_iter()
         .map(|(a, n)| (a, json!(n)))
         .collect();
-    let fallback = read.unused_fallback_types(input.user_id.as_str(), input.device_id.as_str())?;
+    let fallback = read.unused_fallback_types(input.user_id, input.device_id)?;
     let any = !changed.is_empty() || !left.is_empty();
     Ok((
         json!({
@@ -104,7 +99,7 @@ pub(super) fn account_data(
     fresh: &HashMap<RoomShort, HashSet<String>>,
 ) -> Result<Value, MatrixError> {
     let read = input.read;
-    let user = input.user_id.as_str();
+    let user = &input.user_id;
     let parse = |b: Vec<u8>| -> Result<Value, MatrixError> {
         serde_json::from_slice(&b).map_err(|e| MatrixError::internal("account data", e))
     };

@@ -50,7 +50,7 @@ pub(super) fn removed_by_other(
 /// Room IDs in the user's `m.direct` account data.
 pub(super) fn dm_rooms(read: &ReadTxn, user: &UserId) -> Result<HashSet<String>, MatrixError> {
     let mut out = HashSet::new();
-    if let Some(bytes) = read.account_data(user.as_str(), "", "m.direct")? {
+    if let Some(bytes) = read.account_data(user, "", "m.direct")? {
         let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if let Some(map) = v.as_object() {
             for rooms in map.values() {
@@ -141,7 +141,7 @@ pub(super) fn space_children(
     for space in spaces {
         let Some(record) = read.room(space)? else { continue };
         let room = RoomShort(record.short);
-        if read.membership(user.as_str(), room)?.is_none_or(|m| m.membership != Membership::Join) {
+        if read.membership(user, room)?.is_none_or(|m| m.membership != Membership::Join) {
             continue;
         }
         for (t, k, pos) in read.room_state(room)? {
@@ -231,9 +231,7 @@ impl Facts {
         if f.tags.is_some() || !f.not_tags.is_empty() {
             if let Entry::Vacant(slot) = self.tags.entry(c.room) {
                 let mut tags = HashSet::new();
-                if let Some(bytes) =
-                    read.account_data(user.as_str(), c.room_id.as_str(), "m.tag")?
-                {
+                if let Some(bytes) = read.account_data(user, c.room_id.as_str(), "m.tag")? {
                     let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                     if let Some(o) = v["tags"].as_object() {
                         tags.extend(o.keys().cloned());

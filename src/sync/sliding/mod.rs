@@ -102,7 +102,7 @@ pub fn compute(
     // was sent before; kicks and bans (the user may not know of them);
     // not a room left and then forgotten.
     let mut cands = Vec::new();
-    for m in read.user_memberships(user.as_str())? {
+    for m in read.user_memberships(user)? {
         if m.stream > input.upto {
             continue;
         }
@@ -110,7 +110,7 @@ pub fn compute(
             Membership::Join | Membership::Invite | Membership::Knock => true,
             Membership::Leave | Membership::Ban => {
                 (prev.rooms.contains_key(&m.room) || removed_by_other(read, &m, user)?)
-                    && !read.is_forgotten(user.as_str(), &m)?
+                    && !read.is_forgotten(user, &m)?
             }
         };
         if !listed {
@@ -164,7 +164,7 @@ pub fn compute(
         if !cands.iter().any(|c| c.room == room) {
             // Not in the list (e.g. a room left long ago): only if the user
             // may see it (spec: members, invitees, knockers, former members).
-            let Some(m) = read.membership(user.as_str(), room)? else { continue };
+            let Some(m) = read.membership(user, room)? else { continue };
             if m.stream > input.upto || !Visibility::load(read, input.user_id, room)?.may_look() {
                 continue;
             }

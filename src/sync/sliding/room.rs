@@ -158,11 +158,8 @@ pub(super) fn room_response(
         meta = new;
     }
     if unread_due {
-        let unread = read.unread_counts(
-            user.as_str(),
-            c.room,
-            read_position(read, ctx.input.user_id, c.room)?,
-        )?;
+        let unread =
+            read.unread_counts(user, c.room, read_position(read, ctx.input.user_id, c.room)?)?;
         if fresh || unread != meta.unread {
             summary.insert("notification_count".into(), json!(unread.0));
             summary.insert("highlight_count".into(), json!(unread.1));
