@@ -55,13 +55,7 @@ pub fn update_version(
     algorithm: String,
     auth_data: Value,
 ) -> Result<Result<(), MatrixError>, StoreError> {
-    let Some(b) = ctx.backup_version(user, v)? else {
-        return Ok(Err(MatrixError::not_found("Unknown backup version")));
-    };
-    let mut rec = parse(&b)?;
-    if rec["deleted"] == true {
-        return Ok(Err(MatrixError::not_found("Unknown backup version")));
-    }
+    let Some(mut rec) = live_version(ctx, user, v)? else { return Ok(Err(unknown_version())) };
     if rec["algorithm"] != algorithm.as_str() {
         return Ok(Err(MatrixError::invalid_param(
             "the algorithm of a backup version cannot change",
@@ -78,13 +72,7 @@ pub fn delete_version(
     user: &UserId,
     v: u64,
 ) -> Result<Result<(), MatrixError>, StoreError> {
-    let Some(b) = ctx.backup_version(user, v)? else {
-        return Ok(Err(MatrixError::not_found("Unknown backup version")));
-    };
-    let mut rec = parse(&b)?;
-    if rec["deleted"] == true {
-        return Ok(Err(MatrixError::not_found("Unknown backup version")));
-    }
+    let Some(mut rec) = live_version(ctx, user, v)? else { return Ok(Err(unknown_version())) };
     rec["deleted"] = json!(true);
     // The record stays (version numbers are never reused), its
     // auth data need not: a create/delete loop leaves only bytes.
@@ -126,6 +114,17 @@ fn bump_etag(ctx: &mut WriteCtx<'_>, user: &UserId, v: u64) -> Result<(), StoreE
     Ok(())
 }
 
+/// The record of version `v` unless it is unknown or deleted.
+fn live_version(ctx: &WriteCtx<'_>, user: &UserId, v: u64) -> Result<Option<Value>, StoreError> {
+    let Some(b) = ctx.backup_version(user, v)? else { return Ok(None) };
+    let rec = parse(&b)?;
+    Ok((rec["deleted"] != true).then_some(rec))
+}
+
+fn unknown_version() -> MatrixError {
+    MatrixError::not_found("Unknown backup version")
+}
+
 /// Stores `(room, session, data)` keys into version `v`, which must be the
 /// current one, each unless the stored copy is better; answers
 /// `{etag, count}`.
@@ -135,7 +134,6 @@ pub fn put_keys(
     v: u64,
     entries: &[(String, String, Value)],
 ) -> Result<Result<Value, MatrixError>, StoreError> {
-    let user_id = user;
     let cur = match ctx.latest_backup_version(user)? {
         Some((cv, b)) if parse(&b)?["deleted"] != true => Some(cv),
         _ => None,
@@ -149,7 +147,7 @@ pub fn put_keys(
             )
             .with_extra("current_version", json!(cv.to_string()))));
         }
-        None => return Ok(Err(MatrixError::not_found("Unknown backup version"))),
+        None => return Ok(Err(unknown_version())),
     }
     let mut changed = false;
     for (room, session, data) in entries {
@@ -164,9 +162,9 @@ pub fn put_keys(
         }
     }
     if changed {
-        bump_etag(ctx, user_id, v)?;
+        bump_etag(ctx, user, v)?;
     }
-    Ok(Ok(etag_and_count(ctx, user_id, v)?))
+    Ok(Ok(etag_and_count(ctx, user, v)?))
 }
 
 /// Deletes the keys of version `v` (all, a room's, or one session's);
@@ -178,14 +176,12 @@ pub fn delete_keys(
     room: Option<&str>,
     session: Option<&str>,
 ) -> Result<Result<Value, MatrixError>, StoreError> {
-    let user_id = user;
-    let rec = ctx.backup_version(user, v)?.map(|b| parse(&b)).transpose()?;
-    if rec.is_none_or(|r| r["deleted"] == true) {
-        return Ok(Err(MatrixError::not_found("Unknown backup version")));
+    if live_version(ctx, user, v)?.is_none() {
+        return Ok(Err(unknown_version()));
     }
     let n = ctx.delete_backup_keys(user, v, room, session)?;
     if n > 0 {
-        bump_etag(ctx, user_id, v)?;
+        bump_etag(ctx, user, v)?;
     }
-    Ok(Ok(etag_and_count(ctx, user_id, v)?))
+    Ok(Ok(etag_and_count(ctx, user, v)?))
 }
