@@ -81,6 +81,11 @@ macro_rules! string_newtype {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// The ID as an owned string, without copying it.
+            pub fn into_string(self) -> String {
+                self.0
+            }
         }
 
         impl fmt::Display for $name {

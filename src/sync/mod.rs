@@ -238,19 +238,16 @@ pub fn assemble(
         match m.membership {
             Membership::Join => {
                 if let Some(room) = joined_room(&mut cx, m, &room_id, fresh)? {
-                    join.insert(room_id.as_str().to_owned(), room);
+                    join.insert(room_id.into_string(), room);
                 }
             }
             Membership::Knock if fresh => {
                 let state = stripped_state(read, m.room, user)?;
-                knock.insert(
-                    room_id.as_str().to_owned(),
-                    json!({ "knock_state": { "events": state } }),
-                );
+                knock.insert(room_id.into_string(), json!({ "knock_state": { "events": state } }));
             }
             Membership::Invite if fresh => {
                 invite.insert(
-                    room_id.as_str().to_owned(),
+                    room_id.into_string(),
                     json!({ "invite_state": { "events": stripped_state(read, m.room, user)? } }),
                 );
             }
@@ -260,7 +257,8 @@ pub fn assemble(
                         && (params.since.is_none() || params.full_state)))
                     && !read.is_forgotten(user, m)? =>
             {
-                leave.insert(room_id.as_str().to_owned(), left_room(&mut cx, m, &room_id)?);
+                let left = left_room(&mut cx, m, &room_id)?;
+                leave.insert(room_id.into_string(), left);
             }
             _ => {}
         }
