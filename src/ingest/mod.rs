@@ -42,7 +42,7 @@ pub use upgrade::upgrade;
 use serde_json::Value;
 
 use crate::error::MatrixError;
-use crate::ids::RoomId;
+use crate::ids::{RoomId, UserId};
 use crate::membership::Membership;
 use crate::room::build::{Appended, NewEvent, Signer, append_event};
 use crate::room::target::{RoomTarget, target};
@@ -123,7 +123,12 @@ pub fn fan_out(
     let content = &event["content"];
     crate::search::run::index_event(ctx, room.short, stream, event_type, content)?;
     crate::sync::sliding::record_bump(ctx, room.short, stream, event_type)?;
-    let joined = ctx.members_with(room.short, Membership::Join)?;
+    // Stored members were validated when they joined: moved, not parsed.
+    let joined: Vec<UserId> = ctx
+        .members_with(room.short, Membership::Join)?
+        .into_iter()
+        .map(UserId::from_trusted)
+        .collect();
     crate::push::apply::notify_members(
         ctx,
         &mut cache.state,
@@ -135,7 +140,7 @@ pub fn fan_out(
     )?;
     crate::room::relations::record(ctx, room.short, stream, event)?;
     for user in &joined {
-        ctx.wake_user(user);
+        ctx.wake_user(user.as_str());
     }
     let membership_target = match (event_type, content.get("membership")) {
         ("m.room.member", Some(Value::String(_))) => event["state_key"].as_str(),

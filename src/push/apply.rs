@@ -44,23 +44,25 @@ pub fn notify_members(
     server_name: &str,
     room: &RoomTarget,
     stored: &Appended,
-    joined: &[String],
+    joined: &[UserId],
 ) -> Result<(), StoreError> {
     let (event, stream) = (&stored.event, stored.stream);
     let sender = event["sender"].as_str().unwrap_or_default();
     let member_count = joined.len() as u64;
+    // The invitee comes from the stored event's `state_key`, validated
+    // before it was stored.
     let invitee = if event["type"] == "m.room.member" && event["content"]["membership"] == "invite"
     {
-        event["state_key"].as_str()
+        event["state_key"].as_str().map(|u| UserId::from_trusted(u.to_owned()))
     } else {
         None
     };
-    let local = |u: &str| u.strip_suffix(server_name).is_some_and(|rest| rest.ends_with(':'));
-    let targets: Vec<&str> = joined
+    let local =
+        |u: &UserId| u.as_str().strip_suffix(server_name).is_some_and(|rest| rest.ends_with(':'));
+    let targets: Vec<&UserId> = joined
         .iter()
-        .map(String::as_str)
-        .chain(invitee)
-        .filter(|u| *u != sender && local(u))
+        .chain(invitee.as_ref())
+        .filter(|u| u.as_str() != sender && local(u))
         .collect();
     if targets.is_empty() {
         return Ok(());
@@ -75,15 +77,13 @@ pub fn notify_members(
         None => 0,
     };
     let ts = event["origin_server_ts"].as_u64().unwrap_or(0);
-    for user in targets {
-        // Joined members come from the store, the invitee from the stored
-        // event's `state_key`: both were validated before they were stored.
-        let user_id = UserId::from_trusted(user.to_owned());
-        let ruleset = rulesets.ruleset(ctx, &user_id)?;
+    for user_id in targets {
+        let user = user_id.as_str();
+        let ruleset = rulesets.ruleset(ctx, user_id)?;
         let member = state.state_event(ctx, room, "m.room.member", user)?;
         let display_name = member.as_ref().and_then(|m| m.content["displayname"].as_str());
         let eval_ctx = EvalContext {
-            user_id: &user_id,
+            user_id,
             display_name,
             member_count,
             sender_power_level: sender_level,
@@ -95,9 +95,9 @@ pub fn notify_members(
         }
         let list: Vec<Value> = actions.actions.iter().map(|a| a.to_value()).collect();
         let bytes = serde_json::to_vec(&list).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        ctx.put_notification(&user_id, room.short, stream, actions.highlight, &bytes, ts)?;
+        ctx.put_notification(user_id, room.short, stream, actions.highlight, &bytes, ts)?;
         ctx.wake_user(user);
-        queue_pushes(ctx, room, event, &user_id, &actions)?;
+        queue_pushes(ctx, room, event, user_id, &actions)?;
     }
     Ok(())
 }
